@@ -1,0 +1,285 @@
+//! Retrying every item of a batch: [`RetryPolicy::batch`].
+//!
+//! Each item gets its own run of the policy (its own attempts and backoff),
+//! like the seeds' `create_batch_retry_wrapper`. A batch either collects every
+//! item's outcome (the default) or stops at the first item whose retries fail
+//! ([`fail_fast`](Batch::fail_fast)). Async batches run up to
+//! [`concurrency`](Batch::concurrency) items at once.
+//!
+//! ```
+//! use backstop::{ManualClock, RetryPolicy};
+//!
+//! let clock = ManualClock::new();
+//! let policy = RetryPolicy::builder().max_attempts(3).seed(1).build()?;
+//! let keys = ["a.csv", "b.csv", "missing.csv"];
+//! let outcome = policy
+//!     .batch(&keys, |key: &&str| if key.starts_with("missing") { Err("NoSuchKey") } else { Ok(key.len()) })
+//!     .name("download_batch")
+//!     .clock(&clock)
+//!     .call();
+//! assert_eq!(outcome.successes().count(), 2);
+//! assert_eq!(outcome.failures().next().unwrap().0, 2); // the item's index
+//! # Ok::<(), backstop::ConfigError>(())
+//! ```
+
+use std::fmt::Display;
+use std::future::{Future, poll_fn};
+use std::task::Poll;
+
+use crate::clock::Clock;
+use crate::error::{Name, RetryError};
+use crate::event::RetryEvent;
+use crate::policy::RetryPolicy;
+use crate::retry::{DEFAULT_NAME, Retry};
+use crate::verdict::{AlwaysRetry, Classify, RetryIf, Verdict};
+
+impl RetryPolicy {
+    /// Prepares a batch: `op` is run on every item, each under its own run of
+    /// this policy. `op` gets a clone of the item for every attempt, so pass
+    /// references (`&items`) to keep that a copy.
+    pub fn batch<I, Op>(&self, items: impl IntoIterator<Item = I>, op: Op) -> Batch<'_, I, Op> {
+        Batch {
+            policy: self,
+            items: items.into_iter().collect(),
+            op,
+            classifier: AlwaysRetry,
+            hook: (),
+            name: Name::Borrowed(DEFAULT_NAME),
+            clock: None,
+            fail_fast: false,
+            concurrency: 1,
+        }
+    }
+}
+
+/// A configured batch, made by [`RetryPolicy::batch`]; run it with
+/// [`call`](Self::call) (sync) or [`run`](Self::run) (async).
+#[must_use = "a batch does nothing until .call() or .run()"]
+pub struct Batch<'a, I, Op, C = AlwaysRetry, H = ()> {
+    policy: &'a RetryPolicy,
+    items: Vec<I>,
+    op: Op,
+    classifier: C,
+    hook: H,
+    name: Name,
+    clock: Option<&'a dyn Clock>,
+    fail_fast: bool,
+    concurrency: usize,
+}
+
+/// A callback before every retry of any item: `Fn(item_index, &event)`, or `()`.
+pub trait BatchHook<E> {
+    /// Called before a retry of the item at `index`.
+    fn on_retry(&self, index: usize, event: &RetryEvent<'_, E>);
+}
+
+impl<E> BatchHook<E> for () {
+    fn on_retry(&self, _: usize, _: &RetryEvent<'_, E>) {}
+}
+
+impl<E, F: Fn(usize, &RetryEvent<'_, E>)> BatchHook<E> for F {
+    fn on_retry(&self, index: usize, event: &RetryEvent<'_, E>) {
+        self(index, event)
+    }
+}
+
+/// Lends a batch's classifier to each item's run.
+struct Shared<'c, C>(&'c C);
+
+impl<E, C: Classify<E>> Classify<E> for Shared<'_, C> {
+    fn classify(&self, error: &E) -> Verdict {
+        self.0.classify(error)
+    }
+}
+
+impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
+    /// Sets the classifier, as [`Retry::when`].
+    pub fn when<C2>(self, classifier: C2) -> Batch<'a, I, Op, C2, H> {
+        Batch {
+            policy: self.policy,
+            items: self.items,
+            op: self.op,
+            classifier,
+            hook: self.hook,
+            name: self.name,
+            clock: self.clock,
+            fail_fast: self.fail_fast,
+            concurrency: self.concurrency,
+        }
+    }
+
+    /// Sets a yes/no classifier, as [`Retry::retry_if`].
+    pub fn retry_if<P>(self, transient: P) -> Batch<'a, I, Op, RetryIf<P>, H> {
+        self.when(RetryIf(transient))
+    }
+
+    /// Calls `hook(item_index, &event)` before every retry of any item.
+    pub fn on_retry<H2>(self, hook: H2) -> Batch<'a, I, Op, C, H2> {
+        Batch {
+            policy: self.policy,
+            items: self.items,
+            op: self.op,
+            classifier: self.classifier,
+            hook,
+            name: self.name,
+            clock: self.clock,
+            fail_fast: self.fail_fast,
+            concurrency: self.concurrency,
+        }
+    }
+
+    /// Names every item's run, as [`Retry::name`].
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Runs on this clock, as [`Retry::clock`].
+    pub fn clock(mut self, clock: &'a dyn Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Stops at the first item whose retries fail: no further item is started
+    /// (async: items already running finish). Default: run every item.
+    pub fn fail_fast(mut self) -> Self {
+        self.fail_fast = true;
+        self
+    }
+
+    /// How many items an async batch runs at once (default 1; 0 counts as 1).
+    /// Sync batches run one at a time.
+    pub fn concurrency(mut self, limit: usize) -> Self {
+        self.concurrency = limit.max(1);
+        self
+    }
+
+    /// Runs the batch synchronously, item after item, in order.
+    pub fn call<T, E>(self) -> BatchOutcome<T, E>
+    where
+        I: Clone,
+        Op: FnMut(I) -> Result<T, E>,
+        C: Classify<E>,
+        H: BatchHook<E>,
+        E: Display,
+    {
+        let Batch { policy, items, mut op, classifier, hook, name, clock, fail_fast, .. } = self;
+        let total = items.len();
+        let mut results = Vec::with_capacity(total);
+        for (index, item) in items.into_iter().enumerate() {
+            let result = Retry::from_parts(
+                policy,
+                || op(item.clone()),
+                Shared(&classifier),
+                |event: &RetryEvent<'_, E>| hook.on_retry(index, event),
+                name.clone(),
+                clock,
+            )
+            .call();
+            let failed = result.is_err();
+            results.push(result);
+            if failed && fail_fast {
+                break;
+            }
+        }
+        BatchOutcome { skipped: total - results.len(), results }
+    }
+
+    /// Runs the batch asynchronously, up to [`concurrency`](Self::concurrency)
+    /// items at once; outcomes come back in the items' order.
+    pub async fn run<T, E, Fut>(self) -> BatchOutcome<T, E>
+    where
+        I: Clone,
+        Op: Fn(I) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        C: Classify<E>,
+        H: BatchHook<E>,
+        E: Display,
+    {
+        let Batch { policy, items, op, classifier, hook, name, clock, fail_fast, concurrency } = self;
+        let total = items.len();
+        let (op, classifier, hook) = (&op, &classifier, &hook);
+        let start_item = |index: usize, item: I| {
+            let run = Retry::from_parts(
+                policy,
+                move || op(item.clone()),
+                Shared(classifier),
+                move |event: &RetryEvent<'_, E>| hook.on_retry(index, event),
+                name.clone(),
+                clock,
+            );
+            async move { (index, run.await) }
+        };
+        let mut slots: Vec<Option<Result<T, RetryError<E>>>> = (0..total).map(|_| None).collect();
+        let mut waiting = items.into_iter().enumerate();
+        let mut running = Vec::with_capacity(concurrency.min(total));
+        let mut stopped = false;
+        poll_fn(|cx| {
+            loop {
+                while !stopped && running.len() < concurrency {
+                    match waiting.next() {
+                        Some((index, item)) => running.push(Box::pin(start_item(index, item))),
+                        None => break,
+                    }
+                }
+                let mut progressed = false;
+                let mut k = 0;
+                while k < running.len() {
+                    if let Poll::Ready((index, result)) = running[k].as_mut().poll(cx) {
+                        stopped |= fail_fast && result.is_err();
+                        slots[index] = Some(result);
+                        drop(running.swap_remove(k));
+                        progressed = true;
+                    } else {
+                        k += 1;
+                    }
+                }
+                if running.is_empty() && (stopped || waiting.len() == 0) {
+                    return Poll::Ready(());
+                }
+                if !progressed {
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await;
+        // Items start in order, so the finished ones are a prefix.
+        let results: Vec<_> = slots.into_iter().map_while(|slot| slot).collect();
+        BatchOutcome { skipped: total - results.len(), results }
+    }
+}
+
+/// What a batch did: one outcome per item it ran, in the items' order.
+#[derive(Debug)]
+pub struct BatchOutcome<T, E> {
+    /// One result per item run, in order; with fail-fast, the last one is the
+    /// failure that stopped the batch.
+    pub results: Vec<Result<T, RetryError<E>>>,
+    /// Items never started because a fail-fast batch stopped first.
+    pub skipped: usize,
+}
+
+impl<T, E> BatchOutcome<T, E> {
+    /// Whether every item ran and succeeded.
+    pub fn is_success(&self) -> bool {
+        self.skipped == 0 && self.results.iter().all(Result::is_ok)
+    }
+
+    /// The successful values, in order.
+    pub fn successes(&self) -> impl Iterator<Item = &T> {
+        self.results.iter().filter_map(|r| r.as_ref().ok())
+    }
+
+    /// The failed items, as `(index, error)`, in order.
+    pub fn failures(&self) -> impl Iterator<Item = (usize, &RetryError<E>)> {
+        self.results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
+    }
+
+    /// Every value, or the first item's error.
+    pub fn into_result(self) -> Result<Vec<T>, RetryError<E>> {
+        self.results.into_iter().collect()
+    }
+}

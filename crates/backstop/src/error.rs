@@ -1,0 +1,224 @@
+//! Why a run gave up: [`RetryError`].
+//!
+//! Every way a run can end without a value is a variant, and every variant
+//! keeps the last error the operation returned, so nothing the caller needs
+//! for a decision or a log line is lost.
+
+use std::borrow::Cow;
+use std::error::Error;
+use std::fmt;
+use std::time::Duration;
+
+/// The name a run is known by in logs, metrics and errors.
+pub type Name = Cow<'static, str>;
+
+/// The error of a retried operation that did not succeed.
+///
+/// Its `Display` says what happened in one line, with the name given by
+/// [`Retry::name`](crate::retry::Retry::name):
+///
+/// ```
+/// use std::time::Duration;
+/// use backstop::{ManualClock, RetryError, RetryPolicy};
+///
+/// let clock = ManualClock::new();
+/// let policy = RetryPolicy::builder().seed(1).build()?;
+/// let err = policy
+///     .retry(|| Err::<(), _>("SlowDown"))
+///     .name("upload_to_s3")
+///     .clock(&clock)
+///     .call()
+///     .unwrap_err();
+/// assert!(matches!(err, RetryError::Exhausted { attempts: 5, .. }));
+/// assert_eq!(err.last_error(), Some(&"SlowDown"));
+/// assert!(err.to_string().starts_with("upload_to_s3 failed after 5 attempts in "));
+/// # Ok::<(), backstop::ConfigError>(())
+/// ```
+///
+/// `elapsed` is measured on the run's [`Clock`](crate::Clock): from the first
+/// call when the policy has a deadline, otherwise from the first failure (the
+/// success path reads no clock at all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryError<E> {
+    /// Every attempt failed with a transient error.
+    Exhausted {
+        /// The run's name.
+        name: Name,
+        /// Attempts made, the first call included.
+        attempts: u32,
+        /// Time the run took (see the type's docs).
+        elapsed: Duration,
+        /// The last attempt's error.
+        last: E,
+    },
+    /// The classifier called the error permanent: returned at once, unretried.
+    Rejected {
+        /// The run's name.
+        name: Name,
+        /// Attempts made, the rejected one included.
+        attempts: u32,
+        /// The permanent error.
+        error: E,
+    },
+    /// The next retry's delay would have crossed the policy's deadline, so the
+    /// run stopped without sleeping.
+    DeadlineExceeded {
+        /// The run's name.
+        name: Name,
+        /// Attempts made.
+        attempts: u32,
+        /// Time the run took when it stopped.
+        elapsed: Duration,
+        /// The deadline ([`RetryPolicy::max_elapsed`](crate::RetryPolicy::max_elapsed)).
+        deadline: Duration,
+        /// The last attempt's error.
+        last: E,
+    },
+    /// The server asked for a wait longer than the policy's
+    /// [`max_retry_after`](crate::RetryPolicy::max_retry_after); the run stopped
+    /// at once and keeps the hint, so the caller can reschedule the work.
+    RetryAfterTooLong {
+        /// The run's name.
+        name: Name,
+        /// Attempts made.
+        attempts: u32,
+        /// The server's hint.
+        retry_after: Duration,
+        /// The policy's cap on hints.
+        max_retry_after: Duration,
+        /// The last attempt's error, which carried the hint.
+        last: E,
+    },
+}
+
+impl<E> RetryError<E> {
+    /// The number of attempts made, the first call included.
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Self::Exhausted { attempts, .. }
+            | Self::Rejected { attempts, .. }
+            | Self::DeadlineExceeded { attempts, .. }
+            | Self::RetryAfterTooLong { attempts, .. } => *attempts,
+        }
+    }
+
+    /// The name of the run that failed.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Exhausted { name, .. }
+            | Self::Rejected { name, .. }
+            | Self::DeadlineExceeded { name, .. }
+            | Self::RetryAfterTooLong { name, .. } => name,
+        }
+    }
+
+    /// The last error the operation returned, if it ran at all.
+    pub fn last_error(&self) -> Option<&E> {
+        match self {
+            Self::Exhausted { last, .. }
+            | Self::DeadlineExceeded { last, .. }
+            | Self::RetryAfterTooLong { last, .. } => Some(last),
+            Self::Rejected { error, .. } => Some(error),
+        }
+    }
+
+    /// The last error the operation returned, by value.
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            Self::Exhausted { last, .. }
+            | Self::DeadlineExceeded { last, .. }
+            | Self::RetryAfterTooLong { last, .. } => Some(last),
+            Self::Rejected { error, .. } => Some(error),
+        }
+    }
+
+    /// Whether the error was classified permanent (no retry could help).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Rejected { .. })
+    }
+
+    /// The server's hint, for a run stopped by [`Self::RetryAfterTooLong`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RetryAfterTooLong { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// Applies `f` to the kept error, keeping everything else.
+    pub fn map_err<F, E2>(self, f: F) -> RetryError<E2>
+    where
+        F: FnOnce(E) -> E2,
+    {
+        match self {
+            Self::Exhausted { name, attempts, elapsed, last } => RetryError::Exhausted {
+                name,
+                attempts,
+                elapsed,
+                last: f(last),
+            },
+            Self::Rejected { name, attempts, error } => RetryError::Rejected {
+                name,
+                attempts,
+                error: f(error),
+            },
+            Self::DeadlineExceeded { name, attempts, elapsed, deadline, last } => {
+                RetryError::DeadlineExceeded { name, attempts, elapsed, deadline, last: f(last) }
+            }
+            Self::RetryAfterTooLong { name, attempts, retry_after, max_retry_after, last } => {
+                RetryError::RetryAfterTooLong { name, attempts, retry_after, max_retry_after, last: f(last) }
+            }
+        }
+    }
+}
+
+/// `1 attempt` / `5 attempts`.
+struct Attempts(u32);
+
+impl fmt::Display for Attempts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = if self.0 == 1 { "" } else { "s" };
+        write!(f, "{} attempt{s}", self.0)
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for RetryError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exhausted { name, attempts, elapsed, last } => write!(
+                f,
+                "{name} failed after {} in {:.1}s: {last}",
+                Attempts(*attempts),
+                elapsed.as_secs_f64()
+            ),
+            Self::Rejected { name, attempts, error } => write!(
+                f,
+                "{name} failed with a permanent error on attempt {attempts}: {error}"
+            ),
+            Self::DeadlineExceeded { name, attempts, elapsed, deadline, last } => write!(
+                f,
+                "{name} stopped after {} in {:.1}s: the next retry would pass its {:.1}s deadline: {last}",
+                Attempts(*attempts),
+                elapsed.as_secs_f64(),
+                deadline.as_secs_f64()
+            ),
+            Self::RetryAfterTooLong { name, attempts, retry_after, max_retry_after, last } => write!(
+                f,
+                "{name} stopped after {}: the server asked to wait {:.1}s, longer than max_retry_after {:.1}s: {last}",
+                Attempts(*attempts),
+                retry_after.as_secs_f64(),
+                max_retry_after.as_secs_f64()
+            ),
+        }
+    }
+}
+
+impl<E> Error for RetryError<E>
+where
+    E: Error + 'static,
+{
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.last_error().map(|e| e as &(dyn Error + 'static))
+    }
+}

@@ -1,0 +1,112 @@
+//! Make calls to flaky things survivable: retries with exponential backoff
+//! and jitter, with ready policies for S3 and HTTP APIs.
+//!
+//! # The model
+//!
+//! Four ideas, each a module:
+//!
+//! - A **policy** ([`RetryPolicy`]) says how hard to try: how many attempts,
+//!   how long to wait between them, an optional deadline for the whole run.
+//!   It is plain data, checked once by `build()`, shared by every call.
+//! - A **backoff** ([`Backoff`], [`Jitter`]) is the policy's schedule of
+//!   waits: exponential, linear or constant, capped, randomised so that
+//!   clients that failed together do not retry together.
+//! - A **verdict** ([`Verdict`]) is a classifier's answer about one error:
+//!   retry, retry after what the server asked, or fail now. The classifier
+//!   knows your errors; the policy knows nothing about them.
+//! - A **retry error** ([`RetryError`]) says why a run gave up (attempts
+//!   exhausted, a permanent error, a deadline, a hint too long) and keeps the
+//!   last error.
+//!
+//! Time comes from a [`Clock`]: the real one by default, a [`ManualClock`] in
+//! tests, where a five-attempt schedule with a 30 s cap runs in microseconds.
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::time::Duration;
+//! use backstop::{presets, ManualClock, RetryError, Verdict};
+//!
+//! #[derive(Debug)]
+//! enum S3Error { SlowDown, AccessDenied }
+//! impl std::fmt::Display for S3Error {
+//!     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+//!         write!(f, "{self:?}")
+//!     }
+//! }
+//!
+//! fn classify(e: &S3Error) -> Verdict {
+//!     match e {
+//!         S3Error::SlowDown => Verdict::Retry,
+//!         S3Error::AccessDenied => Verdict::Fail,
+//!     }
+//! }
+//!
+//! // An upload that is throttled twice, then succeeds.
+//! let mut throttled = 2;
+//! let mut put_object = || {
+//!     if throttled > 0 { throttled -= 1; Err(S3Error::SlowDown) } else { Ok("etag-1") }
+//! };
+//!
+//! let clock = ManualClock::new(); // virtual time: this example does not sleep
+//! let policy = presets::s3_upload(); // 5 attempts, 1 s doubling to 30 s, +U[0, 1 s]
+//! let etag = policy
+//!     .retry(|| put_object())
+//!     .when(classify)
+//!     .name("upload_to_s3")
+//!     .clock(&clock)
+//!     .call()?;
+//! assert_eq!(etag, "etag-1");
+//! assert_eq!(clock.sleeps().len(), 2);
+//!
+//! // A permanent error is returned at once, unretried.
+//! let err = policy
+//!     .retry(|| Err::<(), _>(S3Error::AccessDenied))
+//!     .when(classify)
+//!     .clock(&clock)
+//!     .call()
+//!     .unwrap_err();
+//! assert!(matches!(err, RetryError::Rejected { attempts: 1, .. }));
+//! # Ok::<(), RetryError<S3Error>>(())
+//! ```
+//!
+//! Async code `.await`s the same builder instead of calling `.call()`:
+//! `policy.retry(|| async { client.get(&url).await }).when(classify).await`.
+//!
+//! # Features
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `tokio` | yes | async sleeps on tokio's timer; deadlines follow tokio's paused clock in tests |
+//! | `tracing` | yes | the log lines listed in [`event`] |
+//! | `metrics` | no | the counters listed in [`event`] |
+//! | `serde` | no | `RetryPolicy` from TOML/JSON/YAML, durations like `"500ms"` ([`config`]) |
+//!
+//! Without `tokio`, async runs sleep on a timer thread, so they work on any
+//! executor; implement [`Clock`] to use your runtime's timer instead.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod backoff;
+pub mod batch;
+pub mod clock;
+#[cfg(feature = "serde")]
+pub mod config;
+pub mod duration;
+pub mod error;
+pub mod event;
+pub mod policy;
+pub mod presets;
+pub mod retry;
+pub mod verdict;
+
+pub use backoff::{Backoff, Delays, Jitter};
+pub use batch::{Batch, BatchOutcome};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use duration::{DurationError, parse_duration};
+pub use error::RetryError;
+pub use event::RetryEvent;
+pub use policy::{ConfigError, RetryPolicy, RetryPolicyBuilder};
+pub use retry::Retry;
+pub use verdict::{Classify, Verdict};

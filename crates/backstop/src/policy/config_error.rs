@@ -1,0 +1,55 @@
+//! The error a policy's `build()` returns for settings that make no sense.
+
+use std::fmt;
+
+/// A setting that makes no sense, rejected by
+/// [`RetryPolicyBuilder::build`](crate::RetryPolicyBuilder::build) (or by a
+/// policy loaded from a file).
+///
+/// It names the field, what was wrong with its value and the allowed range,
+/// so the message alone tells the reader what to change:
+///
+/// ```
+/// use backstop::RetryPolicy;
+///
+/// let err = RetryPolicy::builder().max_attempts(0).build().unwrap_err();
+/// assert_eq!(err.field(), "max_attempts");
+/// assert_eq!(
+///     err.to_string(),
+///     "invalid retry policy: max_attempts is 0; allowed: 1 or more (it counts the first call)",
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    field: &'static str,
+    problem: String,
+    allowed: &'static str,
+}
+
+impl ConfigError {
+    pub(crate) fn new(field: &'static str, problem: String, allowed: &'static str) -> Self {
+        Self { field, problem, allowed }
+    }
+
+    /// The offending field, as a dotted path (`max_attempts`, `backoff.factor`).
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+
+    /// The allowed range of the field, in words.
+    pub fn allowed(&self) -> &'static str {
+        self.allowed
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid retry policy: {} {}; allowed: {}",
+            self.field, self.problem, self.allowed
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,150 @@
+//! What to retry and for how long: the [`RetryPolicy`].
+//!
+//! A policy is plain, immutable data: how many attempts, which [`Backoff`],
+//! an optional overall deadline, how long a server's `Retry-After` may make
+//! us wait, and an optional jitter seed. It is cheap to clone, `Send + Sync`,
+//! and meant to live in a `static`, a config struct or an `Arc`, shared by
+//! every call. Running it is [`RetryPolicy::retry`]'s job (see [`crate::retry`]).
+//!
+//! Policies are only made through [`RetryPolicy::builder`], whose `build()`
+//! checks every setting and returns a [`ConfigError`] naming the bad one, or
+//! through the [`presets`](crate::presets), which are valid by construction.
+
+mod builder;
+mod config_error;
+
+use std::time::Duration;
+
+pub use builder::RetryPolicyBuilder;
+pub use config_error::ConfigError;
+
+use crate::backoff::{Backoff, Delays, Jitter};
+
+/// How a call is retried: attempts, backoff, deadline, server hints, seed.
+///
+/// ```
+/// use std::time::Duration;
+/// use backstop::{Backoff, Jitter, RetryPolicy};
+///
+/// let policy = RetryPolicy::builder()
+///     .max_attempts(5) // counts the first call
+///     .backoff(
+///         Backoff::exponential(Duration::from_secs(1))
+///             .factor(2.0)
+///             .max_delay(Duration::from_secs(30))
+///             .jitter(Jitter::Additive(Duration::from_secs(1))),
+///     )
+///     .max_elapsed(Duration::from_secs(120))
+///     .build()?;
+/// assert_eq!(policy.max_attempts(), 5);
+/// # Ok::<(), backstop::ConfigError>(())
+/// ```
+///
+/// `RetryPolicy::default()` is the seeds' default: 5 attempts, exponential
+/// from 1 s doubling to a 30 s cap, plus `U[0, 1 s]` of jitter, no deadline,
+/// `Retry-After` honoured up to 60 s.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) max_elapsed: Option<Duration>,
+    pub(crate) max_retry_after: Duration,
+    pub(crate) seed: Option<u64>,
+}
+
+/// The longest `Retry-After` hint a policy honours unless told otherwise.
+pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+impl RetryPolicy {
+    /// The seeds' default policy as a constant (see [`RetryPolicy::default`]).
+    pub const DEFAULT: RetryPolicy = RetryPolicy::from_parts(
+        5,
+        Backoff::exponential(Duration::from_secs(1))
+            .factor(2.0)
+            .max_delay(Duration::from_secs(30))
+            .jitter(Jitter::Additive(Duration::from_secs(1))),
+    );
+
+    /// A builder that starts from [`RetryPolicy::DEFAULT`]'s settings.
+    pub fn builder() -> RetryPolicyBuilder {
+        RetryPolicyBuilder::from_policy(Self::DEFAULT)
+    }
+
+    /// A builder that starts from this policy's settings, to adjust a preset:
+    ///
+    /// ```
+    /// use backstop::presets;
+    ///
+    /// let policy = presets::s3_upload().to_builder().max_attempts(8).build()?;
+    /// assert_eq!(policy.max_attempts(), 8);
+    /// # Ok::<(), backstop::ConfigError>(())
+    /// ```
+    pub fn to_builder(&self) -> RetryPolicyBuilder {
+        RetryPolicyBuilder::from_policy(self.clone())
+    }
+
+    /// For presets: a valid policy from attempts and backoff, other settings at
+    /// their defaults. Callers guarantee validity (checked by the presets' tests).
+    pub(crate) const fn from_parts(max_attempts: u32, backoff: Backoff) -> Self {
+        Self {
+            max_attempts,
+            backoff,
+            max_elapsed: None,
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+            seed: None,
+        }
+    }
+
+    /// The most attempts a run makes, the first call included (≥ 1).
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The delay schedule.
+    pub fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
+
+    /// The deadline for a whole run, attempts and sleeps together, if any.
+    pub fn max_elapsed(&self) -> Option<Duration> {
+        self.max_elapsed
+    }
+
+    /// The longest server `Retry-After` hint the run waits for; a longer hint
+    /// ends the run with [`RetryError::RetryAfterTooLong`](crate::RetryError::RetryAfterTooLong).
+    pub fn max_retry_after(&self) -> Duration {
+        self.max_retry_after
+    }
+
+    /// The jitter seed, if the policy was made reproducible with
+    /// [`RetryPolicyBuilder::seed`].
+    pub fn seed(&self) -> Option<u64> {
+        self.seed
+    }
+
+    /// The delays this policy would sleep before each of its
+    /// `max_attempts - 1` retries, drawn with the policy's seed (or a fresh one),
+    /// ignoring server hints and the deadline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use backstop::{presets, Jitter};
+    ///
+    /// let policy = presets::api_call().to_builder().jitter(Jitter::None).build()?;
+    /// let delays: Vec<Duration> = policy.delays().collect();
+    /// assert_eq!(delays, [Duration::from_millis(500), Duration::from_secs(1)]);
+    /// # Ok::<(), backstop::ConfigError>(())
+    /// ```
+    pub fn delays(&self) -> std::iter::Take<Delays> {
+        self.backoff
+            .delays(self.seed)
+            .take(self.max_attempts.saturating_sub(1) as usize)
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}

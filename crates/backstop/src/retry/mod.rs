@@ -1,0 +1,221 @@
+//! Running an operation under a policy: [`RetryPolicy::retry`] and the
+//! [`Retry`] builder it returns.
+//!
+//! One builder serves sync and async code. Configure it with
+//! [`when`](Retry::when) (the classifier), [`name`](Retry::name),
+//! [`on_retry`](Retry::on_retry) and [`clock`](Retry::clock), then either
+//! [`call`](Retry::call) it (a closure returning `Result`) or `.await` it (a
+//! closure returning a future of `Result`):
+//!
+//! ```
+//! use backstop::{presets, Verdict};
+//!
+//! #[derive(Debug)]
+//! struct Flaky(bool);
+//! impl std::fmt::Display for Flaky {
+//!     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "flaky") }
+//! }
+//! impl std::error::Error for Flaky {}
+//!
+//! let policy = presets::api_call().to_builder().seed(7).build()?;
+//! let clock = backstop::ManualClock::new();
+//! let mut left = 1;
+//! let body = policy
+//!     .retry(|| if left > 0 { left -= 1; Err(Flaky(true)) } else { Ok("body") })
+//!     .when(|e: &Flaky| Verdict::retry_if(e.0))
+//!     .name("fetch_weather_data")
+//!     .clock(&clock)
+//!     .call()?;
+//! assert_eq!(body, "body");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Async closures may borrow from the caller; the future is polled in place,
+//! nothing is boxed on the success path:
+//!
+//! ```
+//! # async fn get(client: &str, url: &str) -> Result<usize, std::io::Error> { Ok(client.len() + url.len()) }
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = String::from("client");
+//! let url = String::from("https://example.test/");
+//! let n = backstop::presets::api_call()
+//!     .retry(|| async { get(&client, &url).await })
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Retrying on an `Ok` value
+//!
+//! The classifier sees errors. When a *successful* call can still mean "try
+//! again" (an HTTP 503 returned as a response), turn it into an error inside
+//! the closure and back into a value afterwards:
+//!
+//! ```
+//! # use backstop::{ManualClock, RetryError, RetryPolicy};
+//! # let clock = ManualClock::new();
+//! # let policy = RetryPolicy::builder().seed(1).build()?;
+//! # let mut statuses = vec![200u16, 503, 503].into_iter().rev();
+//! # let mut send = || statuses.next().unwrap();
+//! let status = policy
+//!     .retry(|| match send() {
+//!         503 => Err(503),                 // retryable: becomes the error
+//!         other => Ok(other),
+//!     })
+//!     .clock(&clock)
+//!     .call()
+//!     .or_else(|e| e.into_inner().ok_or("no attempt"))?; // keep the last status
+//! assert_eq!(status, 200);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod future;
+mod state;
+
+use std::fmt::Display;
+use std::future::{Future, IntoFuture};
+
+pub use future::RetryFuture;
+pub(crate) use state::{RunState, Step};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Name, RetryError};
+use crate::event::OnRetry;
+use crate::policy::RetryPolicy;
+use crate::verdict::{AlwaysRetry, Classify, RetryIf};
+
+/// The name a run has unless [`Retry::name`] gives it one.
+pub const DEFAULT_NAME: &str = "operation";
+
+impl RetryPolicy {
+    /// Prepares a run of `op` under this policy. Nothing runs until
+    /// [`Retry::call`] (sync) or `.await` (async).
+    ///
+    /// `op` is called once per attempt: a `FnMut() -> Result<T, E>` for
+    /// `.call()`, a `FnMut() -> impl Future<Output = Result<T, E>>` for `.await`.
+    pub fn retry<Op>(&self, op: Op) -> Retry<'_, Op> {
+        Retry::from_parts(self, op, AlwaysRetry, (), Name::Borrowed(DEFAULT_NAME), None)
+    }
+}
+
+/// A configured, not yet started run; made by [`RetryPolicy::retry`].
+///
+/// `C` is the classifier (default: every error is retried), `H` the
+/// [`on_retry`](Self::on_retry) callback.
+#[must_use = "a retry does nothing until .call() or .await"]
+pub struct Retry<'a, Op, C = AlwaysRetry, H = ()> {
+    policy: &'a RetryPolicy,
+    op: Op,
+    classifier: C,
+    hook: H,
+    name: Name,
+    clock: Option<&'a dyn Clock>,
+}
+
+impl<'a, Op, C, H> Retry<'a, Op, C, H> {
+    pub(crate) fn from_parts(
+        policy: &'a RetryPolicy,
+        op: Op,
+        classifier: C,
+        hook: H,
+        name: Name,
+        clock: Option<&'a dyn Clock>,
+    ) -> Self {
+        Self { policy, op, classifier, hook, name, clock }
+    }
+
+    /// Sets the classifier that decides, for each error, whether to retry
+    /// ([`Verdict::Retry`](crate::Verdict::Retry)), to wait what the server
+    /// asked ([`Verdict::RetryAfter`](crate::Verdict::RetryAfter)), or to fail
+    /// at once ([`Verdict::Fail`](crate::Verdict::Fail)).
+    pub fn when<C2>(self, classifier: C2) -> Retry<'a, Op, C2, H> {
+        Retry {
+            policy: self.policy,
+            op: self.op,
+            classifier,
+            hook: self.hook,
+            name: self.name,
+            clock: self.clock,
+        }
+    }
+
+    /// Sets a yes/no classifier: errors for which `transient` is `true` are
+    /// retried, the others fail at once.
+    pub fn retry_if<P>(self, transient: P) -> Retry<'a, Op, RetryIf<P>, H> {
+        self.when(RetryIf(transient))
+    }
+
+    /// Names the run in log lines, metrics labels and errors
+    /// (default: `"operation"`).
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Calls `hook` with a [`RetryEvent`](crate::RetryEvent) before every
+    /// retry's sleep.
+    pub fn on_retry<H2>(self, hook: H2) -> Retry<'a, Op, C, H2> {
+        Retry {
+            policy: self.policy,
+            op: self.op,
+            classifier: self.classifier,
+            hook,
+            name: self.name,
+            clock: self.clock,
+        }
+    }
+
+    /// Runs on this clock (default: [`SystemClock`]); pass a
+    /// [`ManualClock`](crate::ManualClock) to test in virtual time.
+    pub fn clock(mut self, clock: &'a dyn Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    fn start(self) -> (RunState<'a>, Op, C, H) {
+        let clock: &'a dyn Clock = self.clock.unwrap_or(&SystemClock);
+        (RunState::new(self.policy, clock, self.name), self.op, self.classifier, self.hook)
+    }
+
+    /// Runs a synchronous operation, sleeping the thread between attempts.
+    ///
+    /// Returns the first success, or a [`RetryError`] keeping the last error.
+    pub fn call<T, E>(self) -> Result<T, RetryError<E>>
+    where
+        Op: FnMut() -> Result<T, E>,
+        C: Classify<E>,
+        H: OnRetry<E>,
+        E: Display,
+    {
+        let (mut state, mut op, classifier, mut hook) = self.start();
+        loop {
+            state.begin_attempt();
+            match op() {
+                Ok(value) => {
+                    state.succeeded();
+                    return Ok(value);
+                }
+                Err(error) => match state.failed(error, &classifier, &mut hook) {
+                    Step::Sleep(delay) => state.clock.sleep(delay),
+                    Step::Stop(err) => return Err(err),
+                },
+            }
+        }
+    }
+}
+
+impl<'a, Op, Fut, T, E, C, H> IntoFuture for Retry<'a, Op, C, H>
+where
+    Op: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    C: Classify<E>,
+    H: OnRetry<E>,
+    E: Display,
+{
+    type Output = Result<T, RetryError<E>>;
+    type IntoFuture = RetryFuture<'a, Op, Fut, C, H>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let (state, op, classifier, hook) = self.start();
+        RetryFuture::new(state, op, classifier, hook)
+    }
+}

@@ -1,0 +1,91 @@
+//! What to do with a failed attempt: the [`Verdict`], and the [`Classify`]
+//! trait that produces it.
+//!
+//! A run asks its classifier about every error. The classifier sees only the
+//! error, never the policy: it answers "is this worth another try?", and the
+//! policy answers "may we, and when?".
+
+use std::time::Duration;
+
+/// A classifier's answer about one failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// Transient: retry after the backoff's next delay.
+    Retry,
+    /// Transient, and the server said when: retry after this long (a
+    /// `Retry-After` or `x-amz-retry-after` hint). The policy honours hints up
+    /// to [`max_retry_after`](crate::RetryPolicy::max_retry_after).
+    RetryAfter(Duration),
+    /// Permanent: return the error at once, as
+    /// [`RetryError::Rejected`](crate::RetryError::Rejected).
+    Fail,
+}
+
+impl Verdict {
+    /// `Retry` for `true`, `Fail` for `false`.
+    pub fn retry_if(transient: bool) -> Self {
+        if transient { Verdict::Retry } else { Verdict::Fail }
+    }
+
+    /// Whether this verdict allows another attempt.
+    pub fn is_retry(&self) -> bool {
+        !matches!(self, Verdict::Fail)
+    }
+}
+
+/// Decides the [`Verdict`] for an error of type `E`.
+///
+/// Any `Fn(&E) -> Verdict` is a classifier, so most code passes a closure or
+/// a function such as `backstop_http::classify`:
+///
+/// ```
+/// use backstop::{Classify, Verdict};
+///
+/// #[derive(Debug)]
+/// enum UploadError { Throttled, Denied }
+///
+/// let classify = |e: &UploadError| match e {
+///     UploadError::Throttled => Verdict::Retry,
+///     UploadError::Denied => Verdict::Fail,
+/// };
+/// assert_eq!(classify.classify(&UploadError::Denied), Verdict::Fail);
+/// ```
+pub trait Classify<E: ?Sized> {
+    /// The verdict for one failed attempt.
+    fn classify(&self, error: &E) -> Verdict;
+}
+
+impl<E: ?Sized, F> Classify<E> for F
+where
+    F: Fn(&E) -> Verdict,
+{
+    fn classify(&self, error: &E) -> Verdict {
+        self(error)
+    }
+}
+
+/// The default classifier: every error is transient (the seeds' default of
+/// retrying on any exception).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlwaysRetry;
+
+impl<E: ?Sized> Classify<E> for AlwaysRetry {
+    fn classify(&self, _: &E) -> Verdict {
+        Verdict::Retry
+    }
+}
+
+/// A classifier from a predicate: `true` retries, `false` fails. Made by
+/// [`Retry::retry_if`](crate::retry::Retry::retry_if).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryIf<P>(pub P);
+
+impl<E: ?Sized, P> Classify<E> for RetryIf<P>
+where
+    P: Fn(&E) -> bool,
+{
+    fn classify(&self, error: &E) -> Verdict {
+        Verdict::retry_if((self.0)(error))
+    }
+}

@@ -1,0 +1,322 @@
+//! The sync run loop, through the public API, in virtual time.
+
+use std::cell::Cell;
+use std::error::Error as _;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use backstop::clock::SleepFuture;
+use backstop::{Backoff, Clock, ManualClock, RetryError, RetryEvent, RetryPolicy, Verdict, presets};
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+#[derive(Debug, Clone, PartialEq)]
+enum S3Error {
+    SlowDown,
+    AccessDenied,
+    Hint(Duration),
+}
+
+impl fmt::Display for S3Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            S3Error::SlowDown => f.write_str("SlowDown: reduce your request rate"),
+            S3Error::AccessDenied => f.write_str("AccessDenied"),
+            S3Error::Hint(d) => write!(f, "throttled, retry after {d:?}"),
+        }
+    }
+}
+
+impl std::error::Error for S3Error {}
+
+fn classify(e: &S3Error) -> Verdict {
+    match e {
+        S3Error::SlowDown => Verdict::Retry,
+        S3Error::AccessDenied => Verdict::Fail,
+        S3Error::Hint(d) => Verdict::RetryAfter(*d),
+    }
+}
+
+fn exact(attempts: u32) -> RetryPolicy {
+    RetryPolicy::builder()
+        .max_attempts(attempts)
+        .backoff(Backoff::exponential(S(1)).max_delay(S(30)))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn exhausts_with_the_exact_schedule_and_a_one_line_message() {
+    let clock = ManualClock::new();
+    let calls = Cell::new(0);
+    let err = exact(5)
+        .retry(|| {
+            calls.set(calls.get() + 1);
+            Err::<(), _>(S3Error::SlowDown)
+        })
+        .when(classify)
+        .name("upload_to_s3")
+        .clock(&clock)
+        .call()
+        .unwrap_err();
+    assert_eq!(calls.get(), 5);
+    assert_eq!(clock.sleeps(), [1, 2, 4, 8].map(S));
+    assert!(matches!(err, RetryError::Exhausted { attempts: 5, elapsed, .. } if elapsed == S(15)));
+    assert_eq!(
+        err.to_string(),
+        "upload_to_s3 failed after 5 attempts in 15.0s: SlowDown: reduce your request rate"
+    );
+    assert_eq!(err.name(), "upload_to_s3");
+    assert_eq!(err.source().unwrap().to_string(), S3Error::SlowDown.to_string());
+    assert_eq!(err.into_inner(), Some(S3Error::SlowDown));
+}
+
+#[test]
+fn caps_long_schedules_at_max_delay() {
+    let clock = ManualClock::new();
+    let _ = exact(9).retry(|| Err::<(), _>("busy")).clock(&clock).call();
+    assert_eq!(clock.sleeps(), [1, 2, 4, 8, 16, 30, 30, 30].map(S));
+}
+
+#[test]
+fn succeeds_after_transient_failures() {
+    let clock = ManualClock::new();
+    let mut failures = 2;
+    let value = presets::s3_upload()
+        .retry(|| {
+            if failures > 0 {
+                failures -= 1;
+                Err(S3Error::SlowDown)
+            } else {
+                Ok("etag")
+            }
+        })
+        .when(classify)
+        .clock(&clock)
+        .call()
+        .unwrap();
+    assert_eq!(value, "etag");
+    let sleeps = clock.sleeps();
+    assert_eq!(sleeps.len(), 2);
+    // The seeds' additive jitter: d + U[0, 1 s].
+    assert!(sleeps[0] >= S(1) && sleeps[0] <= S(2), "{sleeps:?}");
+    assert!(sleeps[1] >= S(2) && sleeps[1] <= S(3), "{sleeps:?}");
+}
+
+#[test]
+fn a_permanent_error_returns_at_once() {
+    let clock = ManualClock::new();
+    let calls = Cell::new(0);
+    let err = presets::s3_upload()
+        .retry(|| {
+            calls.set(calls.get() + 1);
+            Err::<(), _>(S3Error::AccessDenied)
+        })
+        .when(classify)
+        .name("upload_to_s3")
+        .clock(&clock)
+        .call()
+        .unwrap_err();
+    assert_eq!(calls.get(), 1);
+    assert!(clock.sleeps().is_empty());
+    assert!(err.is_permanent());
+    assert!(matches!(err, RetryError::Rejected { attempts: 1, .. }));
+    assert_eq!(
+        err.to_string(),
+        "upload_to_s3 failed with a permanent error on attempt 1: AccessDenied"
+    );
+}
+
+#[test]
+fn retry_if_takes_a_predicate() {
+    let clock = ManualClock::new();
+    let calls = Cell::new(0);
+    let err = presets::api_call()
+        .retry(|| {
+            calls.set(calls.get() + 1);
+            Err::<(), u16>(if calls.get() == 1 { 503 } else { 404 })
+        })
+        .retry_if(|status: &u16| *status >= 500)
+        .clock(&clock)
+        .call()
+        .unwrap_err();
+    assert_eq!(calls.get(), 2);
+    assert!(matches!(err, RetryError::Rejected { attempts: 2, error: 404, .. }));
+}
+
+#[test]
+fn one_attempt_means_no_retry() {
+    let clock = ManualClock::new();
+    let policy = RetryPolicy::builder().max_attempts(1).build().unwrap();
+    let err = policy.retry(|| Err::<(), _>("down")).clock(&clock).call().unwrap_err();
+    assert!(clock.sleeps().is_empty());
+    assert_eq!(err.to_string(), "operation failed after 1 attempt in 0.0s: down");
+}
+
+#[test]
+fn honours_a_server_hint_instead_of_the_backoff() {
+    let clock = ManualClock::new();
+    let mut events = Vec::new();
+    let mut first = true;
+    let v = exact(5)
+        .retry(|| {
+            if std::mem::take(&mut first) { Err(S3Error::Hint(S(7))) } else { Ok(1) }
+        })
+        .when(classify)
+        .on_retry(|e: &RetryEvent<'_, S3Error>| events.push((e.delay, e.server_hint)))
+        .clock(&clock)
+        .call();
+    assert_eq!(v.unwrap(), 1);
+    assert_eq!(clock.sleeps(), [S(7)]);
+    assert_eq!(events, [(S(7), true)]);
+}
+
+#[test]
+fn a_hint_longer_than_max_retry_after_stops_and_is_kept() {
+    let clock = ManualClock::new();
+    let policy = exact(5).to_builder().max_retry_after(S(60)).build().unwrap();
+    let err = policy
+        .retry(|| Err::<(), _>(S3Error::Hint(S(3600))))
+        .when(classify)
+        .name("get_forecast")
+        .clock(&clock)
+        .call()
+        .unwrap_err();
+    assert!(clock.sleeps().is_empty());
+    assert_eq!(err.retry_after(), Some(S(3600)));
+    assert!(matches!(err, RetryError::RetryAfterTooLong { attempts: 1, .. }));
+    assert!(err.to_string().contains("asked to wait 3600.0s, longer than max_retry_after 60.0s"));
+}
+
+#[test]
+fn never_sleeps_past_the_deadline() {
+    let clock = ManualClock::new();
+    let policy = exact(10).to_builder().max_elapsed(S(10)).build().unwrap();
+    let err = policy
+        .retry(|| Err::<(), _>("unavailable"))
+        .clock(&clock)
+        .call()
+        .unwrap_err();
+    // 1 + 2 + 4 = 7 s slept; the next 8 s would end at 15 s > 10 s.
+    assert_eq!(clock.sleeps(), [1, 2, 4].map(S));
+    assert!(matches!(
+        err,
+        RetryError::DeadlineExceeded { attempts: 4, elapsed, deadline, .. } if elapsed == S(7) && deadline == S(10)
+    ));
+    assert!(clock.elapsed() <= S(10));
+}
+
+#[test]
+fn the_deadline_counts_time_spent_in_attempts() {
+    let clock = ManualClock::new();
+    let policy = exact(10).to_builder().max_elapsed(S(10)).build().unwrap();
+    let err = policy
+        .retry(|| {
+            clock.advance(S(4)); // each attempt takes 4 s
+            Err::<(), _>("timeout")
+        })
+        .clock(&clock)
+        .call()
+        .unwrap_err();
+    // t=4 fail, sleep 1 (t=5); t=9 fail, next sleep 2 would end at 11 > 10.
+    assert_eq!(clock.sleeps(), [S(1)]);
+    assert!(matches!(err, RetryError::DeadlineExceeded { attempts: 2, elapsed, .. } if elapsed == S(9)));
+}
+
+#[test]
+fn on_retry_sees_every_retry_with_its_numbers() {
+    let clock = ManualClock::new();
+    let mut seen = Vec::new();
+    let _ = exact(3)
+        .retry(|| Err::<(), _>(S3Error::SlowDown))
+        .name("fetch")
+        .on_retry(|e: &RetryEvent<'_, S3Error>| {
+            seen.push((e.name.to_owned(), e.attempt, e.max_attempts, e.delay, e.elapsed, e.error.clone()))
+        })
+        .clock(&clock)
+        .call();
+    assert_eq!(
+        seen,
+        [
+            ("fetch".into(), 1, 3, S(1), S(0), S3Error::SlowDown),
+            ("fetch".into(), 2, 3, S(2), S(1), S3Error::SlowDown),
+        ]
+    );
+}
+
+#[test]
+fn same_seed_same_sleeps() {
+    let policy = presets::default().to_builder().seed(42).build().unwrap();
+    let run = || {
+        let clock = ManualClock::new();
+        let _ = policy.retry(|| Err::<(), _>("x")).clock(&clock).call();
+        clock.sleeps()
+    };
+    assert_eq!(run(), run());
+    assert_eq!(run(), policy.delays().collect::<Vec<_>>());
+}
+
+#[test]
+fn owned_names_work_too() {
+    let clock = ManualClock::new();
+    let key = "reports/2026-11-22.parquet";
+    let err = exact(2)
+        .retry(|| Err::<(), _>("x"))
+        .name(format!("upload {key}"))
+        .clock(&clock)
+        .call()
+        .unwrap_err();
+    assert!(err.to_string().starts_with("upload reports/2026-11-22.parquet failed after 2 attempts"));
+}
+
+#[test]
+fn map_err_keeps_the_shape() {
+    let clock = ManualClock::new();
+    let err = exact(2).retry(|| Err::<(), _>(7)).clock(&clock).call().unwrap_err();
+    let mapped = err.map_err(|n| n * 6);
+    assert!(matches!(mapped, RetryError::Exhausted { attempts: 2, last: 42, .. }));
+}
+
+/// A clock that counts its reads, to check the success path reads none.
+#[derive(Default)]
+struct CountingClock(AtomicU32);
+
+impl Clock for CountingClock {
+    fn now(&self) -> Instant {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Instant::now()
+    }
+    fn sleep(&self, _: Duration) {}
+    fn sleep_async(&self, _: Duration) -> SleepFuture {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+#[test]
+fn the_success_path_reads_no_clock_unless_a_deadline_is_set() {
+    let clock = CountingClock::default();
+    for _ in 0..10 {
+        presets::default().retry(|| Ok::<_, &str>(1)).clock(&clock).call().unwrap();
+    }
+    assert_eq!(clock.0.load(Ordering::Relaxed), 0);
+
+    let with_deadline = presets::default().to_builder().max_elapsed(S(5)).build().unwrap();
+    with_deadline.retry(|| Ok::<_, &str>(1)).clock(&clock).call().unwrap();
+    assert_eq!(clock.0.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn huge_attempt_counts_and_factors_saturate() {
+    let clock = ManualClock::new();
+    let policy = RetryPolicy::builder()
+        .max_attempts(200)
+        .backoff(Backoff::exponential(S(1)).factor(1e300).max_delay(S(30)))
+        .build()
+        .unwrap();
+    let _ = policy.retry(|| Err::<(), _>("x")).clock(&clock).call();
+    let sleeps = clock.sleeps();
+    assert_eq!(sleeps.len(), 199);
+    assert_eq!(sleeps[0], S(1));
+    assert!(sleeps[1..].iter().all(|d| *d == S(30)));
+}

@@ -13,7 +13,7 @@
 //! let policy = RetryPolicy::builder().max_attempts(3).seed(1).build()?;
 //! let keys = ["a.csv", "b.csv", "missing.csv"];
 //! let outcome = policy
-//!     .batch(&keys, |key: &&str| if key.starts_with("missing") { Err("NoSuchKey") } else { Ok(key.len()) })
+//!     .batch(&keys, |key| if key.starts_with("missing") { Err("NoSuchKey") } else { Ok(key.len()) })
 //!     .name("download_batch")
 //!     .clock(&clock)
 //!     .call();
@@ -24,6 +24,7 @@
 
 use std::fmt::Display;
 use std::future::{Future, poll_fn};
+use std::sync::{Mutex, PoisonError};
 use std::task::Poll;
 
 use crate::clock::Clock;
@@ -36,8 +37,14 @@ use crate::verdict::{AlwaysRetry, Classify, RetryIf, Verdict};
 impl RetryPolicy {
     /// Prepares a batch: `op` is run on every item, each under its own run of
     /// this policy. `op` gets a clone of the item for every attempt, so pass
-    /// references (`&items`) to keep that a copy.
-    pub fn batch<I, Op>(&self, items: impl IntoIterator<Item = I>, op: Op) -> Batch<'_, I, Op> {
+    /// references (`&items`) to keep that a copy. `op` returns a `Result` for
+    /// [`Batch::call`] or a future of one for [`Batch::run`]; its argument's type
+    /// is inferred from the items, so async closures can borrow them:
+    /// `policy.batch(&keys, |key| async move { upload(key).await })`.
+    pub fn batch<I, Op, R>(&self, items: impl IntoIterator<Item = I>, op: Op) -> Batch<'_, I, Op>
+    where
+        Op: FnMut(I) -> R,
+    {
         Batch {
             policy: self,
             items: items.into_iter().collect(),
@@ -163,7 +170,17 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
         H: BatchHook<E>,
         E: Display,
     {
-        let Batch { policy, items, mut op, classifier, hook, name, clock, fail_fast, .. } = self;
+        let Batch {
+            policy,
+            items,
+            mut op,
+            classifier,
+            hook,
+            name,
+            clock,
+            fail_fast,
+            ..
+        } = self;
         let total = items.len();
         let mut results = Vec::with_capacity(total);
         for (index, item) in items.into_iter().enumerate() {
@@ -182,7 +199,10 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
                 break;
             }
         }
-        BatchOutcome { skipped: total - results.len(), results }
+        BatchOutcome {
+            skipped: total - results.len(),
+            results,
+        }
     }
 
     /// Runs the batch asynchronously, up to [`concurrency`](Self::concurrency)
@@ -190,19 +210,33 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
     pub async fn run<T, E, Fut>(self) -> BatchOutcome<T, E>
     where
         I: Clone,
-        Op: Fn(I) -> Fut,
+        Op: FnMut(I) -> Fut,
         Fut: Future<Output = Result<T, E>>,
         C: Classify<E>,
         H: BatchHook<E>,
         E: Display,
     {
-        let Batch { policy, items, op, classifier, hook, name, clock, fail_fast, concurrency } = self;
+        let Batch {
+            policy,
+            items,
+            op,
+            classifier,
+            hook,
+            name,
+            clock,
+            fail_fast,
+            concurrency,
+        } = self;
         let total = items.len();
+        // Items run concurrently but `op` is `FnMut`: calls go through a lock,
+        // held only while `op` makes the attempt's future, never across an
+        // await. (A `Mutex` rather than a `RefCell` keeps the batch `Send`.)
+        let op = Mutex::new(op);
         let (op, classifier, hook) = (&op, &classifier, &hook);
         let start_item = |index: usize, item: I| {
             let run = Retry::from_parts(
                 policy,
-                move || op(item.clone()),
+                move || (op.lock().unwrap_or_else(PoisonError::into_inner))(item.clone()),
                 Shared(classifier),
                 move |event: &RetryEvent<'_, E>| hook.on_retry(index, event),
                 name.clone(),
@@ -245,7 +279,10 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
         .await;
         // Items start in order, so the finished ones are a prefix.
         let results: Vec<_> = slots.into_iter().map_while(|slot| slot).collect();
-        BatchOutcome { skipped: total - results.len(), results }
+        BatchOutcome {
+            skipped: total - results.len(),
+            results,
+        }
     }
 }
 

@@ -75,7 +75,11 @@ impl<'de> Deserialize<'de> for HumanDuration {
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<HumanDuration, E> {
                 Duration::try_from_secs_f64(v)
                     .map(HumanDuration)
-                    .map_err(|_| E::custom(format!("{v} is not a duration in seconds (negative or too large)")))
+                    .map_err(|_| {
+                        E::custom(format!(
+                            "{v} is not a duration in seconds (negative or too large)"
+                        ))
+                    })
             }
         }
         d.deserialize_any(V)
@@ -201,7 +205,9 @@ impl PolicyFile {
             _ => 2.0,
         };
         let curve = match kind {
-            CurveKind::Exponential => Backoff::exponential(base).factor(b.factor.unwrap_or(old_factor)),
+            CurveKind::Exponential => {
+                Backoff::exponential(base).factor(b.factor.unwrap_or(old_factor))
+            }
             CurveKind::Linear => Backoff::linear(base).step(b.step.map_or(base, |d| d.0)),
             CurveKind::Constant => Backoff::constant(base),
         };
@@ -227,7 +233,9 @@ impl PolicyFile {
 
 impl<'de> Deserialize<'de> for RetryPolicy {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        PolicyFile::deserialize(d)?.into_policy().map_err(de::Error::custom)
+        PolicyFile::deserialize(d)?
+            .into_policy()
+            .map_err(de::Error::custom)
     }
 }
 
@@ -291,8 +299,14 @@ mod tests {
     fn errors_name_the_field() {
         for (text, needle) in [
             ("max_attempts = 0", "max_attempts is 0"),
-            ("[backoff]\njitter = { proportional = 1.5 }", "backoff.jitter"),
-            ("[backoff]\nbase = \"1m\"\nmax_delay = \"1s\"", "backoff.base"),
+            (
+                "[backoff]\njitter = { proportional = 1.5 }",
+                "backoff.jitter",
+            ),
+            (
+                "[backoff]\nbase = \"1m\"\nmax_delay = \"1s\"",
+                "backoff.base",
+            ),
             ("max_elapsed = \"soon\"", "invalid duration \"soon\""),
             ("max_elapsed = -3", "cannot be negative"),
             ("max_atempts = 3", "unknown field `max_atempts`"),
@@ -307,9 +321,16 @@ mod tests {
     fn round_trips_through_toml_and_json() {
         let policies = [
             presets::s3_upload(),
-            presets::api_call().to_builder().seed(9).max_elapsed(Duration::from_secs(15)).build().unwrap(),
+            presets::api_call()
+                .to_builder()
+                .seed(9)
+                .max_elapsed(Duration::from_secs(15))
+                .build()
+                .unwrap(),
             RetryPolicy::builder()
-                .backoff(Backoff::linear(Duration::from_millis(100)).step(Duration::from_millis(30)))
+                .backoff(
+                    Backoff::linear(Duration::from_millis(100)).step(Duration::from_millis(30)),
+                )
                 .jitter(Jitter::Decorrelated)
                 .build()
                 .unwrap(),
@@ -318,7 +339,11 @@ mod tests {
             let text = toml::to_string(&p).unwrap();
             assert_eq!(toml::from_str::<RetryPolicy>(&text).unwrap(), p, "{text}");
             let json = serde_json::to_string(&p).unwrap();
-            assert_eq!(serde_json::from_str::<RetryPolicy>(&json).unwrap(), p, "{json}");
+            assert_eq!(
+                serde_json::from_str::<RetryPolicy>(&json).unwrap(),
+                p,
+                "{json}"
+            );
         }
     }
 }

@@ -83,11 +83,14 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         };
         let part = if number.contains('.') {
             let value: f64 = number.parse().map_err(|_| fail("malformed number"))?;
-            Duration::try_from_secs_f64(value * nanos_per_unit as f64 / 1e9).map_err(|_| fail("too large"))?
+            Duration::try_from_secs_f64(value * nanos_per_unit as f64 / 1e9)
+                .map_err(|_| fail("too large"))?
         } else {
             // Whole numbers are exact: no float rounding of "1500us".
             let value: u128 = number.parse().map_err(|_| fail("too large"))?;
-            let nanos = value.checked_mul(u128::from(nanos_per_unit)).ok_or_else(|| fail("too large"))?;
+            let nanos = value
+                .checked_mul(u128::from(nanos_per_unit))
+                .ok_or_else(|| fail("too large"))?;
             let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| fail("too large"))?;
             Duration::new(secs, (nanos % 1_000_000_000) as u32)
         };
@@ -112,7 +115,10 @@ pub fn format_duration(d: Duration) -> String {
     if nanos == 0 {
         return "0s".into();
     }
-    let (size, unit) = UNITS.into_iter().find(|(size, _)| nanos % size == 0).unwrap_or((1, "ns"));
+    let (size, unit) = UNITS
+        .into_iter()
+        .find(|(size, _)| nanos % size == 0)
+        .unwrap_or((1, "ns"));
     format!("{}{unit}", nanos / size)
 }
 

@@ -152,23 +152,52 @@ impl<E> RetryError<E> {
         F: FnOnce(E) -> E2,
     {
         match self {
-            Self::Exhausted { name, attempts, elapsed, last } => RetryError::Exhausted {
+            Self::Exhausted {
+                name,
+                attempts,
+                elapsed,
+                last,
+            } => RetryError::Exhausted {
                 name,
                 attempts,
                 elapsed,
                 last: f(last),
             },
-            Self::Rejected { name, attempts, error } => RetryError::Rejected {
+            Self::Rejected {
+                name,
+                attempts,
+                error,
+            } => RetryError::Rejected {
                 name,
                 attempts,
                 error: f(error),
             },
-            Self::DeadlineExceeded { name, attempts, elapsed, deadline, last } => {
-                RetryError::DeadlineExceeded { name, attempts, elapsed, deadline, last: f(last) }
-            }
-            Self::RetryAfterTooLong { name, attempts, retry_after, max_retry_after, last } => {
-                RetryError::RetryAfterTooLong { name, attempts, retry_after, max_retry_after, last: f(last) }
-            }
+            Self::DeadlineExceeded {
+                name,
+                attempts,
+                elapsed,
+                deadline,
+                last,
+            } => RetryError::DeadlineExceeded {
+                name,
+                attempts,
+                elapsed,
+                deadline,
+                last: f(last),
+            },
+            Self::RetryAfterTooLong {
+                name,
+                attempts,
+                retry_after,
+                max_retry_after,
+                last,
+            } => RetryError::RetryAfterTooLong {
+                name,
+                attempts,
+                retry_after,
+                max_retry_after,
+                last: f(last),
+            },
         }
     }
 }
@@ -186,24 +215,45 @@ impl fmt::Display for Attempts {
 impl<E: fmt::Display> fmt::Display for RetryError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Exhausted { name, attempts, elapsed, last } => write!(
+            Self::Exhausted {
+                name,
+                attempts,
+                elapsed,
+                last,
+            } => write!(
                 f,
                 "{name} failed after {} in {:.1}s: {last}",
                 Attempts(*attempts),
                 elapsed.as_secs_f64()
             ),
-            Self::Rejected { name, attempts, error } => write!(
+            Self::Rejected {
+                name,
+                attempts,
+                error,
+            } => write!(
                 f,
                 "{name} failed with a permanent error on attempt {attempts}: {error}"
             ),
-            Self::DeadlineExceeded { name, attempts, elapsed, deadline, last } => write!(
+            Self::DeadlineExceeded {
+                name,
+                attempts,
+                elapsed,
+                deadline,
+                last,
+            } => write!(
                 f,
                 "{name} stopped after {} in {:.1}s: the next retry would pass its {:.1}s deadline: {last}",
                 Attempts(*attempts),
                 elapsed.as_secs_f64(),
                 deadline.as_secs_f64()
             ),
-            Self::RetryAfterTooLong { name, attempts, retry_after, max_retry_after, last } => write!(
+            Self::RetryAfterTooLong {
+                name,
+                attempts,
+                retry_after,
+                max_retry_after,
+                last,
+            } => write!(
                 f,
                 "{name} stopped after {}: the server asked to wait {:.1}s, longer than max_retry_after {:.1}s: {last}",
                 Attempts(*attempts),

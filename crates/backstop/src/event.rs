@@ -137,7 +137,11 @@ pub(crate) mod emit {
         let _ = (name, event);
     }
 
-    pub(crate) fn gave_up<E: std::fmt::Display>(name: &Name, why: GiveUp, error: &crate::RetryError<E>) {
+    pub(crate) fn gave_up<E: std::fmt::Display>(
+        name: &Name,
+        why: GiveUp,
+        error: &crate::RetryError<E>,
+    ) {
         #[cfg(feature = "metrics")]
         metrics::counter!("backstop_exhausted_total", "name" => name.clone(), "reason" => why.label())
             .increment(1);

@@ -39,8 +39,12 @@ pub const DEFAULT: RetryPolicy = RetryPolicy::DEFAULT;
 
 /// S3 uploads (`PutObject`, multipart parts): 5 attempts, 1 s doubling to 30 s,
 /// `+U[0, 1 s]`. S3 asks clients to back off on `SlowDown`; this gives it ~60 s.
-pub const S3_UPLOAD: RetryPolicy =
-    doubling(5, Duration::from_secs(1), Duration::from_secs(30), Duration::from_secs(1));
+pub const S3_UPLOAD: RetryPolicy = doubling(
+    5,
+    Duration::from_secs(1),
+    Duration::from_secs(30),
+    Duration::from_secs(1),
+);
 
 /// S3 downloads (`GetObject`): the same numbers as [`S3_UPLOAD`].
 pub const S3_DOWNLOAD: RetryPolicy = S3_UPLOAD;

@@ -25,7 +25,11 @@ pub enum Verdict {
 impl Verdict {
     /// `Retry` for `true`, `Fail` for `false`.
     pub fn retry_if(transient: bool) -> Self {
-        if transient { Verdict::Retry } else { Verdict::Fail }
+        if transient {
+            Verdict::Retry
+        } else {
+            Verdict::Fail
+        }
     }
 
     /// Whether this verdict allows another attempt.

@@ -37,11 +37,20 @@ fn exact(attempts: u32) -> RetryPolicy {
 
 #[tokio::test(start_paused = true)]
 async fn async_closures_may_borrow_the_caller() {
-    let client = Client { fail_first: AtomicU32::new(2) };
+    let client = Client {
+        fail_first: AtomicU32::new(2),
+    };
     let url = String::from("https://api.weather.test/forecast");
-    let policy = presets::api_call().to_builder().max_attempts(5).build().unwrap();
+    let policy = presets::api_call()
+        .to_builder()
+        .max_attempts(5)
+        .build()
+        .unwrap();
     // The closure borrows `client` and `url`; no clone, no Arc, no `move`.
-    let body = policy.retry(|| async { client.get(&url).await }).await.unwrap();
+    let body = policy
+        .retry(|| async { client.get(&url).await })
+        .await
+        .unwrap();
     assert_eq!(body, "200 from https://api.weather.test/forecast");
     // Still ours afterwards.
     assert_eq!(url.len(), 33);
@@ -76,7 +85,10 @@ async fn the_deadline_follows_tokios_paused_clock() {
     // any further sleep would cross 10 s, so the run stops without sleeping.
     // (An attempt already running is not cut short: that is a per-attempt timeout.)
     assert_eq!(calls.load(Ordering::SeqCst), 3);
-    assert!(matches!(err, RetryError::DeadlineExceeded { attempts: 3, elapsed, .. } if elapsed == S(12)), "{err}");
+    assert!(
+        matches!(err, RetryError::DeadlineExceeded { attempts: 3, elapsed, .. } if elapsed == S(12)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -127,7 +139,11 @@ fn works_without_a_tokio_runtime() {
     let v = block_on(
         policy
             .retry(|| async {
-                if calls.fetch_add(1, Ordering::SeqCst) < 2 { Err("flaky") } else { Ok("done") }
+                if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err("flaky")
+                } else {
+                    Ok("done")
+                }
             })
             .into_future(),
     );
@@ -151,7 +167,11 @@ async fn dropping_the_future_cancels_the_run() {
         let mut fut = pin!(fut.into_future());
         // First attempt fails, then the run sleeps.
         let waker = Waker::noop();
-        assert!(fut.as_mut().poll(&mut Context::from_waker(waker)).is_pending());
+        assert!(
+            fut.as_mut()
+                .poll(&mut Context::from_waker(waker))
+                .is_pending()
+        );
     } // dropped mid-sleep
     tokio::time::advance(S(60)).await;
     tokio::task::yield_now().await;

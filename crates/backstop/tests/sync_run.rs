@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use backstop::clock::SleepFuture;
-use backstop::{Backoff, Clock, ManualClock, RetryError, RetryEvent, RetryPolicy, Verdict, presets};
+use backstop::{
+    Backoff, Clock, ManualClock, RetryError, RetryEvent, RetryPolicy, Verdict, presets,
+};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -68,7 +70,10 @@ fn exhausts_with_the_exact_schedule_and_a_one_line_message() {
         "upload_to_s3 failed after 5 attempts in 15.0s: SlowDown: reduce your request rate"
     );
     assert_eq!(err.name(), "upload_to_s3");
-    assert_eq!(err.source().unwrap().to_string(), S3Error::SlowDown.to_string());
+    assert_eq!(
+        err.source().unwrap().to_string(),
+        S3Error::SlowDown.to_string()
+    );
     assert_eq!(err.into_inner(), Some(S3Error::SlowDown));
 }
 
@@ -142,16 +147,30 @@ fn retry_if_takes_a_predicate() {
         .call()
         .unwrap_err();
     assert_eq!(calls.get(), 2);
-    assert!(matches!(err, RetryError::Rejected { attempts: 2, error: 404, .. }));
+    assert!(matches!(
+        err,
+        RetryError::Rejected {
+            attempts: 2,
+            error: 404,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn one_attempt_means_no_retry() {
     let clock = ManualClock::new();
     let policy = RetryPolicy::builder().max_attempts(1).build().unwrap();
-    let err = policy.retry(|| Err::<(), _>("down")).clock(&clock).call().unwrap_err();
+    let err = policy
+        .retry(|| Err::<(), _>("down"))
+        .clock(&clock)
+        .call()
+        .unwrap_err();
     assert!(clock.sleeps().is_empty());
-    assert_eq!(err.to_string(), "operation failed after 1 attempt in 0.0s: down");
+    assert_eq!(
+        err.to_string(),
+        "operation failed after 1 attempt in 0.0s: down"
+    );
 }
 
 #[test]
@@ -161,7 +180,11 @@ fn honours_a_server_hint_instead_of_the_backoff() {
     let mut first = true;
     let v = exact(5)
         .retry(|| {
-            if std::mem::take(&mut first) { Err(S3Error::Hint(S(7))) } else { Ok(1) }
+            if std::mem::take(&mut first) {
+                Err(S3Error::Hint(S(7)))
+            } else {
+                Ok(1)
+            }
         })
         .when(classify)
         .on_retry(|e: &RetryEvent<'_, S3Error>| events.push((e.delay, e.server_hint)))
@@ -175,7 +198,11 @@ fn honours_a_server_hint_instead_of_the_backoff() {
 #[test]
 fn a_hint_longer_than_max_retry_after_stops_and_is_kept() {
     let clock = ManualClock::new();
-    let policy = exact(5).to_builder().max_retry_after(S(60)).build().unwrap();
+    let policy = exact(5)
+        .to_builder()
+        .max_retry_after(S(60))
+        .build()
+        .unwrap();
     let err = policy
         .retry(|| Err::<(), _>(S3Error::Hint(S(3600))))
         .when(classify)
@@ -185,8 +212,14 @@ fn a_hint_longer_than_max_retry_after_stops_and_is_kept() {
         .unwrap_err();
     assert!(clock.sleeps().is_empty());
     assert_eq!(err.retry_after(), Some(S(3600)));
-    assert!(matches!(err, RetryError::RetryAfterTooLong { attempts: 1, .. }));
-    assert!(err.to_string().contains("asked to wait 3600.0s, longer than max_retry_after 60.0s"));
+    assert!(matches!(
+        err,
+        RetryError::RetryAfterTooLong { attempts: 1, .. }
+    ));
+    assert!(
+        err.to_string()
+            .contains("asked to wait 3600.0s, longer than max_retry_after 60.0s")
+    );
 }
 
 #[test]
@@ -221,7 +254,9 @@ fn the_deadline_counts_time_spent_in_attempts() {
         .unwrap_err();
     // t=4 fail, sleep 1 (t=5); t=9 fail, next sleep 2 would end at 11 > 10.
     assert_eq!(clock.sleeps(), [S(1)]);
-    assert!(matches!(err, RetryError::DeadlineExceeded { attempts: 2, elapsed, .. } if elapsed == S(9)));
+    assert!(
+        matches!(err, RetryError::DeadlineExceeded { attempts: 2, elapsed, .. } if elapsed == S(9))
+    );
 }
 
 #[test]
@@ -232,7 +267,14 @@ fn on_retry_sees_every_retry_with_its_numbers() {
         .retry(|| Err::<(), _>(S3Error::SlowDown))
         .name("fetch")
         .on_retry(|e: &RetryEvent<'_, S3Error>| {
-            seen.push((e.name.to_owned(), e.attempt, e.max_attempts, e.delay, e.elapsed, e.error.clone()))
+            seen.push((
+                e.name.to_owned(),
+                e.attempt,
+                e.max_attempts,
+                e.delay,
+                e.elapsed,
+                e.error.clone(),
+            ))
         })
         .clock(&clock)
         .call();
@@ -267,15 +309,29 @@ fn owned_names_work_too() {
         .clock(&clock)
         .call()
         .unwrap_err();
-    assert!(err.to_string().starts_with("upload reports/2026-11-22.parquet failed after 2 attempts"));
+    assert!(
+        err.to_string()
+            .starts_with("upload reports/2026-11-22.parquet failed after 2 attempts")
+    );
 }
 
 #[test]
 fn map_err_keeps_the_shape() {
     let clock = ManualClock::new();
-    let err = exact(2).retry(|| Err::<(), _>(7)).clock(&clock).call().unwrap_err();
+    let err = exact(2)
+        .retry(|| Err::<(), _>(7))
+        .clock(&clock)
+        .call()
+        .unwrap_err();
     let mapped = err.map_err(|n| n * 6);
-    assert!(matches!(mapped, RetryError::Exhausted { attempts: 2, last: 42, .. }));
+    assert!(matches!(
+        mapped,
+        RetryError::Exhausted {
+            attempts: 2,
+            last: 42,
+            ..
+        }
+    ));
 }
 
 /// A clock that counts its reads, to check the success path reads none.
@@ -297,12 +353,24 @@ impl Clock for CountingClock {
 fn the_success_path_reads_no_clock_unless_a_deadline_is_set() {
     let clock = CountingClock::default();
     for _ in 0..10 {
-        presets::default().retry(|| Ok::<_, &str>(1)).clock(&clock).call().unwrap();
+        presets::default()
+            .retry(|| Ok::<_, &str>(1))
+            .clock(&clock)
+            .call()
+            .unwrap();
     }
     assert_eq!(clock.0.load(Ordering::Relaxed), 0);
 
-    let with_deadline = presets::default().to_builder().max_elapsed(S(5)).build().unwrap();
-    with_deadline.retry(|| Ok::<_, &str>(1)).clock(&clock).call().unwrap();
+    let with_deadline = presets::default()
+        .to_builder()
+        .max_elapsed(S(5))
+        .build()
+        .unwrap();
+    with_deadline
+        .retry(|| Ok::<_, &str>(1))
+        .clock(&clock)
+        .call()
+        .unwrap();
     assert_eq!(clock.0.load(Ordering::Relaxed), 1);
 }
 

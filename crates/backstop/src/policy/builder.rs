@@ -96,19 +96,28 @@ mod tests {
 
     #[test]
     fn builder_starts_from_the_default() {
-        assert_eq!(RetryPolicy::builder().build().unwrap(), RetryPolicy::default());
+        assert_eq!(
+            RetryPolicy::builder().build().unwrap(),
+            RetryPolicy::default()
+        );
     }
 
     #[test]
     fn rejects_zero_deadline_and_bad_backoff() {
-        let err = RetryPolicy::builder().max_elapsed(Duration::ZERO).build().unwrap_err();
+        let err = RetryPolicy::builder()
+            .max_elapsed(Duration::ZERO)
+            .build()
+            .unwrap_err();
         assert_eq!(err.field(), "max_elapsed");
         let err = RetryPolicy::builder()
             .backoff(Backoff::exponential(Duration::from_secs(1)).factor(f64::INFINITY))
             .build()
             .unwrap_err();
         assert_eq!(err.field(), "backoff.factor");
-        let err = RetryPolicy::builder().jitter(Jitter::Proportional(2.0)).build().unwrap_err();
+        let err = RetryPolicy::builder()
+            .jitter(Jitter::Proportional(2.0))
+            .build()
+            .unwrap_err();
         assert_eq!(err.field(), "backoff.jitter");
     }
 }

@@ -28,7 +28,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(field: &'static str, problem: String, allowed: &'static str) -> Self {
-        Self { field, problem, allowed }
+        Self {
+            field,
+            problem,
+            allowed,
+        }
     }
 
     /// The offending field, as a dotted path (`max_attempts`, `backoff.factor`).

@@ -93,7 +93,14 @@ impl RetryPolicy {
     /// `op` is called once per attempt: a `FnMut() -> Result<T, E>` for
     /// `.call()`, a `FnMut() -> impl Future<Output = Result<T, E>>` for `.await`.
     pub fn retry<Op>(&self, op: Op) -> Retry<'_, Op> {
-        Retry::from_parts(self, op, AlwaysRetry, (), Name::Borrowed(DEFAULT_NAME), None)
+        Retry::from_parts(
+            self,
+            op,
+            AlwaysRetry,
+            (),
+            Name::Borrowed(DEFAULT_NAME),
+            None,
+        )
     }
 }
 
@@ -120,7 +127,14 @@ impl<'a, Op, C, H> Retry<'a, Op, C, H> {
         name: Name,
         clock: Option<&'a dyn Clock>,
     ) -> Self {
-        Self { policy, op, classifier, hook, name, clock }
+        Self {
+            policy,
+            op,
+            classifier,
+            hook,
+            name,
+            clock,
+        }
     }
 
     /// Sets the classifier that decides, for each error, whether to retry
@@ -173,7 +187,12 @@ impl<'a, Op, C, H> Retry<'a, Op, C, H> {
 
     fn start(self) -> (RunState<'a>, Op, C, H) {
         let clock: &'a dyn Clock = self.clock.unwrap_or(&SystemClock);
-        (RunState::new(self.policy, clock, self.name), self.op, self.classifier, self.hook)
+        (
+            RunState::new(self.policy, clock, self.name),
+            self.op,
+            self.classifier,
+            self.hook,
+        )
     }
 
     /// Runs a synchronous operation, sleeping the thread between attempts.

@@ -69,10 +69,19 @@ impl<'a> RunState<'a> {
         let attempts = self.attempt;
         let verdict = classifier.classify(&error);
         if verdict == Verdict::Fail {
-            return self.stop(GiveUp::Rejected, |name| RetryError::Rejected { name, attempts, error });
+            return self.stop(GiveUp::Rejected, |name| RetryError::Rejected {
+                name,
+                attempts,
+                error,
+            });
         }
         if attempts >= self.policy.max_attempts {
-            return self.stop(GiveUp::Attempts, |name| RetryError::Exhausted { name, attempts, elapsed, last: error });
+            return self.stop(GiveUp::Attempts, |name| RetryError::Exhausted {
+                name,
+                attempts,
+                elapsed,
+                last: error,
+            });
         }
         let (policy, seed) = (self.policy, self.policy.seed);
         let backoff_delay = self
@@ -119,7 +128,11 @@ impl<'a> RunState<'a> {
         Step::Sleep(delay)
     }
 
-    fn stop<E: Display>(&mut self, why: GiveUp, make: impl FnOnce(Name) -> RetryError<E>) -> Step<E> {
+    fn stop<E: Display>(
+        &mut self,
+        why: GiveUp,
+        make: impl FnOnce(Name) -> RetryError<E>,
+    ) -> Step<E> {
         // A clone of a `&'static str` name is free; an owned name costs one
         // allocation, on the give-up path only.
         let err = make(self.name.clone());

@@ -1,0 +1,129 @@
+//! The log lines a run writes with the `tracing` feature: the seeds' wording.
+#![cfg(feature = "tracing")]
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backstop::{Backoff, ManualClock, RetryPolicy, Verdict};
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn logged(f: impl FnOnce()) -> Vec<String> {
+    let buf = Buffer::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    text.lines().map(str::to_owned).collect()
+}
+
+fn policy() -> RetryPolicy {
+    RetryPolicy::builder()
+        .max_attempts(5)
+        .backoff(Backoff::exponential(Duration::from_secs(1)).max_delay(Duration::from_secs(30)))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn retries_and_the_final_success_are_logged_at_info() {
+    let clock = ManualClock::new();
+    let mut left = 2;
+    let lines = logged(|| {
+        policy()
+            .retry(|| {
+                if left > 0 {
+                    left -= 1;
+                    Err("SlowDown")
+                } else {
+                    Ok(())
+                }
+            })
+            .name("upload_to_s3")
+            .clock(&clock)
+            .call()
+            .unwrap();
+    });
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(
+        lines[0].starts_with(" INFO Retrying upload_to_s3 in 1.0 seconds (attempt 1/5): SlowDown"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("attempt=1 max_attempts=5 delay_ms=1000"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with(" INFO Retrying upload_to_s3 in 2.0 seconds (attempt 2/5)"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with(" INFO upload_to_s3 succeeded on attempt 3"),
+        "{}",
+        lines[2]
+    );
+}
+
+#[test]
+fn a_first_attempt_success_logs_nothing() {
+    let lines = logged(|| {
+        policy()
+            .retry(|| Ok::<_, &str>(1))
+            .call()
+            .map(drop)
+            .unwrap()
+    });
+    assert!(lines.is_empty(), "{lines:#?}");
+}
+
+#[test]
+fn giving_up_is_logged_at_warn() {
+    let clock = ManualClock::new();
+    let lines = logged(|| {
+        let _ = policy()
+            .to_builder()
+            .max_attempts(2)
+            .build()
+            .unwrap()
+            .retry(|| Err::<(), _>("SlowDown"))
+            .name("upload_to_s3")
+            .clock(&clock)
+            .call();
+        let _ = policy()
+            .retry(|| Err::<(), _>("AccessDenied"))
+            .when(|_: &&str| Verdict::Fail)
+            .name("upload_to_s3")
+            .clock(&clock)
+            .call();
+    });
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(
+        lines[1].starts_with(" WARN upload_to_s3 failed after 2 attempts in 1.0s: SlowDown"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].contains("reason=\"attempts\""), "{}", lines[1]);
+    assert!(lines[2].starts_with(
+        " WARN upload_to_s3 failed with a permanent error on attempt 1: AccessDenied"
+    ));
+}

@@ -1,0 +1,107 @@
+//! Counters through the `metrics` facade.
+#![cfg(feature = "metrics")]
+
+use std::time::Duration;
+
+use backstop::{Backoff, ManualClock, RetryPolicy, Verdict};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::{CompositeKey, MetricKind};
+
+fn counter(
+    snapshot: &[(
+        CompositeKey,
+        Option<metrics::Unit>,
+        Option<metrics::SharedString>,
+        DebugValue,
+    )],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> u64 {
+    snapshot
+        .iter()
+        .filter(|(k, ..)| k.kind() == MetricKind::Counter && k.key().name() == name)
+        .filter(|(k, ..)| {
+            labels
+                .iter()
+                .all(|(lk, lv)| k.key().labels().any(|l| l.key() == *lk && l.value() == *lv))
+        })
+        .map(|(.., v)| match v {
+            DebugValue::Counter(n) => *n,
+            other => panic!("{other:?}"),
+        })
+        .sum()
+}
+
+#[test]
+fn attempts_retries_and_give_ups_are_counted_by_name_and_outcome() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let clock = ManualClock::new();
+    let policy = RetryPolicy::builder()
+        .max_attempts(3)
+        .backoff(Backoff::constant(Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        let mut left = 1;
+        policy
+            .retry(|| {
+                if left > 0 {
+                    left -= 1;
+                    Err("SlowDown")
+                } else {
+                    Ok(())
+                }
+            })
+            .name("upload")
+            .clock(&clock)
+            .call()
+            .unwrap();
+        let _ = policy
+            .retry(|| Err::<(), _>("down"))
+            .name("upload")
+            .clock(&clock)
+            .call();
+        let _ = policy
+            .retry(|| Err::<(), _>("denied"))
+            .when(|_: &&str| Verdict::Fail)
+            .name("upload")
+            .clock(&clock)
+            .call();
+    });
+    let snap = snapshotter.snapshot().into_vec();
+    let up = [("name", "upload")];
+    assert_eq!(
+        counter(
+            &snap,
+            "backstop_attempts_total",
+            &[up[0], ("outcome", "success")]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            "backstop_attempts_total",
+            &[up[0], ("outcome", "failure")]
+        ),
+        1 + 3 + 1
+    );
+    assert_eq!(counter(&snap, "backstop_retries_total", &up), 1 + 2);
+    assert_eq!(
+        counter(
+            &snap,
+            "backstop_exhausted_total",
+            &[up[0], ("reason", "attempts")]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            "backstop_exhausted_total",
+            &[up[0], ("reason", "rejected")]
+        ),
+        1
+    );
+}

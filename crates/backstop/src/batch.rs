@@ -29,7 +29,7 @@ use std::task::Poll;
 
 use crate::clock::Clock;
 use crate::error::{Name, RetryError};
-use crate::event::RetryEvent;
+use crate::event::{OnRetry, RetryEvent};
 use crate::policy::RetryPolicy;
 use crate::retry::{DEFAULT_NAME, Retry};
 use crate::verdict::{AlwaysRetry, Classify, RetryIf, Verdict};
@@ -90,6 +90,18 @@ impl<E, F: Fn(usize, &RetryEvent<'_, E>)> BatchHook<E> for F {
     }
 }
 
+/// A batch's hook, as one item's run sees it.
+struct ItemHook<'h, H> {
+    hook: &'h H,
+    index: usize,
+}
+
+impl<E, H: BatchHook<E>> OnRetry<E> for ItemHook<'_, H> {
+    fn on_retry(&mut self, event: &RetryEvent<'_, E>) {
+        self.hook.on_retry(self.index, event)
+    }
+}
+
 /// Lends a batch's classifier to each item's run.
 struct Shared<'c, C>(&'c C);
 
@@ -97,6 +109,27 @@ impl<E, C: Classify<E>> Classify<E> for Shared<'_, C> {
     fn classify(&self, error: &E) -> Verdict {
         self.0.classify(error)
     }
+}
+
+/// The run of one item: the batch's policy, name and clock, with its
+/// classifier and hook lent.
+fn item_run<'a, 'r, F, C, H>(
+    policy: &'a RetryPolicy,
+    op: F,
+    classifier: &'r C,
+    hook: &'r H,
+    index: usize,
+    name: &Name,
+    clock: Option<&'a dyn Clock>,
+) -> Retry<'a, F, Shared<'r, C>, ItemHook<'r, H>> {
+    Retry::from_parts(
+        policy,
+        op,
+        Shared(classifier),
+        ItemHook { hook, index },
+        name.clone(),
+        clock,
+    )
 }
 
 impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
@@ -184,12 +217,13 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
         let total = items.len();
         let mut results = Vec::with_capacity(total);
         for (index, item) in items.into_iter().enumerate() {
-            let result = Retry::from_parts(
+            let result = item_run(
                 policy,
                 || op(item.clone()),
-                Shared(&classifier),
-                |event: &RetryEvent<'_, E>| hook.on_retry(index, event),
-                name.clone(),
+                &classifier,
+                &hook,
+                index,
+                &name,
                 clock,
             )
             .call();
@@ -234,14 +268,8 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
         let op = Mutex::new(op);
         let (op, classifier, hook) = (&op, &classifier, &hook);
         let start_item = |index: usize, item: I| {
-            let run = Retry::from_parts(
-                policy,
-                move || (op.lock().unwrap_or_else(PoisonError::into_inner))(item.clone()),
-                Shared(classifier),
-                move |event: &RetryEvent<'_, E>| hook.on_retry(index, event),
-                name.clone(),
-                clock,
-            );
+            let op = move || (op.lock().unwrap_or_else(PoisonError::into_inner))(item.clone());
+            let run = item_run(policy, op, classifier, hook, index, &name, clock);
             async move { (index, run.await) }
         };
         let mut slots: Vec<Option<Result<T, RetryError<E>>>> = (0..total).map(|_| None).collect();

@@ -3,7 +3,7 @@
 //! A [`RetryPolicy`] deserializes from any serde format (TOML, JSON, YAML)
 //! and is validated as it loads: a bad value is a deserialization error whose
 //! message names the field, exactly as [`ConfigError`](crate::ConfigError) does. Durations are
-//! strings like `"500ms"` or `"1m30s"` (see [`parse_duration`](crate::parse_duration)), or numbers of
+//! strings like `"500ms"` or `"1m30s"` (see [`crate::parse_duration`]), or numbers of
 //! seconds. Every key is optional: missing ones come from `preset` (default:
 //! `"default"`), unknown ones are errors, so a typo never passes silently.
 //! `jitter` is one of `"none"`, `"full"`, `"equal"`, `"decorrelated"`,

@@ -93,24 +93,24 @@ pub enum RetryError<E> {
 }
 
 impl<E> RetryError<E> {
+    /// The fields every variant has: name and attempts.
+    fn common(&self) -> (&Name, u32) {
+        match self {
+            Self::Exhausted { name, attempts, .. }
+            | Self::Rejected { name, attempts, .. }
+            | Self::DeadlineExceeded { name, attempts, .. }
+            | Self::RetryAfterTooLong { name, attempts, .. } => (name, *attempts),
+        }
+    }
+
     /// The number of attempts made, the first call included.
     pub fn attempts(&self) -> u32 {
-        match self {
-            Self::Exhausted { attempts, .. }
-            | Self::Rejected { attempts, .. }
-            | Self::DeadlineExceeded { attempts, .. }
-            | Self::RetryAfterTooLong { attempts, .. } => *attempts,
-        }
+        self.common().1
     }
 
     /// The name of the run that failed.
     pub fn name(&self) -> &str {
-        match self {
-            Self::Exhausted { name, .. }
-            | Self::Rejected { name, .. }
-            | Self::DeadlineExceeded { name, .. }
-            | Self::RetryAfterTooLong { name, .. } => name,
-        }
+        self.common().0
     }
 
     /// The last error the operation returned, if it ran at all.

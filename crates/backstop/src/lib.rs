@@ -93,6 +93,7 @@ pub mod batch;
 pub mod clock;
 #[cfg(feature = "serde")]
 pub mod config;
+pub mod docs;
 pub mod duration;
 pub mod error;
 pub mod event;

@@ -1,0 +1,22 @@
+//! A cookbook of real situations, each a page of compiling examples.
+//!
+//! - [`s3_upload`]: retrying an S3 upload (the seeds' `@with_s3_retry`)
+//! - [`weather_api`]: an HTTP API with `Retry-After` and a deadline
+//! - [`closures`]: arguments, borrows, `&mut self`, `Ok` values that mean failure
+//! - [`batch`]: every item of a batch, sync or async with a concurrency limit
+//! - [`testing`]: testing your own retrying code in virtual time
+
+#[doc = include_str!("../docs/cookbook/s3_upload.md")]
+pub mod s3_upload {}
+
+#[doc = include_str!("../docs/cookbook/weather_api.md")]
+pub mod weather_api {}
+
+#[doc = include_str!("../docs/cookbook/closures.md")]
+pub mod closures {}
+
+#[doc = include_str!("../docs/cookbook/batch.md")]
+pub mod batch {}
+
+#[doc = include_str!("../docs/cookbook/testing.md")]
+pub mod testing {}

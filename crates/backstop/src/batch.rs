@@ -27,11 +27,12 @@ use std::future::{Future, poll_fn};
 use std::sync::{Mutex, PoisonError};
 use std::task::Poll;
 
+use crate::breaker::CircuitBreaker;
 use crate::clock::Clock;
 use crate::error::{Name, RetryError};
 use crate::event::{OnRetry, RetryEvent};
 use crate::policy::RetryPolicy;
-use crate::retry::{DEFAULT_NAME, Retry};
+use crate::retry::{Retry, RunSettings};
 use crate::verdict::{AlwaysRetry, Classify, RetryIf, Verdict};
 
 impl RetryPolicy {
@@ -46,13 +47,11 @@ impl RetryPolicy {
         Op: FnMut(I) -> R,
     {
         Batch {
-            policy: self,
+            settings: RunSettings::new(self),
             items: items.into_iter().collect(),
             op,
             classifier: AlwaysRetry,
             hook: (),
-            name: Name::Borrowed(DEFAULT_NAME),
-            clock: None,
             fail_fast: false,
             concurrency: 1,
         }
@@ -63,13 +62,11 @@ impl RetryPolicy {
 /// [`call`](Self::call) (sync) or [`run`](Self::run) (async).
 #[must_use = "a batch does nothing until .call() or .run()"]
 pub struct Batch<'a, I, Op, C = AlwaysRetry, H = ()> {
-    policy: &'a RetryPolicy,
+    settings: RunSettings<'a>,
     items: Vec<I>,
     op: Op,
     classifier: C,
     hook: H,
-    name: Name,
-    clock: Option<&'a dyn Clock>,
     fail_fast: bool,
     concurrency: usize,
 }
@@ -111,24 +108,19 @@ impl<E, C: Classify<E>> Classify<E> for Shared<'_, C> {
     }
 }
 
-/// The run of one item: the batch's policy, name and clock, with its
-/// classifier and hook lent.
+/// The run of one item: the batch's settings, with its classifier and hook lent.
 fn item_run<'a, 'r, F, C, H>(
-    policy: &'a RetryPolicy,
+    settings: &RunSettings<'a>,
     op: F,
     classifier: &'r C,
     hook: &'r H,
     index: usize,
-    name: &Name,
-    clock: Option<&'a dyn Clock>,
 ) -> Retry<'a, F, Shared<'r, C>, ItemHook<'r, H>> {
     Retry::from_parts(
-        policy,
+        settings.clone(),
         op,
         Shared(classifier),
         ItemHook { hook, index },
-        name.clone(),
-        clock,
     )
 }
 
@@ -136,13 +128,11 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
     /// Sets the classifier, as [`Retry::when`].
     pub fn when<C2>(self, classifier: C2) -> Batch<'a, I, Op, C2, H> {
         Batch {
-            policy: self.policy,
+            settings: self.settings,
             items: self.items,
             op: self.op,
             classifier,
             hook: self.hook,
-            name: self.name,
-            clock: self.clock,
             fail_fast: self.fail_fast,
             concurrency: self.concurrency,
         }
@@ -156,13 +146,11 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
     /// Calls `hook(item_index, &event)` before every retry of any item.
     pub fn on_retry<H2>(self, hook: H2) -> Batch<'a, I, Op, C, H2> {
         Batch {
-            policy: self.policy,
+            settings: self.settings,
             items: self.items,
             op: self.op,
             classifier: self.classifier,
             hook,
-            name: self.name,
-            clock: self.clock,
             fail_fast: self.fail_fast,
             concurrency: self.concurrency,
         }
@@ -170,13 +158,21 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
 
     /// Names every item's run, as [`Retry::name`].
     pub fn name(mut self, name: impl Into<Name>) -> Self {
-        self.name = name.into();
+        self.settings.name = name.into();
         self
     }
 
     /// Runs on this clock, as [`Retry::clock`].
     pub fn clock(mut self, clock: &'a dyn Clock) -> Self {
-        self.clock = Some(clock);
+        self.settings.clock = Some(clock);
+        self
+    }
+
+    /// Asks `breaker` before every attempt of every item, as [`Retry::breaker`].
+    /// Once it opens, the remaining items fail fast with
+    /// [`RetryError::CircuitOpen`] instead of each waiting out its retries.
+    pub fn breaker(mut self, breaker: &'a CircuitBreaker) -> Self {
+        self.settings.breaker = Some(breaker);
         self
     }
 
@@ -204,29 +200,18 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
         E: Display,
     {
         let Batch {
-            policy,
+            settings,
             items,
             mut op,
             classifier,
             hook,
-            name,
-            clock,
             fail_fast,
             ..
         } = self;
         let total = items.len();
         let mut results = Vec::with_capacity(total);
         for (index, item) in items.into_iter().enumerate() {
-            let result = item_run(
-                policy,
-                || op(item.clone()),
-                &classifier,
-                &hook,
-                index,
-                &name,
-                clock,
-            )
-            .call();
+            let result = item_run(&settings, || op(item.clone()), &classifier, &hook, index).call();
             let failed = result.is_err();
             results.push(result);
             if failed && fail_fast {
@@ -251,13 +236,11 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
         E: Display,
     {
         let Batch {
-            policy,
+            settings,
             items,
             op,
             classifier,
             hook,
-            name,
-            clock,
             fail_fast,
             concurrency,
         } = self;
@@ -266,10 +249,10 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
         // held only while `op` makes the attempt's future, never across an
         // await. (A `Mutex` rather than a `RefCell` keeps the batch `Send`.)
         let op = Mutex::new(op);
-        let (op, classifier, hook) = (&op, &classifier, &hook);
+        let (op, classifier, hook, settings) = (&op, &classifier, &hook, &settings);
         let start_item = |index: usize, item: I| {
             let op = move || (op.lock().unwrap_or_else(PoisonError::into_inner))(item.clone());
-            let run = item_run(policy, op, classifier, hook, index, &name, clock);
+            let run = item_run(settings, op, classifier, hook, index);
             async move { (index, run.await) }
         };
         let mut slots: Vec<Option<Result<T, RetryError<E>>>> = (0..total).map(|_| None).collect();

@@ -170,6 +170,8 @@ struct PolicyFile {
     max_retry_after: Option<HumanDuration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_on_open_circuit: Option<bool>,
     #[serde(default)]
     backoff: BackoffFile,
 }
@@ -224,6 +226,9 @@ impl PolicyFile {
         if let Some(d) = self.max_retry_after {
             builder = builder.max_retry_after(d.0);
         }
+        if let Some(wait) = self.wait_on_open_circuit {
+            builder = builder.wait_on_open_circuit(wait);
+        }
         if let Some(seed) = self.seed {
             builder = builder.seed(seed);
         }
@@ -255,6 +260,7 @@ impl Serialize for RetryPolicy {
             max_elapsed: self.max_elapsed.map(HumanDuration),
             max_retry_after: Some(HumanDuration(self.max_retry_after)),
             seed: self.seed,
+            wait_on_open_circuit: Some(self.wait_on_open_circuit),
             backoff: BackoffFile {
                 kind: Some(kind),
                 base: Some(HumanDuration(b.base())),
@@ -325,6 +331,7 @@ mod tests {
                 .to_builder()
                 .seed(9)
                 .max_elapsed(Duration::from_secs(15))
+                .wait_on_open_circuit(true)
                 .build()
                 .unwrap(),
             RetryPolicy::builder()

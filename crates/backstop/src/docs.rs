@@ -2,6 +2,7 @@
 //!
 //! - [`s3_upload`]: retrying an S3 upload (the seeds' `@with_s3_retry`)
 //! - [`weather_api`]: an HTTP API with `Retry-After` and a deadline
+//! - [`breaker`]: a circuit breaker around an upload
 //! - [`closures`]: arguments, borrows, `&mut self`, `Ok` values that mean failure
 //! - [`batch`]: every item of a batch, sync or async with a concurrency limit
 //! - [`testing`]: testing your own retrying code in virtual time
@@ -11,6 +12,9 @@ pub mod s3_upload {}
 
 #[doc = include_str!("../docs/cookbook/weather_api.md")]
 pub mod weather_api {}
+
+#[doc = include_str!("../docs/cookbook/breaker.md")]
+pub mod breaker {}
 
 #[doc = include_str!("../docs/cookbook/closures.md")]
 pub mod closures {}

@@ -90,6 +90,19 @@ pub enum RetryError<E> {
         /// The last attempt's error, which carried the hint.
         last: E,
     },
+    /// The run's [`CircuitBreaker`](crate::CircuitBreaker) rejected an
+    /// attempt: the downstream is known to be down, so the run stopped at
+    /// once instead of sleeping against it.
+    CircuitOpen {
+        /// The run's name.
+        name: Name,
+        /// Attempts made, the rejected one included.
+        attempts: u32,
+        /// The breaker's rejection: its name, state and when a probe may pass.
+        open: crate::breaker::CircuitOpen,
+        /// The error of the last attempt that ran, if any ran.
+        last: Option<E>,
+    },
 }
 
 impl<E> RetryError<E> {
@@ -99,7 +112,8 @@ impl<E> RetryError<E> {
             Self::Exhausted { name, attempts, .. }
             | Self::Rejected { name, attempts, .. }
             | Self::DeadlineExceeded { name, attempts, .. }
-            | Self::RetryAfterTooLong { name, attempts, .. } => (name, *attempts),
+            | Self::RetryAfterTooLong { name, attempts, .. }
+            | Self::CircuitOpen { name, attempts, .. } => (name, *attempts),
         }
     }
 
@@ -120,6 +134,7 @@ impl<E> RetryError<E> {
             | Self::DeadlineExceeded { last, .. }
             | Self::RetryAfterTooLong { last, .. } => Some(last),
             Self::Rejected { error, .. } => Some(error),
+            Self::CircuitOpen { last, .. } => last.as_ref(),
         }
     }
 
@@ -130,6 +145,15 @@ impl<E> RetryError<E> {
             | Self::DeadlineExceeded { last, .. }
             | Self::RetryAfterTooLong { last, .. } => Some(last),
             Self::Rejected { error, .. } => Some(error),
+            Self::CircuitOpen { last, .. } => last,
+        }
+    }
+
+    /// The breaker's rejection, for a run stopped by [`Self::CircuitOpen`].
+    pub fn circuit_open(&self) -> Option<&crate::breaker::CircuitOpen> {
+        match self {
+            Self::CircuitOpen { open, .. } => Some(open),
+            _ => None,
         }
     }
 
@@ -198,6 +222,17 @@ impl<E> RetryError<E> {
                 max_retry_after,
                 last: f(last),
             },
+            Self::CircuitOpen {
+                name,
+                attempts,
+                open,
+                last,
+            } => RetryError::CircuitOpen {
+                name,
+                attempts,
+                open,
+                last: last.map(f),
+            },
         }
     }
 }
@@ -260,6 +295,18 @@ impl<E: fmt::Display> fmt::Display for RetryError<E> {
                 retry_after.as_secs_f64(),
                 max_retry_after.as_secs_f64()
             ),
+            Self::CircuitOpen {
+                name,
+                attempts,
+                open,
+                last,
+            } => {
+                write!(f, "{name} stopped after {}: {open}", Attempts(*attempts))?;
+                match last {
+                    Some(last) => write!(f, "; last error: {last}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -269,6 +316,11 @@ where
     E: Error + 'static,
 {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.last_error().map(|e| e as &(dyn Error + 'static))
+        match self {
+            Self::CircuitOpen {
+                last: None, open, ..
+            } => Some(open),
+            _ => self.last_error().map(|e| e as &(dyn Error + 'static)),
+        }
     }
 }

@@ -25,8 +25,25 @@
 //!
 //! (The facade builds a label set per record, so with `metrics` on, each call
 //! allocates once; without it, the success path allocates nothing.)
+//!
+//! A [`CircuitBreaker`](crate::CircuitBreaker) reports every state change as a
+//! [`BreakerEvent`] to its `on_state_change` callback, and logs it:
+//!
+//! | change | level | message |
+//! |---|---|---|
+//! | opened | WARN | `circuit s3_upload opened for 30.0s: 5 consecutive failures` |
+//! | half-open | INFO | `circuit s3_upload half-open: letting 1 probe through` |
+//! | closed | INFO | `circuit s3_upload closed: 1 probe succeeded` |
+//! | isolated | WARN | `circuit s3_upload isolated until reset` |
+//!
+//! With `metrics`: gauge `backstop_circuit_state` (0 closed, 1 open,
+//! 2 half-open, 3 isolated), counters `backstop_circuit_rejected_total` and
+//! `backstop_circuit_transitions_total` (label `to`), all labelled `name`.
 
+use std::fmt;
 use std::time::Duration;
+
+use crate::breaker::CircuitState;
 
 /// A retry about to happen, handed to [`Retry::on_retry`](crate::retry::Retry::on_retry)
 /// callbacks before the run sleeps.
@@ -70,6 +87,83 @@ where
     }
 }
 
+/// A breaker's change of state, handed to its `on_state_change` callback.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BreakerEvent<'a> {
+    /// The breaker's name.
+    pub name: &'a str,
+    /// The state it left.
+    pub from: CircuitState,
+    /// The state it entered.
+    pub to: CircuitState,
+    /// Why.
+    pub cause: Transition,
+    /// For a change to `Open`: how long it stays open.
+    pub open_for: Option<Duration>,
+}
+
+/// Why a breaker changed state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Transition {
+    /// This many calls failed in a row.
+    ConsecutiveFailures(u32),
+    /// The window's failure rate reached the threshold.
+    FailureRate {
+        /// Calls in the window.
+        calls: u32,
+        /// Failed calls among them.
+        failures: u32,
+    },
+    /// The window's slow-call rate reached the threshold.
+    SlowCallRate {
+        /// Calls in the window.
+        calls: u32,
+        /// Slow calls among them.
+        slow: u32,
+    },
+    /// A half-open probe failed.
+    ProbeFailed,
+    /// This many half-open probes succeeded.
+    ProbesSucceeded(u32),
+    /// The open period ended; probes may go through.
+    OpenPeriodOver,
+    /// [`isolate`](crate::CircuitBreaker::isolate) was called.
+    Isolated,
+    /// [`reset`](crate::CircuitBreaker::reset) was called.
+    Reset,
+}
+
+impl fmt::Display for Transition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let percent = |part: u32, calls: u32| f64::from(part) * 100.0 / f64::from(calls.max(1));
+        match *self {
+            Transition::ConsecutiveFailures(n) => write!(f, "{n} consecutive failures"),
+            Transition::FailureRate { calls, failures } => {
+                write!(
+                    f,
+                    "{failures} of the last {calls} calls failed ({:.0}%)",
+                    percent(failures, calls)
+                )
+            }
+            Transition::SlowCallRate { calls, slow } => {
+                write!(
+                    f,
+                    "{slow} of the last {calls} calls were slow ({:.0}%)",
+                    percent(slow, calls)
+                )
+            }
+            Transition::ProbeFailed => f.write_str("a probe failed"),
+            Transition::ProbesSucceeded(1) => f.write_str("1 probe succeeded"),
+            Transition::ProbesSucceeded(n) => write!(f, "{n} probes succeeded"),
+            Transition::OpenPeriodOver => f.write_str("the open period is over"),
+            Transition::Isolated => f.write_str("isolated by hand"),
+            Transition::Reset => f.write_str("reset by hand"),
+        }
+    }
+}
+
 /// Why a run gave up, for the `reason` label.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum GiveUp {
@@ -77,6 +171,7 @@ pub(crate) enum GiveUp {
     Deadline,
     RetryAfter,
     Rejected,
+    CircuitOpen,
 }
 
 impl GiveUp {
@@ -87,6 +182,7 @@ impl GiveUp {
             GiveUp::Deadline => "deadline",
             GiveUp::RetryAfter => "retry_after",
             GiveUp::Rejected => "rejected",
+            GiveUp::CircuitOpen => "circuit_open",
         }
     }
 }
@@ -153,5 +249,64 @@ pub(crate) mod emit {
             "{error}"
         );
         let _ = (name, why, error);
+    }
+
+    pub(crate) fn circuit_changed(event: &BreakerEvent<'_>, probes: u32) {
+        #[cfg(feature = "metrics")]
+        {
+            let name = event.name.to_owned();
+            metrics::gauge!("backstop_circuit_state", "name" => name.clone())
+                .set(f64::from(event.to.as_number()));
+            metrics::counter!("backstop_circuit_transitions_total", "name" => name, "to" => event.to.as_str())
+                .increment(1);
+        }
+        #[cfg(feature = "tracing")]
+        {
+            let (name, cause) = (event.name, &event.cause);
+            let (from, to) = (event.from.as_str(), event.to.as_str());
+            match event.to {
+                CircuitState::Open => tracing::warn!(
+                    name, from, to, cause = %cause,
+                    open_for_ms = event.open_for.unwrap_or_default().as_millis() as u64,
+                    "circuit {name} opened for {:.1}s: {cause}",
+                    event.open_for.unwrap_or_default().as_secs_f64()
+                ),
+                CircuitState::HalfOpen => tracing::info!(
+                    name,
+                    from,
+                    to,
+                    probes,
+                    "circuit {name} half-open: letting {probes} probe{} through",
+                    if probes == 1 { "" } else { "s" }
+                ),
+                CircuitState::Closed => {
+                    tracing::info!(name, from, to, cause = %cause, "circuit {name} closed: {cause}")
+                }
+                CircuitState::Isolated => {
+                    tracing::warn!(name, from, to, "circuit {name} isolated until reset")
+                }
+            }
+        }
+        let _ = (event, probes);
+    }
+
+    pub(crate) fn waiting_for_circuit(name: &Name, open: &crate::CircuitOpen, wait: Duration) {
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            name = %name,
+            circuit = open.name(),
+            wait_ms = wait.as_millis() as u64,
+            "{name} waits {:.1} seconds for circuit {} to let a probe through",
+            wait.as_secs_f64(),
+            open.name()
+        );
+        let _ = (name, open, wait);
+    }
+
+    pub(crate) fn circuit_rejected(name: &str) {
+        #[cfg(feature = "metrics")]
+        metrics::counter!("backstop_circuit_rejected_total", "name" => name.to_owned())
+            .increment(1);
+        let _ = name;
     }
 }

@@ -90,6 +90,7 @@
 
 pub mod backoff;
 pub mod batch;
+pub mod breaker;
 pub mod clock;
 #[cfg(feature = "serde")]
 pub mod config;
@@ -100,14 +101,16 @@ pub mod event;
 pub mod policy;
 pub mod presets;
 pub mod retry;
+mod sync;
 pub mod verdict;
 
 pub use backoff::{Backoff, Delays, Jitter};
 pub use batch::{Batch, BatchOutcome};
+pub use breaker::{BreakerConfig, CircuitBreaker, CircuitOpen, CircuitState, Permit};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::{DurationError, parse_duration};
 pub use error::RetryError;
-pub use event::RetryEvent;
+pub use event::{BreakerEvent, RetryEvent};
 pub use policy::{ConfigError, RetryPolicy, RetryPolicyBuilder};
 pub use retry::Retry;
 pub use verdict::{Classify, Verdict};

@@ -84,3 +84,21 @@ fn the_counter_does_count() {
     // Guards the two tests above against a counter that never moves.
     assert!(allocations_in(|| drop(std::hint::black_box(vec![1u8; 64]))) >= 1);
 }
+
+#[test]
+fn a_run_through_a_closed_breaker_allocates_nothing() {
+    let breaker = backstop::CircuitBreaker::new("s3", backstop::BreakerConfig::default());
+    let policy = presets::s3_upload();
+    let n = allocations_in(|| {
+        for i in 0..1000u32 {
+            let v = policy
+                .retry(|| Ok::<_, &str>(i))
+                .breaker(&breaker)
+                .call()
+                .unwrap();
+            assert_eq!(v, i);
+            breaker.try_acquire().unwrap().success();
+        }
+    });
+    assert_eq!(n, 0);
+}

@@ -68,6 +68,18 @@ impl RetryPolicyBuilder {
         self
     }
 
+    /// What a run with a [breaker](crate::retry::Retry::breaker) does when the
+    /// breaker rejects an attempt. By default (`false`) the run stops at once
+    /// with [`RetryError::CircuitOpen`](crate::RetryError::CircuitOpen): no
+    /// sleeping against a known outage. With `true` it sleeps until the breaker
+    /// expects to let a probe through (at least the backoff's next delay) and
+    /// tries again, as long as attempts remain, the wait fits the deadline and
+    /// is no longer than `max_retry_after`. A rejected try counts as an attempt.
+    pub fn wait_on_open_circuit(mut self, wait: bool) -> Self {
+        self.policy.wait_on_open_circuit = wait;
+        self
+    }
+
     /// Checks every setting and returns the policy, or the first bad setting.
     pub fn build(self) -> Result<RetryPolicy, ConfigError> {
         let p = &self.policy;

@@ -4,7 +4,8 @@ use std::fmt;
 
 /// A setting that makes no sense, rejected by
 /// [`RetryPolicyBuilder::build`](crate::RetryPolicyBuilder::build) (or by a
-/// policy loaded from a file).
+/// policy loaded from a file), or by the other components' builders
+/// ([`BreakerConfigBuilder::build`](crate::breaker::BreakerConfigBuilder::build)).
 ///
 /// It names the field, what was wrong with its value and the allowed range,
 /// so the message alone tells the reader what to change:
@@ -21,6 +22,7 @@ use std::fmt;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    component: &'static str,
     field: &'static str,
     problem: String,
     allowed: &'static str,
@@ -28,7 +30,18 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(field: &'static str, problem: String, allowed: &'static str) -> Self {
+        Self::of("retry policy", field, problem, allowed)
+    }
+
+    /// An error about another component's settings ("circuit breaker", ...).
+    pub(crate) fn of(
+        component: &'static str,
+        field: &'static str,
+        problem: String,
+        allowed: &'static str,
+    ) -> Self {
         Self {
+            component,
             field,
             problem,
             allowed,
@@ -50,8 +63,8 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid retry policy: {} {}; allowed: {}",
-            self.field, self.problem, self.allowed
+            "invalid {}: {} {}; allowed: {}",
+            self.component, self.field, self.problem, self.allowed
         )
     }
 }

@@ -51,6 +51,7 @@ pub struct RetryPolicy {
     pub(crate) max_elapsed: Option<Duration>,
     pub(crate) max_retry_after: Duration,
     pub(crate) seed: Option<u64>,
+    pub(crate) wait_on_open_circuit: bool,
 }
 
 /// The longest `Retry-After` hint a policy honours unless told otherwise.
@@ -93,6 +94,7 @@ impl RetryPolicy {
             max_elapsed: None,
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
             seed: None,
+            wait_on_open_circuit: false,
         }
     }
 
@@ -121,6 +123,13 @@ impl RetryPolicy {
     /// [`RetryPolicyBuilder::seed`].
     pub fn seed(&self) -> Option<u64> {
         self.seed
+    }
+
+    /// Whether a run whose breaker is open waits for the next probe (within
+    /// the attempts, the deadline and `max_retry_after`) rather than stopping
+    /// at once; see [`RetryPolicyBuilder::wait_on_open_circuit`].
+    pub fn waits_on_open_circuit(&self) -> bool {
+        self.wait_on_open_circuit
     }
 
     /// The delays this policy would sleep before each of its

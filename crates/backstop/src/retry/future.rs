@@ -23,8 +23,8 @@ pin_project! {
     /// Dropping it cancels the run: the current attempt's future and any sleep
     /// are dropped with it, and nothing is left running.
     #[must_use = "futures do nothing unless polled"]
-    pub struct RetryFuture<'a, Op, Fut, C, H> {
-        state: RunState<'a>,
+    pub struct RetryFuture<'a, Op, Fut, C, H, E> {
+        state: RunState<'a, E>,
         op: Op,
         classifier: C,
         hook: H,
@@ -43,8 +43,8 @@ pin_project! {
     }
 }
 
-impl<'a, Op, Fut, C, H> RetryFuture<'a, Op, Fut, C, H> {
-    pub(super) fn new(state: RunState<'a>, op: Op, classifier: C, hook: H) -> Self {
+impl<'a, Op, Fut, C, H, E> RetryFuture<'a, Op, Fut, C, H, E> {
+    pub(super) fn new(state: RunState<'a, E>, op: Op, classifier: C, hook: H) -> Self {
         Self {
             state,
             op,
@@ -55,7 +55,7 @@ impl<'a, Op, Fut, C, H> RetryFuture<'a, Op, Fut, C, H> {
     }
 }
 
-impl<Op, Fut, T, E, C, H> Future for RetryFuture<'_, Op, Fut, C, H>
+impl<Op, Fut, T, E, C, H> Future for RetryFuture<'_, Op, Fut, C, H, E>
 where
     Op: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -69,11 +69,20 @@ where
         let mut this = self.project();
         loop {
             match this.phase.as_mut().project() {
-                PhaseProj::Ready => {
-                    this.state.begin_attempt();
-                    let fut = (this.op)();
-                    this.phase.set(Phase::Attempt { fut });
-                }
+                PhaseProj::Ready => match this.state.before_attempt() {
+                    None => {
+                        let fut = (this.op)();
+                        this.phase.set(Phase::Attempt { fut });
+                    }
+                    Some(Step::Sleep(delay)) => {
+                        let sleep = this.state.clock.sleep_async(delay);
+                        this.phase.set(Phase::Sleep { sleep });
+                    }
+                    Some(Step::Stop(err)) => {
+                        this.phase.set(Phase::Done);
+                        return Poll::Ready(Err(err));
+                    }
+                },
                 PhaseProj::Attempt { fut } => match ready!(fut.poll(cx)) {
                     Ok(value) => {
                         this.state.succeeded();

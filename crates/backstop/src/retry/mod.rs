@@ -77,7 +77,8 @@ use std::future::{Future, IntoFuture};
 pub use future::RetryFuture;
 pub(crate) use state::{RunState, Step};
 
-use crate::clock::{Clock, SystemClock};
+use crate::breaker::CircuitBreaker;
+use crate::clock::Clock;
 use crate::error::{Name, RetryError};
 use crate::event::OnRetry;
 use crate::policy::RetryPolicy;
@@ -93,14 +94,28 @@ impl RetryPolicy {
     /// `op` is called once per attempt: a `FnMut() -> Result<T, E>` for
     /// `.call()`, a `FnMut() -> impl Future<Output = Result<T, E>>` for `.await`.
     pub fn retry<Op>(&self, op: Op) -> Retry<'_, Op> {
-        Retry::from_parts(
-            self,
-            op,
-            AlwaysRetry,
-            (),
-            Name::Borrowed(DEFAULT_NAME),
-            None,
-        )
+        Retry::from_parts(RunSettings::new(self), op, AlwaysRetry, ())
+    }
+}
+
+/// What a run takes besides its operation, classifier and hook: shared by
+/// [`Retry`] and [`Batch`](crate::Batch), whose items each get a copy.
+#[derive(Clone)]
+pub(crate) struct RunSettings<'a> {
+    pub(crate) policy: &'a RetryPolicy,
+    pub(crate) name: Name,
+    pub(crate) clock: Option<&'a dyn Clock>,
+    pub(crate) breaker: Option<&'a CircuitBreaker>,
+}
+
+impl<'a> RunSettings<'a> {
+    pub(crate) fn new(policy: &'a RetryPolicy) -> Self {
+        Self {
+            policy,
+            name: Name::Borrowed(DEFAULT_NAME),
+            clock: None,
+            breaker: None,
+        }
     }
 }
 
@@ -110,30 +125,19 @@ impl RetryPolicy {
 /// [`on_retry`](Self::on_retry) callback.
 #[must_use = "a retry does nothing until .call() or .await"]
 pub struct Retry<'a, Op, C = AlwaysRetry, H = ()> {
-    policy: &'a RetryPolicy,
+    settings: RunSettings<'a>,
     op: Op,
     classifier: C,
     hook: H,
-    name: Name,
-    clock: Option<&'a dyn Clock>,
 }
 
 impl<'a, Op, C, H> Retry<'a, Op, C, H> {
-    pub(crate) fn from_parts(
-        policy: &'a RetryPolicy,
-        op: Op,
-        classifier: C,
-        hook: H,
-        name: Name,
-        clock: Option<&'a dyn Clock>,
-    ) -> Self {
+    pub(crate) fn from_parts(settings: RunSettings<'a>, op: Op, classifier: C, hook: H) -> Self {
         Self {
-            policy,
+            settings,
             op,
             classifier,
             hook,
-            name,
-            clock,
         }
     }
 
@@ -142,14 +146,7 @@ impl<'a, Op, C, H> Retry<'a, Op, C, H> {
     /// asked ([`Verdict::RetryAfter`](crate::Verdict::RetryAfter)), or to fail
     /// at once ([`Verdict::Fail`](crate::Verdict::Fail)).
     pub fn when<C2>(self, classifier: C2) -> Retry<'a, Op, C2, H> {
-        Retry {
-            policy: self.policy,
-            op: self.op,
-            classifier,
-            hook: self.hook,
-            name: self.name,
-            clock: self.clock,
-        }
+        Retry::from_parts(self.settings, self.op, classifier, self.hook)
     }
 
     /// Sets a yes/no classifier: errors for which `transient` is `true` are
@@ -161,34 +158,37 @@ impl<'a, Op, C, H> Retry<'a, Op, C, H> {
     /// Names the run in log lines, metrics labels and errors
     /// (default: `"operation"`).
     pub fn name(mut self, name: impl Into<Name>) -> Self {
-        self.name = name.into();
+        self.settings.name = name.into();
         self
     }
 
     /// Calls `hook` with a [`RetryEvent`](crate::RetryEvent) before every
     /// retry's sleep.
     pub fn on_retry<H2>(self, hook: H2) -> Retry<'a, Op, C, H2> {
-        Retry {
-            policy: self.policy,
-            op: self.op,
-            classifier: self.classifier,
-            hook,
-            name: self.name,
-            clock: self.clock,
-        }
+        Retry::from_parts(self.settings, self.op, self.classifier, hook)
     }
 
     /// Runs on this clock (default: [`SystemClock`]); pass a
     /// [`ManualClock`](crate::ManualClock) to test in virtual time.
     pub fn clock(mut self, clock: &'a dyn Clock) -> Self {
-        self.clock = Some(clock);
+        self.settings.clock = Some(clock);
         self
     }
 
-    fn start(self) -> (RunState<'a>, Op, C, H) {
-        let clock: &'a dyn Clock = self.clock.unwrap_or(&SystemClock);
+    /// Asks `breaker` before every attempt: an open circuit ends the run at
+    /// once with [`RetryError::CircuitOpen`], without sleeping against it (or,
+    /// if the policy [waits on open circuits](crate::RetryPolicyBuilder::wait_on_open_circuit),
+    /// waits for the probe). Every attempt's outcome is recorded on the breaker
+    /// by its verdict: `Retry` and `RetryAfter` are failures, `Fail` counts as
+    /// the breaker's [`PermanentErrors`](crate::breaker::PermanentErrors) says.
+    pub fn breaker(mut self, breaker: &'a CircuitBreaker) -> Self {
+        self.settings.breaker = Some(breaker);
+        self
+    }
+
+    fn start<E: Display>(self) -> (RunState<'a, E>, Op, C, H) {
         (
-            RunState::new(self.policy, clock, self.name),
+            RunState::new(self.settings),
             self.op,
             self.classifier,
             self.hook,
@@ -207,16 +207,19 @@ impl<'a, Op, C, H> Retry<'a, Op, C, H> {
     {
         let (mut state, mut op, classifier, mut hook) = self.start();
         loop {
-            state.begin_attempt();
-            match op() {
-                Ok(value) => {
-                    state.succeeded();
-                    return Ok(value);
-                }
-                Err(error) => match state.failed(error, &classifier, &mut hook) {
-                    Step::Sleep(delay) => state.clock.sleep(delay),
-                    Step::Stop(err) => return Err(err),
+            let step = match state.before_attempt() {
+                None => match op() {
+                    Ok(value) => {
+                        state.succeeded();
+                        return Ok(value);
+                    }
+                    Err(error) => state.failed(error, &classifier, &mut hook),
                 },
+                Some(step) => step,
+            };
+            match step {
+                Step::Sleep(delay) => state.clock.sleep(delay),
+                Step::Stop(err) => return Err(err),
             }
         }
     }
@@ -231,7 +234,7 @@ where
     E: Display,
 {
     type Output = Result<T, RetryError<E>>;
-    type IntoFuture = RetryFuture<'a, Op, Fut, C, H>;
+    type IntoFuture = RetryFuture<'a, Op, Fut, C, H, E>;
 
     fn into_future(self) -> Self::IntoFuture {
         let (state, op, classifier, hook) = self.start();

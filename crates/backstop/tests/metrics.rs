@@ -105,3 +105,46 @@ fn attempts_retries_and_give_ups_are_counted_by_name_and_outcome() {
         1
     );
 }
+
+#[test]
+fn a_breaker_reports_its_state_rejections_and_transitions() {
+    use backstop::breaker::BreakerConfig;
+    use backstop::{CircuitBreaker, ManualClock};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let clock = ManualClock::new();
+    metrics::with_local_recorder(&recorder, || {
+        let b = CircuitBreaker::builder("s3")
+            .config(
+                BreakerConfig::builder()
+                    .consecutive_failures(1)
+                    .build()
+                    .unwrap(),
+            )
+            .clock(clock.clone())
+            .build();
+        b.try_acquire().unwrap().failure();
+        assert!(b.try_acquire().is_err());
+        assert!(b.try_acquire().is_err());
+    });
+    let snap = snapshotter.snapshot().into_vec();
+    let name = ("name", "s3");
+    assert_eq!(
+        counter(&snap, "backstop_circuit_rejected_total", &[name]),
+        2
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            "backstop_circuit_transitions_total",
+            &[name, ("to", "open")]
+        ),
+        1
+    );
+    let gauge = snap
+        .iter()
+        .find(|(k, ..)| k.kind() == MetricKind::Gauge && k.key().name() == "backstop_circuit_state")
+        .map(|(.., v)| v);
+    assert_eq!(gauge, Some(&DebugValue::Gauge(1.0.into())));
+}

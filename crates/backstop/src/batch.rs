@@ -28,11 +28,13 @@ use std::sync::{Mutex, PoisonError};
 use std::task::Poll;
 
 use crate::breaker::CircuitBreaker;
+use crate::budget::RetryBudget;
 use crate::clock::Clock;
 use crate::error::{Name, RetryError};
 use crate::event::{OnRetry, RetryEvent};
 use crate::policy::RetryPolicy;
 use crate::retry::{Retry, RunSettings};
+use crate::throttle::AdaptiveThrottle;
 use crate::verdict::{AlwaysRetry, Classify, RetryIf, Verdict};
 
 impl RetryPolicy {
@@ -173,6 +175,18 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
     /// [`RetryError::CircuitOpen`] instead of each waiting out its retries.
     pub fn breaker(mut self, breaker: &'a CircuitBreaker) -> Self {
         self.settings.breaker = Some(breaker);
+        self
+    }
+
+    /// Draws every item's retries from `budget`, as [`Retry::budget`].
+    pub fn budget(mut self, budget: &'a RetryBudget) -> Self {
+        self.settings.budget = Some(budget);
+        self
+    }
+
+    /// Asks `throttle` before every attempt of every item, as [`Retry::throttle`].
+    pub fn throttle(mut self, throttle: &'a AdaptiveThrottle) -> Self {
+        self.settings.throttle = Some(throttle);
         self
     }
 

@@ -61,19 +61,21 @@ pub enum RetryError<E> {
         /// The permanent error.
         error: E,
     },
-    /// The next retry's delay would have crossed the policy's deadline, so the
-    /// run stopped without sleeping.
+    /// The deadline ([`RetryPolicy::max_elapsed`](crate::RetryPolicy::max_elapsed))
+    /// came: the next retry's delay would have crossed it, so the run stopped
+    /// without sleeping, or (async runs) it passed while an attempt was running
+    /// and the attempt was dropped.
     DeadlineExceeded {
         /// The run's name.
         name: Name,
-        /// Attempts made.
+        /// Attempts made (a dropped attempt included).
         attempts: u32,
         /// Time the run took when it stopped.
         elapsed: Duration,
-        /// The deadline ([`RetryPolicy::max_elapsed`](crate::RetryPolicy::max_elapsed)).
+        /// The deadline.
         deadline: Duration,
-        /// The last attempt's error.
-        last: E,
+        /// The error of the last attempt that finished, if any did.
+        last: Option<E>,
     },
     /// The server asked for a wait longer than the policy's
     /// [`max_retry_after`](crate::RetryPolicy::max_retry_after); the run stopped
@@ -90,16 +92,38 @@ pub enum RetryError<E> {
         /// The last attempt's error, which carried the hint.
         last: E,
     },
-    /// The run's [`CircuitBreaker`](crate::CircuitBreaker) rejected an
-    /// attempt: the downstream is known to be down, so the run stopped at
-    /// once instead of sleeping against it.
+    /// The run's [`CircuitBreaker`](crate::CircuitBreaker) is open: the
+    /// downstream is known to be down, so the run stopped at once instead of
+    /// sleeping against it.
     CircuitOpen {
+        /// The run's name.
+        name: Name,
+        /// Attempts made, a rejected one included.
+        attempts: u32,
+        /// The breaker's rejection: its name, state and when a probe may pass.
+        open: crate::breaker::CircuitOpen,
+        /// The error of the last attempt that ran, if any ran.
+        last: Option<E>,
+    },
+    /// The run's [`RetryBudget`](crate::RetryBudget) had nothing left for
+    /// another retry: retries across all its users are already at their limit,
+    /// so this one was not made.
+    BudgetExhausted {
+        /// The run's name.
+        name: Name,
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        last: E,
+    },
+    /// The run's [`AdaptiveThrottle`](crate::AdaptiveThrottle) rejected an
+    /// attempt locally: the downstream has been refusing most requests, so
+    /// this one was not sent.
+    Throttled {
         /// The run's name.
         name: Name,
         /// Attempts made, the rejected one included.
         attempts: u32,
-        /// The breaker's rejection: its name, state and when a probe may pass.
-        open: crate::breaker::CircuitOpen,
         /// The error of the last attempt that ran, if any ran.
         last: Option<E>,
     },
@@ -113,7 +137,9 @@ impl<E> RetryError<E> {
             | Self::Rejected { name, attempts, .. }
             | Self::DeadlineExceeded { name, attempts, .. }
             | Self::RetryAfterTooLong { name, attempts, .. }
-            | Self::CircuitOpen { name, attempts, .. } => (name, *attempts),
+            | Self::CircuitOpen { name, attempts, .. }
+            | Self::BudgetExhausted { name, attempts, .. }
+            | Self::Throttled { name, attempts, .. } => (name, *attempts),
         }
     }
 
@@ -131,10 +157,12 @@ impl<E> RetryError<E> {
     pub fn last_error(&self) -> Option<&E> {
         match self {
             Self::Exhausted { last, .. }
-            | Self::DeadlineExceeded { last, .. }
-            | Self::RetryAfterTooLong { last, .. } => Some(last),
-            Self::Rejected { error, .. } => Some(error),
-            Self::CircuitOpen { last, .. } => last.as_ref(),
+            | Self::RetryAfterTooLong { last, .. }
+            | Self::BudgetExhausted { last, .. }
+            | Self::Rejected { error: last, .. } => Some(last),
+            Self::DeadlineExceeded { last, .. }
+            | Self::CircuitOpen { last, .. }
+            | Self::Throttled { last, .. } => last.as_ref(),
         }
     }
 
@@ -142,10 +170,12 @@ impl<E> RetryError<E> {
     pub fn into_inner(self) -> Option<E> {
         match self {
             Self::Exhausted { last, .. }
-            | Self::DeadlineExceeded { last, .. }
-            | Self::RetryAfterTooLong { last, .. } => Some(last),
-            Self::Rejected { error, .. } => Some(error),
-            Self::CircuitOpen { last, .. } => last,
+            | Self::RetryAfterTooLong { last, .. }
+            | Self::BudgetExhausted { last, .. }
+            | Self::Rejected { error: last, .. } => Some(last),
+            Self::DeadlineExceeded { last, .. }
+            | Self::CircuitOpen { last, .. }
+            | Self::Throttled { last, .. } => last,
         }
     }
 
@@ -207,7 +237,7 @@ impl<E> RetryError<E> {
                 attempts,
                 elapsed,
                 deadline,
-                last: f(last),
+                last: last.map(f),
             },
             Self::RetryAfterTooLong {
                 name,
@@ -233,6 +263,24 @@ impl<E> RetryError<E> {
                 open,
                 last: last.map(f),
             },
+            Self::BudgetExhausted {
+                name,
+                attempts,
+                last,
+            } => RetryError::BudgetExhausted {
+                name,
+                attempts,
+                last: f(last),
+            },
+            Self::Throttled {
+                name,
+                attempts,
+                last,
+            } => RetryError::Throttled {
+                name,
+                attempts,
+                last: last.map(f),
+            },
         }
     }
 }
@@ -247,66 +295,78 @@ impl fmt::Display for Attempts {
     }
 }
 
+/// `: <error>` after a message, or `; last error: <error>` / nothing when optional.
+struct Last<'e, E>(Option<&'e E>, &'static str);
+
+impl<E: fmt::Display> fmt::Display for Last<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(e) => write!(f, "{}{e}", self.1),
+            None => Ok(()),
+        }
+    }
+}
+
 impl<E: fmt::Display> fmt::Display for RetryError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (name, attempts) = self.common();
+        let n = Attempts(attempts);
+        let secs = |d: &Duration| d.as_secs_f64();
         match self {
-            Self::Exhausted {
-                name,
-                attempts,
-                elapsed,
-                last,
-            } => write!(
-                f,
-                "{name} failed after {} in {:.1}s: {last}",
-                Attempts(*attempts),
-                elapsed.as_secs_f64()
-            ),
-            Self::Rejected {
-                name,
-                attempts,
-                error,
-            } => write!(
-                f,
-                "{name} failed with a permanent error on attempt {attempts}: {error}"
-            ),
+            Self::Exhausted { elapsed, last, .. } => {
+                write!(
+                    f,
+                    "{name} failed after {n} in {:.1}s: {last}",
+                    secs(elapsed)
+                )
+            }
+            Self::Rejected { error, .. } => {
+                write!(
+                    f,
+                    "{name} failed with a permanent error on attempt {attempts}: {error}"
+                )
+            }
             Self::DeadlineExceeded {
-                name,
-                attempts,
                 elapsed,
                 deadline,
                 last,
+                ..
             } => write!(
                 f,
-                "{name} stopped after {} in {:.1}s: the next retry would pass its {:.1}s deadline: {last}",
-                Attempts(*attempts),
-                elapsed.as_secs_f64(),
-                deadline.as_secs_f64()
+                "{name} stopped after {n} in {:.1}s: its {:.1}s deadline came{}",
+                secs(elapsed),
+                secs(deadline),
+                Last(last.as_ref(), ": ")
             ),
             Self::RetryAfterTooLong {
-                name,
-                attempts,
                 retry_after,
                 max_retry_after,
                 last,
+                ..
             } => write!(
                 f,
-                "{name} stopped after {}: the server asked to wait {:.1}s, longer than max_retry_after {:.1}s: {last}",
-                Attempts(*attempts),
-                retry_after.as_secs_f64(),
-                max_retry_after.as_secs_f64()
+                "{name} stopped after {n}: the server asked to wait {:.1}s, longer than max_retry_after {:.1}s: {last}",
+                secs(retry_after),
+                secs(max_retry_after)
             ),
-            Self::CircuitOpen {
-                name,
-                attempts,
-                open,
-                last,
-            } => {
-                write!(f, "{name} stopped after {}: {open}", Attempts(*attempts))?;
-                match last {
-                    Some(last) => write!(f, "; last error: {last}"),
-                    None => Ok(()),
-                }
+            Self::CircuitOpen { open, last, .. } => {
+                write!(
+                    f,
+                    "{name} stopped after {n}: {open}{}",
+                    Last(last.as_ref(), "; last error: ")
+                )
             }
+            Self::BudgetExhausted { last, .. } => {
+                write!(
+                    f,
+                    "{name} stopped after {n}: the retry budget is spent: {last}"
+                )
+            }
+            Self::Throttled { last, .. } => write!(
+                f,
+                "{name} stopped after {n}: the adaptive throttle rejected it locally{}",
+                Last(last.as_ref(), "; last error: ")
+            ),
         }
     }
 }

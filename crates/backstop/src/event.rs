@@ -21,7 +21,7 @@
 //! |---|---|---|
 //! | `backstop_attempts_total` | `outcome` = `success` / `failure` | every attempt |
 //! | `backstop_retries_total` | | every retry (each sleep) |
-//! | `backstop_exhausted_total` | `reason` = `attempts` / `deadline` / `retry_after` / `rejected` | every run that gave up |
+//! | `backstop_exhausted_total` | `reason` = `attempts` / `deadline` / `retry_after` / `rejected` / `circuit_open` / `budget` / `throttled` | every run that gave up |
 //!
 //! (The facade builds a label set per record, so with `metrics` on, each call
 //! allocates once; without it, the success path allocates nothing.)
@@ -35,6 +35,11 @@
 //! | half-open | INFO | `circuit s3_upload half-open: letting 1 probe through` |
 //! | closed | INFO | `circuit s3_upload closed: 1 probe succeeded` |
 //! | isolated | WARN | `circuit s3_upload isolated until reset` |
+//!
+//! A [`RetryBudget`](crate::RetryBudget) logs a WARN when it denies a retry
+//! (`retry denied: retry budget s3 is spent (2.0 left)`); with `metrics`, the
+//! gauge `backstop_budget_level` and counter `backstop_budget_denied_total`,
+//! labelled `budget`.
 //!
 //! With `metrics`: gauge `backstop_circuit_state` (0 closed, 1 open,
 //! 2 half-open, 3 isolated), counters `backstop_circuit_rejected_total` and
@@ -172,6 +177,8 @@ pub(crate) enum GiveUp {
     RetryAfter,
     Rejected,
     CircuitOpen,
+    Budget,
+    Throttled,
 }
 
 impl GiveUp {
@@ -183,6 +190,8 @@ impl GiveUp {
             GiveUp::RetryAfter => "retry_after",
             GiveUp::Rejected => "rejected",
             GiveUp::CircuitOpen => "circuit_open",
+            GiveUp::Budget => "budget",
+            GiveUp::Throttled => "throttled",
         }
     }
 }
@@ -301,6 +310,34 @@ pub(crate) mod emit {
             open.name()
         );
         let _ = (name, open, wait);
+    }
+
+    pub(crate) fn throttled_locally(name: &Name, probability: f64) {
+        #[cfg(feature = "tracing")]
+        tracing::warn!(name = %name, probability, "{name} rejected locally by the adaptive throttle (p={probability:.2})");
+        let _ = (name, probability);
+    }
+
+    pub(crate) fn budget_level(budget: &str, level: f64) {
+        #[cfg(feature = "metrics")]
+        metrics::gauge!("backstop_budget_level", "budget" => budget.to_owned()).set(level);
+        let _ = (budget, level);
+    }
+
+    pub(crate) fn budget_denied(budget: &str, level: f64) {
+        #[cfg(feature = "metrics")]
+        {
+            metrics::counter!("backstop_budget_denied_total", "budget" => budget.to_owned())
+                .increment(1);
+            metrics::gauge!("backstop_budget_level", "budget" => budget.to_owned()).set(level);
+        }
+        #[cfg(feature = "tracing")]
+        tracing::warn!(
+            budget,
+            level,
+            "retry denied: retry budget {budget} is spent ({level:.1} left)"
+        );
+        let _ = (budget, level);
     }
 
     pub(crate) fn circuit_rejected(name: &str) {

@@ -91,6 +91,7 @@
 pub mod backoff;
 pub mod batch;
 pub mod breaker;
+pub mod budget;
 pub mod clock;
 #[cfg(feature = "serde")]
 pub mod config;
@@ -101,16 +102,20 @@ pub mod event;
 pub mod policy;
 pub mod presets;
 pub mod retry;
+mod sliding;
 mod sync;
+pub mod throttle;
 pub mod verdict;
 
 pub use backoff::{Backoff, Delays, Jitter};
 pub use batch::{Batch, BatchOutcome};
 pub use breaker::{BreakerConfig, CircuitBreaker, CircuitOpen, CircuitState, Permit};
+pub use budget::RetryBudget;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::{DurationError, parse_duration};
 pub use error::RetryError;
 pub use event::{BreakerEvent, RetryEvent};
 pub use policy::{ConfigError, RetryPolicy, RetryPolicyBuilder};
 pub use retry::Retry;
+pub use throttle::AdaptiveThrottle;
 pub use verdict::{Classify, Verdict};

@@ -20,6 +20,15 @@ pub enum Verdict {
     /// Permanent: return the error at once, as
     /// [`RetryError::Rejected`](crate::RetryError::Rejected).
     Fail,
+    /// Transient, and it was a timeout: retry after the backoff's next delay.
+    /// A [`RetryBudget`](crate::RetryBudget) charges it more (timeouts tie up
+    /// the downstream longest). Attempts cut by an
+    /// [`attempt_timeout`](crate::retry::Retry::attempt_timeout) get this verdict.
+    Timeout,
+    /// Transient, and the downstream refused for overload (`SlowDown`, `429`
+    /// without a hint): retry after the backoff's next delay. An
+    /// [`AdaptiveThrottle`](crate::AdaptiveThrottle) counts it as a refusal.
+    Throttled,
 }
 
 impl Verdict {
@@ -35,6 +44,12 @@ impl Verdict {
     /// Whether this verdict allows another attempt.
     pub fn is_retry(&self) -> bool {
         !matches!(self, Verdict::Fail)
+    }
+
+    /// Whether the downstream refused the call for overload (`Throttled`, or
+    /// a `RetryAfter` hint): what an adaptive throttle counts as not accepted.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Verdict::Throttled | Verdict::RetryAfter(_))
     }
 }
 

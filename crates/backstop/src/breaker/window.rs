@@ -2,13 +2,14 @@
 //!
 //! Both are lock-free to record into. The count window keeps one byte per
 //! call slot and swaps it, so its counters move by the exact value replaced;
-//! the time window keeps a few buckets of counters and takes a lock only to
-//! recycle a bucket whose time has passed.
+//! the time window is a [`SlidingCounts`], which takes a lock only to recycle
+//! a bucket whose time has passed.
 
 use std::time::Duration;
 
 use super::config::Window;
-use crate::sync::{AtomicU8, AtomicU32, AtomicU64, Mutex, Ordering, lock};
+use crate::sliding::SlidingCounts;
+use crate::sync::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 const RECORDED: u8 = 1;
 const FAILED: u8 = 2;
@@ -135,83 +136,28 @@ impl CountWindow {
     }
 }
 
-struct Bucket {
-    /// Which slice of time (`now / bucket_nanos`) the counts belong to.
-    epoch: AtomicU64,
-    calls: AtomicU32,
-    failures: AtomicU32,
-    slow: AtomicU32,
-}
-
-pub(crate) struct TimeWindow {
-    buckets: Box<[Bucket]>,
-    bucket_nanos: u64,
-    recycle: Mutex<()>,
-}
+/// A time window: calls, failures and slow calls per slice of time.
+pub(crate) struct TimeWindow(SlidingCounts<3>);
 
 impl TimeWindow {
     fn new(duration: Duration, buckets: u32) -> Self {
         let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        Self {
-            buckets: (0..buckets)
-                .map(|_| Bucket {
-                    epoch: AtomicU64::new(u64::MAX),
-                    calls: AtomicU32::new(0),
-                    failures: AtomicU32::new(0),
-                    slow: AtomicU32::new(0),
-                })
-                .collect(),
-            bucket_nanos: (nanos / u64::from(buckets)).max(1),
-            recycle: Mutex::new(()),
-        }
+        Self(SlidingCounts::new(nanos, buckets))
     }
 
     fn record(&self, outcome: u8, now: u64) -> Tally {
-        let epoch = now / self.bucket_nanos;
-        let bucket = &self.buckets[(epoch % self.buckets.len() as u64) as usize];
-        if bucket.epoch.load(Ordering::Acquire) != epoch {
-            let _guard = lock(&self.recycle);
-            if bucket.epoch.load(Ordering::Acquire) != epoch {
-                for c in [&bucket.calls, &bucket.failures, &bucket.slow] {
-                    c.store(0, Ordering::Relaxed);
-                }
-                bucket.epoch.store(epoch, Ordering::Release);
-            }
+        let bit = |flag: u8| u32::from(outcome & flag != 0);
+        self.0.add(now, [1, bit(FAILED), bit(SLOW)]);
+        let [calls, failures, slow] = self.0.totals(now);
+        Tally {
+            calls,
+            failures: failures.min(calls),
+            slow: slow.min(calls),
         }
-        bucket.calls.fetch_add(1, Ordering::Relaxed);
-        if outcome & FAILED != 0 {
-            bucket.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        if outcome & SLOW != 0 {
-            bucket.slow.fetch_add(1, Ordering::Relaxed);
-        }
-        self.tally(epoch)
-    }
-
-    /// Sums the buckets whose slice lies within the window ending at `epoch`.
-    fn tally(&self, epoch: u64) -> Tally {
-        let oldest = epoch.saturating_sub(self.buckets.len() as u64 - 1);
-        let mut t = Tally::default();
-        for b in self.buckets.iter() {
-            let e = b.epoch.load(Ordering::Acquire);
-            if e != u64::MAX && e >= oldest && e <= epoch {
-                t.calls = t.calls.saturating_add(b.calls.load(Ordering::Relaxed));
-                t.failures = t
-                    .failures
-                    .saturating_add(b.failures.load(Ordering::Relaxed));
-                t.slow = t.slow.saturating_add(b.slow.load(Ordering::Relaxed));
-            }
-        }
-        t.failures = t.failures.min(t.calls);
-        t.slow = t.slow.min(t.calls);
-        t
     }
 
     fn clear(&self) {
-        let _guard = lock(&self.recycle);
-        for b in self.buckets.iter() {
-            b.epoch.store(u64::MAX, Ordering::Release);
-        }
+        self.0.clear();
     }
 }
 

@@ -73,15 +73,18 @@ mod state;
 
 use std::fmt::Display;
 use std::future::{Future, IntoFuture};
+use std::time::Duration;
 
 pub use future::RetryFuture;
-pub(crate) use state::{RunState, Step};
+pub(crate) use state::{Cutoff, RunState, Step};
 
 use crate::breaker::CircuitBreaker;
+use crate::budget::RetryBudget;
 use crate::clock::Clock;
 use crate::error::{Name, RetryError};
 use crate::event::OnRetry;
 use crate::policy::RetryPolicy;
+use crate::throttle::AdaptiveThrottle;
 use crate::verdict::{AlwaysRetry, Classify, RetryIf};
 
 /// The name a run has unless [`Retry::name`] gives it one.
@@ -106,6 +109,8 @@ pub(crate) struct RunSettings<'a> {
     pub(crate) name: Name,
     pub(crate) clock: Option<&'a dyn Clock>,
     pub(crate) breaker: Option<&'a CircuitBreaker>,
+    pub(crate) budget: Option<&'a RetryBudget>,
+    pub(crate) throttle: Option<&'a AdaptiveThrottle>,
 }
 
 impl<'a> RunSettings<'a> {
@@ -115,6 +120,8 @@ impl<'a> RunSettings<'a> {
             name: Name::Borrowed(DEFAULT_NAME),
             clock: None,
             breaker: None,
+            budget: None,
+            throttle: None,
         }
     }
 }
@@ -122,13 +129,15 @@ impl<'a> RunSettings<'a> {
 /// A configured, not yet started run; made by [`RetryPolicy::retry`].
 ///
 /// `C` is the classifier (default: every error is retried), `H` the
-/// [`on_retry`](Self::on_retry) callback.
+/// [`on_retry`](Self::on_retry) callback, `T` the per-attempt timeout
+/// ([`attempt_timeout`](Self::attempt_timeout); async runs only).
 #[must_use = "a retry does nothing until .call() or .await"]
-pub struct Retry<'a, Op, C = AlwaysRetry, H = ()> {
+pub struct Retry<'a, Op, C = AlwaysRetry, H = (), T = NoTimeout> {
     settings: RunSettings<'a>,
     op: Op,
     classifier: C,
     hook: H,
+    timeout: T,
 }
 
 impl<'a, Op, C, H> Retry<'a, Op, C, H> {
@@ -138,66 +147,16 @@ impl<'a, Op, C, H> Retry<'a, Op, C, H> {
             op,
             classifier,
             hook,
+            timeout: NoTimeout,
         }
-    }
-
-    /// Sets the classifier that decides, for each error, whether to retry
-    /// ([`Verdict::Retry`](crate::Verdict::Retry)), to wait what the server
-    /// asked ([`Verdict::RetryAfter`](crate::Verdict::RetryAfter)), or to fail
-    /// at once ([`Verdict::Fail`](crate::Verdict::Fail)).
-    pub fn when<C2>(self, classifier: C2) -> Retry<'a, Op, C2, H> {
-        Retry::from_parts(self.settings, self.op, classifier, self.hook)
-    }
-
-    /// Sets a yes/no classifier: errors for which `transient` is `true` are
-    /// retried, the others fail at once.
-    pub fn retry_if<P>(self, transient: P) -> Retry<'a, Op, RetryIf<P>, H> {
-        self.when(RetryIf(transient))
-    }
-
-    /// Names the run in log lines, metrics labels and errors
-    /// (default: `"operation"`).
-    pub fn name(mut self, name: impl Into<Name>) -> Self {
-        self.settings.name = name.into();
-        self
-    }
-
-    /// Calls `hook` with a [`RetryEvent`](crate::RetryEvent) before every
-    /// retry's sleep.
-    pub fn on_retry<H2>(self, hook: H2) -> Retry<'a, Op, C, H2> {
-        Retry::from_parts(self.settings, self.op, self.classifier, hook)
-    }
-
-    /// Runs on this clock (default: [`SystemClock`]); pass a
-    /// [`ManualClock`](crate::ManualClock) to test in virtual time.
-    pub fn clock(mut self, clock: &'a dyn Clock) -> Self {
-        self.settings.clock = Some(clock);
-        self
-    }
-
-    /// Asks `breaker` before every attempt: an open circuit ends the run at
-    /// once with [`RetryError::CircuitOpen`], without sleeping against it (or,
-    /// if the policy [waits on open circuits](crate::RetryPolicyBuilder::wait_on_open_circuit),
-    /// waits for the probe). Every attempt's outcome is recorded on the breaker
-    /// by its verdict: `Retry` and `RetryAfter` are failures, `Fail` counts as
-    /// the breaker's [`PermanentErrors`](crate::breaker::PermanentErrors) says.
-    pub fn breaker(mut self, breaker: &'a CircuitBreaker) -> Self {
-        self.settings.breaker = Some(breaker);
-        self
-    }
-
-    fn start<E: Display>(self) -> (RunState<'a, E>, Op, C, H) {
-        (
-            RunState::new(self.settings),
-            self.op,
-            self.classifier,
-            self.hook,
-        )
     }
 
     /// Runs a synchronous operation, sleeping the thread between attempts.
     ///
     /// Returns the first success, or a [`RetryError`] keeping the last error.
+    /// (A sync operation cannot be interrupted, so there is no `.call()` after
+    /// [`attempt_timeout`](Self::attempt_timeout): give the client its own
+    /// timeout instead. The deadline is checked between attempts.)
     pub fn call<T, E>(self) -> Result<T, RetryError<E>>
     where
         Op: FnMut() -> Result<T, E>,
@@ -205,7 +164,7 @@ impl<'a, Op, C, H> Retry<'a, Op, C, H> {
         H: OnRetry<E>,
         E: Display,
     {
-        let (mut state, mut op, classifier, mut hook) = self.start();
+        let (mut state, mut op, classifier, mut hook, _) = self.start();
         loop {
             let step = match state.before_attempt() {
                 None => match op() {
@@ -225,19 +184,177 @@ impl<'a, Op, C, H> Retry<'a, Op, C, H> {
     }
 }
 
-impl<'a, Op, Fut, T, E, C, H> IntoFuture for Retry<'a, Op, C, H>
+impl<'a, Op, C, H, T> Retry<'a, Op, C, H, T> {
+    /// Sets the classifier that decides, for each error, whether to retry
+    /// ([`Verdict::Retry`](crate::Verdict::Retry)), to wait what the server
+    /// asked ([`Verdict::RetryAfter`](crate::Verdict::RetryAfter)), or to fail
+    /// at once ([`Verdict::Fail`](crate::Verdict::Fail)).
+    pub fn when<C2>(self, classifier: C2) -> Retry<'a, Op, C2, H, T> {
+        Retry {
+            settings: self.settings,
+            op: self.op,
+            classifier,
+            hook: self.hook,
+            timeout: self.timeout,
+        }
+    }
+
+    /// Sets a yes/no classifier: errors for which `transient` is `true` are
+    /// retried, the others fail at once.
+    pub fn retry_if<P>(self, transient: P) -> Retry<'a, Op, RetryIf<P>, H, T> {
+        self.when(RetryIf(transient))
+    }
+
+    /// Names the run in log lines, metrics labels and errors
+    /// (default: `"operation"`).
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.settings.name = name.into();
+        self
+    }
+
+    /// Calls `hook` with a [`RetryEvent`](crate::RetryEvent) before every
+    /// retry's sleep.
+    pub fn on_retry<H2>(self, hook: H2) -> Retry<'a, Op, C, H2, T> {
+        Retry {
+            settings: self.settings,
+            op: self.op,
+            classifier: self.classifier,
+            hook,
+            timeout: self.timeout,
+        }
+    }
+
+    /// Runs on this clock (default: [`SystemClock`](crate::SystemClock)); pass a
+    /// [`ManualClock`](crate::ManualClock) to test in virtual time.
+    pub fn clock(mut self, clock: &'a dyn Clock) -> Self {
+        self.settings.clock = Some(clock);
+        self
+    }
+
+    /// Asks `breaker` before every attempt: an open circuit ends the run at
+    /// once with [`RetryError::CircuitOpen`], without sleeping against it (or,
+    /// if the policy [waits on open circuits](crate::RetryPolicyBuilder::wait_on_open_circuit),
+    /// waits for the probe). Every attempt's outcome is recorded on the breaker
+    /// by its verdict: `Retry` and `RetryAfter` are failures, `Fail` counts as
+    /// the breaker's [`PermanentErrors`](crate::breaker::PermanentErrors) says.
+    pub fn breaker(mut self, breaker: &'a CircuitBreaker) -> Self {
+        self.settings.breaker = Some(breaker);
+        self
+    }
+
+    /// Draws every retry from `budget` before sleeping: when it is spent the
+    /// run ends at once with [`RetryError::BudgetExhausted`]. The first attempt
+    /// counts as a request, and a success gives tokens back.
+    pub fn budget(mut self, budget: &'a RetryBudget) -> Self {
+        self.settings.budget = Some(budget);
+        self
+    }
+
+    /// Asks `throttle` before every attempt (it may reject locally, ending the
+    /// run with [`RetryError::Throttled`]) and tells it every outcome.
+    pub fn throttle(mut self, throttle: &'a AdaptiveThrottle) -> Self {
+        self.settings.throttle = Some(throttle);
+        self
+    }
+
+    /// Ends an async attempt that runs longer than `limit`: its future is
+    /// dropped and the attempt fails with `on_timeout(limit)`, judged
+    /// [`Verdict::Timeout`](crate::Verdict::Timeout) (retried; a budget charges
+    /// it its timeout cost). A zero limit means no timeout.
+    ///
+    /// ```
+    /// # async fn demo() {
+    /// use std::time::Duration;
+    /// use backstop::presets;
+    ///
+    /// #[derive(Debug)]
+    /// enum FetchError { TimedOut(Duration), Http(u16) }
+    /// # impl std::fmt::Display for FetchError { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{self:?}") } }
+    /// # async fn fetch() -> Result<String, FetchError> { Ok(String::new()) }
+    ///
+    /// let body = presets::api_call()
+    ///     .retry(|| fetch())
+    ///     .attempt_timeout(Duration::from_secs(2), FetchError::TimedOut)
+    ///     .await;
+    /// # let _ = body; }
+    /// ```
+    pub fn attempt_timeout<F>(
+        self,
+        limit: Duration,
+        on_timeout: F,
+    ) -> Retry<'a, Op, C, H, TimeoutWith<F>> {
+        Retry {
+            settings: self.settings,
+            op: self.op,
+            classifier: self.classifier,
+            hook: self.hook,
+            timeout: TimeoutWith { limit, on_timeout },
+        }
+    }
+
+    fn start<E: Display>(self) -> (RunState<'a, E>, Op, C, H, T) {
+        (
+            RunState::new(self.settings),
+            self.op,
+            self.classifier,
+            self.hook,
+            self.timeout,
+        )
+    }
+}
+
+/// How an async run makes the error of an attempt it timed out.
+pub trait AttemptTimeout<E> {
+    /// The per-attempt limit, if any.
+    fn limit(&self) -> Option<Duration>;
+    /// The error for an attempt cut after `after`.
+    fn error(&self, after: Duration) -> Option<E>;
+}
+
+/// No per-attempt timeout (the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTimeout;
+
+impl<E> AttemptTimeout<E> for NoTimeout {
+    fn limit(&self) -> Option<Duration> {
+        None
+    }
+    fn error(&self, _: Duration) -> Option<E> {
+        None
+    }
+}
+
+/// A per-attempt timeout and the function that makes its error; set by
+/// [`Retry::attempt_timeout`].
+#[derive(Debug, Clone, Copy)]
+pub struct TimeoutWith<F> {
+    limit: Duration,
+    on_timeout: F,
+}
+
+impl<E, F: Fn(Duration) -> E> AttemptTimeout<E> for TimeoutWith<F> {
+    fn limit(&self) -> Option<Duration> {
+        Some(self.limit)
+    }
+    fn error(&self, after: Duration) -> Option<E> {
+        Some((self.on_timeout)(after))
+    }
+}
+
+impl<'a, Op, Fut, T, E, C, H, TO> IntoFuture for Retry<'a, Op, C, H, TO>
 where
     Op: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
     C: Classify<E>,
     H: OnRetry<E>,
+    TO: AttemptTimeout<E>,
     E: Display,
 {
     type Output = Result<T, RetryError<E>>;
-    type IntoFuture = RetryFuture<'a, Op, Fut, C, H, E>;
+    type IntoFuture = RetryFuture<'a, Op, Fut, C, H, TO, E>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let (state, op, classifier, hook) = self.start();
-        RetryFuture::new(state, op, classifier, hook)
+        let (state, op, classifier, hook, timeout) = self.start();
+        RetryFuture::new(state, op, classifier, hook, timeout)
     }
 }

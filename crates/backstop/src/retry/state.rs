@@ -1,17 +1,24 @@
 //! The decisions of a run, shared by the sync loop and the async future:
-//! before each attempt, ask the breaker; after each failure, sleep how long,
-//! or stop with which error.
+//! before each attempt, ask the breaker and the throttle; after each failure,
+//! sleep how long, or stop with which error.
+//!
+//! The gates after a failure come in a fixed order, cheapest and most
+//! permanent first: the classifier's verdict, the attempt limit, the server's
+//! hint, the breaker, the deadline, and last the budget, so that tokens are
+//! only withdrawn for a retry that will really be made.
 
 use std::fmt::Display;
 use std::time::{Duration, Instant};
 
+use super::RunSettings;
 use crate::backoff::Delays;
 use crate::breaker::{CircuitBreaker, CircuitOpen, Permit};
-use crate::clock::{Clock, SystemClock};
+use crate::budget::{RetryBudget, Withdrawal};
+use crate::clock::{Clock, SleepFuture, SystemClock};
 use crate::error::{Name, RetryError};
 use crate::event::{GiveUp, OnRetry, RetryEvent, emit};
 use crate::policy::RetryPolicy;
-use crate::retry::RunSettings;
+use crate::throttle::AdaptiveThrottle;
 use crate::verdict::{Classify, Verdict};
 
 /// What to do next, when not simply making the attempt or returning a value.
@@ -22,8 +29,16 @@ pub(crate) enum Step<E> {
     Stop(RetryError<E>),
 }
 
-/// The mutable part of one run: attempt count, start time, delay stream,
-/// breaker permit, last error.
+/// What ends a running async attempt early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cutoff {
+    /// The per-attempt timeout.
+    AttemptTimeout(Duration),
+    /// The run's deadline.
+    Deadline,
+}
+
+/// The mutable part of one run.
 pub(crate) struct RunState<'a, E> {
     pub(crate) policy: &'a RetryPolicy,
     pub(crate) clock: &'a dyn Clock,
@@ -34,9 +49,15 @@ pub(crate) struct RunState<'a, E> {
     /// Made at the first retry: the success path draws no seed.
     delays: Option<Delays>,
     breaker: Option<&'a CircuitBreaker>,
+    budget: Option<&'a RetryBudget>,
+    throttle: Option<&'a AdaptiveThrottle>,
     permit: Option<Permit<'a>>,
+    /// Tokens withdrawn for the retry being slept towards (refunded if the
+    /// run is dropped first), then for the attempt being made.
+    pending: Option<Withdrawal>,
+    spent: Option<Withdrawal>,
     /// The error of the last attempt, kept across its sleep in case the next
-    /// attempt never runs (an open circuit).
+    /// attempt never runs (an open circuit, a deadline).
     last: Option<E>,
 }
 
@@ -47,6 +68,8 @@ impl<'a, E: Display> RunState<'a, E> {
             name,
             clock,
             breaker,
+            budget,
+            throttle,
         } = settings;
         let clock: &'a dyn Clock = clock.unwrap_or(&SystemClock);
         let start = policy.max_elapsed.map(|_| clock.now());
@@ -58,24 +81,44 @@ impl<'a, E: Display> RunState<'a, E> {
             start,
             delays: None,
             breaker,
+            budget,
+            throttle,
             permit: None,
+            pending: None,
+            spent: None,
             last: None,
         }
     }
 
-    /// Counts the attempt about to be made and asks the breaker, if any.
-    /// `None`: make the attempt.
+    /// Counts the attempt about to be made and asks the breaker and the
+    /// throttle. `None`: make the attempt.
     #[inline]
     pub(crate) fn before_attempt(&mut self) -> Option<Step<E>> {
         self.attempt = self.attempt.saturating_add(1);
-        let breaker = self.breaker?;
-        match breaker.try_acquire() {
-            Ok(permit) => {
-                self.permit = Some(permit);
-                None
-            }
-            Err(open) => Some(self.circuit_open(open)),
+        self.spent = self.pending.take();
+        if let Some(budget) = self.budget.filter(|_| self.attempt == 1) {
+            budget.record_request();
         }
+        if let Some(breaker) = self.breaker {
+            match breaker.try_acquire() {
+                Ok(permit) => self.permit = Some(permit),
+                Err(open) => return Some(self.circuit_open(open)),
+            }
+        }
+        if let Some(throttle) = self.throttle {
+            if let Err(local) = throttle.try_acquire() {
+                self.permit = None; // counts nothing on the breaker
+                self.refund_spent();
+                let (attempts, last) = (self.attempt, self.last.take());
+                emit::throttled_locally(&self.name, local.probability());
+                return Some(self.stop(GiveUp::Throttled, |name| RetryError::Throttled {
+                    name,
+                    attempts,
+                    last,
+                }));
+            }
+        }
+        None
     }
 
     /// Records a success.
@@ -83,6 +126,12 @@ impl<'a, E: Display> RunState<'a, E> {
     pub(crate) fn succeeded(&mut self) {
         if let Some(permit) = self.permit.take() {
             permit.success();
+        }
+        if let Some(throttle) = self.throttle {
+            throttle.record(true);
+        }
+        if let Some(budget) = self.budget {
+            budget.record_success(self.spent.take());
         }
         emit::attempt_succeeded(&self.name, self.attempt);
     }
@@ -109,19 +158,31 @@ impl<'a, E: Display> RunState<'a, E> {
             .is_some_and(|deadline| elapsed.saturating_add(delay) > deadline)
     }
 
-    /// Decides what follows the failed attempt that returned `error`.
+    /// Asks the classifier about a failed attempt, then decides what follows.
     pub(crate) fn failed<C, H>(&mut self, error: E, classifier: &C, hook: &mut H) -> Step<E>
     where
         C: Classify<E> + ?Sized,
         H: OnRetry<E> + ?Sized,
     {
+        let verdict = classifier.classify(&error);
+        self.failed_with(error, verdict, hook)
+    }
+
+    /// Decides what follows the failed attempt that returned `error`, judged `verdict`.
+    pub(crate) fn failed_with<H>(&mut self, error: E, verdict: Verdict, hook: &mut H) -> Step<E>
+    where
+        H: OnRetry<E> + ?Sized,
+    {
         emit::attempt_failed(&self.name);
         let elapsed = self.elapsed();
         let attempts = self.attempt;
-        let verdict = classifier.classify(&error);
         if let Some(permit) = self.permit.take() {
             permit.record(verdict);
         }
+        if let Some(throttle) = self.throttle {
+            throttle.record(!verdict.is_refusal());
+        }
+        self.spent = None; // a failed retry's tokens stay spent
         if verdict == Verdict::Fail {
             return self.stop(GiveUp::Rejected, |name| RetryError::Rejected {
                 name,
@@ -139,7 +200,7 @@ impl<'a, E: Display> RunState<'a, E> {
         }
         let backoff_delay = self.next_delay();
         let policy = self.policy;
-        let (delay, server_hint) = match verdict {
+        let (mut delay, server_hint) = match verdict {
             Verdict::RetryAfter(hint) if hint > policy.max_retry_after => {
                 let max_retry_after = policy.max_retry_after;
                 return self.stop(GiveUp::RetryAfter, |name| RetryError::RetryAfterTooLong {
@@ -154,31 +215,44 @@ impl<'a, E: Display> RunState<'a, E> {
             _ => (backoff_delay, false),
         };
         // Never sleep against a circuit that this failure (or others) opened.
-        let delay = match self.breaker.and_then(CircuitBreaker::would_reject) {
-            None => delay,
-            Some(open) => match self.wait_for_probe(&open, elapsed, delay) {
-                Some(wait) => wait,
+        if let Some(open) = self.breaker.and_then(CircuitBreaker::would_reject) {
+            match self.wait_for_probe(&open, elapsed, delay) {
+                Some(wait) => delay = wait,
                 None => {
+                    let last = Some(error);
                     return self.stop(GiveUp::CircuitOpen, |name| RetryError::CircuitOpen {
                         name,
                         attempts,
                         open,
-                        last: Some(error),
+                        last,
                     });
                 }
-            },
-        };
+            }
+        }
         if let Some(deadline) = policy
             .max_elapsed
             .filter(|_| self.crosses_deadline(elapsed, delay))
         {
+            let last = Some(error);
             return self.stop(GiveUp::Deadline, |name| RetryError::DeadlineExceeded {
                 name,
                 attempts,
                 elapsed,
                 deadline,
-                last: error,
+                last,
             });
+        }
+        if let Some(budget) = self.budget {
+            match budget.try_withdraw(verdict) {
+                Some(withdrawal) => self.pending = Some(withdrawal),
+                None => {
+                    return self.stop(GiveUp::Budget, |name| RetryError::BudgetExhausted {
+                        name,
+                        attempts,
+                        last: error,
+                    });
+                }
+            }
         }
         let event = RetryEvent {
             name: &self.name,
@@ -224,11 +298,53 @@ impl<'a, E: Display> RunState<'a, E> {
         if let Some(wait) = self.wait_for_probe(&open, elapsed, delay) {
             return Step::Sleep(wait);
         }
+        self.refund_spent();
         let last = self.last.take();
         self.stop(GiveUp::CircuitOpen, |name| RetryError::CircuitOpen {
             name,
             attempts,
             open,
+            last,
+        })
+    }
+
+    /// The attempt the budget paid for will not be made: give the tokens back.
+    fn refund_spent(&mut self) {
+        if let (Some(budget), Some(w)) = (self.budget, self.spent.take()) {
+            budget.refund(w);
+        }
+    }
+
+    /// For an async attempt about to start: a timer for whichever comes first
+    /// of the per-attempt `timeout` and the deadline, if either is set.
+    pub(crate) fn attempt_timer(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Option<(SleepFuture, Cutoff)> {
+        let timeout = timeout.filter(|t| !t.is_zero());
+        let remaining = match self.policy.max_elapsed {
+            Some(deadline) => Some(deadline.saturating_sub(self.elapsed())),
+            None => None,
+        };
+        let (limit, cutoff) = match (timeout, remaining) {
+            (Some(t), Some(r)) if r <= t => (r, Cutoff::Deadline),
+            (Some(t), _) => (t, Cutoff::AttemptTimeout(t)),
+            (None, Some(r)) => (r, Cutoff::Deadline),
+            (None, None) => return None,
+        };
+        Some((self.clock.sleep_async(limit), cutoff))
+    }
+
+    /// The deadline came while an attempt was running: the attempt is dropped.
+    pub(crate) fn deadline_passed(&mut self) -> Step<E> {
+        self.permit = None; // an abandoned attempt counts nothing on the breaker
+        let (attempts, elapsed, last) = (self.attempt, self.elapsed(), self.last.take());
+        let deadline = self.policy.max_elapsed.unwrap_or_default();
+        self.stop(GiveUp::Deadline, |name| RetryError::DeadlineExceeded {
+            name,
+            attempts,
+            elapsed,
+            deadline,
             last,
         })
     }
@@ -239,5 +355,15 @@ impl<'a, E: Display> RunState<'a, E> {
         let err = make(self.name.clone());
         emit::gave_up(&self.name, why, &err);
         Step::Stop(err)
+    }
+}
+
+impl<E> Drop for RunState<'_, E> {
+    /// A run dropped mid-sleep (its future cancelled) gives back the tokens
+    /// it had withdrawn for the retry it will never make.
+    fn drop(&mut self) {
+        if let (Some(budget), Some(w)) = (self.budget, self.pending.take()) {
+            budget.refund(w);
+        }
     }
 }

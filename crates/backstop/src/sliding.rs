@@ -1,0 +1,104 @@
+//! Counters over a sliding span of time, kept in buckets that expire one at a
+//! time: the breaker's time window, the ratio budget and the adaptive
+//! throttle all count "how many X in the last T" with it.
+//!
+//! Adding is lock-free; a bucket whose slice of time has passed is recycled
+//! under a lock, once per bucket per slice.
+
+use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering, lock};
+
+struct Bucket<const N: usize> {
+    /// Which slice of time (`now / bucket_nanos`) the counts belong to;
+    /// `u64::MAX` for none.
+    epoch: AtomicU64,
+    counts: [AtomicU32; N],
+}
+
+pub(crate) struct SlidingCounts<const N: usize> {
+    buckets: Box<[Bucket<N>]>,
+    bucket_nanos: u64,
+    recycle: Mutex<()>,
+}
+
+impl<const N: usize> SlidingCounts<N> {
+    /// `span_nanos` of history in `buckets` slices (both at least 1).
+    pub(crate) fn new(span_nanos: u64, buckets: u32) -> Self {
+        let buckets = buckets.max(1);
+        Self {
+            buckets: (0..buckets)
+                .map(|_| Bucket {
+                    epoch: AtomicU64::new(u64::MAX),
+                    counts: std::array::from_fn(|_| AtomicU32::new(0)),
+                })
+                .collect(),
+            bucket_nanos: (span_nanos / u64::from(buckets)).max(1),
+            recycle: Mutex::new(()),
+        }
+    }
+
+    /// Adds `by[i]` to counter `i` at time `now` (nanoseconds on some clock).
+    pub(crate) fn add(&self, now: u64, by: [u32; N]) {
+        let epoch = now / self.bucket_nanos;
+        let bucket = &self.buckets[(epoch % self.buckets.len() as u64) as usize];
+        if bucket.epoch.load(Ordering::Acquire) != epoch {
+            let _guard = lock(&self.recycle);
+            if bucket.epoch.load(Ordering::Acquire) != epoch {
+                for c in &bucket.counts {
+                    c.store(0, Ordering::Relaxed);
+                }
+                bucket.epoch.store(epoch, Ordering::Release);
+            }
+        }
+        for (c, n) in bucket.counts.iter().zip(by) {
+            if n != 0 {
+                c.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The sums of the buckets whose slice lies within the span ending at `now`.
+    pub(crate) fn totals(&self, now: u64) -> [u32; N] {
+        let epoch = now / self.bucket_nanos;
+        let oldest = epoch.saturating_sub(self.buckets.len() as u64 - 1);
+        let mut sums = [0u32; N];
+        for b in self.buckets.iter() {
+            let e = b.epoch.load(Ordering::Acquire);
+            if e != u64::MAX && e >= oldest && e <= epoch {
+                for (sum, c) in sums.iter_mut().zip(&b.counts) {
+                    *sum = sum.saturating_add(c.load(Ordering::Relaxed));
+                }
+            }
+        }
+        sums
+    }
+
+    /// Forgets everything.
+    pub(crate) fn clear(&self) {
+        let _guard = lock(&self.recycle);
+        for b in self.buckets.iter() {
+            b.epoch.store(u64::MAX, Ordering::Release);
+        }
+    }
+}
+
+#[cfg(all(test, not(backstop_loom)))]
+mod tests {
+    use super::*;
+
+    const SEC: u64 = 1_000_000_000;
+
+    #[test]
+    fn counts_expire_bucket_by_bucket() {
+        let w = SlidingCounts::<2>::new(10 * SEC, 10);
+        w.add(0, [1, 1]);
+        w.add(5 * SEC, [1, 0]);
+        assert_eq!(w.totals(9 * SEC), [2, 1]);
+        // At 10.5 s the bucket of 0 s has left the span.
+        assert_eq!(w.totals(10 * SEC + SEC / 2), [1, 0]);
+        assert_eq!(w.totals(100 * SEC), [0, 0]);
+        w.add(100 * SEC, [0, 3]);
+        assert_eq!(w.totals(100 * SEC), [0, 3]);
+        w.clear();
+        assert_eq!(w.totals(100 * SEC), [0, 0]);
+    }
+}

@@ -4,6 +4,7 @@
 //! - [`weather_api`]: an HTTP API with `Retry-After` and a deadline
 //! - [`breaker`]: a circuit breaker around an upload
 //! - [`closures`]: arguments, borrows, `&mut self`, `Ok` values that mean failure
+//! - [`no_retry_storms`]: retry budgets, adaptive throttling, timeouts
 //! - [`batch`]: every item of a batch, sync or async with a concurrency limit
 //! - [`testing`]: testing your own retrying code in virtual time
 
@@ -18,6 +19,9 @@ pub mod breaker {}
 
 #[doc = include_str!("../docs/cookbook/closures.md")]
 pub mod closures {}
+
+#[doc = include_str!("../docs/cookbook/no_retry_storms.md")]
+pub mod no_retry_storms {}
 
 #[doc = include_str!("../docs/cookbook/batch.md")]
 pub mod batch {}

@@ -18,6 +18,13 @@
 //!   exhausted, a permanent error, a deadline, a hint too long) and keeps the
 //!   last error.
 //!
+//! Around a run, three shared guards keep retries from making an outage
+//! worse, each `Clone` and meant to be shared by every call to one downstream:
+//!
+//! - a [`CircuitBreaker`] stops calling a downstream that is down;
+//! - a [`RetryBudget`] caps retries to a small part of the traffic;
+//! - an [`AdaptiveThrottle`] rejects locally while the downstream refuses most calls.
+//!
 //! Time comes from a [`Clock`]: the real one by default, a [`ManualClock`] in
 //! tests, where a five-attempt schedule with a 30 s cap runs in microseconds.
 //!

@@ -86,14 +86,16 @@ fn the_counter_does_count() {
 }
 
 #[test]
-fn a_run_through_a_closed_breaker_allocates_nothing() {
+fn a_run_through_a_closed_breaker_and_a_budget_allocates_nothing() {
     let breaker = backstop::CircuitBreaker::new("s3", backstop::BreakerConfig::default());
+    let budget = backstop::RetryBudget::default();
     let policy = presets::s3_upload();
     let n = allocations_in(|| {
         for i in 0..1000u32 {
             let v = policy
                 .retry(|| Ok::<_, &str>(i))
                 .breaker(&breaker)
+                .budget(&budget)
                 .call()
                 .unwrap();
             assert_eq!(v, i);

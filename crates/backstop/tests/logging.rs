@@ -127,3 +127,35 @@ fn giving_up_is_logged_at_warn() {
         " WARN upload_to_s3 failed with a permanent error on attempt 1: AccessDenied"
     ));
 }
+
+#[test]
+fn a_denied_retry_is_logged_at_warn() {
+    let clock = ManualClock::new();
+    let budget = backstop::RetryBudget::token_bucket()
+        .capacity(5)
+        .timeout_cost(5)
+        .name("s3")
+        .build()
+        .unwrap();
+    let lines = logged(|| {
+        let _ = policy()
+            .retry(|| Err::<(), _>("SlowDown"))
+            .name("upload_to_s3")
+            .budget(&budget)
+            .clock(&clock)
+            .call();
+    });
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(" WARN retry denied: retry budget s3 is spent (0.0 left)")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains("the retry budget is spent: SlowDown"),
+        "{lines:#?}"
+    );
+}

@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! RUSTFLAGS="--cfg backstop_loom" CARGO_TARGET_DIR=target/loom \
-//!     cargo test -p backstop --no-default-features --release --test loom_breaker
+//!     cargo test -p backstop --no-default-features --release --test loom_breaker --test loom_budget
 //! ```
 #![cfg(backstop_loom)]
 

@@ -148,3 +148,31 @@ fn a_breaker_reports_its_state_rejections_and_transitions() {
         .map(|(.., v)| v);
     assert_eq!(gauge, Some(&DebugValue::Gauge(1.0.into())));
 }
+
+#[test]
+fn a_budget_reports_its_level_and_denials() {
+    use backstop::{RetryBudget, Verdict};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let budget = RetryBudget::token_bucket()
+            .capacity(10)
+            .name("s3")
+            .build()
+            .unwrap();
+        let _ = budget.try_withdraw(Verdict::Retry);
+        let _ = budget.try_withdraw(Verdict::Retry);
+        assert!(budget.try_withdraw(Verdict::Retry).is_none());
+    });
+    let snap = snapshotter.snapshot().into_vec();
+    assert_eq!(
+        counter(&snap, "backstop_budget_denied_total", &[("budget", "s3")]),
+        1
+    );
+    let level = snap
+        .iter()
+        .find(|(k, ..)| k.kind() == MetricKind::Gauge && k.key().name() == "backstop_budget_level")
+        .map(|(.., v)| v);
+    assert_eq!(level, Some(&DebugValue::Gauge(0.0.into())));
+}

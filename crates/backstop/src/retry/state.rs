@@ -322,10 +322,10 @@ impl<'a, E: Display> RunState<'a, E> {
         timeout: Option<Duration>,
     ) -> Option<(SleepFuture, Cutoff)> {
         let timeout = timeout.filter(|t| !t.is_zero());
-        let remaining = match self.policy.max_elapsed {
-            Some(deadline) => Some(deadline.saturating_sub(self.elapsed())),
-            None => None,
-        };
+        let policy = self.policy;
+        let remaining = policy
+            .max_elapsed
+            .map(|deadline| deadline.saturating_sub(self.elapsed()));
         let (limit, cutoff) = match (timeout, remaining) {
             (Some(t), Some(r)) if r <= t => (r, Cutoff::Deadline),
             (Some(t), _) => (t, Cutoff::AttemptTimeout(t)),

@@ -1,0 +1,142 @@
+//! Async per-attempt timeouts and the deadline, on tokio's paused clock.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use backstop::{Backoff, RetryBudget, RetryError, RetryEvent, RetryPolicy, Verdict};
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+#[derive(Debug, Clone, PartialEq)]
+enum FetchError {
+    TimedOut(Duration),
+    Http(u16),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+fn policy(attempts: u32) -> RetryPolicy {
+    RetryPolicy::builder()
+        .max_attempts(attempts)
+        .backoff(Backoff::constant(S(1)))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_attempt_is_cut_and_retried() {
+    let calls = AtomicU32::new(0);
+    let events = Mutex::new(Vec::new());
+    let started = tokio::time::Instant::now();
+    let v = policy(3)
+        .retry(|| async {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                tokio::time::sleep(S(3600)).await; // hangs
+            }
+            Ok::<_, FetchError>("forecast")
+        })
+        .attempt_timeout(S(2), FetchError::TimedOut)
+        .on_retry(|e: &RetryEvent<'_, FetchError>| events.lock().unwrap().push(e.error.clone()))
+        .await;
+    assert_eq!(v, Ok("forecast"));
+    assert_eq!(started.elapsed(), S(3), "2 s timeout + 1 s backoff");
+    assert_eq!(*events.lock().unwrap(), [FetchError::TimedOut(S(2))]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempts_that_all_time_out_exhaust_the_run() {
+    let err = policy(3)
+        .retry(|| async {
+            std::future::pending::<()>().await;
+            Ok::<(), FetchError>(())
+        })
+        .attempt_timeout(S(5), FetchError::TimedOut)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RetryError::Exhausted {
+                attempts: 3,
+                last: FetchError::TimedOut(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_are_judged_timeout_not_by_the_classifier() {
+    // The classifier would fail everything at once; a timeout is still retried.
+    let calls = AtomicU32::new(0);
+    let v = policy(2)
+        .retry(|| async {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, FetchError>(7)
+        })
+        .when(|_: &FetchError| Verdict::Fail)
+        .attempt_timeout(S(1), FetchError::TimedOut)
+        .await;
+    assert_eq!(v, Ok(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_retry_costs_the_budgets_timeout_cost() {
+    let budget = RetryBudget::token_bucket().capacity(100).build().unwrap();
+    let _ = policy(2)
+        .retry(|| async {
+            std::future::pending::<()>().await;
+            Ok::<(), FetchError>(())
+        })
+        .attempt_timeout(S(1), FetchError::TimedOut)
+        .budget(&budget)
+        .await;
+    assert_eq!(budget.level(), 90.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_wins_over_a_longer_attempt_timeout() {
+    let p = policy(5).to_builder().max_elapsed(S(4)).build().unwrap();
+    let started = tokio::time::Instant::now();
+    let err = p
+        .retry(|| async {
+            tokio::time::sleep(S(3)).await;
+            Err::<(), _>(FetchError::Http(503))
+        })
+        .attempt_timeout(S(10), FetchError::TimedOut)
+        .await
+        .unwrap_err();
+    // t=3 fail (503), sleep 1 s; the second attempt is cut at t=4.
+    assert_eq!(started.elapsed(), S(4));
+    assert!(
+        matches!(
+            err,
+            RetryError::DeadlineExceeded {
+                attempts: 2,
+                last: Some(FetchError::Http(503)),
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_timeout_means_none() {
+    let v = policy(1)
+        .retry(|| async {
+            tokio::time::sleep(S(60)).await;
+            Ok::<_, FetchError>(1)
+        })
+        .attempt_timeout(Duration::ZERO, FetchError::TimedOut)
+        .await;
+    assert_eq!(v, Ok(1));
+}

@@ -88,6 +88,7 @@
 //! | `tracing` | yes | the log lines listed in [`event`] |
 //! | `metrics` | no | the counters listed in [`event`] |
 //! | `serde` | no | `RetryPolicy` from TOML/JSON/YAML, durations like `"500ms"` ([`config`]) |
+//! | `http` | no | status classification, `Retry-After` parsing, idempotent methods (`http` module) |
 //!
 //! Without `tokio`, async runs sleep on a timer thread, so they work on any
 //! executor; implement [`Clock`] to use your runtime's timer instead.
@@ -106,6 +107,8 @@ pub mod docs;
 pub mod duration;
 pub mod error;
 pub mod event;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod policy;
 pub mod presets;
 pub mod retry;

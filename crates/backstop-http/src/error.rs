@@ -1,0 +1,162 @@
+//! What one HTTP attempt can fail with: [`HttpError`].
+
+use std::error::Error;
+use std::fmt;
+use std::time::Duration;
+
+use backstop::Verdict;
+use backstop::http::classify_status;
+
+/// Why an HTTP attempt failed, as the retry run sees it.
+///
+/// A response whose status is worth a retry (5xx, 429, 408) is a failure
+/// here, so the run can retry it and honour its `Retry-After`; the response
+/// itself is kept, so a caller that gives up still has it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// The server answered with a retryable status (its response is kept).
+    Status(reqwest::Response),
+    /// The request did not get a response: connect, reset, timeout, body.
+    Transport(reqwest::Error),
+    /// Another middleware further down the chain failed.
+    Middleware(anyhow::Error),
+    /// The attempt ran past its per-attempt timeout and was dropped.
+    TimedOut(Duration),
+    /// The request failed and was deliberately not retried.
+    NotRetried {
+        /// Why it was not retried.
+        reason: NotRetried,
+        /// How it failed.
+        error: Box<HttpError>,
+    },
+}
+
+/// Why a failed request was not retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NotRetried {
+    /// Its method is not idempotent (POST, PATCH) and it had no `Idempotency-Key`.
+    NotIdempotent,
+    /// Its body is a stream that cannot be sent a second time.
+    StreamBody,
+}
+
+impl fmt::Display for NotRetried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NotRetried::NotIdempotent => {
+                "its method is not idempotent; send an Idempotency-Key header, or opt in to retrying it"
+            }
+            NotRetried::StreamBody => "its body is a stream, which cannot be sent twice; use a buffered body to retry it",
+        })
+    }
+}
+
+impl HttpError {
+    /// The response, for a [`Status`](Self::Status) failure.
+    pub fn response(&self) -> Option<&reqwest::Response> {
+        match self {
+            HttpError::Status(r) => Some(r),
+            HttpError::NotRetried { error, .. } => error.response(),
+            _ => None,
+        }
+    }
+
+    /// The response, by value, for a [`Status`](Self::Status) failure.
+    pub fn into_response(self) -> Option<reqwest::Response> {
+        match self {
+            HttpError::Status(r) => Some(r),
+            HttpError::NotRetried { error, .. } => error.into_response(),
+            _ => None,
+        }
+    }
+
+    /// The status, for a [`Status`](Self::Status) failure.
+    pub fn status(&self) -> Option<http::StatusCode> {
+        self.response().map(reqwest::Response::status)
+    }
+}
+
+impl From<reqwest_middleware::Error> for HttpError {
+    fn from(e: reqwest_middleware::Error) -> Self {
+        match e {
+            reqwest_middleware::Error::Reqwest(e) => HttpError::Transport(e),
+            reqwest_middleware::Error::Middleware(e) => HttpError::Middleware(e),
+        }
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Status(r) => write!(f, "HTTP {}", r.status()),
+            HttpError::Transport(e) => {
+                // reqwest's message carries the whole URL: keep its query
+                // (API keys, tokens) out of logs.
+                let message = e.to_string();
+                match e.url() {
+                    Some(url) => write!(
+                        f,
+                        "{}",
+                        message.replace(url.as_str(), &crate::redacted(url))
+                    )?,
+                    None => write!(f, "{message}")?,
+                }
+                // reqwest's own message is terse: add the cause ("connection reset").
+                let mut source = e.source();
+                while let Some(cause) = source {
+                    write!(f, ": {cause}")?;
+                    source = cause.source();
+                }
+                Ok(())
+            }
+            HttpError::Middleware(e) => write!(f, "{e:#}"),
+            HttpError::TimedOut(d) => {
+                write!(f, "the attempt timed out after {:.1}s", d.as_secs_f64())
+            }
+            HttpError::NotRetried { reason, error } => write!(f, "{error} (not retried: {reason})"),
+        }
+    }
+}
+
+impl Error for HttpError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            HttpError::Transport(e) => Some(e),
+            HttpError::Middleware(e) => Some(e.as_ref()),
+            HttpError::NotRetried { error, .. } => Some(error.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// The verdict for an [`HttpError`]: statuses by
+/// [`classify_status`](backstop::http::classify_status) (with their
+/// `Retry-After`), transport errors by [`classify_reqwest`], timeouts
+/// `Timeout`, other middleware's errors and not-retried requests `Fail`.
+pub fn classify(error: &HttpError) -> Verdict {
+    match error {
+        HttpError::Status(r) => classify_status(r.status(), r.headers()),
+        HttpError::Transport(e) => classify_reqwest(e),
+        HttpError::TimedOut(_) => Verdict::Timeout,
+        HttpError::Middleware(_) | HttpError::NotRetried { .. } => Verdict::Fail,
+    }
+}
+
+/// The verdict for a `reqwest::Error`: connect errors, resets and incomplete
+/// bodies `Retry`, timeouts `Timeout`; building, redirect and decode errors
+/// `Fail` (sending again would fail the same way); a status error by its status.
+pub fn classify_reqwest(e: &reqwest::Error) -> Verdict {
+    if e.is_builder() || e.is_redirect() || e.is_decode() {
+        return Verdict::Fail;
+    }
+    if let Some(status) = e.status() {
+        return classify_status(status, &http::HeaderMap::new());
+    }
+    if e.is_timeout() {
+        return Verdict::Timeout;
+    }
+    // Connect, request (reset, closed early) and body (cut short) errors.
+    Verdict::Retry
+}

@@ -1,0 +1,60 @@
+//! backstop for HTTP: retries that honour `Retry-After` and idempotency, for
+//! reqwest (a `reqwest-middleware` middleware, or plain helpers) and for any
+//! tower HTTP client (a layer).
+//!
+//! The seeds' `with_api_retry`: retry 5xx, connection errors, timeouts and
+//! 429; never other 4xx; respect `Retry-After`; 3 attempts, 0.5 s doubling to
+//! 10 s, +U[0, 0.5 s] ([`presets::api_call`](backstop::presets::api_call)).
+//!
+//! | want | use |
+//! |---|---|
+//! | every request of a reqwest client retried | [`RetryMiddleware`] with `reqwest_middleware::ClientBuilder` |
+//! | one call retried, no middleware | [`send`] (body unread) or [`fetch`] (body read inside the attempt) |
+//! | a tower/hyper client retried | [`RetryLayer`] |
+//! | a classifier for your own loop | [`classify`], [`classify_reqwest`], and `backstop::http::classify_status` |
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use backstop::{presets, CircuitBreaker, RetryBudget};
+//! use backstop_http::{Options, RetryMiddleware};
+//!
+//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(
+//!         RetryMiddleware::new(presets::api_call())
+//!             .breaker(CircuitBreaker::new("weather_api", Default::default()))
+//!             .budget(RetryBudget::default())
+//!             .options(Options::new().idempotency_key(true)),
+//!     )
+//!     .build();
+//! let forecast = client.get("http://api.weather.test/forecast").send().await?;
+//! # let _ = forecast; Ok(()) }
+//! ```
+//!
+//! reqwest is used without default features here: enable the TLS backend you
+//! want (`rustls`, `native-tls`) on your own `reqwest` dependency.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod layer;
+mod middleware;
+mod options;
+mod send;
+
+pub use error::{HttpError, NotRetried, classify, classify_reqwest};
+pub use layer::{BoxError, RetryLayer, RetryService};
+pub use middleware::RetryMiddleware;
+pub use options::{IDEMPOTENCY_KEY, Options};
+pub use send::{AttemptFuture, Fetched, fetch, send, send_with};
+
+/// A URL for logs and errors: scheme, host, port and path, without
+/// credentials or query (which may hold secrets).
+pub(crate) fn redacted(url: &reqwest::Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(url.path());
+    shown
+}

@@ -1,0 +1,177 @@
+//! `send` and `fetch` against a real server on loopback.
+
+use std::time::Duration;
+
+use backstop::{Backoff, CircuitBreaker, ManualClock, RetryBudget, RetryError, RetryPolicy};
+use backstop_http::{HttpError, NotRetried, Options, fetch, send, send_with};
+use backstop_testkit::{FaultServer, Reply};
+
+fn policy(attempts: u32) -> RetryPolicy {
+    RetryPolicy::builder()
+        .max_attempts(attempts)
+        .backoff(Backoff::constant(Duration::from_millis(200)))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn send_retries_a_503_then_returns_the_response() {
+    let server = FaultServer::start();
+    server.script([Reply::status(503), Reply::ok("sunny")]);
+    let client = reqwest::Client::new();
+    let url = server.url("/forecast");
+    let clock = ManualClock::new();
+    let p = policy(3);
+    let resp = send(&p, || client.get(&url)).clock(&clock).await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "sunny");
+    assert_eq!(clock.sleeps(), [Duration::from_millis(200)]);
+}
+
+#[tokio::test]
+async fn send_keeps_the_last_response_when_retries_run_out() {
+    let server = FaultServer::start();
+    server.otherwise(Reply::status(502));
+    let client = reqwest::Client::new();
+    let url = server.url("/");
+    let clock = ManualClock::new();
+    let p = policy(2);
+    let err = send(&p, || client.get(&url))
+        .name("fetch_weather_data")
+        .clock(&clock)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.last_error().and_then(HttpError::status),
+        Some(http::StatusCode::BAD_GATEWAY)
+    );
+    assert!(
+        err.to_string()
+            .starts_with("fetch_weather_data failed after 2 attempts"),
+        "{err}"
+    );
+    let resp = err.into_inner().and_then(HttpError::into_response).unwrap();
+    assert_eq!(resp.status(), 502);
+}
+
+#[tokio::test]
+async fn send_rejects_a_404_at_once() {
+    let server = FaultServer::start();
+    server.otherwise(Reply::status(404));
+    let client = reqwest::Client::new();
+    let url = server.url("/");
+    let p = policy(3);
+    let resp = send(&p, || client.get(&url)).await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn send_does_not_retry_a_post_and_says_why() {
+    let server = FaultServer::start();
+    server.otherwise(Reply::status(503));
+    let client = reqwest::Client::new();
+    let url = server.url("/orders");
+    let p = policy(3);
+    let err = send(&p, || client.post(&url).body("{}")).await.unwrap_err();
+    assert_eq!(server.hits(), 1);
+    assert!(matches!(
+        err,
+        RetryError::Rejected {
+            error: HttpError::NotRetried {
+                reason: NotRetried::NotIdempotent,
+                ..
+            },
+            ..
+        }
+    ));
+    assert!(
+        err.to_string()
+            .contains("not retried: its method is not idempotent"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn send_with_an_idempotency_key_retries_a_post_with_one_key() {
+    let server = FaultServer::start();
+    server.script([Reply::status(500), Reply::ok("created")]);
+    let client = reqwest::Client::new();
+    let url = server.url("/orders");
+    let clock = ManualClock::new();
+    let p = policy(3);
+    let resp = send_with(&p, Options::new().idempotency_key(true), || {
+        client.post(&url).body("{}")
+    })
+    .clock(&clock)
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    let keys: Vec<_> = server
+        .requests()
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], keys[1]);
+}
+
+#[tokio::test]
+async fn fetch_retries_a_body_cut_short() {
+    let server = FaultServer::start();
+    server.script([
+        Reply::half_body("0123456789abcdef"),
+        Reply::ok("0123456789abcdef"),
+    ]);
+    let client = reqwest::Client::new();
+    let url = server.url("/data.csv");
+    let clock = ManualClock::new();
+    let p = policy(3);
+    let fetched = fetch(&p, || client.get(&url)).clock(&clock).await.unwrap();
+    assert_eq!(fetched.status, 200);
+    assert_eq!(&fetched.body[..], b"0123456789abcdef");
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
+async fn send_composes_with_breaker_and_budget() {
+    let server = FaultServer::start();
+    server.otherwise(Reply::status(503));
+    let client = reqwest::Client::new();
+    let url = server.url("/");
+    let clock = ManualClock::new();
+    let budget = RetryBudget::token_bucket()
+        .capacity(5)
+        .timeout_cost(5)
+        .build()
+        .unwrap();
+    let breaker = CircuitBreaker::new("api", Default::default());
+    let p = policy(5);
+    let err = send(&p, || client.get(&url))
+        .budget(&budget)
+        .breaker(&breaker)
+        .clock(&clock)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RetryError::BudgetExhausted { attempts: 2, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_timeout_on_send() {
+    let server = FaultServer::start();
+    server.script([Reply::stall(Duration::from_secs(30)), Reply::ok("ok")]);
+    let client = reqwest::Client::new();
+    let url = server.url("/");
+    let fast = RetryPolicy::builder()
+        .max_attempts(2)
+        .backoff(Backoff::constant(Duration::from_millis(1)))
+        .build()
+        .unwrap();
+    let resp = send(&fast, || client.get(&url))
+        .attempt_timeout(Duration::from_millis(100), HttpError::TimedOut)
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), "ok");
+}

@@ -1,0 +1,375 @@
+//! The reqwest middleware against a real HTTP server on loopback that injects
+//! faults. Sleeps run on a `ManualClock` (recorded, not waited), except where
+//! a timeout needs real time (tens of milliseconds).
+
+use std::time::{Duration, SystemTime};
+
+use backstop::breaker::BreakerConfig;
+use backstop::{Backoff, CircuitBreaker, ManualClock, RetryError, RetryPolicy};
+use backstop_http::{HttpError, Options, RetryMiddleware};
+use backstop_testkit::{FaultServer, Reply};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+fn policy(attempts: u32) -> RetryPolicy {
+    RetryPolicy::builder()
+        .max_attempts(attempts)
+        .backoff(Backoff::exponential(Duration::from_millis(500)).max_delay(S(10)))
+        .build()
+        .unwrap()
+}
+
+fn client(middleware: RetryMiddleware) -> ClientWithMiddleware {
+    ClientBuilder::new(reqwest::Client::new())
+        .with(middleware)
+        .build()
+}
+
+fn on_manual(attempts: u32, clock: &ManualClock) -> ClientWithMiddleware {
+    client(RetryMiddleware::new(policy(attempts)).clock(clock.clone()))
+}
+
+/// The `RetryError` inside a middleware error.
+fn retry_error(e: &reqwest_middleware::Error) -> &RetryError<HttpError> {
+    match e {
+        reqwest_middleware::Error::Middleware(a) => a.downcast_ref().expect("a RetryError"),
+        other => panic!("not a middleware error: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_retryable_status_is_retried_then_succeeds() {
+    for code in [500, 502, 503, 504, 408, 429] {
+        let server = FaultServer::start();
+        server.script([Reply::status(code), Reply::ok("sunny")]);
+        let clock = ManualClock::new();
+        let resp = on_manual(3, &clock)
+            .get(server.url("/forecast"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{code}");
+        assert_eq!(resp.text().await.unwrap(), "sunny");
+        assert_eq!(server.hits(), 2, "{code}");
+        assert_eq!(clock.sleeps(), [Duration::from_millis(500)], "{code}");
+    }
+}
+
+#[tokio::test]
+async fn other_statuses_are_returned_at_once() {
+    for code in [501, 505, 400, 401, 403, 404, 409, 422] {
+        let server = FaultServer::start();
+        server.otherwise(Reply::status(code));
+        let clock = ManualClock::new();
+        let resp = on_manual(3, &clock)
+            .get(server.url("/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), code);
+        assert_eq!(server.hits(), 1, "{code}");
+        assert!(clock.sleeps().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn when_retries_run_out_the_last_response_is_returned() {
+    let server = FaultServer::start();
+    server.otherwise(Reply::status(503).header("x-attempt", "any"));
+    let clock = ManualClock::new();
+    let resp = on_manual(3, &clock)
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(server.hits(), 3);
+    assert_eq!(clock.sleeps(), [Duration::from_millis(500), S(1)]);
+}
+
+#[tokio::test]
+async fn retry_after_in_seconds_is_honoured() {
+    let server = FaultServer::start();
+    server.script([Reply::retry_after(429, "3"), Reply::ok("ok")]);
+    let clock = ManualClock::new();
+    let resp = on_manual(3, &clock)
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(clock.sleeps(), [S(3)]);
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_counts_from_the_servers_date() {
+    let server = FaultServer::start();
+    // The server's clock is a day behind ours: the hint still means 7 s.
+    let server_now = SystemTime::now() - S(86_400);
+    server.script([
+        Reply::retry_after_date(503, server_now, S(7)),
+        Reply::ok("ok"),
+    ]);
+    let clock = ManualClock::new();
+    let resp = on_manual(3, &clock)
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(clock.sleeps(), [S(7)]);
+}
+
+#[tokio::test]
+async fn a_retry_after_of_a_trillion_seconds_stops_at_once() {
+    let server = FaultServer::start();
+    server.otherwise(Reply::retry_after(503, "1000000000000"));
+    let clock = ManualClock::new();
+    let started = std::time::Instant::now();
+    let resp = on_manual(3, &clock)
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap();
+    // Bounded, no overflow, no hang: the run stops and hands back the response.
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1000000000000");
+    assert_eq!(server.hits(), 1);
+    assert!(clock.sleeps().is_empty());
+    assert!(started.elapsed() < S(5));
+}
+
+#[tokio::test]
+async fn a_garbage_retry_after_is_ignored() {
+    let server = FaultServer::start();
+    server.script([Reply::retry_after(503, "soon, maybe"), Reply::ok("ok")]);
+    let clock = ManualClock::new();
+    on_manual(3, &clock)
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        clock.sleeps(),
+        [Duration::from_millis(500)],
+        "the backoff, not the hint"
+    );
+}
+
+#[tokio::test]
+async fn post_is_not_retried() {
+    let server = FaultServer::start();
+    server.otherwise(Reply::status(503));
+    let clock = ManualClock::new();
+    let resp = on_manual(3, &clock)
+        .post(server.url("/orders"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn post_with_a_generated_idempotency_key_is_retried_with_the_same_key() {
+    let server = FaultServer::start();
+    server.script([Reply::status(503), Reply::reset(), Reply::ok("created")]);
+    let clock = ManualClock::new();
+    let c = client(
+        RetryMiddleware::new(policy(3))
+            .clock(clock.clone())
+            .options(Options::new().idempotency_key(true)),
+    );
+    let resp = c
+        .post(server.url("/orders"))
+        .body(r#"{"id":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    let keys: Vec<_> = requests
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap().to_owned())
+        .collect();
+    assert_eq!(keys[0].len(), 32);
+    assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    assert!(requests.iter().all(|r| &r.body[..] == br#"{"id":1}"#));
+    // A second call gets a new key.
+    server.script([Reply::ok("again")]);
+    c.post(server.url("/orders"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        server.requests()[3].header("idempotency-key").unwrap(),
+        keys[0]
+    );
+}
+
+#[tokio::test]
+async fn post_carrying_its_own_idempotency_key_is_retried() {
+    let server = FaultServer::start();
+    server.script([Reply::status(502), Reply::ok("ok")]);
+    let clock = ManualClock::new();
+    let resp = on_manual(3, &clock)
+        .post(server.url("/orders"))
+        .header("Idempotency-Key", "order-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.header("idempotency-key") == Some("order-42"))
+    );
+}
+
+#[tokio::test]
+async fn a_stream_body_is_sent_once_and_the_error_says_why() {
+    let server = FaultServer::start();
+    server.otherwise(Reply::reset());
+    let clock = ManualClock::new();
+    let chunks: Vec<Result<&'static str, std::io::Error>> = vec![Ok("part 1,"), Ok("part 2")];
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let err = on_manual(3, &clock)
+        .put(server.url("/upload"))
+        .body(body)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(server.hits(), 1);
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("not retried: its body is a stream"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_reset_connection_is_retried() {
+    let server = FaultServer::start();
+    server.script([Reply::reset(), Reply::reset(), Reply::ok("ok")]);
+    let clock = ManualClock::new();
+    let resp = on_manual(3, &clock)
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    assert_eq!(server.hits(), 3);
+}
+
+#[tokio::test]
+async fn exhausted_transport_errors_say_how_many_attempts() {
+    let server = FaultServer::start();
+    server.otherwise(Reply::reset());
+    let clock = ManualClock::new();
+    let err = on_manual(2, &clock)
+        .get(server.url("/forecast?key=secret"))
+        .send()
+        .await
+        .unwrap_err();
+    let retry = retry_error(&err);
+    assert!(matches!(
+        retry,
+        RetryError::Exhausted {
+            attempts: 2,
+            last: HttpError::Transport(_),
+            ..
+        }
+    ));
+    let message = retry.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "GET {} failed after 2 attempts",
+            server.url("/forecast")
+        )),
+        "{message}"
+    );
+    assert!(
+        !message.contains("secret"),
+        "the query stays out of logs: {message}"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_attempt_times_out_and_the_next_succeeds() {
+    let server = FaultServer::start();
+    server.script([Reply::stall(S(30)), Reply::ok("fast")]);
+    let fast = RetryPolicy::builder()
+        .max_attempts(2)
+        .backoff(Backoff::constant(Duration::from_millis(1)))
+        .build()
+        .unwrap();
+    let c = client(
+        RetryMiddleware::new(fast)
+            .options(Options::new().attempt_timeout(Duration::from_millis(100))),
+    );
+    let started = std::time::Instant::now();
+    let resp = c.get(server.url("/")).send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "fast");
+    assert!(started.elapsed() < S(10));
+}
+
+#[tokio::test]
+async fn the_total_deadline_cuts_a_stalled_attempt() {
+    let server = FaultServer::start();
+    server.otherwise(Reply::stall(S(30)));
+    let p = policy(5)
+        .to_builder()
+        .max_elapsed(Duration::from_millis(150))
+        .build()
+        .unwrap();
+    let err = client(RetryMiddleware::new(p))
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        retry_error(&err),
+        RetryError::DeadlineExceeded {
+            attempts: 1,
+            last: None,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn the_breaker_opens_after_repeated_503s() {
+    let server = FaultServer::start();
+    server.otherwise(Reply::status(503));
+    let clock = ManualClock::new();
+    let breaker = CircuitBreaker::builder("weather_api")
+        .config(
+            BreakerConfig::builder()
+                .consecutive_failures(3)
+                .build()
+                .unwrap(),
+        )
+        .clock(clock.clone())
+        .build();
+    let c = client(
+        RetryMiddleware::new(policy(2))
+            .clock(clock.clone())
+            .breaker(breaker.clone()),
+    );
+    for _ in 0..2 {
+        let resp = c.get(server.url("/")).send().await.unwrap();
+        assert_eq!(resp.status(), 503);
+    }
+    assert_eq!(server.hits(), 3, "the third failure opened the breaker");
+    let err = c.get(server.url("/")).send().await.unwrap_err();
+    assert!(matches!(
+        retry_error(&err),
+        RetryError::CircuitOpen { last: None, .. }
+    ));
+    assert_eq!(server.hits(), 3, "no call while open");
+}

@@ -1,0 +1,350 @@
+//! Test support for backstop: [`FaultServer`], a real HTTP/1.1 server (hyper)
+//! on `127.0.0.1:0` that answers each request from a script of [`Reply`]s:
+//! a status, a `Retry-After` in either form, a reset connection, a stall, or
+//! half a body. It records every request it receives, so a test can check
+//! what the client really sent (methods, headers such as `Idempotency-Key`,
+//! bodies).
+//!
+//! The server runs on its own runtime in a background thread, so it serves
+//! sync tests, async tests and separate processes alike, and stops when
+//! dropped.
+//!
+//! ```
+//! use backstop_testkit::{FaultServer, Reply};
+//!
+//! let server = FaultServer::start();
+//! server.script([Reply::status(503), Reply::ok("sunny")]);
+//! // ... point a client at server.url("/forecast") ...
+//! # drop(server);
+//! ```
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// What the server does with one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Answer with this status, headers and body.
+    Respond {
+        /// The status.
+        status: StatusCode,
+        /// Extra headers.
+        headers: Vec<(String, String)>,
+        /// The body.
+        body: Bytes,
+    },
+    /// Close the connection without answering.
+    Reset,
+    /// Wait this long, then answer 200 (a client with a shorter timeout gives up first).
+    Stall(Duration),
+    /// Declare the whole body's length, send its first half, then drop the connection.
+    HalfBody(Bytes),
+}
+
+impl Reply {
+    /// `200 OK` with this body.
+    pub fn ok(body: impl Into<Bytes>) -> Self {
+        Self::Respond {
+            status: StatusCode::OK,
+            headers: vec![],
+            body: body.into(),
+        }
+    }
+
+    /// This status with an empty body.
+    pub fn status(code: u16) -> Self {
+        Self::Respond {
+            status: StatusCode::from_u16(code).expect("a valid status code"),
+            headers: vec![],
+            body: Bytes::new(),
+        }
+    }
+
+    /// This status and a `Retry-After` header with this raw value.
+    pub fn retry_after(code: u16, value: &str) -> Self {
+        Self::status(code).header("retry-after", value)
+    }
+
+    /// This status and a `Retry-After` HTTP-date `wait` after the server's
+    /// `Date` header, which is set to `server_now` (so the hint does not
+    /// depend on the client's clock).
+    pub fn retry_after_date(code: u16, server_now: SystemTime, wait: Duration) -> Self {
+        Self::status(code)
+            .header("date", &httpdate::fmt_http_date(server_now))
+            .header("retry-after", &httpdate::fmt_http_date(server_now + wait))
+    }
+
+    /// Adds a header to a `Respond` reply.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        if let Self::Respond { headers, .. } = &mut self {
+            headers.push((name.to_owned(), value.to_owned()));
+        }
+        self
+    }
+
+    /// Closes the connection without answering.
+    pub fn reset() -> Self {
+        Self::Reset
+    }
+
+    /// Waits `d`, then answers 200.
+    pub fn stall(d: Duration) -> Self {
+        Self::Stall(d)
+    }
+
+    /// Sends half of `body`, having declared all of it.
+    pub fn half_body(body: impl Into<Bytes>) -> Self {
+        Self::HalfBody(body.into())
+    }
+}
+
+/// A request as the server received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The method.
+    pub method: Method,
+    /// The path and query.
+    pub path: String,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+impl Recorded {
+    /// A header's value as text, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    script: VecDeque<Reply>,
+    fallback: Option<Reply>,
+    received: Vec<Recorded>,
+}
+
+/// A scripted HTTP server on loopback; see the [crate docs](crate).
+pub struct FaultServer {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl FaultServer {
+    /// Starts a server on `127.0.0.1:0`. When its script runs out it answers
+    /// `200 OK` with body `ok` (see [`otherwise`](Self::otherwise)).
+    pub fn start() -> Self {
+        let state = Arc::new(Mutex::new(State::default()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let shared = Arc::clone(&state);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a tokio runtime for the fault server");
+            rt.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind 127.0.0.1:0");
+                addr_tx
+                    .send(listener.local_addr().expect("local addr"))
+                    .expect("report address");
+                tokio::select! {
+                    _ = stop_rx => {}
+                    _ = accept_loop(listener, shared) => {}
+                }
+            });
+        });
+        let addr = addr_rx.recv().expect("the fault server started");
+        Self {
+            addr,
+            state,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Queues replies, one per request, in order.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        lock(&self.state).script.extend(replies);
+    }
+
+    /// What to answer once the script is used up (default: `200 ok`).
+    pub fn otherwise(&self, reply: Reply) {
+        lock(&self.state).fallback = Some(reply);
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        lock(&self.state).received.clone()
+    }
+
+    /// How many requests were received.
+    pub fn hits(&self) -> usize {
+        lock(&self.state).received.len()
+    }
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(Arc::clone(&state), req));
+            // Errors here are the faults we inject (resets, half bodies).
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// The error a handler returns to make hyper drop the connection.
+#[derive(Debug)]
+struct Injected;
+
+impl std::fmt::Display for Injected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("injected fault")
+    }
+}
+
+impl std::error::Error for Injected {}
+
+async fn handle(
+    state: Arc<Mutex<State>>,
+    req: Request<Incoming>,
+) -> Result<Response<Scripted>, Injected> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let reply = {
+        let mut s = lock(&state);
+        s.received.push(Recorded {
+            method: parts.method,
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".into(), |p| p.to_string()),
+            headers: parts.headers,
+            body,
+        });
+        let fallback = s.fallback.clone().unwrap_or_else(|| Reply::ok("ok"));
+        s.script.pop_front().unwrap_or(fallback)
+    };
+    match reply {
+        Reply::Respond {
+            status,
+            headers,
+            body,
+        } => {
+            let mut resp = Response::builder().status(status);
+            for (k, v) in headers {
+                resp = resp.header(k, v);
+            }
+            Ok(resp
+                .body(Scripted::full(body))
+                .expect("a valid scripted response"))
+        }
+        Reply::Reset => Err(Injected),
+        Reply::Stall(d) => {
+            tokio::time::sleep(d).await;
+            Ok(Response::new(Scripted::full(Bytes::from_static(b"late"))))
+        }
+        Reply::HalfBody(all) => {
+            let half = all.slice(..all.len() / 2);
+            let resp = Response::builder()
+                .header("content-length", all.len())
+                .body(Scripted {
+                    data: Some(half),
+                    then_fail: true,
+                })
+                .expect("a valid half-body response");
+            Ok(resp)
+        }
+    }
+}
+
+/// A response body: all of it, or a part then an error (hyper then drops
+/// the connection mid-body).
+struct Scripted {
+    data: Option<Bytes>,
+    then_fail: bool,
+}
+
+impl Scripted {
+    fn full(data: Bytes) -> Self {
+        Self {
+            data: Some(data),
+            then_fail: false,
+        }
+    }
+}
+
+impl Body for Scripted {
+    type Data = Bytes;
+    type Error = Injected;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Injected>>> {
+        if let Some(data) = self.data.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if std::mem::take(&mut self.then_fail) {
+            return Poll::Ready(Some(Err(Injected)));
+        }
+        Poll::Ready(None)
+    }
+}

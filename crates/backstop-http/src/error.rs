@@ -48,7 +48,9 @@ impl fmt::Display for NotRetried {
             NotRetried::NotIdempotent => {
                 "its method is not idempotent; send an Idempotency-Key header, or opt in to retrying it"
             }
-            NotRetried::StreamBody => "its body is a stream, which cannot be sent twice; use a buffered body to retry it",
+            NotRetried::StreamBody => {
+                "its body is a stream, which cannot be sent twice; use a buffered body to retry it"
+            }
         })
     }
 }
@@ -96,11 +98,7 @@ impl fmt::Display for HttpError {
                 // (API keys, tokens) out of logs.
                 let message = e.to_string();
                 match e.url() {
-                    Some(url) => write!(
-                        f,
-                        "{}",
-                        message.replace(url.as_str(), &crate::redacted(url))
-                    )?,
+                    Some(url) => write!(f, "{}", message.replace(url.as_str(), &crate::redacted(url)))?,
                     None => write!(f, "{message}")?,
                 }
                 // reqwest's own message is terse: add the cause ("connection reset").

@@ -48,18 +48,11 @@ impl Default for RetryLayer {
 impl RetryLayer {
     /// Retries under `policy`.
     pub fn new(policy: RetryPolicy) -> Self {
-        Self::from_shared(Shared {
-            policy,
-            breaker: None,
-            budget: None,
-            options: Options::default(),
-        })
+        Self::from_shared(Shared { policy, breaker: None, budget: None, options: Options::default() })
     }
 
     fn from_shared(shared: Shared) -> Self {
-        Self {
-            shared: Arc::new(shared),
-        }
+        Self { shared: Arc::new(shared) }
     }
 
     fn edit(self, f: impl FnOnce(&mut Shared)) -> Self {
@@ -93,10 +86,7 @@ impl<S> Layer<S> for RetryLayer {
     type Service = RetryService<S>;
 
     fn layer(&self, inner: S) -> RetryService<S> {
-        RetryService {
-            inner,
-            shared: Arc::clone(&self.shared),
-        }
+        RetryService { inner, shared: Arc::clone(&self.shared) }
     }
 }
 
@@ -109,9 +99,7 @@ pub struct RetryService<S> {
 
 impl<S> fmt::Debug for RetryService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryService")
-            .field("policy", &self.shared.policy)
-            .finish_non_exhaustive()
+        f.debug_struct("RetryService").field("policy", &self.shared.policy).finish_non_exhaustive()
     }
 }
 
@@ -208,13 +196,9 @@ where
                 let mut svc = first.take().unwrap_or_else(|| template.clone());
                 let req = copy_request(&req);
                 async move {
-                    poll_fn(|cx| svc.poll_ready(cx))
-                        .await
-                        .map_err(|e| Attempt::Failed(e.into()))?;
+                    poll_fn(|cx| svc.poll_ready(cx)).await.map_err(|e| Attempt::Failed(e.into()))?;
                     match svc.call(req).await {
-                        Ok(resp) if is_retryable_status(resp.status()) => {
-                            Err(Attempt::Status(resp))
-                        }
+                        Ok(resp) if is_retryable_status(resp.status()) => Err(Attempt::Status(resp)),
                         Ok(resp) => Ok(resp),
                         Err(e) => Err(Attempt::Failed(e.into())),
                     }

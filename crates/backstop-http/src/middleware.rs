@@ -55,13 +55,7 @@ impl Default for RetryMiddleware {
 impl RetryMiddleware {
     /// Retries under `policy`.
     pub fn new(policy: RetryPolicy) -> Self {
-        Self {
-            policy,
-            breaker: None,
-            budget: None,
-            clock: None,
-            options: Options::default(),
-        }
+        Self { policy, breaker: None, budget: None, clock: None, options: Options::default() }
     }
 
     /// Asks `breaker` before every attempt (see [`Retry::breaker`](backstop::retry::Retry::breaker)).
@@ -104,8 +98,8 @@ impl Middleware for RetryMiddleware {
         ext: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let adds_key = self.options.idempotency_key
-            && matches!(*req.method(), http::Method::POST | http::Method::PATCH);
+        let adds_key =
+            self.options.idempotency_key && matches!(*req.method(), http::Method::POST | http::Method::PATCH);
         if adds_key && !req.headers().contains_key(IDEMPOTENCY_KEY) {
             if let Ok(key) = HeaderValue::from_str(&fresh_key()) {
                 req.headers_mut().insert(IDEMPOTENCY_KEY, key);
@@ -116,10 +110,7 @@ impl Middleware for RetryMiddleware {
         }
         if req.try_clone().is_none() {
             return next.run(req, ext).await.map_err(|e| {
-                let error = HttpError::NotRetried {
-                    reason: NotRetried::StreamBody,
-                    error: Box::new(e.into()),
-                };
+                let error = HttpError::NotRetried { reason: NotRetried::StreamBody, error: Box::new(e.into()) };
                 reqwest_middleware::Error::Middleware(anyhow::Error::new(error))
             });
         }
@@ -132,15 +123,11 @@ impl Middleware for RetryMiddleware {
                 let Some(req) = req else {
                     return Err(HttpError::NotRetried {
                         reason: NotRetried::StreamBody,
-                        error: Box::new(HttpError::Middleware(anyhow::anyhow!(
-                            "the request could not be cloned"
-                        ))),
+                        error: Box::new(HttpError::Middleware(anyhow::anyhow!("the request could not be cloned"))),
                     });
                 };
                 match next.run(req, &mut ext).await {
-                    Ok(resp) if backstop::http::is_retryable_status(resp.status()) => {
-                        Err(HttpError::Status(resp))
-                    }
+                    Ok(resp) if backstop::http::is_retryable_status(resp.status()) => Err(HttpError::Status(resp)),
                     Ok(resp) => Ok(resp),
                     Err(e) => Err(HttpError::from(e)),
                 }
@@ -168,14 +155,10 @@ impl Middleware for RetryMiddleware {
 /// response, as without the middleware; anything else is an error.
 fn give_back_last_response(err: RetryError<HttpError>) -> reqwest_middleware::Result<Response> {
     if !matches!(err.last_error(), Some(HttpError::Status(_))) {
-        return Err(reqwest_middleware::Error::Middleware(anyhow::Error::new(
-            err,
-        )));
+        return Err(reqwest_middleware::Error::Middleware(anyhow::Error::new(err)));
     }
     match err.into_inner() {
         Some(HttpError::Status(resp)) => Ok(resp),
-        _ => Err(reqwest_middleware::Error::Middleware(anyhow::anyhow!(
-            "the last response was lost"
-        ))),
+        _ => Err(reqwest_middleware::Error::Middleware(anyhow::anyhow!("the last response was lost"))),
     }
 }

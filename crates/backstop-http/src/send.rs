@@ -75,9 +75,7 @@ where
             }
             let replayable = options.may_retry(request.method(), request.headers());
             let outcome = match client.execute(request).await {
-                Ok(resp) if backstop::http::is_retryable_status(resp.status()) => {
-                    Err(HttpError::Status(resp))
-                }
+                Ok(resp) if backstop::http::is_retryable_status(resp.status()) => Err(HttpError::Status(resp)),
                 Ok(resp) => Ok(resp),
                 Err(e) => Err(HttpError::Transport(e)),
             };
@@ -85,10 +83,7 @@ where
                 if replayable {
                     error
                 } else {
-                    HttpError::NotRetried {
-                        reason: NotRetried::NotIdempotent,
-                        error: Box::new(error),
-                    }
+                    HttpError::NotRetried { reason: NotRetried::NotIdempotent, error: Box::new(error) }
                 }
             })
         })
@@ -131,29 +126,19 @@ where
             let request = request.map_err(HttpError::Transport)?;
             let replayable = Options::default().may_retry(request.method(), request.headers());
             let read = async {
-                let resp = client
-                    .execute(request)
-                    .await
-                    .map_err(HttpError::Transport)?;
+                let resp = client.execute(request).await.map_err(HttpError::Transport)?;
                 if backstop::http::is_retryable_status(resp.status()) {
                     return Err(HttpError::Status(resp));
                 }
                 let (status, headers) = (resp.status(), resp.headers().clone());
                 let body = resp.bytes().await.map_err(HttpError::Transport)?;
-                Ok(Fetched {
-                    status,
-                    headers,
-                    body,
-                })
+                Ok(Fetched { status, headers, body })
             };
             read.await.map_err(|error| {
                 if replayable {
                     error
                 } else {
-                    HttpError::NotRetried {
-                        reason: NotRetried::NotIdempotent,
-                        error: Box::new(error),
-                    }
+                    HttpError::NotRetried { reason: NotRetried::NotIdempotent, error: Box::new(error) }
                 }
             })
         })

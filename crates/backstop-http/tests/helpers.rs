@@ -35,20 +35,9 @@ async fn send_keeps_the_last_response_when_retries_run_out() {
     let url = server.url("/");
     let clock = ManualClock::new();
     let p = policy(2);
-    let err = send(&p, || client.get(&url))
-        .name("fetch_weather_data")
-        .clock(&clock)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.last_error().and_then(HttpError::status),
-        Some(http::StatusCode::BAD_GATEWAY)
-    );
-    assert!(
-        err.to_string()
-            .starts_with("fetch_weather_data failed after 2 attempts"),
-        "{err}"
-    );
+    let err = send(&p, || client.get(&url)).name("fetch_weather_data").clock(&clock).await.unwrap_err();
+    assert_eq!(err.last_error().and_then(HttpError::status), Some(http::StatusCode::BAD_GATEWAY));
+    assert!(err.to_string().starts_with("fetch_weather_data failed after 2 attempts"), "{err}");
     let resp = err.into_inner().and_then(HttpError::into_response).unwrap();
     assert_eq!(resp.status(), 502);
 }
@@ -76,19 +65,9 @@ async fn send_does_not_retry_a_post_and_says_why() {
     assert_eq!(server.hits(), 1);
     assert!(matches!(
         err,
-        RetryError::Rejected {
-            error: HttpError::NotRetried {
-                reason: NotRetried::NotIdempotent,
-                ..
-            },
-            ..
-        }
+        RetryError::Rejected { error: HttpError::NotRetried { reason: NotRetried::NotIdempotent, .. }, .. }
     ));
-    assert!(
-        err.to_string()
-            .contains("not retried: its method is not idempotent"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("not retried: its method is not idempotent"), "{err}");
 }
 
 #[tokio::test]
@@ -99,18 +78,12 @@ async fn send_with_an_idempotency_key_retries_a_post_with_one_key() {
     let url = server.url("/orders");
     let clock = ManualClock::new();
     let p = policy(3);
-    let resp = send_with(&p, Options::new().idempotency_key(true), || {
-        client.post(&url).body("{}")
-    })
-    .clock(&clock)
-    .await
-    .unwrap();
+    let resp = send_with(&p, Options::new().idempotency_key(true), || client.post(&url).body("{}"))
+        .clock(&clock)
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    let keys: Vec<_> = server
-        .requests()
-        .iter()
-        .map(|r| r.header("idempotency-key").unwrap().to_owned())
-        .collect();
+    let keys: Vec<_> = server.requests().iter().map(|r| r.header("idempotency-key").unwrap().to_owned()).collect();
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0], keys[1]);
 }
@@ -118,10 +91,7 @@ async fn send_with_an_idempotency_key_retries_a_post_with_one_key() {
 #[tokio::test]
 async fn fetch_retries_a_body_cut_short() {
     let server = FaultServer::start();
-    server.script([
-        Reply::half_body("0123456789abcdef"),
-        Reply::ok("0123456789abcdef"),
-    ]);
+    server.script([Reply::half_body("0123456789abcdef"), Reply::ok("0123456789abcdef")]);
     let client = reqwest::Client::new();
     let url = server.url("/data.csv");
     let clock = ManualClock::new();
@@ -139,23 +109,11 @@ async fn send_composes_with_breaker_and_budget() {
     let client = reqwest::Client::new();
     let url = server.url("/");
     let clock = ManualClock::new();
-    let budget = RetryBudget::token_bucket()
-        .capacity(5)
-        .timeout_cost(5)
-        .build()
-        .unwrap();
+    let budget = RetryBudget::token_bucket().capacity(5).timeout_cost(5).build().unwrap();
     let breaker = CircuitBreaker::new("api", Default::default());
     let p = policy(5);
-    let err = send(&p, || client.get(&url))
-        .budget(&budget)
-        .breaker(&breaker)
-        .clock(&clock)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, RetryError::BudgetExhausted { attempts: 2, .. }),
-        "{err}"
-    );
+    let err = send(&p, || client.get(&url)).budget(&budget).breaker(&breaker).clock(&clock).await.unwrap_err();
+    assert!(matches!(err, RetryError::BudgetExhausted { attempts: 2, .. }), "{err}");
 }
 
 #[tokio::test]
@@ -164,11 +122,8 @@ async fn an_attempt_timeout_on_send() {
     server.script([Reply::stall(Duration::from_secs(30)), Reply::ok("ok")]);
     let client = reqwest::Client::new();
     let url = server.url("/");
-    let fast = RetryPolicy::builder()
-        .max_attempts(2)
-        .backoff(Backoff::constant(Duration::from_millis(1)))
-        .build()
-        .unwrap();
+    let fast =
+        RetryPolicy::builder().max_attempts(2).backoff(Backoff::constant(Duration::from_millis(1))).build().unwrap();
     let resp = send(&fast, || client.get(&url))
         .attempt_timeout(Duration::from_millis(100), HttpError::TimedOut)
         .await

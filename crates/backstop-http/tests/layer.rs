@@ -14,31 +14,16 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 fn fast(attempts: u32) -> RetryPolicy {
-    RetryPolicy::builder()
-        .max_attempts(attempts)
-        .backoff(Backoff::constant(Duration::from_millis(1)))
-        .build()
-        .unwrap()
+    RetryPolicy::builder().max_attempts(attempts).backoff(Backoff::constant(Duration::from_millis(1))).build().unwrap()
 }
 
 fn request(method: Method, url: &str) -> Request<Full<Bytes>> {
-    Request::builder()
-        .method(method)
-        .uri(url)
-        .body(Full::new(Bytes::from_static(b"{}")))
-        .unwrap()
+    Request::builder().method(method).uri(url).body(Full::new(Bytes::from_static(b"{}"))).unwrap()
 }
 
-async fn call<S>(
-    svc: &mut S,
-    req: Request<Full<Bytes>>,
-) -> Result<(u16, Bytes), backstop_http::BoxError>
+async fn call<S>(svc: &mut S, req: Request<Full<Bytes>>) -> Result<(u16, Bytes), backstop_http::BoxError>
 where
-    S: Service<
-            Request<Full<Bytes>>,
-            Response = http::Response<hyper::body::Incoming>,
-            Error = backstop_http::BoxError,
-        >,
+    S: Service<Request<Full<Bytes>>, Response = http::Response<hyper::body::Incoming>, Error = backstop_http::BoxError>,
 {
     std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
     let resp = svc.call(req).await?;
@@ -52,9 +37,7 @@ async fn retries_statuses_and_resets_through_a_hyper_client() {
     server.script([Reply::status(503), Reply::reset(), Reply::ok("ok")]);
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut svc = RetryLayer::new(fast(3)).layer(client);
-    let (status, body) = call(&mut svc, request(Method::GET, &server.url("/")))
-        .await
-        .unwrap();
+    let (status, body) = call(&mut svc, request(Method::GET, &server.url("/"))).await.unwrap();
     assert_eq!((status, &body[..]), (200, &b"ok"[..]));
     assert_eq!(server.hits(), 3);
 }
@@ -65,9 +48,7 @@ async fn the_last_response_comes_back_when_retries_run_out() {
     server.otherwise(Reply::status(504));
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut svc = RetryLayer::new(fast(2)).layer(client);
-    let (status, _) = call(&mut svc, request(Method::GET, &server.url("/")))
-        .await
-        .unwrap();
+    let (status, _) = call(&mut svc, request(Method::GET, &server.url("/"))).await.unwrap();
     assert_eq!(status, 504);
     assert_eq!(server.hits(), 2);
 }
@@ -78,16 +59,10 @@ async fn posts_are_sent_once_unless_opted_in() {
     server.otherwise(Reply::status(503));
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut once = RetryLayer::new(fast(3)).layer(client.clone());
-    call(&mut once, request(Method::POST, &server.url("/")))
-        .await
-        .unwrap();
+    call(&mut once, request(Method::POST, &server.url("/"))).await.unwrap();
     assert_eq!(server.hits(), 1);
-    let mut opted = RetryLayer::new(fast(3))
-        .options(Options::new().retry_non_idempotent(true))
-        .layer(client);
-    call(&mut opted, request(Method::POST, &server.url("/")))
-        .await
-        .unwrap();
+    let mut opted = RetryLayer::new(fast(3)).options(Options::new().retry_non_idempotent(true)).layer(client);
+    call(&mut opted, request(Method::POST, &server.url("/"))).await.unwrap();
     assert_eq!(server.hits(), 4);
 }
 
@@ -97,8 +72,6 @@ async fn exhausted_transport_errors_are_reported() {
     server.otherwise(Reply::reset());
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut svc = RetryLayer::new(fast(2)).layer(client);
-    let err = call(&mut svc, request(Method::GET, &server.url("/")))
-        .await
-        .unwrap_err();
+    let err = call(&mut svc, request(Method::GET, &server.url("/"))).await.unwrap_err();
     assert!(err.to_string().contains("failed after 2 attempts"), "{err}");
 }

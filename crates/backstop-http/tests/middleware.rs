@@ -21,9 +21,7 @@ fn policy(attempts: u32) -> RetryPolicy {
 }
 
 fn client(middleware: RetryMiddleware) -> ClientWithMiddleware {
-    ClientBuilder::new(reqwest::Client::new())
-        .with(middleware)
-        .build()
+    ClientBuilder::new(reqwest::Client::new()).with(middleware).build()
 }
 
 fn on_manual(attempts: u32, clock: &ManualClock) -> ClientWithMiddleware {
@@ -44,11 +42,7 @@ async fn every_retryable_status_is_retried_then_succeeds() {
         let server = FaultServer::start();
         server.script([Reply::status(code), Reply::ok("sunny")]);
         let clock = ManualClock::new();
-        let resp = on_manual(3, &clock)
-            .get(server.url("/forecast"))
-            .send()
-            .await
-            .unwrap();
+        let resp = on_manual(3, &clock).get(server.url("/forecast")).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{code}");
         assert_eq!(resp.text().await.unwrap(), "sunny");
         assert_eq!(server.hits(), 2, "{code}");
@@ -62,11 +56,7 @@ async fn other_statuses_are_returned_at_once() {
         let server = FaultServer::start();
         server.otherwise(Reply::status(code));
         let clock = ManualClock::new();
-        let resp = on_manual(3, &clock)
-            .get(server.url("/"))
-            .send()
-            .await
-            .unwrap();
+        let resp = on_manual(3, &clock).get(server.url("/")).send().await.unwrap();
         assert_eq!(resp.status(), code);
         assert_eq!(server.hits(), 1, "{code}");
         assert!(clock.sleeps().is_empty());
@@ -78,11 +68,7 @@ async fn when_retries_run_out_the_last_response_is_returned() {
     let server = FaultServer::start();
     server.otherwise(Reply::status(503).header("x-attempt", "any"));
     let clock = ManualClock::new();
-    let resp = on_manual(3, &clock)
-        .get(server.url("/"))
-        .send()
-        .await
-        .unwrap();
+    let resp = on_manual(3, &clock).get(server.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 503);
     assert_eq!(server.hits(), 3);
     assert_eq!(clock.sleeps(), [Duration::from_millis(500), S(1)]);
@@ -93,11 +79,7 @@ async fn retry_after_in_seconds_is_honoured() {
     let server = FaultServer::start();
     server.script([Reply::retry_after(429, "3"), Reply::ok("ok")]);
     let clock = ManualClock::new();
-    let resp = on_manual(3, &clock)
-        .get(server.url("/"))
-        .send()
-        .await
-        .unwrap();
+    let resp = on_manual(3, &clock).get(server.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(clock.sleeps(), [S(3)]);
 }
@@ -107,16 +89,9 @@ async fn retry_after_as_an_http_date_counts_from_the_servers_date() {
     let server = FaultServer::start();
     // The server's clock is a day behind ours: the hint still means 7 s.
     let server_now = SystemTime::now() - S(86_400);
-    server.script([
-        Reply::retry_after_date(503, server_now, S(7)),
-        Reply::ok("ok"),
-    ]);
+    server.script([Reply::retry_after_date(503, server_now, S(7)), Reply::ok("ok")]);
     let clock = ManualClock::new();
-    let resp = on_manual(3, &clock)
-        .get(server.url("/"))
-        .send()
-        .await
-        .unwrap();
+    let resp = on_manual(3, &clock).get(server.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(clock.sleeps(), [S(7)]);
 }
@@ -127,11 +102,7 @@ async fn a_retry_after_of_a_trillion_seconds_stops_at_once() {
     server.otherwise(Reply::retry_after(503, "1000000000000"));
     let clock = ManualClock::new();
     let started = std::time::Instant::now();
-    let resp = on_manual(3, &clock)
-        .get(server.url("/"))
-        .send()
-        .await
-        .unwrap();
+    let resp = on_manual(3, &clock).get(server.url("/")).send().await.unwrap();
     // Bounded, no overflow, no hang: the run stops and hands back the response.
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "1000000000000");
@@ -145,16 +116,8 @@ async fn a_garbage_retry_after_is_ignored() {
     let server = FaultServer::start();
     server.script([Reply::retry_after(503, "soon, maybe"), Reply::ok("ok")]);
     let clock = ManualClock::new();
-    on_manual(3, &clock)
-        .get(server.url("/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        clock.sleeps(),
-        [Duration::from_millis(500)],
-        "the backoff, not the hint"
-    );
+    on_manual(3, &clock).get(server.url("/")).send().await.unwrap();
+    assert_eq!(clock.sleeps(), [Duration::from_millis(500)], "the backoff, not the hint");
 }
 
 #[tokio::test]
@@ -162,12 +125,7 @@ async fn post_is_not_retried() {
     let server = FaultServer::start();
     server.otherwise(Reply::status(503));
     let clock = ManualClock::new();
-    let resp = on_manual(3, &clock)
-        .post(server.url("/orders"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let resp = on_manual(3, &clock).post(server.url("/orders")).body("{}").send().await.unwrap();
     assert_eq!(resp.status(), 503);
     assert_eq!(server.hits(), 1);
 }
@@ -177,38 +135,19 @@ async fn post_with_a_generated_idempotency_key_is_retried_with_the_same_key() {
     let server = FaultServer::start();
     server.script([Reply::status(503), Reply::reset(), Reply::ok("created")]);
     let clock = ManualClock::new();
-    let c = client(
-        RetryMiddleware::new(policy(3))
-            .clock(clock.clone())
-            .options(Options::new().idempotency_key(true)),
-    );
-    let resp = c
-        .post(server.url("/orders"))
-        .body(r#"{"id":1}"#)
-        .send()
-        .await
-        .unwrap();
+    let c = client(RetryMiddleware::new(policy(3)).clock(clock.clone()).options(Options::new().idempotency_key(true)));
+    let resp = c.post(server.url("/orders")).body(r#"{"id":1}"#).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let requests = server.requests();
     assert_eq!(requests.len(), 3);
-    let keys: Vec<_> = requests
-        .iter()
-        .map(|r| r.header("idempotency-key").unwrap().to_owned())
-        .collect();
+    let keys: Vec<_> = requests.iter().map(|r| r.header("idempotency-key").unwrap().to_owned()).collect();
     assert_eq!(keys[0].len(), 32);
     assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
     assert!(requests.iter().all(|r| &r.body[..] == br#"{"id":1}"#));
     // A second call gets a new key.
     server.script([Reply::ok("again")]);
-    c.post(server.url("/orders"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_ne!(
-        server.requests()[3].header("idempotency-key").unwrap(),
-        keys[0]
-    );
+    c.post(server.url("/orders")).body("{}").send().await.unwrap();
+    assert_ne!(server.requests()[3].header("idempotency-key").unwrap(), keys[0]);
 }
 
 #[tokio::test]
@@ -216,19 +155,10 @@ async fn post_carrying_its_own_idempotency_key_is_retried() {
     let server = FaultServer::start();
     server.script([Reply::status(502), Reply::ok("ok")]);
     let clock = ManualClock::new();
-    let resp = on_manual(3, &clock)
-        .post(server.url("/orders"))
-        .header("Idempotency-Key", "order-42")
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        on_manual(3, &clock).post(server.url("/orders")).header("Idempotency-Key", "order-42").send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(
-        server
-            .requests()
-            .iter()
-            .all(|r| r.header("idempotency-key") == Some("order-42"))
-    );
+    assert!(server.requests().iter().all(|r| r.header("idempotency-key") == Some("order-42")));
 }
 
 #[tokio::test]
@@ -238,18 +168,10 @@ async fn a_stream_body_is_sent_once_and_the_error_says_why() {
     let clock = ManualClock::new();
     let chunks: Vec<Result<&'static str, std::io::Error>> = vec![Ok("part 1,"), Ok("part 2")];
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
-    let err = on_manual(3, &clock)
-        .put(server.url("/upload"))
-        .body(body)
-        .send()
-        .await
-        .unwrap_err();
+    let err = on_manual(3, &clock).put(server.url("/upload")).body(body).send().await.unwrap_err();
     assert_eq!(server.hits(), 1);
     let message = format!("{err:#}");
-    assert!(
-        message.contains("not retried: its body is a stream"),
-        "{message}"
-    );
+    assert!(message.contains("not retried: its body is a stream"), "{message}");
 }
 
 #[tokio::test]
@@ -257,11 +179,7 @@ async fn a_reset_connection_is_retried() {
     let server = FaultServer::start();
     server.script([Reply::reset(), Reply::reset(), Reply::ok("ok")]);
     let clock = ManualClock::new();
-    let resp = on_manual(3, &clock)
-        .get(server.url("/"))
-        .send()
-        .await
-        .unwrap();
+    let resp = on_manual(3, &clock).get(server.url("/")).send().await.unwrap();
     assert_eq!(resp.text().await.unwrap(), "ok");
     assert_eq!(server.hits(), 3);
 }
@@ -271,47 +189,21 @@ async fn exhausted_transport_errors_say_how_many_attempts() {
     let server = FaultServer::start();
     server.otherwise(Reply::reset());
     let clock = ManualClock::new();
-    let err = on_manual(2, &clock)
-        .get(server.url("/forecast?key=secret"))
-        .send()
-        .await
-        .unwrap_err();
+    let err = on_manual(2, &clock).get(server.url("/forecast?key=secret")).send().await.unwrap_err();
     let retry = retry_error(&err);
-    assert!(matches!(
-        retry,
-        RetryError::Exhausted {
-            attempts: 2,
-            last: HttpError::Transport(_),
-            ..
-        }
-    ));
+    assert!(matches!(retry, RetryError::Exhausted { attempts: 2, last: HttpError::Transport(_), .. }));
     let message = retry.to_string();
-    assert!(
-        message.starts_with(&format!(
-            "GET {} failed after 2 attempts",
-            server.url("/forecast")
-        )),
-        "{message}"
-    );
-    assert!(
-        !message.contains("secret"),
-        "the query stays out of logs: {message}"
-    );
+    assert!(message.starts_with(&format!("GET {} failed after 2 attempts", server.url("/forecast"))), "{message}");
+    assert!(!message.contains("secret"), "the query stays out of logs: {message}");
 }
 
 #[tokio::test]
 async fn a_stalled_attempt_times_out_and_the_next_succeeds() {
     let server = FaultServer::start();
     server.script([Reply::stall(S(30)), Reply::ok("fast")]);
-    let fast = RetryPolicy::builder()
-        .max_attempts(2)
-        .backoff(Backoff::constant(Duration::from_millis(1)))
-        .build()
-        .unwrap();
-    let c = client(
-        RetryMiddleware::new(fast)
-            .options(Options::new().attempt_timeout(Duration::from_millis(100))),
-    );
+    let fast =
+        RetryPolicy::builder().max_attempts(2).backoff(Backoff::constant(Duration::from_millis(1))).build().unwrap();
+    let c = client(RetryMiddleware::new(fast).options(Options::new().attempt_timeout(Duration::from_millis(100))));
     let started = std::time::Instant::now();
     let resp = c.get(server.url("/")).send().await.unwrap();
     assert_eq!(resp.text().await.unwrap(), "fast");
@@ -322,24 +214,9 @@ async fn a_stalled_attempt_times_out_and_the_next_succeeds() {
 async fn the_total_deadline_cuts_a_stalled_attempt() {
     let server = FaultServer::start();
     server.otherwise(Reply::stall(S(30)));
-    let p = policy(5)
-        .to_builder()
-        .max_elapsed(Duration::from_millis(150))
-        .build()
-        .unwrap();
-    let err = client(RetryMiddleware::new(p))
-        .get(server.url("/"))
-        .send()
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        retry_error(&err),
-        RetryError::DeadlineExceeded {
-            attempts: 1,
-            last: None,
-            ..
-        }
-    ));
+    let p = policy(5).to_builder().max_elapsed(Duration::from_millis(150)).build().unwrap();
+    let err = client(RetryMiddleware::new(p)).get(server.url("/")).send().await.unwrap_err();
+    assert!(matches!(retry_error(&err), RetryError::DeadlineExceeded { attempts: 1, last: None, .. }));
 }
 
 #[tokio::test]
@@ -348,28 +225,16 @@ async fn the_breaker_opens_after_repeated_503s() {
     server.otherwise(Reply::status(503));
     let clock = ManualClock::new();
     let breaker = CircuitBreaker::builder("weather_api")
-        .config(
-            BreakerConfig::builder()
-                .consecutive_failures(3)
-                .build()
-                .unwrap(),
-        )
+        .config(BreakerConfig::builder().consecutive_failures(3).build().unwrap())
         .clock(clock.clone())
         .build();
-    let c = client(
-        RetryMiddleware::new(policy(2))
-            .clock(clock.clone())
-            .breaker(breaker.clone()),
-    );
+    let c = client(RetryMiddleware::new(policy(2)).clock(clock.clone()).breaker(breaker.clone()));
     for _ in 0..2 {
         let resp = c.get(server.url("/")).send().await.unwrap();
         assert_eq!(resp.status(), 503);
     }
     assert_eq!(server.hits(), 3, "the third failure opened the breaker");
     let err = c.get(server.url("/")).send().await.unwrap_err();
-    assert!(matches!(
-        retry_error(&err),
-        RetryError::CircuitOpen { last: None, .. }
-    ));
+    assert!(matches!(retry_error(&err), RetryError::CircuitOpen { last: None, .. }));
     assert_eq!(server.hits(), 3, "no call while open");
 }

@@ -54,16 +54,31 @@ pub enum Reply {
     Stall(Duration),
     /// Declare the whole body's length, send its first half, then drop the connection.
     HalfBody(Bytes),
+    /// Pass the request to the backend (see [`FaultServer::with_backend`]).
+    Forward,
+    /// Pass the request to the backend, then send only the first half of
+    /// its answer's body and drop the connection.
+    ForwardHalfBody,
+}
+
+/// A server behind the faults: gets the request (body collected), gives a
+/// response. `s3s`'s service, adapted, is one.
+pub type Backend = Arc<dyn Fn(Request<Bytes>) -> BoxFuture<Response<Bytes>> + Send + Sync>;
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// A fault for the requests that match a predicate, a number of times.
+struct Rule {
+    matches: Box<dyn Fn(&Recorded) -> bool + Send>,
+    remaining: usize,
+    reply: Reply,
 }
 
 impl Reply {
     /// `200 OK` with this body.
     pub fn ok(body: impl Into<Bytes>) -> Self {
-        Self::Respond {
-            status: StatusCode::OK,
-            headers: vec![],
-            body: body.into(),
-        }
+        Self::Respond { status: StatusCode::OK, headers: vec![], body: body.into() }
     }
 
     /// This status with an empty body.
@@ -111,6 +126,18 @@ impl Reply {
     pub fn half_body(body: impl Into<Bytes>) -> Self {
         Self::HalfBody(body.into())
     }
+
+    /// An S3-style error: this status with an XML body naming `code`
+    /// (`SlowDown`, `InternalError`, `AccessDenied`, ...).
+    pub fn s3_error(status: u16, code: &str) -> Self {
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>injected {code}</Message><RequestId>testkit</RequestId></Error>"
+        );
+        match Self::status(status).header("content-type", "application/xml") {
+            Self::Respond { status, headers, .. } => Self::Respond { status, headers, body: body.into() },
+            other => other,
+        }
+    }
 }
 
 /// A request as the server received it.
@@ -136,7 +163,9 @@ impl Recorded {
 #[derive(Default)]
 struct State {
     script: VecDeque<Reply>,
+    rules: Vec<Rule>,
     fallback: Option<Reply>,
+    backend: Option<Backend>,
     received: Vec<Recorded>,
 }
 
@@ -156,7 +185,17 @@ impl FaultServer {
     /// Starts a server on `127.0.0.1:0`. When its script runs out it answers
     /// `200 OK` with body `ok` (see [`otherwise`](Self::otherwise)).
     pub fn start() -> Self {
-        let state = Arc::new(Mutex::new(State::default()));
+        Self::start_with(State::default())
+    }
+
+    /// Starts a server in front of `backend`: requests go to the backend
+    /// unless the script or a rule says otherwise (a fault proxy).
+    pub fn with_backend(backend: Backend) -> Self {
+        Self::start_with(State { backend: Some(backend), ..State::default() })
+    }
+
+    fn start_with(state: State) -> Self {
+        let state = Arc::new(Mutex::new(state));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let shared = Arc::clone(&state);
@@ -167,12 +206,8 @@ impl FaultServer {
                 .build()
                 .expect("a tokio runtime for the fault server");
             rt.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind 127.0.0.1:0");
-                addr_tx
-                    .send(listener.local_addr().expect("local addr"))
-                    .expect("report address");
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+                addr_tx.send(listener.local_addr().expect("local addr")).expect("report address");
                 tokio::select! {
                     _ = stop_rx => {}
                     _ = accept_loop(listener, shared) => {}
@@ -180,12 +215,7 @@ impl FaultServer {
             });
         });
         let addr = addr_rx.recv().expect("the fault server started");
-        Self {
-            addr,
-            state,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
+        Self { addr, state, stop: Some(stop_tx), thread: Some(thread) }
     }
 
     /// The server's address.
@@ -203,7 +233,14 @@ impl FaultServer {
         lock(&self.state).script.extend(replies);
     }
 
-    /// What to answer once the script is used up (default: `200 ok`).
+    /// Answers `reply` to the next `times` requests for which `matches` is
+    /// true (checked before the script): "fail part 2 twice".
+    pub fn fail_matching(&self, times: usize, matches: impl Fn(&Recorded) -> bool + Send + 'static, reply: Reply) {
+        lock(&self.state).rules.push(Rule { matches: Box::new(matches), remaining: times, reply });
+    }
+
+    /// What to answer once the script is used up (default: `200 ok`, or
+    /// [`Reply::Forward`] with a backend).
     pub fn otherwise(&self, reply: Reply) {
         lock(&self.state).fallback = Some(reply);
     }
@@ -239,9 +276,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>) {
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(Arc::clone(&state), req));
             // Errors here are the faults we inject (resets, half bodies).
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }
@@ -258,43 +293,50 @@ impl std::fmt::Display for Injected {
 
 impl std::error::Error for Injected {}
 
-async fn handle(
-    state: Arc<Mutex<State>>,
-    req: Request<Incoming>,
-) -> Result<Response<Scripted>, Injected> {
+async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Response<Scripted>, Injected> {
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let reply = {
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let recorded = Recorded {
+        method: parts.method.clone(),
+        path: parts.uri.path_and_query().map_or_else(|| "/".into(), |p| p.to_string()),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    };
+    let (reply, backend) = {
         let mut s = lock(&state);
-        s.received.push(Recorded {
-            method: parts.method,
-            path: parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| "/".into(), |p| p.to_string()),
-            headers: parts.headers,
-            body,
+        let ruled = s.rules.iter_mut().find(|r| r.remaining > 0 && (r.matches)(&recorded)).map(|r| {
+            r.remaining -= 1;
+            r.reply.clone()
         });
-        let fallback = s.fallback.clone().unwrap_or_else(|| Reply::ok("ok"));
-        s.script.pop_front().unwrap_or(fallback)
+        s.received.push(recorded);
+        let fallback = s.fallback.clone().unwrap_or_else(|| match s.backend {
+            Some(_) => Reply::Forward,
+            None => Reply::ok("ok"),
+        });
+        let reply = ruled.or_else(|| s.script.pop_front()).unwrap_or(fallback);
+        (reply, s.backend.clone())
+    };
+    let forward = |backend: Option<Backend>| async move {
+        let backend = backend.ok_or(Injected)?;
+        Ok::<_, Injected>(backend(Request::from_parts(parts, body)).await)
     };
     match reply {
-        Reply::Respond {
-            status,
-            headers,
-            body,
-        } => {
+        Reply::Forward => {
+            let (head, body) = forward(backend).await?.into_parts();
+            Ok(Response::from_parts(head, Scripted::full(body)))
+        }
+        Reply::ForwardHalfBody => {
+            let (mut head, all) = forward(backend).await?.into_parts();
+            head.headers.insert("content-length", all.len().into());
+            let half = all.slice(..all.len() / 2);
+            Ok(Response::from_parts(head, Scripted { data: Some(half), then_fail: true }))
+        }
+        Reply::Respond { status, headers, body } => {
             let mut resp = Response::builder().status(status);
             for (k, v) in headers {
                 resp = resp.header(k, v);
             }
-            Ok(resp
-                .body(Scripted::full(body))
-                .expect("a valid scripted response"))
+            Ok(resp.body(Scripted::full(body)).expect("a valid scripted response"))
         }
         Reply::Reset => Err(Injected),
         Reply::Stall(d) => {
@@ -305,10 +347,7 @@ async fn handle(
             let half = all.slice(..all.len() / 2);
             let resp = Response::builder()
                 .header("content-length", all.len())
-                .body(Scripted {
-                    data: Some(half),
-                    then_fail: true,
-                })
+                .body(Scripted { data: Some(half), then_fail: true })
                 .expect("a valid half-body response");
             Ok(resp)
         }
@@ -324,10 +363,7 @@ struct Scripted {
 
 impl Scripted {
     fn full(data: Bytes) -> Self {
-        Self {
-            data: Some(data),
-            then_fail: false,
-        }
+        Self { data: Some(data), then_fail: false }
     }
 }
 
@@ -335,10 +371,7 @@ impl Body for Scripted {
     type Data = Bytes;
     type Error = Injected;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Injected>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Injected>>> {
         if let Some(data) = self.data.take() {
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }

@@ -118,12 +118,7 @@ fn item_run<'a, 'r, F, C, H>(
     hook: &'r H,
     index: usize,
 ) -> Retry<'a, F, Shared<'r, C>, ItemHook<'r, H>> {
-    Retry::from_parts(
-        settings.clone(),
-        op,
-        Shared(classifier),
-        ItemHook { hook, index },
-    )
+    Retry::from_parts(settings.clone(), op, Shared(classifier), ItemHook { hook, index })
 }
 
 impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
@@ -213,15 +208,7 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
         H: BatchHook<E>,
         E: Display,
     {
-        let Batch {
-            settings,
-            items,
-            mut op,
-            classifier,
-            hook,
-            fail_fast,
-            ..
-        } = self;
+        let Batch { settings, items, mut op, classifier, hook, fail_fast, .. } = self;
         let total = items.len();
         let mut results = Vec::with_capacity(total);
         for (index, item) in items.into_iter().enumerate() {
@@ -232,10 +219,7 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
                 break;
             }
         }
-        BatchOutcome {
-            skipped: total - results.len(),
-            results,
-        }
+        BatchOutcome { skipped: total - results.len(), results }
     }
 
     /// Runs the batch asynchronously, up to [`concurrency`](Self::concurrency)
@@ -249,15 +233,7 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
         H: BatchHook<E>,
         E: Display,
     {
-        let Batch {
-            settings,
-            items,
-            op,
-            classifier,
-            hook,
-            fail_fast,
-            concurrency,
-        } = self;
+        let Batch { settings, items, op, classifier, hook, fail_fast, concurrency } = self;
         let total = items.len();
         // Items run concurrently but `op` is `FnMut`: calls go through a lock,
         // held only while `op` makes the attempt's future, never across an
@@ -304,10 +280,7 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
         .await;
         // Items start in order, so the finished ones are a prefix.
         let results: Vec<_> = slots.into_iter().map_while(|slot| slot).collect();
-        BatchOutcome {
-            skipped: total - results.len(),
-            results,
-        }
+        BatchOutcome { skipped: total - results.len(), results }
     }
 }
 
@@ -334,10 +307,7 @@ impl<T, E> BatchOutcome<T, E> {
 
     /// The failed items, as `(index, error)`, in order.
     pub fn failures(&self) -> impl Iterator<Item = (usize, &RetryError<E>)> {
-        self.results
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
+        self.results.iter().enumerate().filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
     }
 
     /// Every value, or the first item's error.

@@ -125,11 +125,7 @@ impl RetryBudget {
     }
 
     fn now_nanos(&self) -> u64 {
-        let since = self
-            .inner
-            .clock
-            .now()
-            .saturating_duration_since(self.inner.origin);
+        let since = self.inner.clock.now().saturating_duration_since(self.inner.origin);
         u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
     }
 
@@ -153,14 +149,9 @@ impl RetryBudget {
     pub fn try_withdraw(&self, verdict: Verdict) -> Option<Withdrawal> {
         let granted = match &self.inner.kind {
             Kind::Bucket(b) => {
-                let cost = if verdict == Verdict::Timeout {
-                    b.timeout_cost
-                } else {
-                    b.retry_cost
-                };
+                let cost = if verdict == Verdict::Timeout { b.timeout_cost } else { b.retry_cost };
                 self.refill(b);
-                b.take(u64::from(cost) * MILLI)
-                    .then_some(Withdrawal { cost })
+                b.take(u64::from(cost) * MILLI).then_some(Withdrawal { cost })
             }
             Kind::Ratio(r) => {
                 let _one_at_a_time = lock(&r.withdraw);
@@ -226,8 +217,7 @@ impl RetryBudget {
         }
         let now = self.now_nanos();
         let mut last = lock(&b.last_refill);
-        let gained =
-            (now.saturating_sub(*last) as f64 / 1e9 * b.refill_per_sec * MILLI as f64) as u64;
+        let gained = (now.saturating_sub(*last) as f64 / 1e9 * b.refill_per_sec * MILLI as f64) as u64;
         if gained > 0 {
             b.put(gained);
             *last = now;
@@ -246,11 +236,7 @@ impl Ratio {
 impl TokenBucket {
     /// Takes `milli` if there is that much.
     fn take(&self, milli: u64) -> bool {
-        self.milli
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |have| {
-                have.checked_sub(milli)
-            })
-            .is_ok()
+        self.milli.fetch_update(Ordering::AcqRel, Ordering::Acquire, |have| have.checked_sub(milli)).is_ok()
     }
 
     /// Adds `milli`, up to capacity; writes nothing when already full.
@@ -259,20 +245,16 @@ impl TokenBucket {
         if self.milli.load(Ordering::Relaxed) >= self.capacity {
             return;
         }
-        let _ = self
-            .milli
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |have| {
-                (have < self.capacity).then(|| have.saturating_add(milli).min(self.capacity))
-            });
+        let _ = self.milli.fetch_update(Ordering::AcqRel, Ordering::Acquire, |have| {
+            (have < self.capacity).then(|| have.saturating_add(milli).min(self.capacity))
+        });
     }
 }
 
 impl Default for RetryBudget {
     /// The AWS-standard token bucket (see [`RetryBudget::token_bucket`]).
     fn default() -> Self {
-        Self::token_bucket()
-            .build()
-            .expect("the default token bucket is valid")
+        Self::token_bucket().build().expect("the default token bucket is valid")
     }
 }
 
@@ -298,22 +280,13 @@ struct Common {
 
 impl Common {
     fn new(name: &str) -> Self {
-        Self {
-            name: name.into(),
-            clock: StdArc::new(SystemClock),
-        }
+        Self { name: name.into(), clock: StdArc::new(SystemClock) }
     }
 
     fn build(self, kind: Kind) -> RetryBudget {
         let origin = self.clock.now();
         RetryBudget {
-            inner: Arc::new(Inner {
-                name: self.name,
-                kind,
-                clock: self.clock,
-                origin,
-                denied: AtomicU64::new(0),
-            }),
+            inner: Arc::new(Inner { name: self.name, kind, clock: self.clock, origin, denied: AtomicU64::new(0) }),
         }
     }
 }
@@ -383,24 +356,13 @@ impl TokenBucketBuilder {
         if self.capacity == 0 {
             return Err(invalid("capacity", "is 0".into(), "1 or more tokens"));
         }
-        for (field, cost) in [
-            ("retry_cost", self.retry_cost),
-            ("timeout_cost", self.timeout_cost),
-        ] {
+        for (field, cost) in [("retry_cost", self.retry_cost), ("timeout_cost", self.timeout_cost)] {
             if cost == 0 || cost > self.capacity {
-                return Err(invalid(
-                    field,
-                    format!("is {cost} with capacity {}", self.capacity),
-                    "1 ..= capacity",
-                ));
+                return Err(invalid(field, format!("is {cost} with capacity {}", self.capacity), "1 ..= capacity"));
             }
         }
         if !(self.refill_per_sec.is_finite() && self.refill_per_sec >= 0.0) {
-            return Err(invalid(
-                "refill_per_sec",
-                format!("is {}", self.refill_per_sec),
-                "a finite number ≥ 0",
-            ));
+            return Err(invalid("refill_per_sec", format!("is {}", self.refill_per_sec), "a finite number ≥ 0"));
         }
         let capacity = u64::from(self.capacity) * MILLI;
         Ok(self.common.build(Kind::Bucket(TokenBucket {
@@ -459,25 +421,13 @@ impl RatioBuilder {
     /// Checks the settings and makes the budget.
     pub fn build(self) -> Result<RetryBudget, ConfigError> {
         if !(self.ratio.is_finite() && (0.0..=1000.0).contains(&self.ratio)) {
-            return Err(invalid(
-                "ratio",
-                format!("is {}", self.ratio),
-                "0 ..= 1000 (0.2: retries add at most 20 %)",
-            ));
+            return Err(invalid("ratio", format!("is {}", self.ratio), "0 ..= 1000 (0.2: retries add at most 20 %)"));
         }
         if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&self.window) {
-            return Err(invalid(
-                "window",
-                format!("is {:?}", self.window),
-                "1s ..= 1h",
-            ));
+            return Err(invalid("window", format!("is {:?}", self.window), "1s ..= 1h"));
         }
         if !(self.min_per_sec.is_finite() && self.min_per_sec >= 0.0) {
-            return Err(invalid(
-                "min_per_sec",
-                format!("is {}", self.min_per_sec),
-                "a finite number ≥ 0",
-            ));
+            return Err(invalid("min_per_sec", format!("is {}", self.min_per_sec), "a finite number ≥ 0"));
         }
         let nanos = u64::try_from(self.window.as_nanos()).unwrap_or(u64::MAX);
         Ok(self.common.build(Kind::Ratio(Ratio {

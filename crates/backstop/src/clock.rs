@@ -133,10 +133,7 @@ struct TimerState {
 
 impl ThreadSleep {
     fn new(d: Duration) -> Self {
-        let shared = Arc::new(Mutex::new(TimerState {
-            done: d.is_zero(),
-            ..TimerState::default()
-        }));
+        let shared = Arc::new(Mutex::new(TimerState { done: d.is_zero(), ..TimerState::default() }));
         let mut thread = None;
         if !d.is_zero() {
             let remote = Arc::clone(&shared);
@@ -144,11 +141,7 @@ impl ThreadSleep {
             let handle = std::thread::spawn(move || {
                 loop {
                     let left = deadline.map(|t| t.saturating_duration_since(Instant::now()));
-                    if remote
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .cancelled
-                    {
+                    if remote.lock().unwrap_or_else(PoisonError::into_inner).cancelled {
                         return;
                     }
                     match left {
@@ -186,10 +179,7 @@ impl Future for ThreadSleep {
 impl Drop for ThreadSleep {
     fn drop(&mut self) {
         if let Some(thread) = &self.thread {
-            self.shared
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .cancelled = true;
+            self.shared.lock().unwrap_or_else(PoisonError::into_inner).cancelled = true;
             thread.unpark();
         }
     }
@@ -231,12 +221,9 @@ impl ManualClock {
     /// Moves virtual time forward by `d`, without recording a sleep.
     pub fn advance(&self, d: Duration) {
         let add = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let _ = self
-            .inner
-            .offset_nanos
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
-                Some(cur.saturating_add(add).min(MANUAL_LIMIT_NANOS))
-            });
+        let _ = self.inner.offset_nanos.fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+            Some(cur.saturating_add(add).min(MANUAL_LIMIT_NANOS))
+        });
     }
 
     /// Virtual time since the clock was made.
@@ -246,11 +233,7 @@ impl ManualClock {
 
     /// Every sleep asked of this clock (sync or async), in order.
     pub fn sleeps(&self) -> Vec<Duration> {
-        self.inner
-            .sleeps
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.inner.sleeps.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The sum of every sleep asked of this clock.
@@ -259,11 +242,7 @@ impl ManualClock {
     }
 
     fn record_and_advance(&self, d: Duration) {
-        self.inner
-            .sleeps
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(d);
+        self.inner.sleeps.lock().unwrap_or_else(PoisonError::into_inner).push(d);
         self.advance(d);
     }
 }
@@ -319,10 +298,7 @@ mod tests {
         // The thread saw the cancellation and let go of its handle.
         let started = Instant::now();
         while Arc::strong_count(&shared) > 1 {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "timer thread still running"
-            );
+            assert!(started.elapsed() < Duration::from_secs(10), "timer thread still running");
             std::thread::sleep(Duration::from_millis(1));
         }
     }

@@ -75,11 +75,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<HumanDuration, E> {
                 Duration::try_from_secs_f64(v)
                     .map(HumanDuration)
-                    .map_err(|_| {
-                        E::custom(format!(
-                            "{v} is not a duration in seconds (negative or too large)"
-                        ))
-                    })
+                    .map_err(|_| E::custom(format!("{v} is not a duration in seconds (negative or too large)")))
             }
         }
         d.deserialize_any(V)
@@ -191,9 +187,8 @@ pub fn preset_by_name(name: &str) -> Option<RetryPolicy> {
 impl PolicyFile {
     fn into_policy(self) -> Result<RetryPolicy, String> {
         let preset = self.preset.as_deref().unwrap_or("default");
-        let start = preset_by_name(preset).ok_or_else(|| {
-            format!("unknown preset {preset:?}; allowed: default, s3-upload, s3-download, api-call")
-        })?;
+        let start = preset_by_name(preset)
+            .ok_or_else(|| format!("unknown preset {preset:?}; allowed: default, s3-upload, s3-download, api-call"))?;
         let b = self.backoff;
         let old = start.backoff;
         let base = b.base.map_or(old.base(), |d| d.0);
@@ -207,9 +202,7 @@ impl PolicyFile {
             _ => 2.0,
         };
         let curve = match kind {
-            CurveKind::Exponential => {
-                Backoff::exponential(base).factor(b.factor.unwrap_or(old_factor))
-            }
+            CurveKind::Exponential => Backoff::exponential(base).factor(b.factor.unwrap_or(old_factor)),
             CurveKind::Linear => Backoff::linear(base).step(b.step.map_or(base, |d| d.0)),
             CurveKind::Constant => Backoff::constant(base),
         };
@@ -238,9 +231,7 @@ impl PolicyFile {
 
 impl<'de> Deserialize<'de> for RetryPolicy {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        PolicyFile::deserialize(d)?
-            .into_policy()
-            .map_err(de::Error::custom)
+        PolicyFile::deserialize(d)?.into_policy().map_err(de::Error::custom)
     }
 }
 
@@ -305,14 +296,8 @@ mod tests {
     fn errors_name_the_field() {
         for (text, needle) in [
             ("max_attempts = 0", "max_attempts is 0"),
-            (
-                "[backoff]\njitter = { proportional = 1.5 }",
-                "backoff.jitter",
-            ),
-            (
-                "[backoff]\nbase = \"1m\"\nmax_delay = \"1s\"",
-                "backoff.base",
-            ),
+            ("[backoff]\njitter = { proportional = 1.5 }", "backoff.jitter"),
+            ("[backoff]\nbase = \"1m\"\nmax_delay = \"1s\"", "backoff.base"),
             ("max_elapsed = \"soon\"", "invalid duration \"soon\""),
             ("max_elapsed = -3", "cannot be negative"),
             ("max_atempts = 3", "unknown field `max_atempts`"),
@@ -335,9 +320,7 @@ mod tests {
                 .build()
                 .unwrap(),
             RetryPolicy::builder()
-                .backoff(
-                    Backoff::linear(Duration::from_millis(100)).step(Duration::from_millis(30)),
-                )
+                .backoff(Backoff::linear(Duration::from_millis(100)).step(Duration::from_millis(30)))
                 .jitter(Jitter::Decorrelated)
                 .build()
                 .unwrap(),
@@ -346,11 +329,7 @@ mod tests {
             let text = toml::to_string(&p).unwrap();
             assert_eq!(toml::from_str::<RetryPolicy>(&text).unwrap(), p, "{text}");
             let json = serde_json::to_string(&p).unwrap();
-            assert_eq!(
-                serde_json::from_str::<RetryPolicy>(&json).unwrap(),
-                p,
-                "{json}"
-            );
+            assert_eq!(serde_json::from_str::<RetryPolicy>(&json).unwrap(), p, "{json}");
         }
     }
 }

@@ -41,10 +41,7 @@ impl std::error::Error for DurationError {}
 
 /// Parses a human duration such as `"500ms"` or `"1m30s"`; see the [module docs](self).
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
-    let fail = |reason| DurationError {
-        input: input.chars().take(64).collect(),
-        reason,
-    };
+    let fail = |reason| DurationError { input: input.chars().take(64).collect(), reason };
     let s = input.trim();
     if s.is_empty() {
         return Err(fail("it is empty"));
@@ -58,17 +55,13 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let (number, tail) = rest.split_at(num_len);
         if number.is_empty() {
             return Err(fail("expected a number"));
         }
         let tail = tail.trim_start(); // "5 s" reads like "5s"
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace())
-            .unwrap_or(tail.len());
+        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace()).unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let nanos_per_unit: u64 = match unit {
             "ns" => 1,
@@ -83,14 +76,11 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         };
         let part = if number.contains('.') {
             let value: f64 = number.parse().map_err(|_| fail("malformed number"))?;
-            Duration::try_from_secs_f64(value * nanos_per_unit as f64 / 1e9)
-                .map_err(|_| fail("too large"))?
+            Duration::try_from_secs_f64(value * nanos_per_unit as f64 / 1e9).map_err(|_| fail("too large"))?
         } else {
             // Whole numbers are exact: no float rounding of "1500us".
             let value: u128 = number.parse().map_err(|_| fail("too large"))?;
-            let nanos = value
-                .checked_mul(u128::from(nanos_per_unit))
-                .ok_or_else(|| fail("too large"))?;
+            let nanos = value.checked_mul(u128::from(nanos_per_unit)).ok_or_else(|| fail("too large"))?;
             let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| fail("too large"))?;
             Duration::new(secs, (nanos % 1_000_000_000) as u32)
         };
@@ -115,10 +105,7 @@ pub fn format_duration(d: Duration) -> String {
     if nanos == 0 {
         return "0s".into();
     }
-    let (size, unit) = UNITS
-        .into_iter()
-        .find(|(size, _)| nanos % size == 0)
-        .unwrap_or((1, "ns"));
+    let (size, unit) = UNITS.into_iter().find(|(size, _)| nanos % size == 0).unwrap_or((1, "ns"));
     format!("{}{unit}", nanos / size)
 }
 

@@ -160,9 +160,9 @@ impl<E> RetryError<E> {
             | Self::RetryAfterTooLong { last, .. }
             | Self::BudgetExhausted { last, .. }
             | Self::Rejected { error: last, .. } => Some(last),
-            Self::DeadlineExceeded { last, .. }
-            | Self::CircuitOpen { last, .. }
-            | Self::Throttled { last, .. } => last.as_ref(),
+            Self::DeadlineExceeded { last, .. } | Self::CircuitOpen { last, .. } | Self::Throttled { last, .. } => {
+                last.as_ref()
+            }
         }
     }
 
@@ -173,9 +173,7 @@ impl<E> RetryError<E> {
             | Self::RetryAfterTooLong { last, .. }
             | Self::BudgetExhausted { last, .. }
             | Self::Rejected { error: last, .. } => Some(last),
-            Self::DeadlineExceeded { last, .. }
-            | Self::CircuitOpen { last, .. }
-            | Self::Throttled { last, .. } => last,
+            Self::DeadlineExceeded { last, .. } | Self::CircuitOpen { last, .. } | Self::Throttled { last, .. } => last,
         }
     }
 
@@ -206,81 +204,23 @@ impl<E> RetryError<E> {
         F: FnOnce(E) -> E2,
     {
         match self {
-            Self::Exhausted {
-                name,
-                attempts,
-                elapsed,
-                last,
-            } => RetryError::Exhausted {
-                name,
-                attempts,
-                elapsed,
-                last: f(last),
-            },
-            Self::Rejected {
-                name,
-                attempts,
-                error,
-            } => RetryError::Rejected {
-                name,
-                attempts,
-                error: f(error),
-            },
-            Self::DeadlineExceeded {
-                name,
-                attempts,
-                elapsed,
-                deadline,
-                last,
-            } => RetryError::DeadlineExceeded {
-                name,
-                attempts,
-                elapsed,
-                deadline,
-                last: last.map(f),
-            },
-            Self::RetryAfterTooLong {
-                name,
-                attempts,
-                retry_after,
-                max_retry_after,
-                last,
-            } => RetryError::RetryAfterTooLong {
-                name,
-                attempts,
-                retry_after,
-                max_retry_after,
-                last: f(last),
-            },
-            Self::CircuitOpen {
-                name,
-                attempts,
-                open,
-                last,
-            } => RetryError::CircuitOpen {
-                name,
-                attempts,
-                open,
-                last: last.map(f),
-            },
-            Self::BudgetExhausted {
-                name,
-                attempts,
-                last,
-            } => RetryError::BudgetExhausted {
-                name,
-                attempts,
-                last: f(last),
-            },
-            Self::Throttled {
-                name,
-                attempts,
-                last,
-            } => RetryError::Throttled {
-                name,
-                attempts,
-                last: last.map(f),
-            },
+            Self::Exhausted { name, attempts, elapsed, last } => {
+                RetryError::Exhausted { name, attempts, elapsed, last: f(last) }
+            }
+            Self::Rejected { name, attempts, error } => RetryError::Rejected { name, attempts, error: f(error) },
+            Self::DeadlineExceeded { name, attempts, elapsed, deadline, last } => {
+                RetryError::DeadlineExceeded { name, attempts, elapsed, deadline, last: last.map(f) }
+            }
+            Self::RetryAfterTooLong { name, attempts, retry_after, max_retry_after, last } => {
+                RetryError::RetryAfterTooLong { name, attempts, retry_after, max_retry_after, last: f(last) }
+            }
+            Self::CircuitOpen { name, attempts, open, last } => {
+                RetryError::CircuitOpen { name, attempts, open, last: last.map(f) }
+            }
+            Self::BudgetExhausted { name, attempts, last } => {
+                RetryError::BudgetExhausted { name, attempts, last: f(last) }
+            }
+            Self::Throttled { name, attempts, last } => RetryError::Throttled { name, attempts, last: last.map(f) },
         }
     }
 }
@@ -314,53 +254,29 @@ impl<E: fmt::Display> fmt::Display for RetryError<E> {
         let secs = |d: &Duration| d.as_secs_f64();
         match self {
             Self::Exhausted { elapsed, last, .. } => {
-                write!(
-                    f,
-                    "{name} failed after {n} in {:.1}s: {last}",
-                    secs(elapsed)
-                )
+                write!(f, "{name} failed after {n} in {:.1}s: {last}", secs(elapsed))
             }
             Self::Rejected { error, .. } => {
-                write!(
-                    f,
-                    "{name} failed with a permanent error on attempt {attempts}: {error}"
-                )
+                write!(f, "{name} failed with a permanent error on attempt {attempts}: {error}")
             }
-            Self::DeadlineExceeded {
-                elapsed,
-                deadline,
-                last,
-                ..
-            } => write!(
+            Self::DeadlineExceeded { elapsed, deadline, last, .. } => write!(
                 f,
                 "{name} stopped after {n} in {:.1}s: its {:.1}s deadline came{}",
                 secs(elapsed),
                 secs(deadline),
                 Last(last.as_ref(), ": ")
             ),
-            Self::RetryAfterTooLong {
-                retry_after,
-                max_retry_after,
-                last,
-                ..
-            } => write!(
+            Self::RetryAfterTooLong { retry_after, max_retry_after, last, .. } => write!(
                 f,
                 "{name} stopped after {n}: the server asked to wait {:.1}s, longer than max_retry_after {:.1}s: {last}",
                 secs(retry_after),
                 secs(max_retry_after)
             ),
             Self::CircuitOpen { open, last, .. } => {
-                write!(
-                    f,
-                    "{name} stopped after {n}: {open}{}",
-                    Last(last.as_ref(), "; last error: ")
-                )
+                write!(f, "{name} stopped after {n}: {open}{}", Last(last.as_ref(), "; last error: "))
             }
             Self::BudgetExhausted { last, .. } => {
-                write!(
-                    f,
-                    "{name} stopped after {n}: the retry budget is spent: {last}"
-                )
+                write!(f, "{name} stopped after {n}: the retry budget is spent: {last}")
             }
             Self::Throttled { last, .. } => write!(
                 f,
@@ -377,9 +293,7 @@ where
 {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            Self::CircuitOpen {
-                last: None, open, ..
-            } => Some(open),
+            Self::CircuitOpen { last: None, open, .. } => Some(open),
             _ => self.last_error().map(|e| e as &(dyn Error + 'static)),
         }
     }

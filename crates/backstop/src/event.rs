@@ -146,18 +146,10 @@ impl fmt::Display for Transition {
         match *self {
             Transition::ConsecutiveFailures(n) => write!(f, "{n} consecutive failures"),
             Transition::FailureRate { calls, failures } => {
-                write!(
-                    f,
-                    "{failures} of the last {calls} calls failed ({:.0}%)",
-                    percent(failures, calls)
-                )
+                write!(f, "{failures} of the last {calls} calls failed ({:.0}%)", percent(failures, calls))
             }
             Transition::SlowCallRate { calls, slow } => {
-                write!(
-                    f,
-                    "{slow} of the last {calls} calls were slow ({:.0}%)",
-                    percent(slow, calls)
-                )
+                write!(f, "{slow} of the last {calls} calls were slow ({:.0}%)", percent(slow, calls))
             }
             Transition::ProbeFailed => f.write_str("a probe failed"),
             Transition::ProbesSucceeded(1) => f.write_str("1 probe succeeded"),
@@ -205,8 +197,7 @@ pub(crate) mod emit {
     #[inline]
     pub(crate) fn attempt_succeeded(name: &Name, attempt: u32) {
         #[cfg(feature = "metrics")]
-        metrics::counter!("backstop_attempts_total", "name" => name.clone(), "outcome" => "success")
-            .increment(1);
+        metrics::counter!("backstop_attempts_total", "name" => name.clone(), "outcome" => "success").increment(1);
         #[cfg(feature = "tracing")]
         if attempt > 1 {
             tracing::info!(name = %name, attempt, "{name} succeeded on attempt {attempt}");
@@ -216,8 +207,7 @@ pub(crate) mod emit {
 
     pub(crate) fn attempt_failed(name: &Name) {
         #[cfg(feature = "metrics")]
-        metrics::counter!("backstop_attempts_total", "name" => name.clone(), "outcome" => "failure")
-            .increment(1);
+        metrics::counter!("backstop_attempts_total", "name" => name.clone(), "outcome" => "failure").increment(1);
         let _ = name;
     }
 
@@ -242,14 +232,9 @@ pub(crate) mod emit {
         let _ = (name, event);
     }
 
-    pub(crate) fn gave_up<E: std::fmt::Display>(
-        name: &Name,
-        why: GiveUp,
-        error: &crate::RetryError<E>,
-    ) {
+    pub(crate) fn gave_up<E: std::fmt::Display>(name: &Name, why: GiveUp, error: &crate::RetryError<E>) {
         #[cfg(feature = "metrics")]
-        metrics::counter!("backstop_exhausted_total", "name" => name.clone(), "reason" => why.label())
-            .increment(1);
+        metrics::counter!("backstop_exhausted_total", "name" => name.clone(), "reason" => why.label()).increment(1);
         #[cfg(feature = "tracing")]
         tracing::warn!(
             name = %name,
@@ -264,8 +249,7 @@ pub(crate) mod emit {
         #[cfg(feature = "metrics")]
         {
             let name = event.name.to_owned();
-            metrics::gauge!("backstop_circuit_state", "name" => name.clone())
-                .set(f64::from(event.to.as_number()));
+            metrics::gauge!("backstop_circuit_state", "name" => name.clone()).set(f64::from(event.to.as_number()));
             metrics::counter!("backstop_circuit_transitions_total", "name" => name, "to" => event.to.as_str())
                 .increment(1);
         }
@@ -327,23 +311,17 @@ pub(crate) mod emit {
     pub(crate) fn budget_denied(budget: &str, level: f64) {
         #[cfg(feature = "metrics")]
         {
-            metrics::counter!("backstop_budget_denied_total", "budget" => budget.to_owned())
-                .increment(1);
+            metrics::counter!("backstop_budget_denied_total", "budget" => budget.to_owned()).increment(1);
             metrics::gauge!("backstop_budget_level", "budget" => budget.to_owned()).set(level);
         }
         #[cfg(feature = "tracing")]
-        tracing::warn!(
-            budget,
-            level,
-            "retry denied: retry budget {budget} is spent ({level:.1} left)"
-        );
+        tracing::warn!(budget, level, "retry denied: retry budget {budget} is spent ({level:.1} left)");
         let _ = (budget, level);
     }
 
     pub(crate) fn circuit_rejected(name: &str) {
         #[cfg(feature = "metrics")]
-        metrics::counter!("backstop_circuit_rejected_total", "name" => name.to_owned())
-            .increment(1);
+        metrics::counter!("backstop_circuit_rejected_total", "name" => name.to_owned()).increment(1);
         let _ = name;
     }
 }

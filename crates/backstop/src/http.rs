@@ -85,9 +85,7 @@ pub fn parse_retry_after(value: &str, date: Option<&str>, now: SystemTime) -> Op
         return Some(Duration::from_secs(secs).min(RETRY_AFTER_CEILING));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    let base = date
-        .and_then(|d| httpdate::parse_http_date(d.trim()).ok())
-        .unwrap_or(now);
+    let base = date.and_then(|d| httpdate::parse_http_date(d.trim()).ok()).unwrap_or(now);
     let wait = at.duration_since(base).ok()?; // in the past: no hint
     Some(wait.min(RETRY_AFTER_CEILING))
 }
@@ -96,10 +94,7 @@ pub fn parse_retry_after(value: &str, date: Option<&str>, now: SystemTime) -> Op
 /// once (RFC 9110 §9.2.2): GET, HEAD, OPTIONS, TRACE, PUT, DELETE. POST and
 /// PATCH are not, unless the server honours an `Idempotency-Key`.
 pub fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
 }
 
 #[cfg(test)]
@@ -143,16 +138,10 @@ mod tests {
     #[test]
     fn both_forms_of_retry_after() {
         let now = at(1_800_000_000);
-        assert_eq!(
-            parse_retry_after("120", None, now),
-            Some(Duration::from_secs(120))
-        );
+        assert_eq!(parse_retry_after("120", None, now), Some(Duration::from_secs(120)));
         assert_eq!(parse_retry_after(" 0 ", None, now), Some(Duration::ZERO));
         let later = httpdate::fmt_http_date(at(1_800_000_030));
-        assert_eq!(
-            parse_retry_after(&later, None, now),
-            Some(Duration::from_secs(30))
-        );
+        assert_eq!(parse_retry_after(&later, None, now), Some(Duration::from_secs(30)));
     }
 
     #[test]
@@ -162,10 +151,7 @@ mod tests {
         let local_now = at(1_800_003_600);
         let retry_at = httpdate::fmt_http_date(at(1_800_000_010));
         let date = httpdate::fmt_http_date(server_now);
-        assert_eq!(
-            parse_retry_after(&retry_at, Some(&date), local_now),
-            Some(Duration::from_secs(10))
-        );
+        assert_eq!(parse_retry_after(&retry_at, Some(&date), local_now), Some(Duration::from_secs(10)));
         // Without the Date header, the same hint is already in the past.
         assert_eq!(parse_retry_after(&retry_at, None, local_now), None);
     }
@@ -183,31 +169,15 @@ mod tests {
     #[test]
     fn huge_values_saturate() {
         let now = SystemTime::now();
-        assert_eq!(
-            parse_retry_after("1000000000000", None, now),
-            Some(RETRY_AFTER_CEILING)
-        );
-        assert_eq!(
-            parse_retry_after(&"9".repeat(400), None, now),
-            Some(RETRY_AFTER_CEILING)
-        );
+        assert_eq!(parse_retry_after("1000000000000", None, now), Some(RETRY_AFTER_CEILING));
+        assert_eq!(parse_retry_after(&"9".repeat(400), None, now), Some(RETRY_AFTER_CEILING));
         let far = httpdate::fmt_http_date(at(253_402_300_000)); // year 9999
-        assert_eq!(
-            parse_retry_after(&far, None, now),
-            Some(RETRY_AFTER_CEILING)
-        );
+        assert_eq!(parse_retry_after(&far, None, now), Some(RETRY_AFTER_CEILING));
     }
 
     #[test]
     fn idempotent_methods() {
-        for m in [
-            Method::GET,
-            Method::HEAD,
-            Method::OPTIONS,
-            Method::TRACE,
-            Method::PUT,
-            Method::DELETE,
-        ] {
+        for m in [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE, Method::PUT, Method::DELETE] {
             assert!(is_idempotent(&m), "{m}");
         }
         for m in [Method::POST, Method::PATCH, Method::CONNECT] {

@@ -27,10 +27,7 @@ use crate::{Backoff, Jitter, RetryPolicy};
 const fn doubling(attempts: u32, base: Duration, cap: Duration, jitter: Duration) -> RetryPolicy {
     RetryPolicy::from_parts(
         attempts,
-        Backoff::exponential(base)
-            .factor(2.0)
-            .max_delay(cap)
-            .jitter(Jitter::Additive(jitter)),
+        Backoff::exponential(base).factor(2.0).max_delay(cap).jitter(Jitter::Additive(jitter)),
     )
 }
 
@@ -39,24 +36,15 @@ pub const DEFAULT: RetryPolicy = RetryPolicy::DEFAULT;
 
 /// S3 uploads (`PutObject`, multipart parts): 5 attempts, 1 s doubling to 30 s,
 /// `+U[0, 1 s]`. S3 asks clients to back off on `SlowDown`; this gives it ~60 s.
-pub const S3_UPLOAD: RetryPolicy = doubling(
-    5,
-    Duration::from_secs(1),
-    Duration::from_secs(30),
-    Duration::from_secs(1),
-);
+pub const S3_UPLOAD: RetryPolicy = doubling(5, Duration::from_secs(1), Duration::from_secs(30), Duration::from_secs(1));
 
 /// S3 downloads (`GetObject`): the same numbers as [`S3_UPLOAD`].
 pub const S3_DOWNLOAD: RetryPolicy = S3_UPLOAD;
 
 /// HTTP API calls: 3 attempts, 0.5 s doubling to 10 s, `+U[0, 0.5 s]`. An
 /// interactive caller gives up within seconds rather than minutes.
-pub const API_CALL: RetryPolicy = doubling(
-    3,
-    Duration::from_millis(500),
-    Duration::from_secs(10),
-    Duration::from_millis(500),
-);
+pub const API_CALL: RetryPolicy =
+    doubling(3, Duration::from_millis(500), Duration::from_secs(10), Duration::from_millis(500));
 
 /// [`DEFAULT`], as a function.
 pub fn default() -> RetryPolicy {

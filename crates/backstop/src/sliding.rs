@@ -26,10 +26,7 @@ impl<const N: usize> SlidingCounts<N> {
         let buckets = buckets.max(1);
         Self {
             buckets: (0..buckets)
-                .map(|_| Bucket {
-                    epoch: AtomicU64::new(u64::MAX),
-                    counts: std::array::from_fn(|_| AtomicU32::new(0)),
-                })
+                .map(|_| Bucket { epoch: AtomicU64::new(u64::MAX), counts: std::array::from_fn(|_| AtomicU32::new(0)) })
                 .collect(),
             bucket_nanos: (span_nanos / u64::from(buckets)).max(1),
             recycle: Mutex::new(()),

@@ -107,11 +107,7 @@ impl AdaptiveThrottle {
     }
 
     fn now_nanos(&self) -> u64 {
-        let since = self
-            .inner
-            .clock
-            .now()
-            .saturating_duration_since(self.inner.origin);
+        let since = self.inner.clock.now().saturating_duration_since(self.inner.origin);
         u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
     }
 
@@ -135,10 +131,7 @@ impl AdaptiveThrottle {
         // A healthy downstream (p = 0) costs no lock and no random draw.
         if p > 0.0 && lock(&self.inner.rng).f64() < p {
             self.inner.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(ThrottledLocally {
-                name: StdArc::clone(&self.inner.name),
-                probability: p,
-            });
+            return Err(ThrottledLocally { name: StdArc::clone(&self.inner.name), probability: p });
         }
         Ok(())
     }
@@ -224,12 +217,7 @@ impl AdaptiveThrottleBuilder {
             ));
         }
         if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&self.window) {
-            return Err(ConfigError::of(
-                "adaptive throttle",
-                "window",
-                format!("is {:?}", self.window),
-                "1s ..= 1h",
-            ));
+            return Err(ConfigError::of("adaptive throttle", "window", format!("is {:?}", self.window), "1s ..= 1h"));
         }
         let nanos = u64::try_from(self.window.as_nanos()).unwrap_or(u64::MAX);
         let origin = self.clock.now();
@@ -240,10 +228,7 @@ impl AdaptiveThrottleBuilder {
                 k: self.k,
                 clock: self.clock,
                 origin,
-                rng: Mutex::new(
-                    self.seed
-                        .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed),
-                ),
+                rng: Mutex::new(self.seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed)),
                 rejected: AtomicU64::new(0),
             }),
         })

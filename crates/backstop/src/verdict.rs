@@ -34,11 +34,7 @@ pub enum Verdict {
 impl Verdict {
     /// `Retry` for `true`, `Fail` for `false`.
     pub fn retry_if(transient: bool) -> Self {
-        if transient {
-            Verdict::Retry
-        } else {
-            Verdict::Fail
-        }
+        if transient { Verdict::Retry } else { Verdict::Fail }
     }
 
     /// Whether this verdict allows another attempt.

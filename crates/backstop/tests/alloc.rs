@@ -65,10 +65,7 @@ fn async_success_allocates_nothing() {
     let waker = Waker::noop();
     let n = allocations_in(|| {
         for i in 0..1000u32 {
-            let fut = policy
-                .retry(|| async move { Ok::<_, &str>(i) })
-                .name("fetch")
-                .into_future();
+            let fut = policy.retry(|| async move { Ok::<_, &str>(i) }).name("fetch").into_future();
             let mut fut = pin!(fut);
             match fut.as_mut().poll(&mut Context::from_waker(waker)) {
                 Poll::Ready(Ok(v)) => assert_eq!(v, i),
@@ -92,12 +89,7 @@ fn a_run_through_a_closed_breaker_and_a_budget_allocates_nothing() {
     let policy = presets::s3_upload();
     let n = allocations_in(|| {
         for i in 0..1000u32 {
-            let v = policy
-                .retry(|| Ok::<_, &str>(i))
-                .breaker(&breaker)
-                .budget(&budget)
-                .call()
-                .unwrap();
+            let v = policy.retry(|| Ok::<_, &str>(i)).breaker(&breaker).budget(&budget).call().unwrap();
             assert_eq!(v, i);
             breaker.try_acquire().unwrap().success();
         }

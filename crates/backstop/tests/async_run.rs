@@ -28,29 +28,16 @@ impl Client {
 }
 
 fn exact(attempts: u32) -> RetryPolicy {
-    RetryPolicy::builder()
-        .max_attempts(attempts)
-        .backoff(Backoff::exponential(S(1)).max_delay(S(30)))
-        .build()
-        .unwrap()
+    RetryPolicy::builder().max_attempts(attempts).backoff(Backoff::exponential(S(1)).max_delay(S(30))).build().unwrap()
 }
 
 #[tokio::test(start_paused = true)]
 async fn async_closures_may_borrow_the_caller() {
-    let client = Client {
-        fail_first: AtomicU32::new(2),
-    };
+    let client = Client { fail_first: AtomicU32::new(2) };
     let url = String::from("https://api.weather.test/forecast");
-    let policy = presets::api_call()
-        .to_builder()
-        .max_attempts(5)
-        .build()
-        .unwrap();
+    let policy = presets::api_call().to_builder().max_attempts(5).build().unwrap();
     // The closure borrows `client` and `url`; no clone, no Arc, no `move`.
-    let body = policy
-        .retry(|| async { client.get(&url).await })
-        .await
-        .unwrap();
+    let body = policy.retry(|| async { client.get(&url).await }).await.unwrap();
     assert_eq!(body, "200 from https://api.weather.test/forecast");
     // Still ours afterwards.
     assert_eq!(url.len(), 33);
@@ -59,11 +46,7 @@ async fn async_closures_may_borrow_the_caller() {
 #[tokio::test(start_paused = true)]
 async fn sleeps_on_tokios_paused_clock() {
     let start = tokio::time::Instant::now();
-    let err = exact(5)
-        .retry(|| async { Err::<(), _>("SlowDown") })
-        .name("upload_to_s3")
-        .await
-        .unwrap_err();
+    let err = exact(5).retry(|| async { Err::<(), _>("SlowDown") }).name("upload_to_s3").await.unwrap_err();
     // 1 + 2 + 4 + 8 virtual seconds, in no real time.
     assert_eq!(start.elapsed(), S(15));
     assert!(matches!(err, RetryError::Exhausted { attempts: 5, elapsed, .. } if elapsed == S(15)));
@@ -129,21 +112,12 @@ fn block_on<F: Future>(fut: F) -> F::Output {
 
 #[test]
 fn works_without_a_tokio_runtime() {
-    let policy = RetryPolicy::builder()
-        .max_attempts(3)
-        .backoff(Backoff::constant(Duration::from_millis(1)))
-        .build()
-        .unwrap();
+    let policy =
+        RetryPolicy::builder().max_attempts(3).backoff(Backoff::constant(Duration::from_millis(1))).build().unwrap();
     let calls = AtomicU32::new(0);
     let v = block_on(
         policy
-            .retry(|| async {
-                if calls.fetch_add(1, Ordering::SeqCst) < 2 {
-                    Err("flaky")
-                } else {
-                    Ok("done")
-                }
-            })
+            .retry(|| async { if calls.fetch_add(1, Ordering::SeqCst) < 2 { Err("flaky") } else { Ok("done") } })
             .into_future(),
     );
     assert_eq!(v, Ok("done"));
@@ -166,11 +140,7 @@ async fn dropping_the_future_cancels_the_run() {
         let mut fut = pin!(fut.into_future());
         // First attempt fails, then the run sleeps.
         let waker = Waker::noop();
-        assert!(
-            fut.as_mut()
-                .poll(&mut Context::from_waker(waker))
-                .is_pending()
-        );
+        assert!(fut.as_mut().poll(&mut Context::from_waker(waker)).is_pending());
     } // dropped mid-sleep
     tokio::time::advance(S(60)).await;
     tokio::task::yield_now().await;
@@ -182,12 +152,7 @@ async fn the_run_is_send_and_spawnable() {
     let policy = Arc::new(presets::api_call());
     let handle = tokio::spawn({
         let policy = Arc::clone(&policy);
-        async move {
-            policy
-                .retry(|| async { Ok::<_, std::io::Error>(5) })
-                .name("spawned")
-                .await
-        }
+        async move { policy.retry(|| async { Ok::<_, std::io::Error>(5) }).name("spawned").await }
     });
     assert_eq!(handle.await.unwrap().unwrap(), 5);
 }

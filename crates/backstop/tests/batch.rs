@@ -7,11 +7,7 @@ use std::time::Duration;
 use backstop::{Backoff, ManualClock, RetryError, RetryEvent, RetryPolicy, Verdict};
 
 fn policy() -> RetryPolicy {
-    RetryPolicy::builder()
-        .max_attempts(3)
-        .backoff(Backoff::constant(Duration::from_millis(100)))
-        .build()
-        .unwrap()
+    RetryPolicy::builder().max_attempts(3).backoff(Backoff::constant(Duration::from_millis(100))).build().unwrap()
 }
 
 /// Items named "bad*" always fail; "flaky*" fail once; the rest succeed.
@@ -35,9 +31,7 @@ fn collects_every_outcome_in_order() {
     let outcome = policy()
         .batch(keys, |key: &str| upload(&attempts, key))
         .when(|e: &String| Verdict::retry_if(e.ends_with("SlowDown")))
-        .on_retry(|index: usize, e: &RetryEvent<'_, String>| {
-            retried.lock().unwrap().push((index, e.attempt))
-        })
+        .on_retry(|index: usize, e: &RetryEvent<'_, String>| retried.lock().unwrap().push((index, e.attempt)))
         .name("upload_batch")
         .clock(&clock)
         .call();
@@ -49,38 +43,26 @@ fn collects_every_outcome_in_order() {
     assert_eq!(failures, [(2, 1)]);
     assert_eq!(*retried.lock().unwrap(), [(1, 1)]);
     assert_eq!(clock.sleeps(), [Duration::from_millis(100)]);
-    assert!(matches!(
-        outcome.into_result(),
-        Err(RetryError::Rejected { .. })
-    ));
+    assert!(matches!(outcome.into_result(), Err(RetryError::Rejected { .. })));
 }
 
 #[test]
 fn fail_fast_stops_at_the_first_failed_item() {
     let clock = ManualClock::new();
     let attempts = Mutex::new(Vec::new());
-    let outcome = policy()
-        .batch(["a", "bad-b", "c", "d"], |key: &str| upload(&attempts, key))
-        .fail_fast()
-        .clock(&clock)
-        .call();
+    let outcome =
+        policy().batch(["a", "bad-b", "c", "d"], |key: &str| upload(&attempts, key)).fail_fast().clock(&clock).call();
     assert_eq!(outcome.results.len(), 2);
     assert_eq!(outcome.skipped, 2);
     // "bad-b" retried to exhaustion under the default classifier: 3 attempts.
-    assert!(matches!(
-        outcome.results[1],
-        Err(RetryError::Exhausted { attempts: 3, .. })
-    ));
+    assert!(matches!(outcome.results[1], Err(RetryError::Exhausted { attempts: 3, .. })));
     assert!(!attempts.lock().unwrap().iter().any(|k| k == "c"));
 }
 
 #[test]
 fn a_clean_batch_is_a_success() {
     let clock = ManualClock::new();
-    let outcome = policy()
-        .batch(1..=5u32, |n| Ok::<_, &str>(n * 2))
-        .clock(&clock)
-        .call();
+    let outcome = policy().batch(1..=5u32, |n| Ok::<_, &str>(n * 2)).clock(&clock).call();
     assert!(outcome.is_success());
     assert_eq!(outcome.into_result().unwrap(), [2, 4, 6, 8, 10]);
 }
@@ -90,15 +72,7 @@ async fn async_batches_respect_the_concurrency_limit() {
     let running = AtomicUsize::new(0);
     let peak = AtomicUsize::new(0);
     let attempts = Mutex::new(Vec::new());
-    let keys: Vec<String> = (0..20)
-        .map(|i| {
-            if i % 5 == 0 {
-                format!("flaky-{i}")
-            } else {
-                format!("k{i}")
-            }
-        })
-        .collect();
+    let keys: Vec<String> = (0..20).map(|i| if i % 5 == 0 { format!("flaky-{i}") } else { format!("k{i}") }).collect();
     let outcome = policy()
         .batch(&keys, |key| {
             let (running, peak, attempts) = (&running, &peak, &attempts);
@@ -113,11 +87,7 @@ async fn async_batches_respect_the_concurrency_limit() {
         .concurrency(4)
         .run()
         .await;
-    assert!(
-        outcome.is_success(),
-        "{:?}",
-        outcome.failures().collect::<Vec<_>>()
-    );
+    assert!(outcome.is_success(), "{:?}", outcome.failures().collect::<Vec<_>>());
     assert_eq!(peak.load(Ordering::SeqCst), 4);
     // Order is the items' order, whatever order they finished in.
     let lens: Vec<usize> = outcome.successes().copied().collect();

@@ -10,10 +10,7 @@ use backstop::{Backoff, BreakerEvent, CircuitBreaker, CircuitState, ManualClock,
 const S: fn(u64) -> Duration = Duration::from_secs;
 
 fn breaker(config: BreakerConfig, clock: &ManualClock) -> CircuitBreaker {
-    CircuitBreaker::builder("s3_upload")
-        .config(config)
-        .clock(clock.clone())
-        .build()
+    CircuitBreaker::builder("s3_upload").config(config).clock(clock.clone()).build()
 }
 
 fn fail(b: &CircuitBreaker) {
@@ -38,10 +35,7 @@ fn the_seeds_default_trips_after_five_consecutive_failures() {
     assert_eq!(open.state(), CircuitState::Open);
     assert_eq!(open.retry_after(), Some(S(30)));
     assert_eq!(open.name(), "s3_upload");
-    assert_eq!(
-        open.to_string(),
-        "circuit s3_upload is open; next probe in 30.0s"
-    );
+    assert_eq!(open.to_string(), "circuit s3_upload is open; next probe in 30.0s");
 }
 
 #[test]
@@ -62,13 +56,7 @@ fn a_success_resets_the_streak() {
 #[test]
 fn open_then_half_open_then_closed_by_a_probe() {
     let clock = ManualClock::new();
-    let b = breaker(
-        BreakerConfig::builder()
-            .consecutive_failures(2)
-            .build()
-            .unwrap(),
-        &clock,
-    );
+    let b = breaker(BreakerConfig::builder().consecutive_failures(2).build().unwrap(), &clock);
     fail(&b);
     fail(&b);
     clock.advance(S(12));
@@ -90,13 +78,7 @@ fn open_then_half_open_then_closed_by_a_probe() {
 #[test]
 fn a_failed_probe_reopens_it() {
     let clock = ManualClock::new();
-    let b = breaker(
-        BreakerConfig::builder()
-            .consecutive_failures(1)
-            .build()
-            .unwrap(),
-        &clock,
-    );
+    let b = breaker(BreakerConfig::builder().consecutive_failures(1).build().unwrap(), &clock);
     fail(&b);
     clock.advance(S(30));
     b.try_acquire().expect("probe").failure();
@@ -107,13 +89,7 @@ fn a_failed_probe_reopens_it() {
 #[test]
 fn a_late_result_does_not_extend_the_open_time() {
     let clock = ManualClock::new();
-    let b = breaker(
-        BreakerConfig::builder()
-            .consecutive_failures(2)
-            .build()
-            .unwrap(),
-        &clock,
-    );
+    let b = breaker(BreakerConfig::builder().consecutive_failures(2).build().unwrap(), &clock);
     let slow_call = b.try_acquire().unwrap(); // issued while closed
     fail(&b);
     fail(&b); // trips at t=0, open until t=30
@@ -127,13 +103,7 @@ fn a_late_result_does_not_extend_the_open_time() {
 #[test]
 fn a_late_success_does_not_close_a_later_half_open() {
     let clock = ManualClock::new();
-    let b = breaker(
-        BreakerConfig::builder()
-            .consecutive_failures(1)
-            .build()
-            .unwrap(),
-        &clock,
-    );
+    let b = breaker(BreakerConfig::builder().consecutive_failures(1).build().unwrap(), &clock);
     let old = b.try_acquire().unwrap();
     fail(&b);
     clock.advance(S(30));
@@ -147,12 +117,8 @@ fn a_late_success_does_not_close_a_later_half_open() {
 #[test]
 fn probes_are_limited_and_a_dropped_permit_frees_its_slot() {
     let clock = ManualClock::new();
-    let config = BreakerConfig::builder()
-        .consecutive_failures(1)
-        .half_open_max_calls(2)
-        .success_threshold(3)
-        .build()
-        .unwrap();
+    let config =
+        BreakerConfig::builder().consecutive_failures(1).half_open_max_calls(2).success_threshold(3).build().unwrap();
     let b = breaker(config, &clock);
     fail(&b);
     clock.advance(S(30));
@@ -195,22 +161,13 @@ fn a_growing_open_period_resets_once_closed() {
 #[test]
 fn failure_rate_over_the_last_n_calls() {
     let clock = ManualClock::new();
-    let config = BreakerConfig::builder()
-        .failure_rate(0.5)
-        .window(Window::Count(10))
-        .minimum_calls(6)
-        .build()
-        .unwrap();
+    let config = BreakerConfig::builder().failure_rate(0.5).window(Window::Count(10)).minimum_calls(6).build().unwrap();
     let b = breaker(config, &clock);
     // Alternating: 50 % failures, but only trips once 6 calls are in.
     for i in 0..5 {
         if i % 2 == 0 { fail(&b) } else { succeed(&b) }
     }
-    assert_eq!(
-        b.state(),
-        CircuitState::Closed,
-        "3 of 5, below minimum_calls"
-    );
+    assert_eq!(b.state(), CircuitState::Closed, "3 of 5, below minimum_calls");
     // The sixth call, a success, makes 3 of 6 = 50 %: the rate is checked on
     // every call once the window holds minimum_calls.
     succeed(&b);
@@ -220,12 +177,7 @@ fn failure_rate_over_the_last_n_calls() {
 #[test]
 fn old_calls_leave_a_count_window() {
     let clock = ManualClock::new();
-    let config = BreakerConfig::builder()
-        .failure_rate(0.5)
-        .window(Window::Count(4))
-        .minimum_calls(4)
-        .build()
-        .unwrap();
+    let config = BreakerConfig::builder().failure_rate(0.5).window(Window::Count(4)).minimum_calls(4).build().unwrap();
     let b = breaker(config, &clock);
     fail(&b);
     for _ in 0..3 {
@@ -242,10 +194,7 @@ fn failure_rate_over_a_time_window() {
     let clock = ManualClock::new();
     let config = BreakerConfig::builder()
         .failure_rate(0.5)
-        .window(Window::Time {
-            duration: S(10),
-            buckets: 10,
-        })
+        .window(Window::Time { duration: S(10), buckets: 10 })
         .minimum_calls(4)
         .build()
         .unwrap();
@@ -265,12 +214,8 @@ fn failure_rate_over_a_time_window() {
 #[test]
 fn slow_calls_trip_it_even_when_they_succeed() {
     let clock = ManualClock::new();
-    let config = BreakerConfig::builder()
-        .slow_calls(S(2), 0.5)
-        .window(Window::Count(10))
-        .minimum_calls(4)
-        .build()
-        .unwrap();
+    let config =
+        BreakerConfig::builder().slow_calls(S(2), 0.5).window(Window::Count(10)).minimum_calls(4).build().unwrap();
     let b = breaker(config, &clock);
     for i in 0..4 {
         let permit = b.try_acquire().unwrap();
@@ -289,10 +234,7 @@ fn isolate_holds_it_open_until_reset() {
     let err = b.try_acquire().unwrap_err();
     assert_eq!(err.state(), CircuitState::Isolated);
     assert_eq!(err.retry_after(), None);
-    assert_eq!(
-        err.to_string(),
-        "circuit s3_upload is isolated until it is reset"
-    );
+    assert_eq!(err.to_string(), "circuit s3_upload is isolated until it is reset");
     assert_eq!(b.state(), CircuitState::Isolated);
     b.reset();
     assert_eq!(b.state(), CircuitState::Closed);
@@ -302,13 +244,7 @@ fn isolate_holds_it_open_until_reset() {
 #[test]
 fn reset_closes_an_open_breaker_and_forgets_counts() {
     let clock = ManualClock::new();
-    let b = breaker(
-        BreakerConfig::builder()
-            .consecutive_failures(2)
-            .build()
-            .unwrap(),
-        &clock,
-    );
+    let b = breaker(BreakerConfig::builder().consecutive_failures(2).build().unwrap(), &clock);
     fail(&b);
     b.reset();
     fail(&b);
@@ -322,16 +258,10 @@ fn reset_closes_an_open_breaker_and_forgets_counts() {
 #[test]
 fn permanent_errors_count_as_configured() {
     let clock = ManualClock::new();
-    for (how, trips) in [
-        (PermanentErrors::Success, false),
-        (PermanentErrors::Ignore, false),
-        (PermanentErrors::Failure, true),
-    ] {
-        let config = BreakerConfig::builder()
-            .consecutive_failures(2)
-            .permanent_errors(how)
-            .build()
-            .unwrap();
+    for (how, trips) in
+        [(PermanentErrors::Success, false), (PermanentErrors::Ignore, false), (PermanentErrors::Failure, true)]
+    {
+        let config = BreakerConfig::builder().consecutive_failures(2).permanent_errors(how).build().unwrap();
         let b = breaker(config, &clock);
         fail(&b);
         b.try_acquire().unwrap().record(Verdict::Fail); // a 404
@@ -354,18 +284,11 @@ fn state_changes_reach_the_callback_in_order() {
     let seen: Arc<Mutex<Vec<Change>>> = Arc::default();
     let log = Arc::clone(&seen);
     let b = CircuitBreaker::builder("weather_api")
-        .config(
-            BreakerConfig::builder()
-                .consecutive_failures(2)
-                .build()
-                .unwrap(),
-        )
+        .config(BreakerConfig::builder().consecutive_failures(2).build().unwrap())
         .clock(clock.clone())
         .on_state_change(move |e: &BreakerEvent<'_>| {
             assert_eq!(e.name, "weather_api");
-            log.lock()
-                .unwrap()
-                .push((e.from, e.to, e.cause.to_string(), e.open_for));
+            log.lock().unwrap().push((e.from, e.to, e.cause.to_string(), e.open_for));
         })
         .build();
     fail(&b);
@@ -393,12 +316,7 @@ fn a_callback_may_call_the_breaker() {
     let slot: Arc<Mutex<Option<CircuitBreaker>>> = Arc::default();
     let inner = Arc::clone(&slot);
     let b = CircuitBreaker::builder("reentrant")
-        .config(
-            BreakerConfig::builder()
-                .consecutive_failures(1)
-                .build()
-                .unwrap(),
-        )
+        .config(BreakerConfig::builder().consecutive_failures(1).build().unwrap())
         .clock(clock.clone())
         .on_state_change(move |e: &BreakerEvent<'_>| {
             if e.to == CircuitState::Open {
@@ -416,18 +334,9 @@ fn a_callback_may_call_the_breaker() {
 #[test]
 fn call_counts_errors_as_failures() {
     let clock = ManualClock::new();
-    let b = breaker(
-        BreakerConfig::builder()
-            .consecutive_failures(1)
-            .build()
-            .unwrap(),
-        &clock,
-    );
+    let b = breaker(BreakerConfig::builder().consecutive_failures(1).build().unwrap(), &clock);
     assert_eq!(b.call(|| Ok::<_, &str>(5)), Ok(5));
-    assert_eq!(
-        b.call(|| Err::<u8, _>("down")),
-        Err(BreakerError::Inner("down"))
-    );
+    assert_eq!(b.call(|| Err::<u8, _>("down")), Err(BreakerError::Inner("down")));
     let err = b.call(|| Ok::<_, &str>(5)).unwrap_err();
     assert!(matches!(err, BreakerError::Open(ref o) if o.state() == CircuitState::Open));
     assert_eq!(b.stats().rejected, 1);
@@ -436,10 +345,7 @@ fn call_counts_errors_as_failures() {
 #[tokio::test]
 async fn call_async_holds_the_permit_across_the_await() {
     let clock = ManualClock::new();
-    let config = BreakerConfig::builder()
-        .consecutive_failures(1)
-        .build()
-        .unwrap();
+    let config = BreakerConfig::builder().consecutive_failures(1).build().unwrap();
     let b = breaker(config, &clock);
     fail(&b);
     clock.advance(S(30));
@@ -486,32 +392,13 @@ fn transitions_are_logged() {
     let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(
-        lines[0].starts_with(" WARN circuit s3_upload opened for 30.0s: 5 consecutive failures"),
-        "{text}"
-    );
-    assert!(
-        lines[1].starts_with(" INFO circuit s3_upload half-open: letting 1 probe through"),
-        "{text}"
-    );
-    assert!(
-        lines[2].starts_with(" INFO circuit s3_upload closed: 1 probe succeeded"),
-        "{text}"
-    );
+    assert!(lines[0].starts_with(" WARN circuit s3_upload opened for 30.0s: 5 consecutive failures"), "{text}");
+    assert!(lines[1].starts_with(" INFO circuit s3_upload half-open: letting 1 probe through"), "{text}");
+    assert!(lines[2].starts_with(" INFO circuit s3_upload closed: 1 probe succeeded"), "{text}");
 }
 
 #[test]
 fn transition_causes_read_well() {
-    assert_eq!(
-        Transition::FailureRate {
-            calls: 20,
-            failures: 12
-        }
-        .to_string(),
-        "12 of the last 20 calls failed (60%)"
-    );
-    assert_eq!(
-        Transition::SlowCallRate { calls: 10, slow: 9 }.to_string(),
-        "9 of the last 10 calls were slow (90%)"
-    );
+    assert_eq!(Transition::FailureRate { calls: 20, failures: 12 }.to_string(), "12 of the last 20 calls failed (60%)");
+    assert_eq!(Transition::SlowCallRate { calls: 10, slow: 9 }.to_string(), "9 of the last 10 calls were slow (90%)");
 }

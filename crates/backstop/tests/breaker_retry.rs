@@ -4,28 +4,17 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use backstop::breaker::BreakerConfig;
-use backstop::{
-    Backoff, CircuitBreaker, CircuitState, ManualClock, RetryError, RetryPolicy, Verdict,
-};
+use backstop::{Backoff, CircuitBreaker, CircuitState, ManualClock, RetryError, RetryPolicy, Verdict};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
 fn policy(attempts: u32) -> RetryPolicy {
-    RetryPolicy::builder()
-        .max_attempts(attempts)
-        .backoff(Backoff::constant(S(1)))
-        .build()
-        .unwrap()
+    RetryPolicy::builder().max_attempts(attempts).backoff(Backoff::constant(S(1))).build().unwrap()
 }
 
 fn breaker(failures: u32, clock: &ManualClock) -> CircuitBreaker {
     CircuitBreaker::builder("s3")
-        .config(
-            BreakerConfig::builder()
-                .consecutive_failures(failures)
-                .build()
-                .unwrap(),
-        )
+        .config(BreakerConfig::builder().consecutive_failures(failures).build().unwrap())
         .clock(clock.clone())
         .build()
 }
@@ -68,38 +57,20 @@ fn a_run_against_an_already_open_circuit_never_calls() {
         .clock(&clock)
         .call()
         .unwrap_err();
-    assert!(matches!(
-        err,
-        RetryError::CircuitOpen {
-            attempts: 1,
-            last: None,
-            ..
-        }
-    ));
-    assert_eq!(
-        std::error::Error::source(&err).unwrap().to_string(),
-        "circuit s3 is isolated until it is reset"
-    );
+    assert!(matches!(err, RetryError::CircuitOpen { attempts: 1, last: None, .. }));
+    assert_eq!(std::error::Error::source(&err).unwrap().to_string(), "circuit s3 is isolated until it is reset");
 }
 
 #[test]
 fn waiting_for_the_probe_when_the_policy_opts_in() {
     let clock = ManualClock::new();
     let b = breaker(2, &clock);
-    let p = policy(5)
-        .to_builder()
-        .wait_on_open_circuit(true)
-        .build()
-        .unwrap();
+    let p = policy(5).to_builder().wait_on_open_circuit(true).build().unwrap();
     let calls = Cell::new(0);
     let v = p
         .retry(|| {
             calls.set(calls.get() + 1);
-            if calls.get() <= 2 {
-                Err("503")
-            } else {
-                Ok("up")
-            }
+            if calls.get() <= 2 { Err("503") } else { Ok("up") }
         })
         .breaker(&b)
         .clock(&clock)
@@ -114,18 +85,8 @@ fn waiting_for_the_probe_when_the_policy_opts_in() {
 fn no_waiting_past_the_deadline() {
     let clock = ManualClock::new();
     let b = breaker(1, &clock);
-    let p = policy(5)
-        .to_builder()
-        .wait_on_open_circuit(true)
-        .max_elapsed(S(10))
-        .build()
-        .unwrap();
-    let err = p
-        .retry(|| Err::<(), _>("503"))
-        .breaker(&b)
-        .clock(&clock)
-        .call()
-        .unwrap_err();
+    let p = policy(5).to_builder().wait_on_open_circuit(true).max_elapsed(S(10)).build().unwrap();
+    let err = p.retry(|| Err::<(), _>("503")).breaker(&b).clock(&clock).call().unwrap_err();
     // The first failure opens it for 30 s, past the 10 s deadline: stop now.
     assert!(matches!(err, RetryError::CircuitOpen { attempts: 1, .. }));
     assert!(clock.sleeps().is_empty());
@@ -164,27 +125,13 @@ fn a_batch_fails_fast_once_the_circuit_opens() {
     // Item 0: 2 failures; item 1: 1 failure trips it and stops its run;
     // items 2..9 are rejected at once without a call.
     assert_eq!(calls.get(), 3);
-    let open = outcome
-        .results
-        .iter()
-        .filter(|r| matches!(r, Err(RetryError::CircuitOpen { .. })))
-        .count();
+    let open = outcome.results.iter().filter(|r| matches!(r, Err(RetryError::CircuitOpen { .. }))).count();
     assert_eq!(open, 9);
 }
 
 #[tokio::test(start_paused = true)]
 async fn async_runs_respect_the_breaker_too() {
-    let b = CircuitBreaker::new(
-        "api",
-        BreakerConfig::builder()
-            .consecutive_failures(2)
-            .build()
-            .unwrap(),
-    );
-    let err = policy(5)
-        .retry(|| async { Err::<(), _>("503") })
-        .breaker(&b)
-        .await
-        .unwrap_err();
+    let b = CircuitBreaker::new("api", BreakerConfig::builder().consecutive_failures(2).build().unwrap());
+    let err = policy(5).retry(|| async { Err::<(), _>("503") }).breaker(&b).await.unwrap_err();
     assert!(matches!(err, RetryError::CircuitOpen { attempts: 2, .. }));
 }

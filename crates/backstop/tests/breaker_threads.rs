@@ -12,12 +12,7 @@ use backstop::{CircuitBreaker, CircuitState, ManualClock};
 fn only_one_probe_at_a_time_under_16_threads() {
     let clock = ManualClock::new();
     let b = CircuitBreaker::builder("s3")
-        .config(
-            BreakerConfig::builder()
-                .consecutive_failures(1)
-                .build()
-                .unwrap(),
-        )
+        .config(BreakerConfig::builder().consecutive_failures(1).build().unwrap())
         .clock(clock.clone())
         .build();
     b.try_acquire().unwrap().failure();
@@ -66,10 +61,7 @@ fn eight_threads_times_100k_calls_conserve_every_count() {
         .success_threshold(2)
         .build()
         .unwrap();
-    let b = CircuitBreaker::builder("stress")
-        .config(config)
-        .clock(clock.clone())
-        .build();
+    let b = CircuitBreaker::builder("stress").config(config).clock(clock.clone()).build();
     let handles: Vec<_> = (0..8u64)
         .map(|t| {
             let (b, clock) = (b.clone(), clock.clone());

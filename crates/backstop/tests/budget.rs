@@ -23,10 +23,7 @@ fn aws_standard_500_tokens_allow_exactly_100_retries() {
     for _ in 0..5 {
         budget.record_success(None);
     }
-    assert_eq!(
-        budget.try_withdraw(Verdict::Retry).map(|w| w.cost()),
-        Some(5)
-    );
+    assert_eq!(budget.try_withdraw(Verdict::Retry).map(|w| w.cost()), Some(5));
     assert!(budget.try_withdraw(Verdict::Retry).is_none());
 }
 
@@ -50,12 +47,7 @@ fn timeouts_cost_more_and_successful_retries_refund_their_cost() {
 #[test]
 fn an_optional_refill_adds_tokens_with_time() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::token_bucket()
-        .capacity(10)
-        .refill_per_sec(2.5)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let budget = RetryBudget::token_bucket().capacity(10).refill_per_sec(2.5).clock(clock.clone()).build().unwrap();
     let _ = budget.try_withdraw(Verdict::Retry).unwrap();
     let _ = budget.try_withdraw(Verdict::Retry).unwrap();
     assert!(budget.try_withdraw(Verdict::Retry).is_none());
@@ -67,25 +59,15 @@ fn an_optional_refill_adds_tokens_with_time() {
 #[test]
 fn ratio_allows_the_floor_plus_a_share_of_requests() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::ratio()
-        .ratio(0.2)
-        .window(S(10))
-        .min_per_sec(1.0)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let budget = RetryBudget::ratio().ratio(0.2).window(S(10)).min_per_sec(1.0).clock(clock.clone()).build().unwrap();
     // No requests: the floor, 1/s over 10 s.
-    let granted = (0..100)
-        .filter(|_| budget.try_withdraw(Verdict::Retry).is_some())
-        .count();
+    let granted = (0..100).filter(|_| budget.try_withdraw(Verdict::Retry).is_some()).count();
     assert_eq!(granted, 10);
     // 100 requests add 20 retries.
     for _ in 0..100 {
         budget.record_request();
     }
-    let granted = (0..100)
-        .filter(|_| budget.try_withdraw(Verdict::Retry).is_some())
-        .count();
+    let granted = (0..100).filter(|_| budget.try_withdraw(Verdict::Retry).is_some()).count();
     assert_eq!(granted, 20);
     // After the window, it all expires and the floor is back.
     clock.advance(S(11));
@@ -96,97 +78,40 @@ fn ratio_allows_the_floor_plus_a_share_of_requests() {
 fn small_ratios_are_not_truncated_to_zero() {
     // tower#857: integer scaling made small ratios allow nothing.
     let clock = ManualClock::new();
-    let budget = RetryBudget::ratio()
-        .ratio(0.001)
-        .min_per_sec(0.0)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let budget = RetryBudget::ratio().ratio(0.001).min_per_sec(0.0).clock(clock.clone()).build().unwrap();
     for _ in 0..2_999 {
         budget.record_request();
     }
-    assert_eq!(
-        (0..10)
-            .filter(|_| budget.try_withdraw(Verdict::Retry).is_some())
-            .count(),
-        2
-    );
+    assert_eq!((0..10).filter(|_| budget.try_withdraw(Verdict::Retry).is_some()).count(), 2);
     budget.record_request();
-    assert!(
-        budget.try_withdraw(Verdict::Retry).is_some(),
-        "3000 requests: the third retry"
-    );
+    assert!(budget.try_withdraw(Verdict::Retry).is_some(), "3000 requests: the third retry");
 }
 
 #[test]
 fn bad_settings_name_their_field() {
     let cases = [
-        (
-            RetryBudget::token_bucket().capacity(0).build().unwrap_err(),
-            "capacity",
-        ),
-        (
-            RetryBudget::token_bucket().capacity(4).build().unwrap_err(),
-            "retry_cost",
-        ),
-        (
-            RetryBudget::token_bucket()
-                .timeout_cost(0)
-                .build()
-                .unwrap_err(),
-            "timeout_cost",
-        ),
-        (
-            RetryBudget::token_bucket()
-                .refill_per_sec(f64::NAN)
-                .build()
-                .unwrap_err(),
-            "refill_per_sec",
-        ),
-        (
-            RetryBudget::ratio().ratio(-1.0).build().unwrap_err(),
-            "ratio",
-        ),
-        (
-            RetryBudget::ratio()
-                .window(Duration::ZERO)
-                .build()
-                .unwrap_err(),
-            "window",
-        ),
-        (
-            RetryBudget::ratio()
-                .min_per_sec(f64::INFINITY)
-                .build()
-                .unwrap_err(),
-            "min_per_sec",
-        ),
+        (RetryBudget::token_bucket().capacity(0).build().unwrap_err(), "capacity"),
+        (RetryBudget::token_bucket().capacity(4).build().unwrap_err(), "retry_cost"),
+        (RetryBudget::token_bucket().timeout_cost(0).build().unwrap_err(), "timeout_cost"),
+        (RetryBudget::token_bucket().refill_per_sec(f64::NAN).build().unwrap_err(), "refill_per_sec"),
+        (RetryBudget::ratio().ratio(-1.0).build().unwrap_err(), "ratio"),
+        (RetryBudget::ratio().window(Duration::ZERO).build().unwrap_err(), "window"),
+        (RetryBudget::ratio().min_per_sec(f64::INFINITY).build().unwrap_err(), "min_per_sec"),
     ];
     for (err, field) in cases {
         assert_eq!(err.field(), field);
-        assert!(
-            err.to_string().starts_with("invalid retry budget: "),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("invalid retry budget: "), "{err}");
     }
 }
 
 fn policy(attempts: u32) -> RetryPolicy {
-    RetryPolicy::builder()
-        .max_attempts(attempts)
-        .backoff(Backoff::constant(S(1)))
-        .build()
-        .unwrap()
+    RetryPolicy::builder().max_attempts(attempts).backoff(Backoff::constant(S(1))).build().unwrap()
 }
 
 #[test]
 fn a_spent_budget_ends_the_run_at_once_keeping_the_last_error() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::token_bucket()
-        .capacity(10)
-        .name("s3")
-        .build()
-        .unwrap();
+    let budget = RetryBudget::token_bucket().capacity(10).name("s3").build().unwrap();
     let err = policy(10)
         .retry(|| Err::<(), _>("503 SlowDown"))
         .name("upload_to_s3")
@@ -194,23 +119,9 @@ fn a_spent_budget_ends_the_run_at_once_keeping_the_last_error() {
         .clock(&clock)
         .call()
         .unwrap_err();
-    assert!(matches!(
-        err,
-        RetryError::BudgetExhausted {
-            attempts: 3,
-            last: "503 SlowDown",
-            ..
-        }
-    ));
-    assert_eq!(
-        clock.sleeps(),
-        [S(1), S(1)],
-        "two retries of cost 5, then no sleep"
-    );
-    assert_eq!(
-        err.to_string(),
-        "upload_to_s3 stopped after 3 attempts: the retry budget is spent: 503 SlowDown"
-    );
+    assert!(matches!(err, RetryError::BudgetExhausted { attempts: 3, last: "503 SlowDown", .. }));
+    assert_eq!(clock.sleeps(), [S(1), S(1)], "two retries of cost 5, then no sleep");
+    assert_eq!(err.to_string(), "upload_to_s3 stopped after 3 attempts: the retry budget is spent: 503 SlowDown");
 }
 
 #[test]
@@ -219,47 +130,25 @@ fn successes_deposit_in_runs() {
     let budget = RetryBudget::token_bucket().capacity(10).build().unwrap();
     let mut fail_once = true;
     let v = policy(3)
-        .retry(|| {
-            if std::mem::take(&mut fail_once) {
-                Err("503")
-            } else {
-                Ok(1)
-            }
-        })
+        .retry(|| if std::mem::take(&mut fail_once) { Err("503") } else { Ok(1) })
         .budget(&budget)
         .clock(&clock)
         .call();
     assert_eq!(v, Ok(1));
-    assert_eq!(
-        budget.level(),
-        10.0,
-        "the successful retry refunded its cost"
-    );
+    assert_eq!(budget.level(), 10.0, "the successful retry refunded its cost");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_run_gives_its_tokens_back() {
     let budget = RetryBudget::token_bucket().capacity(10).build().unwrap();
     let clock = backstop::SystemClock; // tokio's timer, paused
-    let slow = policy(5)
-        .to_builder()
-        .backoff(Backoff::constant(S(3600)))
-        .build()
-        .unwrap();
+    let slow = policy(5).to_builder().backoff(Backoff::constant(S(3600))).build().unwrap();
     {
-        let fut = slow
-            .retry(|| async { Err::<(), _>("503") })
-            .budget(&budget)
-            .clock(&clock)
-            .into_future();
+        let fut = slow.retry(|| async { Err::<(), _>("503") }).budget(&budget).clock(&clock).into_future();
         let mut fut = pin!(fut);
         // First attempt fails; 5 tokens are withdrawn for the retry; the run
         // sleeps for an hour...
-        assert!(
-            fut.as_mut()
-                .poll(&mut Context::from_waker(Waker::noop()))
-                .is_pending()
-        );
+        assert!(fut.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
         assert_eq!(budget.level(), 5.0);
     } // ...and is dropped.
     assert_eq!(budget.level(), 10.0);
@@ -268,19 +157,9 @@ async fn a_cancelled_run_gives_its_tokens_back() {
 #[test]
 fn ratio_budgets_count_each_run_as_one_request() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::ratio()
-        .ratio(0.5)
-        .min_per_sec(0.0)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let budget = RetryBudget::ratio().ratio(0.5).min_per_sec(0.0).clock(clock.clone()).build().unwrap();
     for _ in 0..4 {
-        policy(1)
-            .retry(|| Ok::<_, &str>(()))
-            .budget(&budget)
-            .clock(&clock)
-            .call()
-            .unwrap();
+        policy(1).retry(|| Ok::<_, &str>(())).budget(&budget).clock(&clock).call().unwrap();
     }
     assert_eq!(budget.level(), 2.0);
 }

@@ -27,9 +27,7 @@ async fn run(budget: Option<RetryBudget>) -> Arc<Counts> {
         RetryPolicy::builder()
             .max_attempts(5)
             .backoff(
-                Backoff::exponential(Duration::from_millis(100))
-                    .max_delay(Duration::from_secs(1))
-                    .jitter(Jitter::Full),
+                Backoff::exponential(Duration::from_millis(100)).max_delay(Duration::from_secs(1)).jitter(Jitter::Full),
             )
             .seed(11)
             .build()
@@ -37,8 +35,7 @@ async fn run(budget: Option<RetryBudget>) -> Arc<Counts> {
     );
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
-            let (counts, policy, budget) =
-                (Arc::clone(&counts), Arc::clone(&policy), budget.clone());
+            let (counts, policy, budget) = (Arc::clone(&counts), Arc::clone(&policy), budget.clone());
             tokio::spawn(async move {
                 // Stagger the clients over the first second.
                 tokio::time::sleep(Duration::from_millis(c as u64 * 5)).await;
@@ -83,16 +80,9 @@ async fn without_a_budget_retries_multiply_the_load_about_five_times() {
     let counts = run(None).await;
     let calls = counts.calls_in_outage.load(Ordering::Relaxed) as f64;
     let attempts = counts.attempts_in_outage.load(Ordering::Relaxed) as f64;
-    eprintln!(
-        "no budget: {calls} calls, {attempts} attempts during the outage (x{:.2})",
-        attempts / calls
-    );
+    eprintln!("no budget: {calls} calls, {attempts} attempts during the outage (x{:.2})", attempts / calls);
     assert!(calls > 2000.0, "{calls}");
-    assert!(
-        attempts >= 4.5 * calls,
-        "amplification {:.2}",
-        attempts / calls
-    );
+    assert!(attempts >= 4.5 * calls, "amplification {:.2}", attempts / calls);
     assert!(attempts <= 5.0 * calls);
 }
 
@@ -102,10 +92,7 @@ async fn the_default_token_bucket_caps_the_outage_load() {
     let counts = run(Some(budget.clone())).await;
     let calls = counts.calls_in_outage.load(Ordering::Relaxed) as f64;
     let attempts = counts.attempts_in_outage.load(Ordering::Relaxed) as f64;
-    eprintln!(
-        "token bucket: {calls} calls, {attempts} attempts during the outage (x{:.2})",
-        attempts / calls
-    );
+    eprintln!("token bucket: {calls} calls, {attempts} attempts during the outage (x{:.2})", attempts / calls);
     assert!(calls > 2000.0, "{calls}");
     assert!(
         attempts <= 1.1 * calls + 500.0 / 5.0,

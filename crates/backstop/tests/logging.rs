@@ -62,37 +62,15 @@ fn retries_and_the_final_success_are_logged_at_info() {
             .unwrap();
     });
     assert_eq!(lines.len(), 3, "{lines:#?}");
-    assert!(
-        lines[0].starts_with(" INFO Retrying upload_to_s3 in 1.0 seconds (attempt 1/5): SlowDown"),
-        "{}",
-        lines[0]
-    );
-    assert!(
-        lines[0].contains("attempt=1 max_attempts=5 delay_ms=1000"),
-        "{}",
-        lines[0]
-    );
-    assert!(
-        lines[1].starts_with(" INFO Retrying upload_to_s3 in 2.0 seconds (attempt 2/5)"),
-        "{}",
-        lines[1]
-    );
-    assert!(
-        lines[2].starts_with(" INFO upload_to_s3 succeeded on attempt 3"),
-        "{}",
-        lines[2]
-    );
+    assert!(lines[0].starts_with(" INFO Retrying upload_to_s3 in 1.0 seconds (attempt 1/5): SlowDown"), "{}", lines[0]);
+    assert!(lines[0].contains("attempt=1 max_attempts=5 delay_ms=1000"), "{}", lines[0]);
+    assert!(lines[1].starts_with(" INFO Retrying upload_to_s3 in 2.0 seconds (attempt 2/5)"), "{}", lines[1]);
+    assert!(lines[2].starts_with(" INFO upload_to_s3 succeeded on attempt 3"), "{}", lines[2]);
 }
 
 #[test]
 fn a_first_attempt_success_logs_nothing() {
-    let lines = logged(|| {
-        policy()
-            .retry(|| Ok::<_, &str>(1))
-            .call()
-            .map(drop)
-            .unwrap()
-    });
+    let lines = logged(|| policy().retry(|| Ok::<_, &str>(1)).call().map(drop).unwrap());
     assert!(lines.is_empty(), "{lines:#?}");
 }
 
@@ -117,45 +95,21 @@ fn giving_up_is_logged_at_warn() {
             .call();
     });
     assert_eq!(lines.len(), 3, "{lines:#?}");
-    assert!(
-        lines[1].starts_with(" WARN upload_to_s3 failed after 2 attempts in 1.0s: SlowDown"),
-        "{}",
-        lines[1]
-    );
+    assert!(lines[1].starts_with(" WARN upload_to_s3 failed after 2 attempts in 1.0s: SlowDown"), "{}", lines[1]);
     assert!(lines[1].contains("reason=\"attempts\""), "{}", lines[1]);
-    assert!(lines[2].starts_with(
-        " WARN upload_to_s3 failed with a permanent error on attempt 1: AccessDenied"
-    ));
+    assert!(lines[2].starts_with(" WARN upload_to_s3 failed with a permanent error on attempt 1: AccessDenied"));
 }
 
 #[test]
 fn a_denied_retry_is_logged_at_warn() {
     let clock = ManualClock::new();
-    let budget = backstop::RetryBudget::token_bucket()
-        .capacity(5)
-        .timeout_cost(5)
-        .name("s3")
-        .build()
-        .unwrap();
+    let budget = backstop::RetryBudget::token_bucket().capacity(5).timeout_cost(5).name("s3").build().unwrap();
     let lines = logged(|| {
-        let _ = policy()
-            .retry(|| Err::<(), _>("SlowDown"))
-            .name("upload_to_s3")
-            .budget(&budget)
-            .clock(&clock)
-            .call();
+        let _ = policy().retry(|| Err::<(), _>("SlowDown")).name("upload_to_s3").budget(&budget).clock(&clock).call();
     });
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with(" WARN retry denied: retry budget s3 is spent (0.0 left)")),
+        lines.iter().any(|l| l.starts_with(" WARN retry denied: retry budget s3 is spent (0.0 left)")),
         "{lines:#?}"
     );
-    assert!(
-        lines
-            .last()
-            .unwrap()
-            .contains("the retry budget is spent: SlowDown"),
-        "{lines:#?}"
-    );
+    assert!(lines.last().unwrap().contains("the retry budget is spent: SlowDown"), "{lines:#?}");
 }

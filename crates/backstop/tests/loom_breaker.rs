@@ -16,15 +16,8 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
 fn breaker(failures: u32, probes: u32, clock: &ManualClock) -> CircuitBreaker {
-    let config = BreakerConfig::builder()
-        .consecutive_failures(failures)
-        .half_open_max_calls(probes)
-        .build()
-        .unwrap();
-    CircuitBreaker::builder("loom")
-        .config(config)
-        .clock(clock.clone())
-        .build()
+    let config = BreakerConfig::builder().consecutive_failures(failures).half_open_max_calls(probes).build().unwrap();
+    CircuitBreaker::builder("loom").config(config).clock(clock.clone()).build()
 }
 
 #[test]

@@ -9,22 +9,14 @@ use loom::thread;
 fn two_withdrawals_never_overdraw() {
     loom::model(|| {
         // Room for exactly one retry of cost 5.
-        let budget = RetryBudget::token_bucket()
-            .capacity(9)
-            .timeout_cost(9)
-            .build()
-            .unwrap();
+        let budget = RetryBudget::token_bucket().capacity(9).timeout_cost(9).build().unwrap();
         let threads: Vec<_> = (0..2)
             .map(|_| {
                 let b = budget.clone();
                 thread::spawn(move || b.try_withdraw(Verdict::Retry).is_some())
             })
             .collect();
-        let granted = threads
-            .into_iter()
-            .map(|t| t.join().unwrap())
-            .filter(|g| *g)
-            .count();
+        let granted = threads.into_iter().map(|t| t.join().unwrap()).filter(|g| *g).count();
         assert_eq!(granted, 1);
         assert_eq!(budget.level(), 4.0);
     });

@@ -8,11 +8,7 @@ use backstop::{Backoff, Jitter, RetryPolicy};
 use proptest::prelude::*;
 
 fn duration() -> impl Strategy<Value = Duration> {
-    prop_oneof![
-        Just(Duration::ZERO),
-        (0u64..10_000_000_000_000).prop_map(Duration::from_nanos),
-        Just(Duration::MAX),
-    ]
+    prop_oneof![Just(Duration::ZERO), (0u64..10_000_000_000_000).prop_map(Duration::from_nanos), Just(Duration::MAX),]
 }
 
 fn jitter() -> impl Strategy<Value = Jitter> {
@@ -28,15 +24,8 @@ fn jitter() -> impl Strategy<Value = Jitter> {
 
 /// Valid backoffs of every curve: base <= cap, factor >= 1.
 fn backoff() -> impl Strategy<Value = Backoff> {
-    (
-        duration(),
-        duration(),
-        1.0f64..1e300,
-        duration(),
-        jitter(),
-        0..3u8,
-    )
-        .prop_map(|(a, b, factor, step, jitter, curve)| {
+    (duration(), duration(), 1.0f64..1e300, duration(), jitter(), 0..3u8).prop_map(
+        |(a, b, factor, step, jitter, curve)| {
             let (base, cap) = if a <= b { (a, b) } else { (b, a) };
             let curve = match curve {
                 0 => Backoff::exponential(base).factor(factor),
@@ -44,7 +33,8 @@ fn backoff() -> impl Strategy<Value = Backoff> {
                 _ => Backoff::constant(base),
             };
             curve.max_delay(cap).jitter(jitter)
-        })
+        },
+    )
 }
 
 /// The bounds of one jittered delay around its nominal delay `d`.

@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use backstop::clock::SleepFuture;
-use backstop::{
-    Backoff, Clock, ManualClock, RetryError, RetryEvent, RetryPolicy, Verdict, presets,
-};
+use backstop::{Backoff, Clock, ManualClock, RetryError, RetryEvent, RetryPolicy, Verdict, presets};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -41,11 +39,7 @@ fn classify(e: &S3Error) -> Verdict {
 }
 
 fn exact(attempts: u32) -> RetryPolicy {
-    RetryPolicy::builder()
-        .max_attempts(attempts)
-        .backoff(Backoff::exponential(S(1)).max_delay(S(30)))
-        .build()
-        .unwrap()
+    RetryPolicy::builder().max_attempts(attempts).backoff(Backoff::exponential(S(1)).max_delay(S(30))).build().unwrap()
 }
 
 #[test]
@@ -65,15 +59,9 @@ fn exhausts_with_the_exact_schedule_and_a_one_line_message() {
     assert_eq!(calls.get(), 5);
     assert_eq!(clock.sleeps(), [1, 2, 4, 8].map(S));
     assert!(matches!(err, RetryError::Exhausted { attempts: 5, elapsed, .. } if elapsed == S(15)));
-    assert_eq!(
-        err.to_string(),
-        "upload_to_s3 failed after 5 attempts in 15.0s: SlowDown: reduce your request rate"
-    );
+    assert_eq!(err.to_string(), "upload_to_s3 failed after 5 attempts in 15.0s: SlowDown: reduce your request rate");
     assert_eq!(err.name(), "upload_to_s3");
-    assert_eq!(
-        err.source().unwrap().to_string(),
-        S3Error::SlowDown.to_string()
-    );
+    assert_eq!(err.source().unwrap().to_string(), S3Error::SlowDown.to_string());
     assert_eq!(err.into_inner(), Some(S3Error::SlowDown));
 }
 
@@ -127,10 +115,7 @@ fn a_permanent_error_returns_at_once() {
     assert!(clock.sleeps().is_empty());
     assert!(err.is_permanent());
     assert!(matches!(err, RetryError::Rejected { attempts: 1, .. }));
-    assert_eq!(
-        err.to_string(),
-        "upload_to_s3 failed with a permanent error on attempt 1: AccessDenied"
-    );
+    assert_eq!(err.to_string(), "upload_to_s3 failed with a permanent error on attempt 1: AccessDenied");
 }
 
 #[test]
@@ -147,30 +132,16 @@ fn retry_if_takes_a_predicate() {
         .call()
         .unwrap_err();
     assert_eq!(calls.get(), 2);
-    assert!(matches!(
-        err,
-        RetryError::Rejected {
-            attempts: 2,
-            error: 404,
-            ..
-        }
-    ));
+    assert!(matches!(err, RetryError::Rejected { attempts: 2, error: 404, .. }));
 }
 
 #[test]
 fn one_attempt_means_no_retry() {
     let clock = ManualClock::new();
     let policy = RetryPolicy::builder().max_attempts(1).build().unwrap();
-    let err = policy
-        .retry(|| Err::<(), _>("down"))
-        .clock(&clock)
-        .call()
-        .unwrap_err();
+    let err = policy.retry(|| Err::<(), _>("down")).clock(&clock).call().unwrap_err();
     assert!(clock.sleeps().is_empty());
-    assert_eq!(
-        err.to_string(),
-        "operation failed after 1 attempt in 0.0s: down"
-    );
+    assert_eq!(err.to_string(), "operation failed after 1 attempt in 0.0s: down");
 }
 
 #[test]
@@ -179,13 +150,7 @@ fn honours_a_server_hint_instead_of_the_backoff() {
     let mut events = Vec::new();
     let mut first = true;
     let v = exact(5)
-        .retry(|| {
-            if std::mem::take(&mut first) {
-                Err(S3Error::Hint(S(7)))
-            } else {
-                Ok(1)
-            }
-        })
+        .retry(|| if std::mem::take(&mut first) { Err(S3Error::Hint(S(7))) } else { Ok(1) })
         .when(classify)
         .on_retry(|e: &RetryEvent<'_, S3Error>| events.push((e.delay, e.server_hint)))
         .clock(&clock)
@@ -198,11 +163,7 @@ fn honours_a_server_hint_instead_of_the_backoff() {
 #[test]
 fn a_hint_longer_than_max_retry_after_stops_and_is_kept() {
     let clock = ManualClock::new();
-    let policy = exact(5)
-        .to_builder()
-        .max_retry_after(S(60))
-        .build()
-        .unwrap();
+    let policy = exact(5).to_builder().max_retry_after(S(60)).build().unwrap();
     let err = policy
         .retry(|| Err::<(), _>(S3Error::Hint(S(3600))))
         .when(classify)
@@ -212,25 +173,15 @@ fn a_hint_longer_than_max_retry_after_stops_and_is_kept() {
         .unwrap_err();
     assert!(clock.sleeps().is_empty());
     assert_eq!(err.retry_after(), Some(S(3600)));
-    assert!(matches!(
-        err,
-        RetryError::RetryAfterTooLong { attempts: 1, .. }
-    ));
-    assert!(
-        err.to_string()
-            .contains("asked to wait 3600.0s, longer than max_retry_after 60.0s")
-    );
+    assert!(matches!(err, RetryError::RetryAfterTooLong { attempts: 1, .. }));
+    assert!(err.to_string().contains("asked to wait 3600.0s, longer than max_retry_after 60.0s"));
 }
 
 #[test]
 fn never_sleeps_past_the_deadline() {
     let clock = ManualClock::new();
     let policy = exact(10).to_builder().max_elapsed(S(10)).build().unwrap();
-    let err = policy
-        .retry(|| Err::<(), _>("unavailable"))
-        .clock(&clock)
-        .call()
-        .unwrap_err();
+    let err = policy.retry(|| Err::<(), _>("unavailable")).clock(&clock).call().unwrap_err();
     // 1 + 2 + 4 = 7 s slept; the next 8 s would end at 15 s > 10 s.
     assert_eq!(clock.sleeps(), [1, 2, 4].map(S));
     assert!(matches!(
@@ -254,9 +205,7 @@ fn the_deadline_counts_time_spent_in_attempts() {
         .unwrap_err();
     // t=4 fail, sleep 1 (t=5); t=9 fail, next sleep 2 would end at 11 > 10.
     assert_eq!(clock.sleeps(), [S(1)]);
-    assert!(
-        matches!(err, RetryError::DeadlineExceeded { attempts: 2, elapsed, .. } if elapsed == S(9))
-    );
+    assert!(matches!(err, RetryError::DeadlineExceeded { attempts: 2, elapsed, .. } if elapsed == S(9)));
 }
 
 #[test]
@@ -267,23 +216,13 @@ fn on_retry_sees_every_retry_with_its_numbers() {
         .retry(|| Err::<(), _>(S3Error::SlowDown))
         .name("fetch")
         .on_retry(|e: &RetryEvent<'_, S3Error>| {
-            seen.push((
-                e.name.to_owned(),
-                e.attempt,
-                e.max_attempts,
-                e.delay,
-                e.elapsed,
-                e.error.clone(),
-            ))
+            seen.push((e.name.to_owned(), e.attempt, e.max_attempts, e.delay, e.elapsed, e.error.clone()))
         })
         .clock(&clock)
         .call();
     assert_eq!(
         seen,
-        [
-            ("fetch".into(), 1, 3, S(1), S(0), S3Error::SlowDown),
-            ("fetch".into(), 2, 3, S(2), S(1), S3Error::SlowDown),
-        ]
+        [("fetch".into(), 1, 3, S(1), S(0), S3Error::SlowDown), ("fetch".into(), 2, 3, S(2), S(1), S3Error::SlowDown),]
     );
 }
 
@@ -303,35 +242,16 @@ fn same_seed_same_sleeps() {
 fn owned_names_work_too() {
     let clock = ManualClock::new();
     let key = "reports/2026-11-22.parquet";
-    let err = exact(2)
-        .retry(|| Err::<(), _>("x"))
-        .name(format!("upload {key}"))
-        .clock(&clock)
-        .call()
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("upload reports/2026-11-22.parquet failed after 2 attempts")
-    );
+    let err = exact(2).retry(|| Err::<(), _>("x")).name(format!("upload {key}")).clock(&clock).call().unwrap_err();
+    assert!(err.to_string().starts_with("upload reports/2026-11-22.parquet failed after 2 attempts"));
 }
 
 #[test]
 fn map_err_keeps_the_shape() {
     let clock = ManualClock::new();
-    let err = exact(2)
-        .retry(|| Err::<(), _>(7))
-        .clock(&clock)
-        .call()
-        .unwrap_err();
+    let err = exact(2).retry(|| Err::<(), _>(7)).clock(&clock).call().unwrap_err();
     let mapped = err.map_err(|n| n * 6);
-    assert!(matches!(
-        mapped,
-        RetryError::Exhausted {
-            attempts: 2,
-            last: 42,
-            ..
-        }
-    ));
+    assert!(matches!(mapped, RetryError::Exhausted { attempts: 2, last: 42, .. }));
 }
 
 /// A clock that counts its reads, to check the success path reads none.
@@ -353,24 +273,12 @@ impl Clock for CountingClock {
 fn the_success_path_reads_no_clock_unless_a_deadline_is_set() {
     let clock = CountingClock::default();
     for _ in 0..10 {
-        presets::default()
-            .retry(|| Ok::<_, &str>(1))
-            .clock(&clock)
-            .call()
-            .unwrap();
+        presets::default().retry(|| Ok::<_, &str>(1)).clock(&clock).call().unwrap();
     }
     assert_eq!(clock.0.load(Ordering::Relaxed), 0);
 
-    let with_deadline = presets::default()
-        .to_builder()
-        .max_elapsed(S(5))
-        .build()
-        .unwrap();
-    with_deadline
-        .retry(|| Ok::<_, &str>(1))
-        .clock(&clock)
-        .call()
-        .unwrap();
+    let with_deadline = presets::default().to_builder().max_elapsed(S(5)).build().unwrap();
+    with_deadline.retry(|| Ok::<_, &str>(1)).clock(&clock).call().unwrap();
     assert_eq!(clock.0.load(Ordering::Relaxed), 1);
 }
 

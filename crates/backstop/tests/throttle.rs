@@ -5,11 +5,7 @@ use std::time::Duration;
 use backstop::{AdaptiveThrottle, ManualClock, RetryError, RetryPolicy, Verdict};
 
 fn throttle(clock: &ManualClock) -> AdaptiveThrottle {
-    AdaptiveThrottle::builder()
-        .seed(3)
-        .clock(clock.clone())
-        .build()
-        .unwrap()
+    AdaptiveThrottle::builder().seed(3).clock(clock.clone()).build().unwrap()
 }
 
 #[test]
@@ -57,22 +53,8 @@ fn refusals_raise_local_rejections_and_recovery_lowers_them() {
 
 #[test]
 fn bad_settings_name_their_field() {
-    assert_eq!(
-        AdaptiveThrottle::builder()
-            .k(0.5)
-            .build()
-            .unwrap_err()
-            .field(),
-        "k"
-    );
-    assert_eq!(
-        AdaptiveThrottle::builder()
-            .window(Duration::ZERO)
-            .build()
-            .unwrap_err()
-            .field(),
-        "window"
-    );
+    assert_eq!(AdaptiveThrottle::builder().k(0.5).build().unwrap_err().field(), "k");
+    assert_eq!(AdaptiveThrottle::builder().window(Duration::ZERO).build().unwrap_err().field(), "window");
 }
 
 #[test]
@@ -87,21 +69,9 @@ fn a_run_ends_when_the_throttle_rejects_locally() {
         .clock(&clock)
         .call()
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RetryError::Throttled {
-                last: Some("429"),
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, RetryError::Throttled { last: Some("429"), .. }), "{err}");
     assert!(err.attempts() < 50);
-    assert!(
-        err.to_string()
-            .contains("the adaptive throttle rejected it locally")
-    );
+    assert!(err.to_string().contains("the adaptive throttle rejected it locally"));
 }
 
 #[test]
@@ -110,11 +80,7 @@ fn transient_errors_that_are_not_refusals_count_as_accepts() {
     let t = throttle(&clock);
     let policy = RetryPolicy::builder().max_attempts(5).build().unwrap();
     for _ in 0..20 {
-        let _ = policy
-            .retry(|| Err::<(), _>("connection reset"))
-            .throttle(&t)
-            .clock(&clock)
-            .call();
+        let _ = policy.retry(|| Err::<(), _>("connection reset")).throttle(&t).clock(&clock).call();
     }
     // The downstream answered (badly) every time: nothing to throttle.
     assert_eq!(t.rejection_probability(), 0.0);

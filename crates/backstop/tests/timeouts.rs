@@ -21,11 +21,7 @@ impl std::fmt::Display for FetchError {
 }
 
 fn policy(attempts: u32) -> RetryPolicy {
-    RetryPolicy::builder()
-        .max_attempts(attempts)
-        .backoff(Backoff::constant(S(1)))
-        .build()
-        .unwrap()
+    RetryPolicy::builder().max_attempts(attempts).backoff(Backoff::constant(S(1))).build().unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -58,17 +54,7 @@ async fn attempts_that_all_time_out_exhaust_the_run() {
         .attempt_timeout(S(5), FetchError::TimedOut)
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RetryError::Exhausted {
-                attempts: 3,
-                last: FetchError::TimedOut(_),
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, RetryError::Exhausted { attempts: 3, last: FetchError::TimedOut(_), .. }), "{err}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -117,14 +103,7 @@ async fn the_deadline_wins_over_a_longer_attempt_timeout() {
     // t=3 fail (503), sleep 1 s; the second attempt is cut at t=4.
     assert_eq!(started.elapsed(), S(4));
     assert!(
-        matches!(
-            err,
-            RetryError::DeadlineExceeded {
-                attempts: 2,
-                last: Some(FetchError::Http(503)),
-                ..
-            }
-        ),
+        matches!(err, RetryError::DeadlineExceeded { attempts: 2, last: Some(FetchError::Http(503)), .. }),
         "{err}"
     );
 }

@@ -25,12 +25,7 @@ impl Delays {
             // A deterministic schedule never draws: skip seeding from the thread RNG.
             None => fastrand::Rng::with_seed(0),
         };
-        Self {
-            backoff,
-            rng,
-            retry: 0,
-            prev: backoff.base(),
-        }
+        Self { backoff, rng, retry: 0, prev: backoff.base() }
     }
 
     /// The number of delays handed out so far.
@@ -45,11 +40,7 @@ impl Iterator for Delays {
     fn next(&mut self) -> Option<Duration> {
         self.retry = self.retry.saturating_add(1);
         let b = &self.backoff;
-        let sample = if b.jitter.is_random() {
-            self.rng.f64()
-        } else {
-            0.0
-        };
+        let sample = if b.jitter.is_random() { self.rng.f64() } else { 0.0 };
         let delay = b.delay_at(self.retry, self.prev, sample);
         self.prev = delay;
         Some(delay)
@@ -78,15 +69,10 @@ mod tests {
     #[test]
     fn decorrelated_grows_from_previous_delay() {
         let cap = Duration::from_secs(10);
-        let b = Backoff::exponential(Duration::from_millis(100))
-            .max_delay(cap)
-            .jitter(Jitter::Decorrelated);
+        let b = Backoff::exponential(Duration::from_millis(100)).max_delay(cap).jitter(Jitter::Decorrelated);
         let mut prev = Duration::from_millis(100);
         for d in b.delays(Some(5)).take(200) {
-            assert!(
-                d >= Duration::from_millis(100)
-                    && d <= cap.min(prev * 3).max(Duration::from_millis(100))
-            );
+            assert!(d >= Duration::from_millis(100) && d <= cap.min(prev * 3).max(Duration::from_millis(100)));
             prev = d;
         }
     }

@@ -52,14 +52,7 @@ pub enum Jitter {
 impl Jitter {
     /// Draws the delay for nominal delay `d`, given the backoff's `base`, the
     /// previous delay `prev` and the cap, from the uniform sample `r` in `[0, 1)`.
-    pub(crate) fn apply(
-        self,
-        d: Duration,
-        base: Duration,
-        prev: Duration,
-        cap: Duration,
-        r: f64,
-    ) -> Duration {
+    pub(crate) fn apply(self, d: Duration, base: Duration, prev: Duration, cap: Duration, r: f64) -> Duration {
         let jittered = match self {
             Jitter::None => d,
             Jitter::Full => scale_saturating(d, r, cap),
@@ -112,32 +105,16 @@ mod tests {
         assert_eq!(at(Jitter::Full, 4, 0.5), Duration::from_secs(2));
         assert_eq!(at(Jitter::Equal, 4, 0.0), Duration::from_secs(2));
         assert_eq!(at(Jitter::Equal, 4, 0.5), Duration::from_secs(3));
-        assert_eq!(
-            at(Jitter::Additive(BASE), 4, 0.5),
-            Duration::from_millis(4500)
-        );
-        assert_eq!(
-            at(Jitter::Proportional(0.25), 4, 0.0),
-            Duration::from_secs(3)
-        );
-        assert_eq!(
-            at(Jitter::Proportional(0.25), 4, 0.5),
-            Duration::from_secs(4)
-        );
+        assert_eq!(at(Jitter::Additive(BASE), 4, 0.5), Duration::from_millis(4500));
+        assert_eq!(at(Jitter::Proportional(0.25), 4, 0.0), Duration::from_secs(3));
+        assert_eq!(at(Jitter::Proportional(0.25), 4, 0.5), Duration::from_secs(4));
         assert_eq!(at(Jitter::Decorrelated, 4, 0.0), BASE);
-        assert_eq!(
-            at(Jitter::Decorrelated, 4, 0.5),
-            Duration::from_millis(6500)
-        );
+        assert_eq!(at(Jitter::Decorrelated, 4, 0.5), Duration::from_millis(6500));
     }
 
     #[test]
     fn never_above_cap() {
-        for j in [
-            Jitter::Additive(Duration::MAX),
-            Jitter::Proportional(1.0),
-            Jitter::Decorrelated,
-        ] {
+        for j in [Jitter::Additive(Duration::MAX), Jitter::Proportional(1.0), Jitter::Decorrelated] {
             assert_eq!(at(j, 30, 0.999), CAP, "{j:?}");
         }
     }

@@ -5,9 +5,7 @@ use std::time::Duration;
 /// The nominal delay after `n` earlier retries, saturating at `Duration::MAX`
 /// (the caller applies the cap).
 pub(super) fn nominal(base: Duration, step: Duration, n: u32) -> Duration {
-    step.checked_mul(n)
-        .and_then(|grown| base.checked_add(grown))
-        .unwrap_or(Duration::MAX)
+    step.checked_mul(n).and_then(|grown| base.checked_add(grown)).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]

@@ -102,11 +102,7 @@ impl Backoff {
     }
 
     const fn with_curve(curve: Curve) -> Self {
-        Self {
-            curve,
-            max_delay: Duration::MAX,
-            jitter: Jitter::None,
-        }
+        Self { curve, max_delay: Duration::MAX, jitter: Jitter::None }
     }
 
     /// Sets the growth factor of an exponential backoff (allowed: a finite
@@ -166,9 +162,7 @@ impl Backoff {
     pub fn nominal(&self, retry: u32) -> Duration {
         let n = retry.max(1) - 1;
         let raw = match self.curve {
-            Curve::Exponential { base, factor } => {
-                exponential::nominal(base, factor, n, self.max_delay)
-            }
+            Curve::Exponential { base, factor } => exponential::nominal(base, factor, n, self.max_delay),
             Curve::Linear { base, step } => linear::nominal(base, step, n),
             Curve::Constant { delay } => constant::nominal(delay),
         };
@@ -191,18 +185,8 @@ impl Backoff {
     /// assert_eq!(median_of_third, Duration::from_secs(2));
     /// ```
     pub fn delay_at(&self, retry: u32, prev: Duration, sample: f64) -> Duration {
-        let sample = if sample.is_nan() {
-            0.0
-        } else {
-            sample.clamp(0.0, 1.0)
-        };
-        self.jitter.apply(
-            self.nominal(retry),
-            self.base(),
-            prev,
-            self.max_delay,
-            sample,
-        )
+        let sample = if sample.is_nan() { 0.0 } else { sample.clamp(0.0, 1.0) };
+        self.jitter.apply(self.nominal(retry), self.base(), prev, self.max_delay, sample)
     }
 
     /// An endless iterator over the jittered delays of this schedule, the
@@ -261,20 +245,11 @@ mod tests {
 
     #[test]
     fn validate_names_the_field() {
-        let err = Backoff::exponential(Duration::from_secs(1))
-            .factor(0.5)
-            .validate()
-            .unwrap_err();
+        let err = Backoff::exponential(Duration::from_secs(1)).factor(0.5).validate().unwrap_err();
         assert_eq!(err.field(), "backoff.factor");
-        let err = Backoff::exponential(Duration::from_secs(1))
-            .factor(f64::NAN)
-            .validate()
-            .unwrap_err();
+        let err = Backoff::exponential(Duration::from_secs(1)).factor(f64::NAN).validate().unwrap_err();
         assert_eq!(err.field(), "backoff.factor");
-        let err = Backoff::constant(Duration::from_secs(5))
-            .max_delay(Duration::from_secs(1))
-            .validate()
-            .unwrap_err();
+        let err = Backoff::constant(Duration::from_secs(5)).max_delay(Duration::from_secs(1)).validate().unwrap_err();
         assert_eq!(err.field(), "backoff.base");
         assert!(err.to_string().contains("max_delay"), "{err}");
     }
@@ -282,22 +257,10 @@ mod tests {
     #[test]
     fn scale_saturates() {
         let cap = Duration::from_secs(30);
-        assert_eq!(
-            scale_saturating(Duration::from_secs(1), f64::INFINITY, cap),
-            cap
-        );
+        assert_eq!(scale_saturating(Duration::from_secs(1), f64::INFINITY, cap), cap);
         assert_eq!(scale_saturating(Duration::from_secs(1), f64::NAN, cap), cap);
-        assert_eq!(
-            scale_saturating(Duration::ZERO, f64::INFINITY, cap),
-            Duration::ZERO
-        );
-        assert_eq!(
-            scale_saturating(Duration::MAX, 2.0, Duration::MAX),
-            Duration::MAX
-        );
-        assert_eq!(
-            scale_saturating(Duration::from_secs(3), 0.5, cap),
-            Duration::from_millis(1500)
-        );
+        assert_eq!(scale_saturating(Duration::ZERO, f64::INFINITY, cap), Duration::ZERO);
+        assert_eq!(scale_saturating(Duration::MAX, 2.0, Duration::MAX), Duration::MAX);
+        assert_eq!(scale_saturating(Duration::from_secs(3), 0.5, cap), Duration::from_millis(1500));
     }
 }

@@ -94,12 +94,7 @@ impl BreakerConfig {
     /// A builder with no trip rule set; `build()` falls back to the seeds'
     /// 5 consecutive failures if none is given.
     pub fn builder() -> BreakerConfigBuilder {
-        BreakerConfigBuilder {
-            config: BreakerConfig {
-                consecutive_failures: None,
-                ..BreakerConfig::default()
-            },
-        }
+        BreakerConfigBuilder { config: BreakerConfig { consecutive_failures: None, ..BreakerConfig::default() } }
     }
 
     /// Whether a rate rule needs the window at all.
@@ -188,19 +183,13 @@ impl BreakerConfigBuilder {
         if c.consecutive_failures.is_none() && !c.uses_window() {
             c.consecutive_failures = Some(5);
         }
-        let err = |field, problem: String, allowed| {
-            Err(ConfigError::of("circuit breaker", field, problem, allowed))
-        };
+        let err = |field, problem: String, allowed| Err(ConfigError::of("circuit breaker", field, problem, allowed));
         if c.consecutive_failures == Some(0) {
             return err("consecutive_failures", "is 0".into(), "1 or more");
         }
         let rate_ok = |r: f64| r > 0.0 && r <= 1.0;
         if let Some(r) = c.failure_rate.filter(|r| !rate_ok(*r)) {
-            return err(
-                "failure_rate",
-                format!("is {r}"),
-                "a fraction in (0, 1]: 0.5 trips at 50 % failures",
-            );
+            return err("failure_rate", format!("is {r}"), "a fraction in (0, 1]: 0.5 trips at 50 % failures");
         }
         if let Some((threshold, r)) = c.slow_calls {
             if threshold.is_zero() {
@@ -232,23 +221,14 @@ impl BreakerConfigBuilder {
             return err("minimum_calls", "is 0".into(), "1 or more");
         }
         if c.half_open_max_calls == 0 || c.half_open_max_calls > MAX_HALF_OPEN_CALLS {
-            return err(
-                "half_open_max_calls",
-                format!("is {}", c.half_open_max_calls),
-                "1 ..= 100000",
-            );
+            return err("half_open_max_calls", format!("is {}", c.half_open_max_calls), "1 ..= 100000");
         }
         if c.success_threshold == 0 {
             return err("success_threshold", "is 0".into(), "1 or more");
         }
-        c.open_for.validate().map_err(|e| {
-            ConfigError::of(
-                "circuit breaker",
-                "open_for",
-                e.to_string(),
-                "a valid backoff",
-            )
-        })?;
+        c.open_for
+            .validate()
+            .map_err(|e| ConfigError::of("circuit breaker", "open_for", e.to_string(), "a valid backoff"))?;
         Ok(self.config)
     }
 }
@@ -273,42 +253,19 @@ mod tests {
             (b().consecutive_failures(0).build(), "consecutive_failures"),
             (b().failure_rate(0.0).build(), "failure_rate"),
             (b().failure_rate(f64::NAN).build(), "failure_rate"),
-            (
-                b().slow_calls(Duration::ZERO, 0.5).build(),
-                "slow_calls.threshold",
-            ),
-            (
-                b().slow_calls(Duration::from_secs(1), 2.0).build(),
-                "slow_calls.rate",
-            ),
-            (
-                b().failure_rate(0.5).window(Window::Count(0)).build(),
-                "window",
-            ),
-            (
-                b().window(Window::Time {
-                    duration: Duration::from_millis(5),
-                    buckets: 10,
-                })
-                .build(),
-                "window.duration",
-            ),
+            (b().slow_calls(Duration::ZERO, 0.5).build(), "slow_calls.threshold"),
+            (b().slow_calls(Duration::from_secs(1), 2.0).build(), "slow_calls.rate"),
+            (b().failure_rate(0.5).window(Window::Count(0)).build(), "window"),
+            (b().window(Window::Time { duration: Duration::from_millis(5), buckets: 10 }).build(), "window.duration"),
             (b().minimum_calls(0).build(), "minimum_calls"),
             (b().half_open_max_calls(0).build(), "half_open_max_calls"),
             (b().success_threshold(0).build(), "success_threshold"),
-            (
-                b().open_for(Backoff::exponential(Duration::from_secs(1)).factor(0.1))
-                    .build(),
-                "open_for",
-            ),
+            (b().open_for(Backoff::exponential(Duration::from_secs(1)).factor(0.1)).build(), "open_for"),
         ];
         for (result, field) in cases {
             let e = result.unwrap_err();
             assert_eq!(e.field(), field);
-            assert!(
-                e.to_string().starts_with("invalid circuit breaker: "),
-                "{e}"
-            );
+            assert!(e.to_string().starts_with("invalid circuit breaker: "), "{e}");
         }
     }
 }

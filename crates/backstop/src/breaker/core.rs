@@ -98,10 +98,7 @@ impl Core {
             open_until: AtomicU64::new(0),
             stats: Stats::default(),
             window: config.uses_window().then(|| Recent::new(config.window)),
-            rare: Mutex::new(Rare {
-                open_periods: config.open_for.delays(None),
-                probe_successes: 0,
-            }),
+            rare: Mutex::new(Rare { open_periods: config.open_for.delays(None), probe_successes: 0 }),
             name,
             config,
             clock,
@@ -149,12 +146,7 @@ impl Core {
                     if w.probes() >= self.config.half_open_max_calls {
                         return Err(self.reject(CircuitState::HalfOpen, Some(Duration::ZERO)));
                     }
-                    match self.word.0.compare_exchange_weak(
-                        w.0,
-                        w.0 + ONE_PROBE,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
+                    match self.word.0.compare_exchange_weak(w.0, w.0 + ONE_PROBE, Ordering::AcqRel, Ordering::Acquire) {
                         Ok(_) => return Ok(w),
                         Err(actual) => w = Word(actual),
                     }
@@ -166,9 +158,7 @@ impl Core {
     /// The state, moving an open breaker whose period is over to half-open.
     pub(crate) fn state(&self) -> CircuitState {
         let w = self.word();
-        if w.state() == CircuitState::Open
-            && self.now_nanos() >= self.open_until.load(Ordering::Acquire)
-        {
+        if w.state() == CircuitState::Open && self.now_nanos() >= self.open_until.load(Ordering::Acquire) {
             self.transition(w, CircuitState::HalfOpen, Transition::OpenPeriodOver);
             return self.word().state();
         }
@@ -182,11 +172,7 @@ impl Core {
     }
 
     fn open_error(&self, state: CircuitState, retry_after: Option<Duration>) -> CircuitOpen {
-        CircuitOpen {
-            name: StdArc::clone(&self.name),
-            state,
-            retry_after,
-        }
+        CircuitOpen { name: StdArc::clone(&self.name), state, retry_after }
     }
 
     /// What `acquire` would reject with right now, without taking a probe
@@ -200,9 +186,7 @@ impl Core {
                 .then(|| self.open_error(CircuitState::HalfOpen, Some(Duration::ZERO))),
             CircuitState::Open => {
                 let (now, until) = (self.now_nanos(), self.open_until.load(Ordering::Acquire));
-                (now < until).then(|| {
-                    self.open_error(CircuitState::Open, Some(Duration::from_nanos(until - now)))
-                })
+                (now < until).then(|| self.open_error(CircuitState::Open, Some(Duration::from_nanos(until - now))))
             }
             CircuitState::Isolated => Some(self.open_error(CircuitState::Isolated, None)),
         }
@@ -232,17 +216,9 @@ impl Core {
         }
         if let Some(limit) = self.config.consecutive_failures {
             if failed {
-                let streak = self
-                    .consecutive
-                    .0
-                    .fetch_add(1, Ordering::AcqRel)
-                    .saturating_add(1);
+                let streak = self.consecutive.0.fetch_add(1, Ordering::AcqRel).saturating_add(1);
                 if streak >= limit {
-                    self.transition(
-                        pw,
-                        CircuitState::Open,
-                        Transition::ConsecutiveFailures(streak),
-                    );
+                    self.transition(pw, CircuitState::Open, Transition::ConsecutiveFailures(streak));
                     return;
                 }
             } else if self.consecutive.0.load(Ordering::Relaxed) != 0 {
@@ -253,39 +229,19 @@ impl Core {
         }
         if let Some(window) = &self.window {
             let slow = match (self.config.slow_calls, started) {
-                (Some((threshold, _)), Some(t)) => {
-                    self.now().saturating_duration_since(t) >= threshold
-                }
+                (Some((threshold, _)), Some(t)) => self.now().saturating_duration_since(t) >= threshold,
                 _ => false,
             };
-            let now = if window.needs_clock() {
-                self.now_nanos()
-            } else {
-                0
-            };
+            let now = if window.needs_clock() { self.now_nanos() } else { 0 };
             let t = window.record(outcome(failed, slow), now);
             if t.calls < self.config.minimum_calls {
                 return;
             }
-            if self
-                .config
-                .failure_rate
-                .is_some_and(|r| t.rate(t.failures) >= r)
-            {
-                let cause = Transition::FailureRate {
-                    calls: t.calls,
-                    failures: t.failures,
-                };
+            if self.config.failure_rate.is_some_and(|r| t.rate(t.failures) >= r) {
+                let cause = Transition::FailureRate { calls: t.calls, failures: t.failures };
                 self.transition(pw, CircuitState::Open, cause);
-            } else if self
-                .config
-                .slow_calls
-                .is_some_and(|(_, r)| t.rate(t.slow) >= r)
-            {
-                let cause = Transition::SlowCallRate {
-                    calls: t.calls,
-                    slow: t.slow,
-                };
+            } else if self.config.slow_calls.is_some_and(|(_, r)| t.rate(t.slow) >= r) {
+                let cause = Transition::SlowCallRate { calls: t.calls, slow: t.slow };
                 self.transition(pw, CircuitState::Open, cause);
             }
         }
@@ -302,17 +258,10 @@ impl Core {
         // (which empties every slot): freeing it first would let another probe
         // through in between, to a downstream just judged down.
         let change = match outcome {
-            Outcome::Failure => {
-                self.change_locked(&mut rare, pw, CircuitState::Open, Transition::ProbeFailed)
-            }
+            Outcome::Failure => self.change_locked(&mut rare, pw, CircuitState::Open, Transition::ProbeFailed),
             Outcome::Success if rare.probe_successes + 1 >= self.config.success_threshold => {
                 let n = rare.probe_successes + 1;
-                self.change_locked(
-                    &mut rare,
-                    pw,
-                    CircuitState::Closed,
-                    Transition::ProbesSucceeded(n),
-                )
+                self.change_locked(&mut rare, pw, CircuitState::Closed, Transition::ProbesSucceeded(n))
             }
             Outcome::Success | Outcome::Ignored => {
                 rare.probe_successes += u32::from(outcome == Outcome::Success);
@@ -379,8 +328,7 @@ impl Core {
             CircuitState::Open => {
                 let period = rare.open_periods.next().unwrap_or_default();
                 let nanos = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
-                self.open_until
-                    .store(self.now_nanos().saturating_add(nanos), Ordering::Release);
+                self.open_until.store(self.now_nanos().saturating_add(nanos), Ordering::Release);
                 open_for = Some(period);
             }
             CircuitState::HalfOpen => rare.probe_successes = 0,
@@ -397,23 +345,12 @@ impl Core {
         // of the old epoch, which now fails and reloads.
         self.word.0.store(current.next(to).0, Ordering::Release);
         bump(&self.stats.transitions);
-        Some(Change {
-            from: current.state(),
-            to,
-            cause,
-            open_for,
-        })
+        Some(Change { from: current.state(), to, cause, open_for })
     }
 
     fn report(&self, change: Option<Change>) {
         let Some(c) = change else { return };
-        let event = BreakerEvent {
-            name: &self.name,
-            from: c.from,
-            to: c.to,
-            cause: c.cause,
-            open_for: c.open_for,
-        };
+        let event = BreakerEvent { name: &self.name, from: c.from, to: c.to, cause: c.cause, open_for: c.open_for };
         emit::circuit_changed(&event, self.config.half_open_max_calls);
         if let Some(callback) = &self.on_change {
             callback(&event);

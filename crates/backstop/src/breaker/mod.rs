@@ -63,10 +63,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc as StdArc;
 
-pub use config::{
-    BreakerConfig, BreakerConfigBuilder, MAX_HALF_OPEN_CALLS, MAX_WINDOW_CALLS, PermanentErrors,
-    Window,
-};
+pub use config::{BreakerConfig, BreakerConfigBuilder, MAX_HALF_OPEN_CALLS, MAX_WINDOW_CALLS, PermanentErrors, Window};
 pub use open::{BreakerError, CircuitOpen};
 pub use permit::Permit;
 pub use state::CircuitState;
@@ -107,9 +104,7 @@ impl CircuitBreaker {
         if w.state() == CircuitState::Closed {
             return Ok(Permit::new(&self.core, w));
         }
-        self.core
-            .acquire_slow(w)
-            .map(|w| Permit::new(&self.core, w))
+        self.core.acquire_slow(w).map(|w| Permit::new(&self.core, w))
     }
 
     /// What [`try_acquire`](Self::try_acquire) would reject with right now, if
@@ -144,10 +139,7 @@ impl CircuitBreaker {
 
     /// Runs the future `op` makes, if the breaker lets it through; every `Err`
     /// counts as a failure. Dropping the future mid-call counts nothing.
-    pub async fn call_async<T, E, Fut>(
-        &self,
-        op: impl FnOnce() -> Fut,
-    ) -> Result<T, BreakerError<E>>
+    pub async fn call_async<T, E, Fut>(&self, op: impl FnOnce() -> Fut) -> Result<T, BreakerError<E>>
     where
         Fut: Future<Output = Result<T, E>>,
     {
@@ -173,8 +165,7 @@ impl CircuitBreaker {
     /// Holds the breaker open, rejecting every call, until [`reset`](Self::reset):
     /// for maintenance windows, or a downstream known to be down.
     pub fn isolate(&self) {
-        self.core
-            .force(CircuitState::Isolated, Transition::Isolated);
+        self.core.force(CircuitState::Isolated, Transition::Isolated);
     }
 
     /// Closes the breaker and forgets every count, from any state.
@@ -219,9 +210,7 @@ impl fmt::Debug for CircuitBreaker {
 
 impl fmt::Debug for Core {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Core")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        f.debug_struct("Core").field("name", &self.name).finish_non_exhaustive()
     }
 }
 
@@ -267,23 +256,13 @@ impl CircuitBreakerBuilder {
 
     /// Calls `f` after every change of state (outside the breaker's lock, so
     /// it may call the breaker).
-    pub fn on_state_change(
-        mut self,
-        f: impl Fn(&BreakerEvent<'_>) + Send + Sync + 'static,
-    ) -> Self {
+    pub fn on_state_change(mut self, f: impl Fn(&BreakerEvent<'_>) + Send + Sync + 'static) -> Self {
         self.on_change = Some(StdArc::new(f));
         self
     }
 
     /// The breaker.
     pub fn build(self) -> CircuitBreaker {
-        CircuitBreaker {
-            core: Arc::new(Core::new(
-                self.name,
-                self.config,
-                self.clock,
-                self.on_change,
-            )),
-        }
+        CircuitBreaker { core: Arc::new(Core::new(self.name, self.config, self.clock, self.on_change)) }
     }
 }

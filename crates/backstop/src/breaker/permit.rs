@@ -38,17 +38,8 @@ pub struct Permit<'a> {
 impl<'a> Permit<'a> {
     #[inline]
     pub(crate) fn new(core: &'a Core, word: Word) -> Self {
-        let started = if core.times_calls() {
-            Some(core.now())
-        } else {
-            None
-        };
-        Self {
-            core,
-            word,
-            started,
-            done: false,
-        }
+        let started = if core.times_calls() { Some(core.now()) } else { None };
+        Self { core, word, started, done: false }
     }
 
     /// The state the permit was issued in: `Closed`, or `HalfOpen` for a probe.

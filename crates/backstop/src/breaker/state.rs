@@ -88,10 +88,7 @@ impl Word {
 
     /// The word of the next state, one generation on, no probes.
     pub(crate) fn next(self, state: CircuitState) -> Self {
-        Word::new(
-            self.generation().wrapping_add(1) & (u64::MAX >> GEN_SHIFT),
-            state,
-        )
+        Word::new(self.generation().wrapping_add(1) & (u64::MAX >> GEN_SHIFT), state)
     }
 
     /// Whether this is the same state and generation (probes aside).

@@ -31,11 +31,7 @@ pub(crate) struct Tally {
 impl Tally {
     /// The fraction of `part` in the calls (0 when empty).
     pub(crate) fn rate(&self, part: u32) -> f64 {
-        if self.calls == 0 {
-            0.0
-        } else {
-            f64::from(part) / f64::from(self.calls)
-        }
+        if self.calls == 0 { 0.0 } else { f64::from(part) / f64::from(self.calls) }
     }
 }
 
@@ -149,11 +145,7 @@ impl TimeWindow {
         let bit = |flag: u8| u32::from(outcome & flag != 0);
         self.0.add(now, [1, bit(FAILED), bit(SLOW)]);
         let [calls, failures, slow] = self.0.totals(now);
-        Tally {
-            calls,
-            failures: failures.min(calls),
-            slow: slow.min(calls),
-        }
+        Tally { calls, failures: failures.min(calls), slow: slow.min(calls) }
     }
 
     fn clear(&self) {
@@ -168,25 +160,11 @@ mod tests {
     #[test]
     fn count_window_forgets_the_oldest_call() {
         let w = Recent::new(Window::Count(3));
-        assert_eq!(
-            w.record(outcome(true, false), 0),
-            Tally {
-                calls: 1,
-                failures: 1,
-                slow: 0
-            }
-        );
+        assert_eq!(w.record(outcome(true, false), 0), Tally { calls: 1, failures: 1, slow: 0 });
         w.record(outcome(true, true), 0);
         w.record(outcome(false, false), 0);
         // The fourth call replaces the first failure.
-        assert_eq!(
-            w.record(outcome(false, false), 0),
-            Tally {
-                calls: 3,
-                failures: 1,
-                slow: 1
-            }
-        );
+        assert_eq!(w.record(outcome(false, false), 0), Tally { calls: 3, failures: 1, slow: 1 });
         w.clear();
         assert_eq!(w.record(outcome(false, false), 0).calls, 1);
     }
@@ -194,10 +172,7 @@ mod tests {
     #[test]
     fn time_window_expires_bucket_by_bucket() {
         let sec = 1_000_000_000;
-        let w = Recent::new(Window::Time {
-            duration: Duration::from_secs(10),
-            buckets: 10,
-        });
+        let w = Recent::new(Window::Time { duration: Duration::from_secs(10), buckets: 10 });
         w.record(outcome(true, false), 0);
         w.record(outcome(true, false), 5 * sec);
         assert_eq!(w.record(outcome(false, false), 9 * sec).failures, 2);

@@ -84,18 +84,10 @@ impl RetryPolicyBuilder {
     pub fn build(self) -> Result<RetryPolicy, ConfigError> {
         let p = &self.policy;
         if p.max_attempts == 0 {
-            return Err(ConfigError::new(
-                "max_attempts",
-                "is 0".into(),
-                "1 or more (it counts the first call)",
-            ));
+            return Err(ConfigError::new("max_attempts", "is 0".into(), "1 or more (it counts the first call)"));
         }
         if p.max_elapsed == Some(Duration::ZERO) {
-            return Err(ConfigError::new(
-                "max_elapsed",
-                "is 0s".into(),
-                "more than 0s (or no deadline at all)",
-            ));
+            return Err(ConfigError::new("max_elapsed", "is 0s".into(), "more than 0s (or no deadline at all)"));
         }
         p.backoff.validate()?;
         Ok(self.policy)
@@ -108,28 +100,19 @@ mod tests {
 
     #[test]
     fn builder_starts_from_the_default() {
-        assert_eq!(
-            RetryPolicy::builder().build().unwrap(),
-            RetryPolicy::default()
-        );
+        assert_eq!(RetryPolicy::builder().build().unwrap(), RetryPolicy::default());
     }
 
     #[test]
     fn rejects_zero_deadline_and_bad_backoff() {
-        let err = RetryPolicy::builder()
-            .max_elapsed(Duration::ZERO)
-            .build()
-            .unwrap_err();
+        let err = RetryPolicy::builder().max_elapsed(Duration::ZERO).build().unwrap_err();
         assert_eq!(err.field(), "max_elapsed");
         let err = RetryPolicy::builder()
             .backoff(Backoff::exponential(Duration::from_secs(1)).factor(f64::INFINITY))
             .build()
             .unwrap_err();
         assert_eq!(err.field(), "backoff.factor");
-        let err = RetryPolicy::builder()
-            .jitter(Jitter::Proportional(2.0))
-            .build()
-            .unwrap_err();
+        let err = RetryPolicy::builder().jitter(Jitter::Proportional(2.0)).build().unwrap_err();
         assert_eq!(err.field(), "backoff.jitter");
     }
 }

@@ -34,18 +34,8 @@ impl ConfigError {
     }
 
     /// An error about another component's settings ("circuit breaker", ...).
-    pub(crate) fn of(
-        component: &'static str,
-        field: &'static str,
-        problem: String,
-        allowed: &'static str,
-    ) -> Self {
-        Self {
-            component,
-            field,
-            problem,
-            allowed,
-        }
+    pub(crate) fn of(component: &'static str, field: &'static str, problem: String, allowed: &'static str) -> Self {
+        Self { component, field, problem, allowed }
     }
 
     /// The offending field, as a dotted path (`max_attempts`, `backoff.factor`).
@@ -61,11 +51,7 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid {}: {} {}; allowed: {}",
-            self.component, self.field, self.problem, self.allowed
-        )
+        write!(f, "invalid {}: {} {}; allowed: {}", self.component, self.field, self.problem, self.allowed)
     }
 }
 

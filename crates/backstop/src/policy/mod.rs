@@ -146,9 +146,7 @@ impl RetryPolicy {
     /// # Ok::<(), backstop::ConfigError>(())
     /// ```
     pub fn delays(&self) -> std::iter::Take<Delays> {
-        self.backoff
-            .delays(self.seed)
-            .take(self.max_attempts.saturating_sub(1) as usize)
+        self.backoff.delays(self.seed).take(self.max_attempts.saturating_sub(1) as usize)
     }
 }
 

@@ -49,14 +49,7 @@ pin_project! {
 
 impl<'a, Op, Fut, C, H, T, E> RetryFuture<'a, Op, Fut, C, H, T, E> {
     pub(super) fn new(state: RunState<'a, E>, op: Op, classifier: C, hook: H, timeout: T) -> Self {
-        Self {
-            state,
-            op,
-            classifier,
-            hook,
-            timeout,
-            phase: Phase::Ready,
-        }
+        Self { state, op, classifier, hook, timeout, phase: Phase::Ready }
     }
 }
 
@@ -98,9 +91,7 @@ where
                         ready!(sleep.as_mut().poll(cx));
                         match *cutoff {
                             Cutoff::AttemptTimeout(after) => match this.timeout.error(after) {
-                                Some(error) => {
-                                    this.state.failed_with(error, Verdict::Timeout, this.hook)
-                                }
+                                Some(error) => this.state.failed_with(error, Verdict::Timeout, this.hook),
                                 None => this.state.deadline_passed(),
                             },
                             Cutoff::Deadline => this.state.deadline_passed(),

@@ -115,14 +115,7 @@ pub(crate) struct RunSettings<'a> {
 
 impl<'a> RunSettings<'a> {
     pub(crate) fn new(policy: &'a RetryPolicy) -> Self {
-        Self {
-            policy,
-            name: Name::Borrowed(DEFAULT_NAME),
-            clock: None,
-            breaker: None,
-            budget: None,
-            throttle: None,
-        }
+        Self { policy, name: Name::Borrowed(DEFAULT_NAME), clock: None, breaker: None, budget: None, throttle: None }
     }
 }
 
@@ -142,13 +135,7 @@ pub struct Retry<'a, Op, C = AlwaysRetry, H = (), T = NoTimeout> {
 
 impl<'a, Op, C, H> Retry<'a, Op, C, H> {
     pub(crate) fn from_parts(settings: RunSettings<'a>, op: Op, classifier: C, hook: H) -> Self {
-        Self {
-            settings,
-            op,
-            classifier,
-            hook,
-            timeout: NoTimeout,
-        }
+        Self { settings, op, classifier, hook, timeout: NoTimeout }
     }
 
     /// Runs a synchronous operation, sleeping the thread between attempts.
@@ -190,13 +177,7 @@ impl<'a, Op, C, H, T> Retry<'a, Op, C, H, T> {
     /// asked ([`Verdict::RetryAfter`](crate::Verdict::RetryAfter)), or to fail
     /// at once ([`Verdict::Fail`](crate::Verdict::Fail)).
     pub fn when<C2>(self, classifier: C2) -> Retry<'a, Op, C2, H, T> {
-        Retry {
-            settings: self.settings,
-            op: self.op,
-            classifier,
-            hook: self.hook,
-            timeout: self.timeout,
-        }
+        Retry { settings: self.settings, op: self.op, classifier, hook: self.hook, timeout: self.timeout }
     }
 
     /// Sets a yes/no classifier: errors for which `transient` is `true` are
@@ -215,13 +196,7 @@ impl<'a, Op, C, H, T> Retry<'a, Op, C, H, T> {
     /// Calls `hook` with a [`RetryEvent`](crate::RetryEvent) before every
     /// retry's sleep.
     pub fn on_retry<H2>(self, hook: H2) -> Retry<'a, Op, C, H2, T> {
-        Retry {
-            settings: self.settings,
-            op: self.op,
-            classifier: self.classifier,
-            hook,
-            timeout: self.timeout,
-        }
+        Retry { settings: self.settings, op: self.op, classifier: self.classifier, hook, timeout: self.timeout }
     }
 
     /// Runs on this clock (default: [`SystemClock`](crate::SystemClock)); pass a
@@ -278,11 +253,7 @@ impl<'a, Op, C, H, T> Retry<'a, Op, C, H, T> {
     ///     .await;
     /// # let _ = body; }
     /// ```
-    pub fn attempt_timeout<F>(
-        self,
-        limit: Duration,
-        on_timeout: F,
-    ) -> Retry<'a, Op, C, H, TimeoutWith<F>> {
+    pub fn attempt_timeout<F>(self, limit: Duration, on_timeout: F) -> Retry<'a, Op, C, H, TimeoutWith<F>> {
         Retry {
             settings: self.settings,
             op: self.op,
@@ -293,13 +264,7 @@ impl<'a, Op, C, H, T> Retry<'a, Op, C, H, T> {
     }
 
     fn start<E: Display>(self) -> (RunState<'a, E>, Op, C, H, T) {
-        (
-            RunState::new(self.settings),
-            self.op,
-            self.classifier,
-            self.hook,
-            self.timeout,
-        )
+        (RunState::new(self.settings), self.op, self.classifier, self.hook, self.timeout)
     }
 }
 

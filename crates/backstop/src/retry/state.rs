@@ -63,14 +63,7 @@ pub(crate) struct RunState<'a, E> {
 
 impl<'a, E: Display> RunState<'a, E> {
     pub(crate) fn new(settings: RunSettings<'a>) -> Self {
-        let RunSettings {
-            policy,
-            name,
-            clock,
-            breaker,
-            budget,
-            throttle,
-        } = settings;
+        let RunSettings { policy, name, clock, breaker, budget, throttle } = settings;
         let clock: &'a dyn Clock = clock.unwrap_or(&SystemClock);
         let start = policy.max_elapsed.map(|_| clock.now());
         Self {
@@ -111,11 +104,7 @@ impl<'a, E: Display> RunState<'a, E> {
                 self.refund_spent();
                 let (attempts, last) = (self.attempt, self.last.take());
                 emit::throttled_locally(&self.name, local.probability());
-                return Some(self.stop(GiveUp::Throttled, |name| RetryError::Throttled {
-                    name,
-                    attempts,
-                    last,
-                }));
+                return Some(self.stop(GiveUp::Throttled, |name| RetryError::Throttled { name, attempts, last }));
             }
         }
         None
@@ -145,17 +134,12 @@ impl<'a, E: Display> RunState<'a, E> {
     /// The backoff's next delay.
     fn next_delay(&mut self) -> Duration {
         let (backoff, seed) = (&self.policy.backoff, self.policy.seed);
-        self.delays
-            .get_or_insert_with(|| backoff.delays(seed))
-            .next()
-            .unwrap_or(Duration::ZERO)
+        self.delays.get_or_insert_with(|| backoff.delays(seed)).next().unwrap_or(Duration::ZERO)
     }
 
     /// Whether sleeping `delay` now would cross the deadline.
     fn crosses_deadline(&self, elapsed: Duration, delay: Duration) -> bool {
-        self.policy
-            .max_elapsed
-            .is_some_and(|deadline| elapsed.saturating_add(delay) > deadline)
+        self.policy.max_elapsed.is_some_and(|deadline| elapsed.saturating_add(delay) > deadline)
     }
 
     /// Asks the classifier about a failed attempt, then decides what follows.
@@ -184,19 +168,10 @@ impl<'a, E: Display> RunState<'a, E> {
         }
         self.spent = None; // a failed retry's tokens stay spent
         if verdict == Verdict::Fail {
-            return self.stop(GiveUp::Rejected, |name| RetryError::Rejected {
-                name,
-                attempts,
-                error,
-            });
+            return self.stop(GiveUp::Rejected, |name| RetryError::Rejected { name, attempts, error });
         }
         if attempts >= self.policy.max_attempts {
-            return self.stop(GiveUp::Attempts, |name| RetryError::Exhausted {
-                name,
-                attempts,
-                elapsed,
-                last: error,
-            });
+            return self.stop(GiveUp::Attempts, |name| RetryError::Exhausted { name, attempts, elapsed, last: error });
         }
         let backoff_delay = self.next_delay();
         let policy = self.policy;
@@ -229,10 +204,7 @@ impl<'a, E: Display> RunState<'a, E> {
                 }
             }
         }
-        if let Some(deadline) = policy
-            .max_elapsed
-            .filter(|_| self.crosses_deadline(elapsed, delay))
-        {
+        if let Some(deadline) = policy.max_elapsed.filter(|_| self.crosses_deadline(elapsed, delay)) {
             let last = Some(error);
             return self.stop(GiveUp::Deadline, |name| RetryError::DeadlineExceeded {
                 name,
@@ -271,12 +243,7 @@ impl<'a, E: Display> RunState<'a, E> {
 
     /// How long to wait for `open` to let a probe through instead of sleeping
     /// `delay`, if the policy waits on open circuits and the wait fits.
-    fn wait_for_probe(
-        &self,
-        open: &CircuitOpen,
-        elapsed: Duration,
-        delay: Duration,
-    ) -> Option<Duration> {
+    fn wait_for_probe(&self, open: &CircuitOpen, elapsed: Duration, delay: Duration) -> Option<Duration> {
         let policy = self.policy;
         if !policy.wait_on_open_circuit || self.attempt >= policy.max_attempts {
             return None;
@@ -300,12 +267,7 @@ impl<'a, E: Display> RunState<'a, E> {
         }
         self.refund_spent();
         let last = self.last.take();
-        self.stop(GiveUp::CircuitOpen, |name| RetryError::CircuitOpen {
-            name,
-            attempts,
-            open,
-            last,
-        })
+        self.stop(GiveUp::CircuitOpen, |name| RetryError::CircuitOpen { name, attempts, open, last })
     }
 
     /// The attempt the budget paid for will not be made: give the tokens back.
@@ -317,15 +279,10 @@ impl<'a, E: Display> RunState<'a, E> {
 
     /// For an async attempt about to start: a timer for whichever comes first
     /// of the per-attempt `timeout` and the deadline, if either is set.
-    pub(crate) fn attempt_timer(
-        &mut self,
-        timeout: Option<Duration>,
-    ) -> Option<(SleepFuture, Cutoff)> {
+    pub(crate) fn attempt_timer(&mut self, timeout: Option<Duration>) -> Option<(SleepFuture, Cutoff)> {
         let timeout = timeout.filter(|t| !t.is_zero());
         let policy = self.policy;
-        let remaining = policy
-            .max_elapsed
-            .map(|deadline| deadline.saturating_sub(self.elapsed()));
+        let remaining = policy.max_elapsed.map(|deadline| deadline.saturating_sub(self.elapsed()));
         let (limit, cutoff) = match (timeout, remaining) {
             (Some(t), Some(r)) if r <= t => (r, Cutoff::Deadline),
             (Some(t), _) => (t, Cutoff::AttemptTimeout(t)),
@@ -340,13 +297,7 @@ impl<'a, E: Display> RunState<'a, E> {
         self.permit = None; // an abandoned attempt counts nothing on the breaker
         let (attempts, elapsed, last) = (self.attempt, self.elapsed(), self.last.take());
         let deadline = self.policy.max_elapsed.unwrap_or_default();
-        self.stop(GiveUp::Deadline, |name| RetryError::DeadlineExceeded {
-            name,
-            attempts,
-            elapsed,
-            deadline,
-            last,
-        })
+        self.stop(GiveUp::Deadline, |name| RetryError::DeadlineExceeded { name, attempts, elapsed, deadline, last })
     }
 
     fn stop(&mut self, why: GiveUp, make: impl FnOnce(Name) -> RetryError<E>) -> Step<E> {

@@ -19,11 +19,15 @@
 //! ```
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
+
+#[cfg(feature = "s3")]
+pub mod s3;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -329,7 +333,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
             let (mut head, all) = forward(backend).await?.into_parts();
             head.headers.insert("content-length", all.len().into());
             let half = all.slice(..all.len() / 2);
-            Ok(Response::from_parts(head, Scripted { data: Some(half), then_fail: true }))
+            Ok(Response::from_parts(head, Scripted::cut(half)))
         }
         Reply::Respond { status, headers, body } => {
             let mut resp = Response::builder().status(status);
@@ -347,7 +351,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
             let half = all.slice(..all.len() / 2);
             let resp = Response::builder()
                 .header("content-length", all.len())
-                .body(Scripted { data: Some(half), then_fail: true })
+                .body(Scripted::cut(half))
                 .expect("a valid half-body response");
             Ok(resp)
         }
@@ -355,15 +359,21 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
 }
 
 /// A response body: all of it, or a part then an error (hyper then drops
-/// the connection mid-body).
+/// the connection mid-body). Before failing it waits a moment, so the head
+/// and the part really reach the client first.
 struct Scripted {
     data: Option<Bytes>,
     then_fail: bool,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Scripted {
     fn full(data: Bytes) -> Self {
-        Self { data: Some(data), then_fail: false }
+        Self { data: Some(data), then_fail: false, pause: None }
+    }
+
+    fn cut(part: Bytes) -> Self {
+        Self { data: Some(part), then_fail: true, pause: Some(Box::pin(tokio::time::sleep(Duration::from_millis(20)))) }
     }
 }
 
@@ -371,9 +381,13 @@ impl Body for Scripted {
     type Data = Bytes;
     type Error = Injected;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Injected>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Injected>>> {
         if let Some(data) = self.data.take() {
             return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if let Some(pause) = self.pause.as_mut() {
+            std::task::ready!(pause.as_mut().poll(cx));
+            self.pause = None;
         }
         if std::mem::take(&mut self.then_fail) {
             return Poll::Ready(Some(Err(Injected)));

@@ -1,0 +1,126 @@
+//! Which AWS errors are worth another try: [`classify`].
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use backstop::Verdict;
+
+/// Error codes that mean "slow down": the AWS SDKs' throttling list.
+pub const THROTTLING_CODES: &[&str] = &[
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+/// Error codes for failures that a later attempt may not hit.
+pub const TRANSIENT_CODES: &[&str] =
+    &["RequestTimeout", "RequestTimeoutException", "InternalError", "ServiceUnavailable"];
+
+/// Error codes that the same request will always get again.
+pub const PERMANENT_CODES: &[&str] =
+    &["AccessDenied", "NoSuchKey", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchUpload"];
+
+/// The verdict for an error of any SDK operation (`put_object`, `get_object`,
+/// `list_objects_v2`, ...):
+///
+/// | error | verdict |
+/// |---|---|
+/// | a throttling code (`SlowDown`, `ThrottlingException`, ... see [`THROTTLING_CODES`]) | `Throttled`, or `RetryAfter` with a server hint |
+/// | `RequestTimeout`, `RequestTimeoutException` | `Timeout` |
+/// | `InternalError`, `ServiceUnavailable` | `Retry` |
+/// | `AccessDenied`, `NoSuchKey`, `NoSuchBucket`, `InvalidAccessKeyId`, `SignatureDoesNotMatch` | `Fail` |
+/// | another code: HTTP 500, 502, 503, 504 | `Retry`; 429: `Throttled`; else `Fail` |
+/// | the SDK's timeout, or a dispatch timeout | `Timeout` |
+/// | a dispatch (connection) failure | `Retry`, unless the SDK calls it a user error |
+/// | a response cut short or unparseable | `Retry` |
+/// | the request could not be built | `Fail` |
+///
+/// A server hint (`x-amz-retry-after` in milliseconds, or `Retry-After`)
+/// turns a retry into `RetryAfter(hint)`.
+pub fn classify<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> Verdict {
+    match error {
+        SdkError::ConstructionFailure(_) => Verdict::Fail,
+        SdkError::TimeoutError(_) => Verdict::Timeout,
+        SdkError::DispatchFailure(d) if d.is_timeout() => Verdict::Timeout,
+        SdkError::DispatchFailure(d) if d.is_user() => Verdict::Fail,
+        SdkError::DispatchFailure(_) => Verdict::Retry,
+        SdkError::ResponseError(_) => Verdict::Retry,
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            with_hint(classify_code(ctx.err().code(), status), ctx.raw())
+        }
+        _ => Verdict::Retry,
+    }
+}
+
+/// The verdict for an error code and HTTP status alone (see [`classify`]).
+pub fn classify_code(code: Option<&str>, status: u16) -> Verdict {
+    match code {
+        Some(c) if THROTTLING_CODES.contains(&c) => Verdict::Throttled,
+        Some("RequestTimeout" | "RequestTimeoutException") => Verdict::Timeout,
+        Some(c) if TRANSIENT_CODES.contains(&c) => Verdict::Retry,
+        Some(c) if PERMANENT_CODES.contains(&c) => Verdict::Fail,
+        _ => match status {
+            429 => Verdict::Throttled,
+            500 | 502 | 503 | 504 => Verdict::Retry,
+            _ => Verdict::Fail,
+        },
+    }
+}
+
+/// A transient verdict becomes `RetryAfter` when the response carries a hint.
+fn with_hint(verdict: Verdict, response: &HttpResponse) -> Verdict {
+    if !verdict.is_retry() {
+        return verdict;
+    }
+    retry_after(response).map_or(verdict, Verdict::RetryAfter)
+}
+
+/// The wait a response asks for: `x-amz-retry-after` (milliseconds), else
+/// `Retry-After` (seconds or an HTTP-date), bounded like
+/// [`backstop::http::retry_after`].
+pub fn retry_after(response: &HttpResponse) -> Option<Duration> {
+    let headers = response.headers();
+    if let Some(ms) = headers.get("x-amz-retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+        return Some(Duration::from_millis(ms).min(backstop::http::RETRY_AFTER_CEILING));
+    }
+    let value = headers.get("retry-after")?;
+    backstop::http::parse_retry_after(value, headers.get("date"), SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_before_statuses() {
+        for code in THROTTLING_CODES {
+            assert_eq!(classify_code(Some(code), 503), Verdict::Throttled, "{code}");
+            assert_eq!(classify_code(Some(code), 400), Verdict::Throttled, "{code}");
+        }
+        assert_eq!(classify_code(Some("RequestTimeout"), 400), Verdict::Timeout);
+        assert_eq!(classify_code(Some("InternalError"), 500), Verdict::Retry);
+        assert_eq!(classify_code(Some("ServiceUnavailable"), 503), Verdict::Retry);
+        for code in PERMANENT_CODES {
+            assert_eq!(classify_code(Some(code), 403), Verdict::Fail, "{code}");
+        }
+        // Unknown codes fall back to the status.
+        assert_eq!(classify_code(Some("Weird"), 502), Verdict::Retry);
+        assert_eq!(classify_code(Some("Weird"), 400), Verdict::Fail);
+        assert_eq!(classify_code(None, 429), Verdict::Throttled);
+        assert_eq!(classify_code(None, 404), Verdict::Fail);
+        assert_eq!(classify_code(None, 504), Verdict::Retry);
+    }
+}

@@ -1,0 +1,136 @@
+//! Downloads: [`download`] (into memory) and [`download_to_file`] (a path).
+//!
+//! The body is read inside the attempt, so a connection dropped mid-body is
+//! retried rather than returned as a short read. A file download writes a
+//! temporary file beside the target and renames it only once complete: a
+//! failed or cancelled download never leaves a partial file at the path.
+
+use std::path::{Path, PathBuf};
+
+use aws_sdk_s3::Client;
+use backstop::presets;
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
+use crate::error::S3Error;
+use crate::no_sdk_retries;
+use crate::transfer::{Kind, Transfer, TransferFuture};
+
+/// Downloads `bucket/key` into memory, retrying under the
+/// [`S3_DOWNLOAD`](presets::S3_DOWNLOAD) preset unless
+/// [`policy`](Transfer::policy) says otherwise.
+///
+/// ```no_run
+/// # async fn demo(client: aws_sdk_s3::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// let csv = backstop_aws::download(&client, "bike-data", "raw/2026-11-22.csv").await?;
+/// # let _ = csv; Ok(()) }
+/// ```
+pub fn download<'a>(client: &'a Client, bucket: &str, key: &str) -> Transfer<'a, Download> {
+    Transfer::new(client, Download { bucket: bucket.to_owned(), key: key.to_owned() }, &presets::S3_DOWNLOAD)
+}
+
+/// Downloads `bucket/key` to the file at `path`, replacing it only when the
+/// download is complete. Gives back the number of bytes written.
+pub fn download_to_file<'a>(
+    client: &'a Client,
+    bucket: &str,
+    key: &str,
+    path: impl AsRef<Path>,
+) -> Transfer<'a, DownloadToFile> {
+    let kind = DownloadToFile { bucket: bucket.to_owned(), key: key.to_owned(), path: path.as_ref().to_owned() };
+    Transfer::new(client, kind, &presets::S3_DOWNLOAD)
+}
+
+/// A download into memory; see [`download`].
+#[derive(Debug)]
+pub struct Download {
+    bucket: String,
+    key: String,
+}
+
+/// A download to a file; see [`download_to_file`].
+#[derive(Debug)]
+pub struct DownloadToFile {
+    bucket: String,
+    key: String,
+    path: PathBuf,
+}
+
+impl<'a> Kind<'a> for Download {
+    type Output = Bytes;
+
+    fn run(t: Transfer<'a, Self>) -> TransferFuture<'a, Bytes> {
+        let Download { bucket, key } = t.kind;
+        let client = t.client;
+        Box::pin(async move {
+            t.settings
+                .run("GetObject", &bucket, || async {
+                    let request = client.get_object().bucket(&bucket).key(&key);
+                    let out = request
+                        .customize()
+                        .config_override(no_sdk_retries())
+                        .send()
+                        .await
+                        .map_err(|e| S3Error::from_sdk("GetObject", e))?;
+                    let body = out.body.collect().await.map_err(|e| S3Error::body("GetObject", e))?;
+                    Ok(body.into_bytes())
+                })
+                .await
+        })
+    }
+}
+
+/// A temporary file that is removed when dropped, unless it was renamed:
+/// a failed or cancelled download cleans up after itself.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn beside(target: &Path) -> Self {
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Self(target.with_file_name(format!(".{name}.backstop-{:016x}.part", fastrand::u64(..))))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        // Gone already when it was renamed into place.
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl<'a> Kind<'a> for DownloadToFile {
+    type Output = u64;
+
+    fn run(t: Transfer<'a, Self>) -> TransferFuture<'a, u64> {
+        let DownloadToFile { bucket, key, path } = t.kind;
+        let client = t.client;
+        Box::pin(async move {
+            let temp = TempFile::beside(&path);
+            let temp_path = temp.0.as_path();
+            t.settings
+                .run("GetObject", &bucket, || async {
+                    let io = |what: &str, e| S3Error::io("GetObject", &format!("{what} {}", temp_path.display()), e);
+                    let request = client.get_object().bucket(&bucket).key(&key);
+                    let out = request
+                        .customize()
+                        .config_override(no_sdk_retries())
+                        .send()
+                        .await
+                        .map_err(|e| S3Error::from_sdk("GetObject", e))?;
+                    // Every attempt starts the temporary file over.
+                    let mut file = tokio::fs::File::create(temp_path).await.map_err(|e| io("creating", e))?;
+                    let mut body = out.body;
+                    let mut written = 0u64;
+                    while let Some(chunk) = body.try_next().await.map_err(|e| S3Error::body("GetObject", e))? {
+                        file.write_all(&chunk).await.map_err(|e| io("writing", e))?;
+                        written += chunk.len() as u64;
+                    }
+                    file.sync_all().await.map_err(|e| io("syncing", e))?;
+                    drop(file);
+                    tokio::fs::rename(temp_path, &path).await.map_err(|e| io("renaming", e))?;
+                    Ok(written)
+                })
+                .await
+        })
+    }
+}

@@ -1,0 +1,117 @@
+//! backstop for the AWS SDK for Rust: an error classifier for any operation,
+//! and S3 helpers that retry the way the seeds' `with_s3_retry`,
+//! `retry_s3_upload` and `retry_s3_download` did.
+//!
+//! | want | use |
+//! |---|---|
+//! | upload bytes / a file, multipart when large | [`upload`], [`upload_file`] |
+//! | download into memory / to a file (atomically) | [`download`], [`download_to_file`] |
+//! | any other SDK call, retried | [`retry!`] (or [`retry_sdk`]) |
+//! | a classifier for your own loop | [`classify`] |
+//!
+//! Throttling (`SlowDown`, `ThrottlingException`, ...), `InternalError`,
+//! `ServiceUnavailable`, HTTP 500/502/503/504, timeouts and dropped
+//! connections are retried; `AccessDenied`, `NoSuchKey`, `NoSuchBucket`,
+//! `InvalidAccessKeyId`, `SignatureDoesNotMatch` and other 4xx fail at once.
+//! A server hint (`x-amz-retry-after`, `Retry-After`) is honoured.
+//!
+//! ```no_run
+//! # async fn demo(client: aws_sdk_s3::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! use backstop::{presets, CircuitBreaker};
+//!
+//! let s3_circuit = CircuitBreaker::new("s3", Default::default());
+//! let uploaded = backstop_aws::upload(&client, "bike-data", "processed/run-42.parquet", vec![0u8; 1024])
+//!     .breaker(&s3_circuit)
+//!     .await?;
+//! let bytes = backstop_aws::download(&client, "bike-data", "processed/run-42.parquet").await?;
+//! # let _ = (uploaded, bytes); Ok(()) }
+//! ```
+//!
+//! # Not multiplying attempts
+//!
+//! The SDK retries too (3 attempts in its standard mode). Stacked under a
+//! 5-attempt policy that is 15 calls for one upload. The helpers switch the
+//! SDK's retries off for their own calls; [`retry!`] does the same for any
+//! fluent call. To do it by hand, override the operation's config:
+//!
+//! ```no_run
+//! # async fn demo(client: aws_sdk_s3::Client) {
+//! let out = client
+//!     .list_objects_v2()
+//!     .bucket("bike-data")
+//!     .customize()
+//!     .config_override(backstop_aws::no_sdk_retries())
+//!     .send()
+//!     .await;
+//! # let _ = out; }
+//! ```
+//!
+//! or build the client with `RetryConfig::disabled()` once and let backstop
+//! do all the retrying.
+//!
+//! aws-sdk-s3 is used without default features here: the TLS client comes
+//! from your own `aws-sdk-s3` (or `aws-config`) dependency's defaults.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod classify;
+mod download;
+mod error;
+mod transfer;
+mod upload;
+
+use std::future::Future;
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use backstop::retry::Retry;
+use backstop::{RetryPolicy, Verdict};
+
+pub use classify::{PERMANENT_CODES, THROTTLING_CODES, TRANSIENT_CODES, classify, classify_code, retry_after};
+pub use download::{Download, DownloadToFile, download, download_to_file};
+pub use error::S3Error;
+pub use transfer::{DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, Kind, MIN_PART_SIZE, Transfer, TransferFuture};
+pub use upload::{Upload, UploadFile, Uploaded, upload, upload_file};
+
+/// A config override that switches the SDK's own retries off for one
+/// operation: `.customize().config_override(no_sdk_retries())`.
+pub fn no_sdk_retries() -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
+/// The classifier [`retry_sdk`] runs with: [`classify`] for one operation's error type.
+pub type SdkClassifier<E> = fn(&SdkError<E, HttpResponse>) -> Verdict;
+
+/// Retries an SDK call that `op` makes (one per attempt), classified by
+/// [`classify`]. `op` should switch the SDK's retries off (see
+/// [`no_sdk_retries`]); the [`retry!`] macro writes that part for you.
+pub fn retry_sdk<'a, T, E, F, Fut>(policy: &'a RetryPolicy, op: F) -> Retry<'a, F, SdkClassifier<E>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata,
+{
+    policy.retry(op).when(classify::<E> as SdkClassifier<E>)
+}
+
+/// Retries any fluent SDK call, with the SDK's own retries switched off:
+/// the call is rebuilt for every attempt.
+///
+/// ```no_run
+/// # async fn demo(client: aws_sdk_s3::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// use backstop::presets;
+///
+/// let policy = presets::s3_download();
+/// let listing = backstop_aws::retry!(&policy, client.list_objects_v2().bucket("bike-data").prefix("raw/"))
+///     .name("ListObjectsV2 bike-data")
+///     .await?;
+/// # let _ = listing; Ok(()) }
+/// ```
+#[macro_export]
+macro_rules! retry {
+    ($policy:expr, $call:expr $(,)?) => {
+        $crate::retry_sdk($policy, || $call.customize().config_override($crate::no_sdk_retries()).send())
+    };
+}

@@ -1,0 +1,231 @@
+//! The S3 helpers with the real `aws-sdk-s3` client against a real S3 server
+//! (`s3s` + `s3s-fs`) in-process on 127.0.0.1, behind a fault-injecting proxy.
+
+mod common;
+
+use std::time::Duration;
+
+use backstop::{CircuitBreaker, ManualClock, RetryError, Verdict};
+use backstop_testkit::Reply;
+use common::{BUCKET, S3, TempDir, bytes_of, fast, is_part, is_put, md5_hex};
+
+const MIB: usize = 1024 * 1024;
+
+fn is_get(r: &backstop_testkit::Recorded, key: &str) -> bool {
+    r.method == http::Method::GET && r.path.starts_with(&format!("/{BUCKET}/{key}"))
+}
+
+/// Distinct, non-repeating bytes, so a part in the wrong place would show.
+fn data(len: usize) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(len as u64);
+    (0..len).map(|_| rng.u8(..)).collect()
+}
+
+#[tokio::test]
+async fn an_upload_is_retried_through_slowdown_and_lands_intact() {
+    let s3 = S3::start().await;
+    s3.script([Reply::s3_error(503, "SlowDown"), Reply::s3_error(500, "InternalError")]);
+    let body = data(200_000);
+    let policy = fast(5);
+    let uploaded = backstop_aws::upload(&s3.client, BUCKET, "processed/run-42.parquet", body.clone())
+        .policy(&policy)
+        .await
+        .unwrap();
+    assert_eq!(bytes_of(&s3.object_path("processed/run-42.parquet")), body);
+    assert_eq!(uploaded.parts, 1);
+    assert_eq!(uploaded.e_tag.as_deref().map(|t| t.trim_matches('"')), Some(md5_hex(&body).as_str()));
+    assert_eq!(s3.requests_where(|r| is_put(r, "processed/run-42.parquet")), 3);
+}
+
+#[tokio::test]
+async fn the_sdks_own_retries_are_off_so_attempts_are_not_multiplied() {
+    let s3 = S3::start().await;
+    s3.faults().otherwise(Reply::s3_error(503, "SlowDown"));
+    let policy = fast(3);
+    let err = backstop_aws::upload(&s3.client, BUCKET, "k", vec![1u8; 10]).policy(&policy).await.unwrap_err();
+    assert!(matches!(err, RetryError::Exhausted { attempts: 3, .. }), "{err}");
+    assert_eq!(err.last_error().unwrap().code(), Some("SlowDown"));
+    assert_eq!(err.last_error().unwrap().verdict(), Verdict::Throttled);
+    assert_eq!(s3.requests_where(|r| is_put(r, "k")), 3, "3 of ours, not 3 x 3");
+}
+
+#[tokio::test]
+async fn access_denied_fails_on_the_first_attempt() {
+    let s3 = S3::start().await;
+    s3.script([Reply::s3_error(403, "AccessDenied")]);
+    let err = backstop_aws::upload(&s3.client, BUCKET, "k", vec![1u8; 10]).policy(&fast(5)).await.unwrap_err();
+    assert!(matches!(err, RetryError::Rejected { attempts: 1, .. }), "{err}");
+    assert_eq!(err.last_error().unwrap().code(), Some("AccessDenied"));
+    assert!(err.to_string().contains("PutObject failed: AccessDenied"), "{err}");
+}
+
+#[tokio::test]
+async fn a_download_is_retried_through_a_reset_mid_body() {
+    let s3 = S3::start().await;
+    let body = data(300_000);
+    backstop_aws::upload(&s3.client, BUCKET, "raw/trips.csv", body.clone()).await.unwrap();
+    s3.script([Reply::ForwardHalfBody]);
+    let got = backstop_aws::download(&s3.client, BUCKET, "raw/trips.csv").policy(&fast(5)).await.unwrap();
+    assert_eq!(&got[..], &body[..]);
+    assert_eq!(s3.requests_where(|r| is_get(r, "raw/trips.csv")), 2);
+}
+
+#[tokio::test]
+async fn no_such_key_fails_on_the_first_attempt() {
+    let s3 = S3::start().await;
+    let err = backstop_aws::download(&s3.client, BUCKET, "missing.csv").policy(&fast(5)).await.unwrap_err();
+    assert!(matches!(err, RetryError::Rejected { attempts: 1, .. }), "{err}");
+    assert_eq!(err.last_error().unwrap().code(), Some("NoSuchKey"));
+    assert_eq!(err.last_error().unwrap().status(), Some(404));
+    assert_eq!(s3.requests_where(|r| is_get(r, "missing.csv")), 1);
+}
+
+#[tokio::test]
+async fn a_file_download_replaces_the_target_only_when_complete() {
+    let s3 = S3::start().await;
+    let dir = TempDir::new();
+    let target = dir.path("trips.csv");
+    let body = data(100_000);
+    backstop_aws::upload(&s3.client, BUCKET, "raw/trips.csv", body.clone()).await.unwrap();
+
+    s3.script([Reply::ForwardHalfBody, Reply::s3_error(500, "InternalError")]);
+    let written =
+        backstop_aws::download_to_file(&s3.client, BUCKET, "raw/trips.csv", &target).policy(&fast(5)).await.unwrap();
+    assert_eq!(written, body.len() as u64);
+    assert_eq!(bytes_of(&target), body);
+    assert_eq!(dir.files(), ["trips.csv"], "no temporary file left");
+}
+
+#[tokio::test]
+async fn exhausted_retries_leave_no_file_at_the_target() {
+    let s3 = S3::start().await;
+    let dir = TempDir::new();
+    let (fresh, existing) = (dir.path("new.csv"), dir.path("old.csv"));
+    std::fs::write(&existing, b"yesterday's good copy").unwrap();
+    backstop_aws::upload(&s3.client, BUCKET, "raw/trips.csv", data(50_000)).await.unwrap();
+    s3.faults().otherwise(Reply::ForwardHalfBody);
+    for target in [&fresh, &existing] {
+        let err = backstop_aws::download_to_file(&s3.client, BUCKET, "raw/trips.csv", target)
+            .policy(&fast(3))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RetryError::Exhausted { attempts: 3, .. }), "{err}");
+    }
+    assert!(!fresh.exists(), "no partial file");
+    assert_eq!(bytes_of(&existing), b"yesterday's good copy", "the old file is untouched");
+    assert_eq!(dir.files(), ["old.csv"], "no temporary file left");
+}
+
+#[tokio::test]
+async fn a_multipart_upload_survives_a_part_failing_twice() {
+    let s3 = S3::start().await;
+    let body = data(11 * MIB); // parts of 5, 5 and 1 MiB
+    s3.faults().fail_matching(2, |r| is_part(r, 2), Reply::s3_error(503, "SlowDown"));
+    let uploaded = backstop_aws::upload(&s3.client, BUCKET, "big.bin", body.clone())
+        .policy(&fast(5))
+        .multipart_threshold(6 * MIB as u64)
+        .part_size(5 * MIB as u64)
+        .await
+        .unwrap();
+    assert_eq!(uploaded.parts, 3);
+    assert_eq!(s3.requests_where(|r| is_part(r, 2)), 3, "part 2: two failures, then success");
+    assert_eq!(s3.requests_where(|r| is_part(r, 1)), 1);
+    // S3's multipart ETag: MD5 of the parts' MD5s, then the part count.
+    let part_md5s: Vec<u8> = body.chunks(5 * MIB).flat_map(|p| md5::Md5::digest(p).to_vec()).collect();
+    let expected = format!("{}-3", md5_hex(&part_md5s));
+    assert_eq!(uploaded.e_tag.as_deref().map(|t| t.trim_matches('"')), Some(expected.as_str()));
+    assert_eq!(bytes_of(&s3.object_path("big.bin")), body);
+    assert!(s3.pending_uploads().is_empty());
+}
+
+#[tokio::test]
+async fn a_part_failing_for_good_aborts_the_multipart_upload() {
+    let s3 = S3::start().await;
+    s3.faults().fail_matching(usize::MAX, |r| is_part(r, 2), Reply::s3_error(500, "InternalError"));
+    let err = backstop_aws::upload(&s3.client, BUCKET, "big.bin", data(11 * MIB))
+        .policy(&fast(3))
+        .multipart_threshold(6 * MIB as u64)
+        .part_size(5 * MIB as u64)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RetryError::Exhausted { attempts: 3, .. }), "{err}");
+    assert_eq!(err.last_error().unwrap().operation(), "UploadPart");
+    assert_eq!(s3.requests_where(|r| r.method == http::Method::DELETE && r.path.contains("uploadId=")), 1);
+    assert!(s3.pending_uploads().is_empty(), "orphaned parts: {:?}", s3.pending_uploads());
+    assert!(!s3.object_path("big.bin").exists());
+}
+
+#[tokio::test]
+async fn a_large_file_upload_reads_its_parts_from_disk() {
+    let s3 = S3::start().await;
+    let dir = TempDir::new();
+    let (small, large) = (dir.path("small.csv"), dir.path("large.bin"));
+    std::fs::write(&small, data(1000)).unwrap();
+    std::fs::write(&large, data(11 * MIB)).unwrap();
+    s3.script([Reply::s3_error(503, "SlowDown")]);
+    let one = backstop_aws::upload_file(&s3.client, BUCKET, "small.csv", &small).policy(&fast(3)).await.unwrap();
+    let many = backstop_aws::upload_file(&s3.client, BUCKET, "large.bin", &large)
+        .policy(&fast(3))
+        .multipart_threshold(6 * MIB as u64)
+        .part_size(5 * MIB as u64)
+        .await
+        .unwrap();
+    assert_eq!((one.parts, many.parts), (1, 3));
+    assert_eq!(bytes_of(&s3.object_path("small.csv")), bytes_of(&small));
+    assert_eq!(bytes_of(&s3.object_path("large.bin")), bytes_of(&large));
+    let missing = backstop_aws::upload_file(&s3.client, BUCKET, "x", dir.path("nope")).await.unwrap_err();
+    assert!(missing.is_permanent() && missing.to_string().contains("reading"), "{missing}");
+}
+
+#[tokio::test]
+async fn a_stalled_request_times_out_and_is_retried() {
+    let s3 = S3::start().await;
+    s3.script([Reply::stall(Duration::from_secs(30))]);
+    let uploaded = backstop_aws::upload(&s3.client, BUCKET, "k", vec![7u8; 100])
+        .policy(&fast(3))
+        .attempt_timeout(Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert_eq!(uploaded.parts, 1);
+    assert_eq!(bytes_of(&s3.object_path("k")), vec![7u8; 100]);
+}
+
+#[tokio::test]
+async fn a_server_hint_in_x_amz_retry_after_is_honoured() {
+    let s3 = S3::start().await;
+    s3.script([Reply::s3_error(503, "SlowDown").header("x-amz-retry-after", "1500")]);
+    let clock = ManualClock::new();
+    backstop_aws::upload(&s3.client, BUCKET, "k", vec![1u8]).policy(&fast(3)).clock(&clock).await.unwrap();
+    assert_eq!(clock.sleeps(), [Duration::from_millis(1500)]);
+}
+
+#[tokio::test]
+async fn the_breaker_stops_calls_to_a_failing_s3() {
+    let s3 = S3::start().await;
+    s3.faults().otherwise(Reply::s3_error(503, "SlowDown"));
+    let breaker = CircuitBreaker::new("s3", backstop::BreakerConfig::default()); // 5 in a row
+    let policy = fast(3);
+    for _ in 0..3 {
+        let _ = backstop_aws::upload(&s3.client, BUCKET, "k", vec![1u8]).policy(&policy).breaker(&breaker).await;
+    }
+    assert_eq!(s3.requests_where(|r| is_put(r, "k")), 5);
+    assert_eq!(breaker.state(), backstop::CircuitState::Open);
+}
+
+#[tokio::test]
+async fn any_sdk_call_can_be_retried_with_the_macro() {
+    let s3 = S3::start().await;
+    backstop_aws::upload(&s3.client, BUCKET, "raw/a.csv", vec![1u8]).await.unwrap();
+    s3.script([Reply::s3_error(503, "SlowDown"), Reply::s3_error(500, "InternalError")]);
+    let policy = fast(5);
+    let listing = backstop_aws::retry!(&policy, s3.client.list_objects_v2().bucket(BUCKET).prefix("raw/"))
+        .name("ListObjectsV2 bike-data")
+        .await
+        .unwrap();
+    let keys: Vec<_> = listing.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["raw/a.csv"]);
+    let missing = backstop_aws::retry!(&policy, s3.client.head_bucket().bucket("no-such-bucket")).await.unwrap_err();
+    assert!(missing.is_permanent(), "{missing}");
+}
+
+use md5::Digest;

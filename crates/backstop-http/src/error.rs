@@ -142,10 +142,32 @@ pub fn classify(error: &HttpError) -> Verdict {
     }
 }
 
+/// The kind of the I/O error behind `e`, if the connection broke.
+fn broken_connection(e: &reqwest::Error) -> Option<std::io::ErrorKind> {
+    use std::io::ErrorKind::*;
+    let mut source = e.source();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if matches!(io.kind(), UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe | TimedOut) {
+                return Some(io.kind());
+            }
+        }
+        source = cause.source();
+    }
+    None
+}
+
 /// The verdict for a `reqwest::Error`: connect errors, resets and incomplete
 /// bodies `Retry`, timeouts `Timeout`; building, redirect and decode errors
 /// `Fail` (sending again would fail the same way); a status error by its status.
+///
+/// reqwest reports a body that broke off while being read as a *decode*
+/// error; one caused by the connection (end of file, reset, broken pipe) is
+/// told apart and retried.
 pub fn classify_reqwest(e: &reqwest::Error) -> Verdict {
+    if let Some(kind) = broken_connection(e) {
+        return if kind == std::io::ErrorKind::TimedOut { Verdict::Timeout } else { Verdict::Retry };
+    }
     if e.is_builder() || e.is_redirect() || e.is_decode() {
         return Verdict::Fail;
     }

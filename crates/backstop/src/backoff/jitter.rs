@@ -4,6 +4,8 @@
 //! 2015) for why: without jitter, every client of a failed server comes back at
 //! the same instants and knocks it over again.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use super::scale_saturating;
@@ -87,6 +89,59 @@ impl Jitter {
     }
 }
 
+/// Reads `none`, `full`, `equal`, `decorrelated`, `additive:<duration>` or
+/// `proportional:<fraction>` (the form [`Display`](fmt::Display) writes).
+///
+/// ```
+/// use std::time::Duration;
+/// use backstop::Jitter;
+///
+/// assert_eq!("full".parse::<Jitter>(), Ok(Jitter::Full));
+/// assert_eq!("additive:500ms".parse::<Jitter>(), Ok(Jitter::Additive(Duration::from_millis(500))));
+/// assert_eq!(Jitter::Proportional(0.25).to_string(), "proportional:0.25");
+/// assert!("wobbly".parse::<Jitter>().is_err());
+/// ```
+impl FromStr for Jitter {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, arg) = match s.trim().split_once(':') {
+            Some((k, a)) => (k, Some(a)),
+            None => (s.trim(), None),
+        };
+        let missing = || format!("jitter {kind:?} needs a value, like {kind}:{}", if kind == "additive" { "1s" } else { "0.25" });
+        match (kind, arg) {
+            ("none", None) => Ok(Jitter::None),
+            ("full", None) => Ok(Jitter::Full),
+            ("equal", None) => Ok(Jitter::Equal),
+            ("decorrelated", None) => Ok(Jitter::Decorrelated),
+            ("additive", Some(d)) => crate::parse_duration(d).map(Jitter::Additive).map_err(|e| e.to_string()),
+            ("proportional", Some(f)) => f
+                .trim()
+                .parse::<f64>()
+                .map(Jitter::Proportional)
+                .map_err(|_| format!("invalid fraction {f:?} in jitter {s:?}; write e.g. proportional:0.25")),
+            ("additive" | "proportional", None) => Err(missing()),
+            _ => Err(format!(
+                "unknown jitter {s:?}; allowed: none, full, equal, decorrelated, additive:<duration>, proportional:<fraction>"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Jitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Jitter::None => f.write_str("none"),
+            Jitter::Full => f.write_str("full"),
+            Jitter::Equal => f.write_str("equal"),
+            Jitter::Decorrelated => f.write_str("decorrelated"),
+            Jitter::Additive(d) => write!(f, "additive:{}", crate::duration::format_duration(*d)),
+            Jitter::Proportional(x) => write!(f, "proportional:{x}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +172,22 @@ mod tests {
         for j in [Jitter::Additive(Duration::MAX), Jitter::Proportional(1.0), Jitter::Decorrelated] {
             assert_eq!(at(j, 30, 0.999), CAP, "{j:?}");
         }
+    }
+
+    #[test]
+    fn text_round_trips() {
+        for j in [
+            Jitter::None,
+            Jitter::Full,
+            Jitter::Equal,
+            Jitter::Decorrelated,
+            Jitter::Additive(Duration::from_millis(1500)),
+            Jitter::Proportional(0.1),
+        ] {
+            assert_eq!(j.to_string().parse::<Jitter>(), Ok(j));
+        }
+        assert!("additive".parse::<Jitter>().unwrap_err().contains("needs a value"));
+        assert!("proportional:lots".parse::<Jitter>().is_err());
     }
 
     #[test]

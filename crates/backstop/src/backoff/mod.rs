@@ -147,6 +147,14 @@ impl Backoff {
         }
     }
 
+    /// The growth factor, for an exponential backoff.
+    pub const fn growth_factor(&self) -> Option<f64> {
+        match self.curve {
+            Curve::Exponential { factor, .. } => Some(factor),
+            _ => None,
+        }
+    }
+
     /// The cap set by [`max_delay`](Self::max_delay).
     pub const fn cap(&self) -> Duration {
         self.max_delay

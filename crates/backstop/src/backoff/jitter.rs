@@ -109,7 +109,8 @@ impl FromStr for Jitter {
             Some((k, a)) => (k, Some(a)),
             None => (s.trim(), None),
         };
-        let missing = || format!("jitter {kind:?} needs a value, like {kind}:{}", if kind == "additive" { "1s" } else { "0.25" });
+        let missing =
+            || format!("jitter {kind:?} needs a value, like {kind}:{}", if kind == "additive" { "1s" } else { "0.25" });
         match (kind, arg) {
             ("none", None) => Ok(Jitter::None),
             ("full", None) => Ok(Jitter::Full),

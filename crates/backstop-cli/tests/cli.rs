@@ -1,0 +1,277 @@
+//! The built `backstop` binary, run on real small shell commands.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn backstop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_backstop")).args(args).output().expect("the backstop binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A scratch directory for counter files.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("backstop-cli-{:016x}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_command_failing_twice_then_succeeding_takes_three_attempts() {
+    let dir = Scratch::new();
+    let counter = dir.0.join("n");
+    let script = format!(
+        "n=$(cat {c} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {c}; echo \"attempt $n\"; [ $n -ge 3 ]",
+        c = counter.display()
+    );
+    let out = backstop(&["run", "--attempts", "5", "--base", "5ms", "--jitter", "none", "--", "sh", "-c", &script]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&counter).unwrap().trim(), "3");
+    assert_eq!(stdout(&out), "attempt 1\nattempt 2\nattempt 3\n", "stdout passes through");
+    let err = stderr(&out);
+    assert!(err.contains("Retrying sh -c"), "{err}");
+    assert!(err.contains("in 0.005s (attempt 2/5): exit status 1"), "{err}");
+    assert!(err.contains("in 0.01s (attempt 3/5): exit status 1"), "{err}");
+}
+
+#[test]
+fn a_command_that_always_fails_keeps_its_exit_status() {
+    let out = backstop(&[
+        "run",
+        "--attempts",
+        "3",
+        "--base",
+        "1ms",
+        "--jitter",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        "echo oops >&2; exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7));
+    let err = stderr(&out);
+    assert_eq!(err.lines().filter(|l| *l == "oops").count(), 3, "stderr passes through: {err}");
+    assert!(err.contains("(attempt 3/3): exit status 7"), "{err}");
+    assert!(err.contains("backstop: sh -c echo oops >&2; exit 7: gave up after 3 attempts: exit status 7"), "{err}");
+}
+
+#[test]
+fn a_hung_command_is_ended_and_reported_like_timeout() {
+    let started = Instant::now();
+    let out = backstop(&["run", "--attempts", "2", "--base", "1ms", "--attempt-timeout", "150ms", "--", "sleep", "30"]);
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(10), "ended, not waited for");
+    assert!(stderr(&out).contains("timed out after 0.15s"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_command_ignoring_term_is_killed_with_its_children() {
+    let started = Instant::now();
+    let out = backstop(&[
+        "run",
+        "--attempts",
+        "1",
+        "--attempt-timeout",
+        "100ms",
+        "--kill-after",
+        "100ms",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; sleep 30",
+    ]);
+    assert_eq!(out.status.code(), Some(124));
+    // `output()` waits for the pipes to close: the `sleep` child was ended too.
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}
+
+#[test]
+fn in_the_foreground_a_timeout_still_ends_the_command() {
+    let out = backstop(&["run", "--foreground", "--attempts", "1", "--attempt-timeout", "100ms", "--", "sleep", "30"]);
+    assert_eq!(out.status.code(), Some(124));
+}
+
+#[test]
+fn a_signal_to_backstop_reaches_the_command_and_stops_the_retries() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_backstop"))
+        .args(["run", "--attempts", "5", "--base", "1ms", "--", "sleep", "30"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on our own, unreaped child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "killed by TERM, not retried");
+}
+
+#[test]
+fn stop_on_exit_is_not_retried() {
+    let out = backstop(&["run", "--attempts", "5", "--base", "1ms", "--stop-on-exit", "2", "--", "sh", "-c", "exit 2"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(!err.contains("Retrying"), "{err}");
+    assert!(err.contains("not retried (attempt 1)"), "{err}");
+}
+
+#[test]
+fn retry_on_exit_limits_what_is_retried() {
+    let out =
+        backstop(&["run", "--attempts", "5", "--base", "1ms", "--retry-on-exit", "75,1", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!stderr(&out).contains("Retrying"));
+    let out =
+        backstop(&["run", "--attempts", "2", "--base", "1ms", "--retry-on-exit", "75,1", "--", "sh", "-c", "exit 75"]);
+    assert!(stderr(&out).contains("Retrying"));
+}
+
+#[test]
+fn a_missing_command_exits_127() {
+    let out = backstop(&["run", "--", "/no/such/command"]);
+    assert_eq!(out.status.code(), Some(127));
+}
+
+#[test]
+fn quiet_and_json_logs() {
+    let out = backstop(&["run", "--attempts", "2", "--base", "1ms", "--quiet", "--", "sh", "-c", "exit 1"]);
+    assert_eq!(stderr(&out), "");
+    let out = backstop(&["run", "--attempts", "2", "--base", "1ms", "--json-log", "--", "sh", "-c", "exit 1"]);
+    let lines: Vec<serde_json::Value> = stderr(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["event"], "retry");
+    assert_eq!(lines[0]["attempt"], 1);
+    assert_eq!(lines[1]["event"], "gave_up");
+}
+
+#[test]
+fn bad_input_is_a_one_line_error_and_exit_2() {
+    for args in [
+        vec!["run", "--base", "5parsecs", "--", "true"],
+        vec!["run", "--preset", "s4-upload", "--", "true"],
+        vec!["run", "--attempts", "0", "--", "true"],
+        vec!["run", "--jitter", "wobbly", "--", "true"],
+        vec!["schedule", "--factor", "0.5"],
+        vec!["run", "--policy", "/no/such/policy.toml", "--", "true"],
+    ] {
+        let out = backstop(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            err.lines().filter(|l| l.contains("error") || l.starts_with("backstop:")).count() >= 1,
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_policy_file_is_read() {
+    let dir = Scratch::new();
+    let file = dir.0.join("policy.toml");
+    std::fs::write(&file, "max_attempts = 4\n[backoff]\nbase = \"250ms\"\njitter = \"none\"\n").unwrap();
+    let out = backstop(&["schedule", "--policy", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("4 attempts, jitter none"), "{text}");
+    assert!(text.contains("0.25s") && text.contains("0.5s") && text.contains("1.75s"), "{text}");
+}
+
+#[test]
+fn the_api_call_schedule_without_jitter_is_exact() {
+    let out = backstop(&["schedule", "--preset", "api-call", "--jitter", "none"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let rows: Vec<Vec<&str>> = text.lines().skip(2).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows, [vec!["1", "0.5s", "0.5s", "0.5s", "0.5s", "0.5s"], vec!["2", "1s", "1s", "1s", "1s", "1.5s"]]);
+}
+
+#[test]
+fn the_schedule_warns_when_the_worst_case_passes_the_deadline() {
+    let out = backstop(&["schedule", "--preset", "s3-upload", "--deadline", "10s", "--format", "table"]);
+    assert!(
+        stdout(&out).contains("warning: in the worst case the sleeps alone pass the 10s deadline at retry 4"),
+        "{}",
+        stdout(&out)
+    );
+    let json = backstop(&["schedule", "--preset", "s3-upload", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["retries"].as_array().unwrap().len(), 4);
+    let min = v["retries"][0]["min_ms"].as_f64().unwrap();
+    assert!((1000.0..1001.0).contains(&min), "{min}"); // 1 s + U[0, 1 s], sampled
+}
+
+fn occ(seed: &str) -> serde_json::Value {
+    let out = backstop(&["simulate", "--scenario", "occ", "--seed", seed, "--runs", "20", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn mean(v: &serde_json::Value, strategy: &str, metric: &str) -> f64 {
+    let row = v["rows"].as_array().unwrap().iter().find(|r| r["name"] == strategy).unwrap();
+    let m = row["metrics"].as_array().unwrap().iter().find(|m| m[0] == metric).unwrap();
+    m[1]["mean"].as_f64().unwrap()
+}
+
+#[test]
+fn the_occ_study_is_reproducible_and_ranks_as_brooker_found() {
+    let a = occ("1");
+    assert_eq!(a, occ("1"), "same seed, same numbers");
+    assert_ne!(a, occ("2"));
+    let calls = |s| mean(&a, s, "calls");
+    let time = |s| mean(&a, s, "completion_ms");
+    assert!(calls("full") < calls("none"), "full {} vs none {}", calls("full"), calls("none"));
+    assert!(calls("full") < calls("exponential"), "full {} vs exponential {}", calls("full"), calls("exponential"));
+    assert!(time("exponential") > 5.0 * time("full"), "exponential {} vs full {}", time("exponential"), time("full"));
+}
+
+#[test]
+fn the_other_scenarios_and_the_chart() {
+    let dir = Scratch::new();
+    let svg = dir.0.join("occ.svg");
+    let out = backstop(&["simulate", "--clients", "50", "--runs", "5", "--svg", svg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.starts_with("<svg") && chart.contains("decorrelated"));
+
+    let out = backstop(&["simulate", "--scenario", "outage", "--clients", "50", "--runs", "3", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let amp = |g| mean(&v, g, "amplification");
+    assert!(amp("retries") > 4.0, "{}", amp("retries"));
+    assert!(amp("retries+budget") < 2.0 && amp("retries+breaker") < 1.0);
+
+    let out = backstop(&["simulate", "--scenario", "throttle", "--clients", "50", "--runs", "3"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("Retry-After: 1"));
+}
+
+#[test]
+fn on_a_terminal_a_countdown_shows_while_waiting() {
+    // script(1) (util-linux, essential on Debian) gives backstop a pty.
+    let cmd =
+        format!("{} run --attempts 2 --base 300ms --jitter none -- sh -c 'exit 1'", env!("CARGO_BIN_EXE_backstop"));
+    let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().expect("script(1) runs");
+    let text = stdout(&out);
+    assert!(text.contains("next attempt in 0.2s"), "{text:?}");
+    // Without a terminal, no countdown.
+    let plain = backstop(&["run", "--attempts", "2", "--base", "50ms", "--jitter", "none", "--", "sh", "-c", "exit 1"]);
+    assert!(!stderr(&plain).contains("next attempt in"));
+}

@@ -27,7 +27,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Run a command, retrying it on failure: backstop run [options] -- CMD [ARGS...]
+    /// Run a command, retrying it on failure: `backstop run [options] -- CMD [ARGS...]`
     Run(run::RunArgs),
     /// Show the delay before each retry of a policy, with its jitter's spread.
     Schedule(schedule::ScheduleArgs),

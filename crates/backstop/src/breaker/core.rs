@@ -122,12 +122,14 @@ impl Core {
     }
 
     /// Whether permits must note their start time (for the slow-call rule).
+    #[inline]
     pub(crate) fn times_calls(&self) -> bool {
         self.config.slow_calls.is_some()
     }
 
     /// The acquisition paths other than "closed": open, half-open, isolated.
     /// Returns the word the permit is issued under.
+    #[cold]
     pub(crate) fn acquire_slow(&self, mut w: Word) -> Result<Word, CircuitOpen> {
         loop {
             match w.state() {
@@ -194,7 +196,24 @@ impl Core {
 
     /// Records the outcome of a call made under permit word `pw`, which
     /// started at `started` (only when the slow-call rule is on).
+    ///
+    /// The common case, a success on a healthy closed breaker with no rate
+    /// window, is inlined: a load of the word, a compare, a load of the
+    /// streak, and no store unless a streak has to be reset.
+    #[inline]
     pub(crate) fn record(&self, pw: Word, outcome: Outcome, started: Option<Instant>) {
+        let closed = pw.state() == CircuitState::Closed;
+        if closed && outcome == Outcome::Success && self.window.is_none() && self.word().0 == pw.0 {
+            if self.config.consecutive_failures.is_some() && self.consecutive.0.load(Ordering::Relaxed) != 0 {
+                self.consecutive.0.store(0, Ordering::Relaxed);
+            }
+            return;
+        }
+        self.record_slow(pw, outcome, started);
+    }
+
+    #[cold]
+    fn record_slow(&self, pw: Word, outcome: Outcome, started: Option<Instant>) {
         match outcome {
             Outcome::Failure => bump(&self.stats.failures),
             Outcome::Ignored => bump(&self.stats.ignored),
@@ -285,6 +304,7 @@ impl Core {
     }
 
     /// A permit dropped without a result: frees its probe slot, counts nothing.
+    #[cold]
     pub(crate) fn abandon(&self, pw: Word) {
         if pw.state() == CircuitState::HalfOpen {
             let _rare = lock(&self.rare);

@@ -123,6 +123,7 @@ impl CircuitBreaker {
     /// assert!(matches!(breaker.call(|| Ok::<_, &str>(1)), Err(BreakerError::Open(_))));
     /// # Ok::<(), backstop::ConfigError>(())
     /// ```
+    #[inline]
     pub fn call<T, E>(&self, op: impl FnOnce() -> Result<T, E>) -> Result<T, BreakerError<E>> {
         let permit = self.try_acquire().map_err(BreakerError::Open)?;
         match op() {

@@ -4,7 +4,8 @@
 //! `IntoFuture` and nothing is boxed: the attempt's future lives inline. A
 //! retry's sleep is boxed, and so is an attempt's timer when the run has a
 //! per-attempt timeout or a deadline, so the success path of a run with
-//! neither allocates nothing.
+//! neither allocates nothing. The run state is built only when a bare run's
+//! first attempt fails (or at once when the run has guards or timers).
 
 use std::fmt::Display;
 use std::future::Future;
@@ -13,7 +14,7 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
-use super::{AttemptTimeout, Cutoff, RunState, Step};
+use super::{AttemptTimeout, Cutoff, RunSettings, RunState, Step};
 use crate::clock::SleepFuture;
 use crate::error::RetryError;
 use crate::event::OnRetry;
@@ -27,29 +28,51 @@ pin_project! {
     /// withdrawn for a retry not yet made are given back.
     #[must_use = "futures do nothing unless polled"]
     pub struct RetryFuture<'a, Op, Fut, C, H, T, E> {
-        state: RunState<'a, E>,
+        run: Run<'a, E>,
         op: Op,
         classifier: C,
         hook: H,
         timeout: T,
+        // The state machine, as fields rather than an enum so that each
+        // step drops only what it ends: the attempt running (with its
+        // timer), or the sleep before the next one, or neither.
         #[pin]
-        phase: Phase<Fut>,
+        attempt: Option<Fut>,
+        timer: Option<(SleepFuture, Cutoff)>,
+        sleep: Option<SleepFuture>,
+        done: bool,
     }
 }
 
-pin_project! {
-    #[project = PhaseProj]
-    enum Phase<Fut> {
-        Ready,
-        Attempt { #[pin] fut: Fut, timer: Option<(SleepFuture, Cutoff)> },
-        Sleep { sleep: SleepFuture },
-        Done,
+/// The run's settings, and its state once built. The state is boxed so the
+/// future stays small to move (it is built only for a run with guards,
+/// timers, or a failed attempt, where an allocation is noise).
+struct Run<'a, E> {
+    settings: RunSettings<'a>,
+    state: Option<Box<RunState<'a, E>>>,
+}
+
+impl<'a, E: Display> Run<'a, E> {
+    /// The state, built now if it was not.
+    fn state(&mut self) -> &mut RunState<'a, E> {
+        let settings = &self.settings;
+        self.state.get_or_insert_with(|| Box::new(RunState::new(settings.clone())))
     }
 }
 
 impl<'a, Op, Fut, C, H, T, E> RetryFuture<'a, Op, Fut, C, H, T, E> {
-    pub(super) fn new(state: RunState<'a, E>, op: Op, classifier: C, hook: H, timeout: T) -> Self {
-        Self { state, op, classifier, hook, timeout, phase: Phase::Ready }
+    pub(super) fn new(settings: RunSettings<'a>, op: Op, classifier: C, hook: H, timeout: T) -> Self {
+        Self {
+            run: Run { settings, state: None },
+            op,
+            classifier,
+            hook,
+            timeout,
+            attempt: None,
+            timer: None,
+            sleep: None,
+            done: false,
+        }
     }
 }
 
@@ -66,55 +89,83 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        assert!(!*this.done, "RetryFuture polled after it completed");
         loop {
-            let step = match this.phase.as_mut().project() {
-                PhaseProj::Ready => match this.state.before_attempt() {
-                    None => {
-                        let timer = this.state.attempt_timer(this.timeout.limit());
-                        let fut = (this.op)();
-                        this.phase.set(Phase::Attempt { fut, timer });
+            if let Some(sleep) = this.sleep.as_mut() {
+                ready!(sleep.as_mut().poll(cx));
+                *this.sleep = None;
+            }
+            if this.attempt.is_none() {
+                // A bare run's first attempt starts without a run state.
+                let bare = this.run.state.is_none() && this.run.settings.is_bare() && this.timeout.limit().is_none();
+                if !bare {
+                    let state = this.run.state();
+                    if let Some(step) = state.before_attempt() {
+                        if let Some(done) = take_step(step, state, this.sleep) {
+                            *this.done = true;
+                            return Poll::Ready(Err(done));
+                        }
                         continue;
                     }
-                    Some(step) => step,
-                },
-                PhaseProj::Attempt { fut, timer } => match fut.poll(cx) {
-                    Poll::Ready(Ok(value)) => {
-                        this.state.succeeded();
-                        this.phase.set(Phase::Done);
-                        return Poll::Ready(Ok(value));
-                    }
-                    Poll::Ready(Err(error)) => this.state.failed(error, this.classifier, this.hook),
-                    Poll::Pending => {
-                        let Some((sleep, cutoff)) = timer else {
-                            return Poll::Pending;
-                        };
-                        ready!(sleep.as_mut().poll(cx));
-                        match *cutoff {
-                            Cutoff::AttemptTimeout(after) => match this.timeout.error(after) {
-                                Some(error) => this.state.failed_with(error, Verdict::Timeout, this.hook),
-                                None => this.state.deadline_passed(),
-                            },
-                            Cutoff::Deadline => this.state.deadline_passed(),
-                        }
-                    }
-                },
-                PhaseProj::Sleep { sleep } => {
-                    ready!(sleep.as_mut().poll(cx));
-                    this.phase.set(Phase::Ready);
-                    continue;
+                    *this.timer = state.attempt_timer(this.timeout.limit());
                 }
-                PhaseProj::Done => panic!("RetryFuture polled after it completed"),
+                this.attempt.set(Some((this.op)()));
+            }
+            let Some(fut) = this.attempt.as_mut().as_pin_mut() else { continue };
+            let step = match fut.poll(cx) {
+                Poll::Ready(Ok(value)) => {
+                    match &mut this.run.state {
+                        Some(state) => state.succeeded(),
+                        None => crate::event::emit::attempt_succeeded(&this.run.settings.name, 1),
+                    }
+                    *this.done = true;
+                    return Poll::Ready(Ok(value));
+                }
+                Poll::Ready(Err(error)) => match this.run.state {
+                    None => this.run.state().failed_first(error, this.classifier, this.hook),
+                    Some(_) => this.run.state().failed(error, this.classifier, this.hook),
+                },
+                Poll::Pending => {
+                    let Some((timer, cutoff)) = this.timer.as_mut() else {
+                        return Poll::Pending;
+                    };
+                    ready!(timer.as_mut().poll(cx));
+                    let cutoff = *cutoff;
+                    let state = this.run.state();
+                    match cutoff {
+                        Cutoff::AttemptTimeout(after) => match this.timeout.error(after) {
+                            Some(error) => state.failed_with(error, Verdict::Timeout, this.hook),
+                            None => state.deadline_passed(),
+                        },
+                        Cutoff::Deadline => state.deadline_passed(),
+                    }
+                }
             };
-            match step {
-                Step::Sleep(delay) => {
-                    let sleep = this.state.clock.sleep_async(delay);
-                    this.phase.set(Phase::Sleep { sleep });
-                }
-                Step::Stop(err) => {
-                    this.phase.set(Phase::Done);
-                    return Poll::Ready(Err(err));
-                }
+            // The attempt is over: drop it (and its timer) before going on.
+            this.attempt.set(None);
+            *this.timer = None;
+            if let Some(err) = take_step(step, this.run.state(), this.sleep) {
+                *this.done = true;
+                return Poll::Ready(Err(err));
             }
         }
+    }
+}
+
+/// Acts on a step: a sleep is armed (a zero delay retries at once, with no
+/// timer, which would round it up to the runtime's granularity); a stop is
+/// handed back.
+fn take_step<E: Display>(
+    step: Step<E>,
+    state: &RunState<'_, E>,
+    sleep: &mut Option<SleepFuture>,
+) -> Option<RetryError<E>> {
+    match step {
+        Step::Sleep(delay) if delay.is_zero() => None,
+        Step::Sleep(delay) => {
+            *sleep = Some(state.clock.sleep_async(delay));
+            None
+        }
+        Step::Stop(err) => Some(err),
     }
 }

@@ -114,6 +114,14 @@ pub(crate) struct RunSettings<'a> {
 }
 
 impl<'a> RunSettings<'a> {
+    /// Whether a first attempt that succeeds needs nothing at all: no guard
+    /// to ask or tell, no deadline to time. Then the run state is only built
+    /// if that attempt fails.
+    #[inline]
+    pub(crate) fn is_bare(&self) -> bool {
+        self.breaker.is_none() && self.budget.is_none() && self.throttle.is_none() && self.policy.max_elapsed.is_none()
+    }
+
     pub(crate) fn new(policy: &'a RetryPolicy) -> Self {
         Self { policy, name: Name::Borrowed(DEFAULT_NAME), clock: None, breaker: None, budget: None, throttle: None }
     }
@@ -144,6 +152,7 @@ impl<'a, Op, C, H> Retry<'a, Op, C, H> {
     /// (A sync operation cannot be interrupted, so there is no `.call()` after
     /// [`attempt_timeout`](Self::attempt_timeout): give the client its own
     /// timeout instead. The deadline is checked between attempts.)
+    #[inline]
     pub fn call<T, E>(self) -> Result<T, RetryError<E>>
     where
         Op: FnMut() -> Result<T, E>,
@@ -151,9 +160,45 @@ impl<'a, Op, C, H> Retry<'a, Op, C, H> {
         H: OnRetry<E>,
         E: Display,
     {
-        let (mut state, mut op, classifier, mut hook, _) = self.start();
-        loop {
-            let step = match state.before_attempt() {
+        let Retry { settings, mut op, classifier, hook, .. } = self;
+        // The fast path, small enough to inline into the caller: a bare
+        // run's first attempt needs no run state at all.
+        let first_failure = if settings.is_bare() {
+            match op() {
+                Ok(value) => {
+                    crate::event::emit::attempt_succeeded(&settings.name, 1);
+                    return Ok(value);
+                }
+                Err(error) => Some(error),
+            }
+        } else {
+            None
+        };
+        call_slow(settings, op, classifier, hook, first_failure)
+    }
+}
+
+/// Everything but a bare run's first success: the run loop proper.
+#[inline(never)]
+fn call_slow<Op, C, H, T, E>(
+    settings: RunSettings<'_>,
+    mut op: Op,
+    classifier: C,
+    mut hook: H,
+    first_failure: Option<E>,
+) -> Result<T, RetryError<E>>
+where
+    Op: FnMut() -> Result<T, E>,
+    C: Classify<E>,
+    H: OnRetry<E>,
+    E: Display,
+{
+    let mut state = RunState::new(settings);
+    let mut next = first_failure.map(|error| state.failed_first(error, &classifier, &mut hook));
+    loop {
+        let step = match next.take() {
+            Some(step) => step,
+            None => match state.before_attempt() {
                 None => match op() {
                     Ok(value) => {
                         state.succeeded();
@@ -162,11 +207,13 @@ impl<'a, Op, C, H> Retry<'a, Op, C, H> {
                     Err(error) => state.failed(error, &classifier, &mut hook),
                 },
                 Some(step) => step,
-            };
-            match step {
-                Step::Sleep(delay) => state.clock.sleep(delay),
-                Step::Stop(err) => return Err(err),
-            }
+            },
+        };
+        match step {
+            // A zero delay retries at once: no timer, no clock.
+            Step::Sleep(delay) if delay.is_zero() => {}
+            Step::Sleep(delay) => state.clock.sleep(delay),
+            Step::Stop(err) => return Err(err),
         }
     }
 }
@@ -262,10 +309,6 @@ impl<'a, Op, C, H, T> Retry<'a, Op, C, H, T> {
             timeout: TimeoutWith { limit, on_timeout },
         }
     }
-
-    fn start<E: Display>(self) -> (RunState<'a, E>, Op, C, H, T) {
-        (RunState::new(self.settings), self.op, self.classifier, self.hook, self.timeout)
-    }
 }
 
 /// How an async run makes the error of an attempt it timed out.
@@ -319,7 +362,6 @@ where
     type IntoFuture = RetryFuture<'a, Op, Fut, C, H, TO, E>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let (state, op, classifier, hook, timeout) = self.start();
-        RetryFuture::new(state, op, classifier, hook, timeout)
+        RetryFuture::new(self.settings, self.op, self.classifier, self.hook, self.timeout)
     }
 }

@@ -142,6 +142,17 @@ impl<'a, E: Display> RunState<'a, E> {
         self.policy.max_elapsed.is_some_and(|deadline| elapsed.saturating_add(delay) > deadline)
     }
 
+    /// The first attempt failed before the state existed (a bare run's fast
+    /// path): count it, then judge it as any other.
+    pub(crate) fn failed_first<C, H>(&mut self, error: E, classifier: &C, hook: &mut H) -> Step<E>
+    where
+        C: Classify<E> + ?Sized,
+        H: OnRetry<E> + ?Sized,
+    {
+        self.attempt = 1;
+        self.failed(error, classifier, hook)
+    }
+
     /// Asks the classifier about a failed attempt, then decides what follows.
     pub(crate) fn failed<C, H>(&mut self, error: E, classifier: &C, hook: &mut H) -> Step<E>
     where

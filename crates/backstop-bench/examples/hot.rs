@@ -1,0 +1,42 @@
+//! A hot loop for instruction counts under callgrind:
+//! `valgrind --tool=callgrind target/release/examples/hot <case>`.
+
+use std::hint::black_box;
+
+use backstop::{BreakerConfig, CircuitBreaker, presets};
+
+#[inline(never)]
+fn op() -> Result<u64, &'static str> {
+    black_box(Ok(black_box(42)))
+}
+
+fn main() {
+    let case = std::env::args().nth(1).unwrap_or_default();
+    let policy = presets::default();
+    let breaker = CircuitBreaker::new("hot", BreakerConfig::default());
+    for _ in 0..1_000_000 {
+        match case.as_str() {
+            "retry" => {
+                black_box(policy.retry(op).call().ok());
+            }
+            "async" => {
+                use std::future::{Future, IntoFuture};
+                let fut = std::pin::pin!(policy.retry(|| async { op() }).into_future());
+                let waker = std::task::Waker::noop();
+                black_box(fut.poll(&mut std::task::Context::from_waker(waker)).is_ready());
+            }
+            "async-direct" => {
+                use std::future::Future;
+                let fut = std::pin::pin!(async { op() });
+                let waker = std::task::Waker::noop();
+                black_box(fut.poll(&mut std::task::Context::from_waker(waker)).is_ready());
+            }
+            "breaker" => {
+                black_box(breaker.call(op).ok());
+            }
+            _ => {
+                black_box(op().ok());
+            }
+        }
+    }
+}

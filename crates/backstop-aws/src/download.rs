@@ -13,7 +13,6 @@ use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::S3Error;
-use crate::no_sdk_retries;
 use crate::transfer::{Kind, Transfer, TransferFuture};
 
 /// Downloads `bucket/key` into memory, retrying under the
@@ -66,12 +65,7 @@ impl<'a> Kind<'a> for Download {
             t.settings
                 .run("GetObject", &bucket, || async {
                     let request = client.get_object().bucket(&bucket).key(&key);
-                    let out = request
-                        .customize()
-                        .config_override(no_sdk_retries())
-                        .send()
-                        .await
-                        .map_err(|e| S3Error::from_sdk("GetObject", e))?;
+                    let out = send_once!(request, "GetObject")?;
                     let body = out.body.collect().await.map_err(|e| S3Error::body("GetObject", e))?;
                     Ok(body.into_bytes())
                 })
@@ -111,12 +105,7 @@ impl<'a> Kind<'a> for DownloadToFile {
                 .run("GetObject", &bucket, || async {
                     let io = |what: &str, e| S3Error::io("GetObject", &format!("{what} {}", temp_path.display()), e);
                     let request = client.get_object().bucket(&bucket).key(&key);
-                    let out = request
-                        .customize()
-                        .config_override(no_sdk_retries())
-                        .send()
-                        .await
-                        .map_err(|e| S3Error::from_sdk("GetObject", e))?;
+                    let out = send_once!(request, "GetObject")?;
                     // Every attempt starts the temporary file over.
                     let mut file = tokio::fs::File::create(temp_path).await.map_err(|e| io("creating", e))?;
                     let mut body = out.body;

@@ -55,6 +55,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// Sends an SDK request once (the SDK's own retries off: ours do the
+/// retrying), naming the operation in the error.
+macro_rules! send_once {
+    ($request:expr, $operation:literal) => {
+        $request
+            .customize()
+            .config_override($crate::no_sdk_retries())
+            .send()
+            .await
+            .map_err(|e| $crate::S3Error::from_sdk($operation, e))
+    };
+}
+
 mod classify;
 mod download;
 mod error;

@@ -15,7 +15,6 @@ use backstop::{RetryError, Verdict, presets};
 use bytes::Bytes;
 
 use crate::error::{S3Error, verdict_of};
-use crate::no_sdk_retries;
 use crate::transfer::{Kind, Settings, Transfer, TransferFuture};
 
 /// What an upload gives back.
@@ -151,12 +150,7 @@ async fn put_object(
         .run("PutObject", bucket, || async {
             let body = source.body(0, len).await?;
             let request = client.put_object().bucket(bucket).key(key).body(body).content_length(len as i64);
-            request
-                .customize()
-                .config_override(no_sdk_retries())
-                .send()
-                .await
-                .map_err(|e| S3Error::from_sdk("PutObject", e))
+            send_once!(request, "PutObject")
         })
         .await?;
     Ok(Uploaded { e_tag: out.e_tag().map(str::to_owned), version_id: out.version_id().map(str::to_owned), parts: 1 })
@@ -173,12 +167,7 @@ async fn multipart(
     let created = s
         .run("CreateMultipartUpload", bucket, || async {
             let request = client.create_multipart_upload().bucket(bucket).key(key);
-            request
-                .customize()
-                .config_override(no_sdk_retries())
-                .send()
-                .await
-                .map_err(|e| S3Error::from_sdk("CreateMultipartUpload", e))
+            send_once!(request, "CreateMultipartUpload")
         })
         .await?;
     let Some(upload_id) = created.upload_id().map(str::to_owned) else {
@@ -207,12 +196,7 @@ async fn multipart(
                 .part_number(number)
                 .content_length(size as i64)
                 .body(body);
-            let out = request
-                .customize()
-                .config_override(no_sdk_retries())
-                .send()
-                .await
-                .map_err(|e| S3Error::from_sdk("UploadPart", e))?;
+            let out = send_once!(request, "UploadPart")?;
             Ok(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_owned)).build())
         })
         .when(verdict_of as fn(&S3Error) -> Verdict)
@@ -246,12 +230,7 @@ async fn multipart(
                 .key(key)
                 .upload_id(upload_id)
                 .multipart_upload(manifest.clone());
-            request
-                .customize()
-                .config_override(no_sdk_retries())
-                .send()
-                .await
-                .map_err(|e| S3Error::from_sdk("CompleteMultipartUpload", e))
+            send_once!(request, "CompleteMultipartUpload")
         })
         .await;
     match done {
@@ -275,12 +254,7 @@ async fn abort(client: &Client, s: Settings<'_>, bucket: &str, key: &str, upload
     let _ = s
         .run("AbortMultipartUpload", bucket, || async {
             let request = client.abort_multipart_upload().bucket(bucket).key(key).upload_id(upload_id);
-            request
-                .customize()
-                .config_override(no_sdk_retries())
-                .send()
-                .await
-                .map_err(|e| S3Error::from_sdk("AbortMultipartUpload", e))
+            send_once!(request, "AbortMultipartUpload")
         })
         .await;
 }

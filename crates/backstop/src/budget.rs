@@ -76,8 +76,10 @@ struct TokenBucket {
 }
 
 struct Ratio {
-    /// Counters: requests (first attempts), retries, refunded retries.
-    counts: SlidingCounts<3>,
+    /// Counters: requests (first attempts), retries. A refund takes its
+    /// retry back out of the slice it was counted in, if that is still in
+    /// the window (a refund never cancels a retry the window already forgot).
+    counts: SlidingCounts<2>,
     ratio: f64,
     /// The floor over the whole window: `min_per_sec · window`.
     floor: f64,
@@ -90,6 +92,9 @@ struct Ratio {
 #[must_use = "a withdrawal not used should be refunded"]
 pub struct Withdrawal {
     cost: u32,
+    /// When it was granted, on the budget's clock (ratio budgets refund it
+    /// from the slice of time it was counted in).
+    at_nanos: u64,
 }
 
 impl Withdrawal {
@@ -139,7 +144,7 @@ impl RetryBudget {
     #[inline]
     pub fn record_request(&self) {
         if let Kind::Ratio(r) = &self.inner.kind {
-            r.counts.add(self.now_nanos(), [1, 0, 0]);
+            r.counts.add(self.now_nanos(), [1, 0]);
         }
     }
 
@@ -151,7 +156,7 @@ impl RetryBudget {
             Kind::Bucket(b) => {
                 let cost = if verdict == Verdict::Timeout { b.timeout_cost } else { b.retry_cost };
                 self.refill(b);
-                b.take(u64::from(cost) * MILLI).then_some(Withdrawal { cost })
+                b.take(u64::from(cost) * MILLI).then_some(Withdrawal { cost, at_nanos: 0 })
             }
             Kind::Ratio(r) => {
                 let _one_at_a_time = lock(&r.withdraw);
@@ -159,8 +164,8 @@ impl RetryBudget {
                 let (requests, retries) = r.totals(now);
                 let allowed = r.floor + r.ratio * f64::from(requests);
                 (f64::from(retries) + 1.0 <= allowed).then(|| {
-                    r.counts.add(now, [0, 1, 0]);
-                    Withdrawal { cost: 1 }
+                    r.counts.add(now, [0, 1]);
+                    Withdrawal { cost: 1, at_nanos: now }
                 })
             }
         };
@@ -179,7 +184,7 @@ impl RetryBudget {
     pub fn refund(&self, withdrawal: Withdrawal) {
         match &self.inner.kind {
             Kind::Bucket(b) => b.put(u64::from(withdrawal.cost) * MILLI),
-            Kind::Ratio(r) => r.counts.add(self.now_nanos(), [0, 0, 1]),
+            Kind::Ratio(r) => r.counts.sub(withdrawal.at_nanos, [0, 1]),
         }
     }
 
@@ -228,8 +233,8 @@ impl RetryBudget {
 impl Ratio {
     /// Requests and (unrefunded) retries in the window ending at `now`.
     fn totals(&self, now: u64) -> (u32, u32) {
-        let [requests, retries, refunds] = self.counts.totals(now);
-        (requests, retries.saturating_sub(refunds))
+        let [requests, retries] = self.counts.totals(now);
+        (requests, retries)
     }
 }
 

@@ -3,6 +3,31 @@
 //! Every way a run can end without a value is a variant, and every variant
 //! keeps the last error the operation returned, so nothing the caller needs
 //! for a decision or a log line is lost.
+//!
+//! # How backstop's errors print
+//!
+//! Every error type in backstop and its integration crates follows one rule,
+//! the standard library's: `{}` prints the error's own layer and never its
+//! cause's text; [`source()`](std::error::Error::source) hands out the cause;
+//! `{:#}` prints the layer and then every cause, `: `-separated, each once
+//! (as `anyhow` does, see [`Chain`]). `{:?}` is structured. No layer prints a
+//! URL's query or credentials.
+//!
+//! ```
+//! use backstop::{ManualClock, RetryPolicy};
+//!
+//! let clock = ManualClock::new();
+//! let policy = RetryPolicy::builder().max_attempts(2).jitter(backstop::Jitter::None).build()?;
+//! let err = policy
+//!     .retry(|| Err::<(), _>(std::io::Error::other("connection reset")))
+//!     .name("upload_to_s3")
+//!     .clock(&clock)
+//!     .call()
+//!     .unwrap_err();
+//! assert_eq!(err.to_string(), "upload_to_s3 failed after 2 attempts in 1.0s");
+//! assert_eq!(format!("{err:#}"), "upload_to_s3 failed after 2 attempts in 1.0s: connection reset");
+//! # Ok::<(), backstop::ConfigError>(())
+//! ```
 
 use std::borrow::Cow;
 use std::error::Error;
@@ -15,7 +40,8 @@ pub type Name = Cow<'static, str>;
 /// The error of a retried operation that did not succeed.
 ///
 /// Its `Display` says what happened in one line, with the name given by
-/// [`Retry::name`](crate::retry::Retry::name):
+/// [`Retry::name`](crate::retry::Retry::name); `{:#}` adds the last error
+/// (see [how backstop's errors print](self#how-backstops-errors-print)):
 ///
 /// ```
 /// use std::time::Duration;
@@ -32,6 +58,7 @@ pub type Name = Cow<'static, str>;
 /// assert!(matches!(err, RetryError::Exhausted { attempts: 5, .. }));
 /// assert_eq!(err.last_error(), Some(&"SlowDown"));
 /// assert!(err.to_string().starts_with("upload_to_s3 failed after 5 attempts in "));
+/// assert!(format!("{err:#}").ends_with(": SlowDown"));
 /// # Ok::<(), backstop::ConfigError>(())
 /// ```
 ///
@@ -235,54 +262,32 @@ impl fmt::Display for Attempts {
     }
 }
 
-/// `: <error>` after a message, or `; last error: <error>` / nothing when optional.
-struct Last<'e, E>(Option<&'e E>, &'static str);
-
-impl<E: fmt::Display> fmt::Display for Last<'_, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(e) => write!(f, "{}{e}", self.1),
-            None => Ok(()),
-        }
-    }
-}
-
 impl<E: fmt::Display> fmt::Display for RetryError<E> {
+    /// One line: what the run did and why it stopped. With `{:#}`, the last
+    /// error follows, in its own `{:#}` form (the whole chain, each cause once).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (name, attempts) = self.common();
         let n = Attempts(attempts);
         let secs = |d: &Duration| d.as_secs_f64();
         match self {
-            Self::Exhausted { elapsed, last, .. } => {
-                write!(f, "{name} failed after {n} in {:.1}s: {last}", secs(elapsed))
+            Self::Exhausted { elapsed, .. } => write!(f, "{name} failed after {n} in {:.1}s", secs(elapsed)),
+            Self::Rejected { .. } => write!(f, "{name} failed on attempt {attempts} with an error that is not retried"),
+            Self::DeadlineExceeded { elapsed, deadline, .. } => {
+                write!(f, "{name} stopped after {n} in {:.1}s: its {:.1}s deadline came", secs(elapsed), secs(deadline),)
             }
-            Self::Rejected { error, .. } => {
-                write!(f, "{name} failed with a permanent error on attempt {attempts}: {error}")
-            }
-            Self::DeadlineExceeded { elapsed, deadline, last, .. } => write!(
+            Self::RetryAfterTooLong { retry_after, max_retry_after, .. } => write!(
                 f,
-                "{name} stopped after {n} in {:.1}s: its {:.1}s deadline came{}",
-                secs(elapsed),
-                secs(deadline),
-                Last(last.as_ref(), ": ")
-            ),
-            Self::RetryAfterTooLong { retry_after, max_retry_after, last, .. } => write!(
-                f,
-                "{name} stopped after {n}: the server asked to wait {:.1}s, longer than max_retry_after {:.1}s: {last}",
+                "{name} stopped after {n}: the server asked to wait {:.1}s, longer than max_retry_after {:.1}s",
                 secs(retry_after),
                 secs(max_retry_after)
             ),
-            Self::CircuitOpen { open, last, .. } => {
-                write!(f, "{name} stopped after {n}: {open}{}", Last(last.as_ref(), "; last error: "))
-            }
-            Self::BudgetExhausted { last, .. } => {
-                write!(f, "{name} stopped after {n}: the retry budget is spent: {last}")
-            }
-            Self::Throttled { last, .. } => write!(
-                f,
-                "{name} stopped after {n}: the adaptive throttle rejected it locally{}",
-                Last(last.as_ref(), "; last error: ")
-            ),
+            Self::CircuitOpen { open, .. } => write!(f, "{name} stopped after {n}: {open}"),
+            Self::BudgetExhausted { .. } => write!(f, "{name} stopped after {n}: the retry budget is spent"),
+            Self::Throttled { .. } => write!(f, "{name} stopped after {n}: the adaptive throttle rejected it locally"),
+        }?;
+        match self.last_error() {
+            Some(last) if f.alternate() => write!(f, ": {last:#}"),
+            _ => Ok(()),
         }
     }
 }
@@ -291,10 +296,40 @@ impl<E> Error for RetryError<E>
 where
     E: Error + 'static,
 {
+    /// The last error the operation returned (see [`last_error`](RetryError::last_error)).
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            Self::CircuitOpen { last: None, open, .. } => Some(open),
-            _ => self.last_error().map(|e| e as &(dyn Error + 'static)),
-        }
+        self.last_error().map(|e| e as &(dyn Error + 'static))
     }
+}
+
+/// An error and every cause in its [`source()`](Error::source) chain,
+/// `: `-separated, each printed once: `format!("{}", Chain(&err))`.
+///
+/// This is what `{:#}` prints for backstop's own errors; use it for any
+/// error whose alternate form is not the whole story.
+///
+/// ```
+/// use backstop::error::Chain;
+///
+/// let io = std::io::Error::other("connection reset");
+/// assert_eq!(Chain(&io).to_string(), "connection reset");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Chain<'a>(pub &'a (dyn Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        write_causes(f, self.0.source())
+    }
+}
+
+/// Writes `: cause` for `first` and each cause after it.
+pub(crate) fn write_causes(f: &mut fmt::Formatter<'_>, first: Option<&(dyn Error + 'static)>) -> fmt::Result {
+    let mut next = first;
+    while let Some(cause) = next {
+        write!(f, ": {cause}")?;
+        next = cause.source();
+    }
+    Ok(())
 }

@@ -9,8 +9,8 @@
 //! |---|---|---|
 //! | before each retry | INFO | `Retrying upload_to_s3 in 1.0 seconds (attempt 1/5): <error>` |
 //! | success after a retry | INFO | `upload_to_s3 succeeded on attempt 3` |
-//! | permanent error | WARN | `upload_to_s3 failed with a permanent error on attempt 1: <error>` |
-//! | gave up | WARN | the [`RetryError`](crate::RetryError)'s one-line `Display` |
+//! | error not retried | WARN | `upload_to_s3 failed on attempt 1 with an error that is not retried: <error>` |
+//! | gave up | WARN | the [`RetryError`](crate::RetryError) in its `{:#}` form (one line, the last error's causes included) |
 //!
 //! A first-attempt success logs nothing: the hot path stays silent.
 //!
@@ -222,8 +222,8 @@ pub(crate) mod emit {
             delay_ms = event.delay.as_millis() as u64,
             elapsed_ms = event.elapsed.as_millis() as u64,
             server_hint = event.server_hint,
-            error = %event.error,
-            "Retrying {name} in {:.1} seconds (attempt {}/{}): {}",
+            error = %format_args!("{:#}", event.error),
+            "Retrying {name} in {:.1} seconds (attempt {}/{}): {:#}",
             event.delay.as_secs_f64(),
             event.attempt,
             event.max_attempts,
@@ -240,7 +240,7 @@ pub(crate) mod emit {
             name = %name,
             attempts = error.attempts(),
             reason = why.label(),
-            "{error}"
+            "{error:#}"
         );
         let _ = (name, why, error);
     }

@@ -53,6 +53,21 @@ impl<const N: usize> SlidingCounts<N> {
         }
     }
 
+    /// Takes `by[i]` back from counter `i` of the slice that held time `at`,
+    /// if that slice has not been recycled since (else it is already gone).
+    pub(crate) fn sub(&self, at: u64, by: [u32; N]) {
+        let epoch = at / self.bucket_nanos;
+        let bucket = &self.buckets[(epoch % self.buckets.len() as u64) as usize];
+        // Under the recycle lock, so the slice cannot change hands between
+        // the check and the subtraction.
+        let _guard = lock(&self.recycle);
+        if bucket.epoch.load(Ordering::Acquire) == epoch {
+            for (c, n) in bucket.counts.iter().zip(by) {
+                let _ = c.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.saturating_sub(n)));
+            }
+        }
+    }
+
     /// The sums of the buckets whose slice lies within the span ending at `now`.
     pub(crate) fn totals(&self, now: u64) -> [u32; N] {
         let epoch = now / self.bucket_nanos;
@@ -95,6 +110,11 @@ mod tests {
         assert_eq!(w.totals(100 * SEC), [0, 0]);
         w.add(100 * SEC, [0, 3]);
         assert_eq!(w.totals(100 * SEC), [0, 3]);
+        // Taking back from a slice that has been recycled does nothing.
+        w.sub(0, [1, 1]);
+        assert_eq!(w.totals(100 * SEC), [0, 3]);
+        w.sub(100 * SEC, [0, 1]);
+        assert_eq!(w.totals(100 * SEC), [0, 2]);
         w.clear();
         assert_eq!(w.totals(100 * SEC), [0, 0]);
     }

@@ -156,3 +156,151 @@ async fn the_run_is_send_and_spawnable() {
     });
     assert_eq!(handle.await.unwrap().unwrap(), 5);
 }
+
+/// The scenarios of a faithful clock: each has one outcome on the real clock,
+/// and must have it on `ManualClock` and on tokio's paused clock too.
+/// `u` is the time unit (1 s in virtual time, a few ms on the real clock).
+mod same_outcome_on_every_clock {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use backstop::{Backoff, Clock, ManualClock, RetryError, RetryPolicy, SystemClock};
+
+    /// (Ok or which error, attempts made)
+    type Outcome = (&'static str, u32);
+
+    fn outcome<T>(r: &Result<T, RetryError<String>>, calls: &AtomicU32) -> Outcome {
+        let kind = match r {
+            Ok(_) => "ok",
+            Err(RetryError::Exhausted { .. }) => "exhausted",
+            Err(RetryError::DeadlineExceeded { .. }) => "deadline",
+            Err(_) => "other",
+        };
+        (kind, calls.load(Ordering::SeqCst))
+    }
+
+    fn policy(u: Duration, attempts: u32, deadline: Option<u32>) -> RetryPolicy {
+        let b = RetryPolicy::builder().max_attempts(attempts).backoff(Backoff::constant(u * 10));
+        match deadline {
+            Some(n) => b.max_elapsed(u * n).build().unwrap(),
+            None => b.build().unwrap(),
+        }
+    }
+
+    /// Runs the four scenarios on `clock`; the operation sleeps on the same clock.
+    async fn scenarios(clock: &dyn Clock, u: Duration) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        // 1. A deadline of 60u and a first attempt that fails at once: retried, succeeds.
+        let calls = AtomicU32::new(0);
+        let r = policy(u, 3, Some(60))
+            .retry(|| async {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                if n == 0 { Err("503".to_string()) } else { Ok(()) }
+            })
+            .clock(clock)
+            .await;
+        out.push(outcome(&r, &calls));
+        // 2. An attempt that takes 1u under a 20u timeout: succeeds.
+        let calls = AtomicU32::new(0);
+        let r = policy(u, 3, None)
+            .retry(|| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                clock.sleep_async(u).await;
+                Ok::<_, String>(())
+            })
+            .attempt_timeout(u * 20, |_| "timed out".to_string())
+            .clock(clock)
+            .await;
+        out.push(outcome(&r, &calls));
+        // 3. Attempts that take 50u under a 20u timeout: both cut, exhausted.
+        let calls = AtomicU32::new(0);
+        let r = policy(u, 2, None)
+            .retry(|| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                clock.sleep_async(u * 50).await;
+                Ok::<_, String>(())
+            })
+            .attempt_timeout(u * 20, |_| "timed out".to_string())
+            .clock(clock)
+            .await;
+        out.push(outcome(&r, &calls));
+        // 4. An attempt of 50u under a 30u deadline: cut by the deadline.
+        let calls = AtomicU32::new(0);
+        let r = policy(u, 3, Some(30))
+            .retry(|| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                clock.sleep_async(u * 50).await;
+                Ok::<_, String>(())
+            })
+            .clock(clock)
+            .await;
+        out.push(outcome(&r, &calls));
+        out
+    }
+
+    const EXPECTED: [Outcome; 4] = [("ok", 2), ("ok", 1), ("exhausted", 2), ("deadline", 1)];
+
+    #[tokio::test]
+    async fn on_a_manual_clock() {
+        let clock = ManualClock::new();
+        assert_eq!(scenarios(&clock, Duration::from_secs(1)).await, EXPECTED);
+        // Virtual time is the real schedule: 1 retry of 10 s in (1); 1 s in
+        // (2); 20 + 10 + 20 s in (3); 30 s in (4).
+        assert_eq!(clock.elapsed(), Duration::from_secs(10 + 1 + 50 + 30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_tokios_paused_clock() {
+        let start = tokio::time::Instant::now();
+        assert_eq!(scenarios(&SystemClock, Duration::from_secs(1)).await, EXPECTED);
+        assert_eq!(start.elapsed(), Duration::from_secs(10 + 1 + 50 + 30));
+    }
+
+    #[tokio::test]
+    async fn on_the_real_clock() {
+        assert_eq!(scenarios(&SystemClock, Duration::from_millis(4)).await, EXPECTED);
+    }
+
+    #[tokio::test]
+    async fn a_virtual_timer_does_not_fire_while_an_attempt_waits_on_real_work() {
+        // The attempt waits on another thread (real work, no virtual time
+        // passes): a virtual per-attempt timeout must not cut it.
+        let clock = ManualClock::new();
+        let r = policy(Duration::from_secs(1), 3, Some(5))
+            .retry(|| async {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(2));
+                    let _ = tx.send(());
+                });
+                rx.await.map_err(|e| e.to_string())
+            })
+            .attempt_timeout(Duration::from_secs(1), |_| "timed out".to_string())
+            .clock(&clock)
+            .await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(clock.elapsed(), Duration::ZERO);
+    }
+}
+
+#[test]
+fn a_tokio_runtime_without_timers_falls_back_to_the_timer_thread() {
+    // `Builder::new_current_thread().build()` without `enable_time`: tokio's
+    // sleep would panic ("timers are disabled"); the run must not.
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let policy =
+        RetryPolicy::builder().max_attempts(3).backoff(Backoff::constant(Duration::from_millis(2))).build().unwrap();
+    let calls = AtomicU32::new(0);
+    let r = rt.block_on(
+        policy
+            .retry(|| async { if calls.fetch_add(1, Ordering::SeqCst) < 2 { Err("503") } else { Ok("up") } })
+            .into_future(),
+    );
+    assert_eq!(r, Ok("up"));
+    // Twice on the same runtime (the answer is remembered), then on one with timers.
+    let r = rt.block_on(policy.retry(|| async { Err::<(), _>("503") }).into_future());
+    assert!(matches!(r, Err(RetryError::Exhausted { attempts: 3, .. })));
+    let timed = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let r = timed.block_on(policy.retry(|| async { Err::<(), _>("503") }).into_future());
+    assert!(matches!(r, Err(RetryError::Exhausted { attempts: 3, .. })));
+}

@@ -402,3 +402,15 @@ fn transition_causes_read_well() {
     assert_eq!(Transition::FailureRate { calls: 20, failures: 12 }.to_string(), "12 of the last 20 calls failed (60%)");
     assert_eq!(Transition::SlowCallRate { calls: 10, slow: 9 }.to_string(), "9 of the last 10 calls were slow (90%)");
 }
+
+#[test]
+fn a_rate_rule_that_could_never_trip_is_rejected_naming_both_settings() {
+    // 10 calls needed, but the window holds 5: 1000 failures would never open it.
+    let err =
+        BreakerConfig::builder().failure_rate(0.5).window(Window::Count(5)).minimum_calls(10).build().unwrap_err();
+    assert_eq!(err.field(), "minimum_calls");
+    let text = err.to_string();
+    assert!(text.contains("minimum_calls is 10") && text.contains("window is Count(5)"), "{text}");
+    // Equal is fine: the window fills up to minimum_calls.
+    assert!(BreakerConfig::builder().failure_rate(0.5).window(Window::Count(5)).minimum_calls(5).build().is_ok());
+}

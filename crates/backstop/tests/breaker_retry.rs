@@ -41,8 +41,8 @@ fn an_open_circuit_ends_the_retries_at_once_and_keeps_the_last_error() {
     assert_eq!(err.last_error().map(String::as_str), Some("503 #2"));
     assert_eq!(err.circuit_open().unwrap().state(), CircuitState::Open);
     assert_eq!(
-        err.to_string(),
-        "upload_to_s3 stopped after 2 attempts: circuit s3 is open; next probe in 30.0s; last error: 503 #2"
+        format!("{err:#}"),
+        "upload_to_s3 stopped after 2 attempts: circuit s3 is open; next probe in 30.0s: 503 #2"
     );
 }
 
@@ -58,7 +58,10 @@ fn a_run_against_an_already_open_circuit_never_calls() {
         .call()
         .unwrap_err();
     assert!(matches!(err, RetryError::CircuitOpen { attempts: 1, last: None, .. }));
-    assert_eq!(std::error::Error::source(&err).unwrap().to_string(), "circuit s3 is isolated until it is reset");
+    // The rejection is part of the message (once), not a cause of it.
+    assert_eq!(err.to_string(), "operation stopped after 1 attempt: circuit s3 is isolated until it is reset");
+    assert_eq!(format!("{err:#}"), err.to_string());
+    assert!(std::error::Error::source(&err).is_none());
 }
 
 #[test]
@@ -134,4 +137,68 @@ async fn async_runs_respect_the_breaker_too() {
     let b = CircuitBreaker::new("api", BreakerConfig::builder().consecutive_failures(2).build().unwrap());
     let err = policy(5).retry(|| async { Err::<(), _>("503") }).breaker(&b).await.unwrap_err();
     assert!(matches!(err, RetryError::CircuitOpen { attempts: 2, .. }));
+}
+
+/// A clock that, on its first sleep, takes the half-open probe slot (another
+/// caller's probe), and on its second lets that probe succeed.
+struct ProbeThief {
+    clock: ManualClock,
+    breaker: &'static CircuitBreaker,
+    held: std::sync::Mutex<(u32, Option<backstop::Permit<'static>>)>,
+}
+
+impl backstop::Clock for ProbeThief {
+    fn now(&self) -> std::time::Instant {
+        self.clock.now()
+    }
+    fn sleep(&self, d: Duration) {
+        self.clock.sleep(d);
+        let mut held = self.held.lock().unwrap();
+        held.0 += 1;
+        match held.0 {
+            1 => held.1 = Some(self.breaker.try_acquire().expect("half-open after the open period")),
+            2 => held.1.take().unwrap().success(),
+            _ => {}
+        }
+    }
+    fn sleep_async(&self, d: Duration) -> backstop::clock::SleepFuture {
+        self.clock.sleep_async(d)
+    }
+}
+
+#[test]
+fn tokens_paid_for_a_retry_that_waits_on_the_circuit_are_kept_and_returned() {
+    let clock = ManualClock::new();
+    let b: &'static CircuitBreaker = Box::leak(Box::new(
+        CircuitBreaker::builder("s3")
+            .config(
+                BreakerConfig::builder()
+                    .consecutive_failures(1)
+                    .open_for(Backoff::constant(S(1)))
+                    .half_open_max_calls(1)
+                    .build()
+                    .unwrap(),
+            )
+            .clock(clock.clone())
+            .build(),
+    ));
+    let budget = backstop::RetryBudget::token_bucket().capacity(100).clock(clock.clone()).build().unwrap();
+    let thief = ProbeThief { clock: clock.clone(), breaker: b, held: Default::default() };
+    let p = policy(5).to_builder().wait_on_open_circuit(true).build().unwrap();
+    let calls = Cell::new(0);
+    let v = p
+        .retry(|| {
+            calls.set(calls.get() + 1);
+            if calls.get() == 1 { Err("503") } else { Ok("up") }
+        })
+        .breaker(b)
+        .budget(&budget)
+        .clock(&thief)
+        .call();
+    assert_eq!(v, Ok("up"));
+    // fail (opens for 1 s), wait 1 s (5 tokens withdrawn), rejected (the
+    // probe slot is taken), wait 1 s more, succeed: the 5 tokens come back.
+    assert_eq!(calls.get(), 2);
+    assert_eq!(clock.sleeps(), [S(1), S(1)]);
+    assert_eq!(budget.level(), 100.0);
 }

@@ -121,7 +121,8 @@ fn a_spent_budget_ends_the_run_at_once_keeping_the_last_error() {
         .unwrap_err();
     assert!(matches!(err, RetryError::BudgetExhausted { attempts: 3, last: "503 SlowDown", .. }));
     assert_eq!(clock.sleeps(), [S(1), S(1)], "two retries of cost 5, then no sleep");
-    assert_eq!(err.to_string(), "upload_to_s3 stopped after 3 attempts: the retry budget is spent: 503 SlowDown");
+    assert_eq!(err.to_string(), "upload_to_s3 stopped after 3 attempts: the retry budget is spent");
+    assert_eq!(format!("{err:#}"), "upload_to_s3 stopped after 3 attempts: the retry budget is spent: 503 SlowDown");
 }
 
 #[test]
@@ -162,4 +163,27 @@ fn ratio_budgets_count_each_run_as_one_request() {
         policy(1).retry(|| Ok::<_, &str>(())).budget(&budget).clock(&clock).call().unwrap();
     }
     assert_eq!(budget.level(), 2.0);
+}
+
+#[test]
+fn a_ratio_refund_never_outlives_the_withdrawal_it_cancels() {
+    // A limit of 1 retry per 10 s: withdraw at 0 s, refund at 9.5 s. At
+    // 10.5 s the withdrawal has left the window, and so must its refund:
+    // one retry is granted, not two.
+    let clock = ManualClock::new();
+    let budget = RetryBudget::ratio().ratio(0.0).min_per_sec(0.1).window(S(10)).clock(clock.clone()).build().unwrap();
+    let w = budget.try_withdraw(Verdict::Retry).unwrap();
+    assert!(budget.try_withdraw(Verdict::Retry).is_none());
+    clock.advance(Duration::from_millis(9500));
+    budget.refund(w);
+    clock.advance(S(1));
+    assert!(budget.try_withdraw(Verdict::Retry).is_some());
+    assert!(budget.try_withdraw(Verdict::Retry).is_none(), "granted more than 1 per 10 s");
+    // A refund inside the window still gives the retry back.
+    let clock = ManualClock::new();
+    let budget = RetryBudget::ratio().ratio(0.0).min_per_sec(0.1).window(S(10)).clock(clock.clone()).build().unwrap();
+    let w = budget.try_withdraw(Verdict::Retry).unwrap();
+    clock.advance(S(5));
+    budget.refund(w);
+    assert!(budget.try_withdraw(Verdict::Retry).is_some());
 }

@@ -97,7 +97,9 @@ fn giving_up_is_logged_at_warn() {
     assert_eq!(lines.len(), 3, "{lines:#?}");
     assert!(lines[1].starts_with(" WARN upload_to_s3 failed after 2 attempts in 1.0s: SlowDown"), "{}", lines[1]);
     assert!(lines[1].contains("reason=\"attempts\""), "{}", lines[1]);
-    assert!(lines[2].starts_with(" WARN upload_to_s3 failed with a permanent error on attempt 1: AccessDenied"));
+    assert!(
+        lines[2].starts_with(" WARN upload_to_s3 failed on attempt 1 with an error that is not retried: AccessDenied")
+    );
 }
 
 #[test]

@@ -59,7 +59,8 @@ fn exhausts_with_the_exact_schedule_and_a_one_line_message() {
     assert_eq!(calls.get(), 5);
     assert_eq!(clock.sleeps(), [1, 2, 4, 8].map(S));
     assert!(matches!(err, RetryError::Exhausted { attempts: 5, elapsed, .. } if elapsed == S(15)));
-    assert_eq!(err.to_string(), "upload_to_s3 failed after 5 attempts in 15.0s: SlowDown: reduce your request rate");
+    assert_eq!(err.to_string(), "upload_to_s3 failed after 5 attempts in 15.0s");
+    assert_eq!(format!("{err:#}"), "upload_to_s3 failed after 5 attempts in 15.0s: SlowDown: reduce your request rate");
     assert_eq!(err.name(), "upload_to_s3");
     assert_eq!(err.source().unwrap().to_string(), S3Error::SlowDown.to_string());
     assert_eq!(err.into_inner(), Some(S3Error::SlowDown));
@@ -115,7 +116,8 @@ fn a_permanent_error_returns_at_once() {
     assert!(clock.sleeps().is_empty());
     assert!(err.is_permanent());
     assert!(matches!(err, RetryError::Rejected { attempts: 1, .. }));
-    assert_eq!(err.to_string(), "upload_to_s3 failed with a permanent error on attempt 1: AccessDenied");
+    assert_eq!(err.to_string(), "upload_to_s3 failed on attempt 1 with an error that is not retried");
+    assert_eq!(format!("{err:#}"), format!("{err}: AccessDenied"));
 }
 
 #[test]
@@ -141,7 +143,7 @@ fn one_attempt_means_no_retry() {
     let policy = RetryPolicy::builder().max_attempts(1).build().unwrap();
     let err = policy.retry(|| Err::<(), _>("down")).clock(&clock).call().unwrap_err();
     assert!(clock.sleeps().is_empty());
-    assert_eq!(err.to_string(), "operation failed after 1 attempt in 0.0s: down");
+    assert_eq!(format!("{err:#}"), "operation failed after 1 attempt in 0.0s: down");
 }
 
 #[test]
@@ -175,6 +177,16 @@ fn a_hint_longer_than_max_retry_after_stops_and_is_kept() {
     assert_eq!(err.retry_after(), Some(S(3600)));
     assert!(matches!(err, RetryError::RetryAfterTooLong { attempts: 1, .. }));
     assert!(err.to_string().contains("asked to wait 3600.0s, longer than max_retry_after 60.0s"));
+}
+
+#[test]
+fn max_retry_after_zero_means_every_hint_ends_the_run_even_a_zero_one() {
+    let clock = ManualClock::new();
+    let policy = exact(5).to_builder().max_retry_after(Duration::ZERO).build().unwrap();
+    let err =
+        policy.retry(|| Err::<(), _>(S3Error::Hint(Duration::ZERO))).when(classify).clock(&clock).call().unwrap_err();
+    assert!(matches!(err, RetryError::RetryAfterTooLong { attempts: 1, .. }), "{err:?}");
+    assert!(clock.sleeps().is_empty());
 }
 
 #[test]

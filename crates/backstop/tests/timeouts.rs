@@ -58,8 +58,8 @@ async fn attempts_that_all_time_out_exhaust_the_run() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn timeouts_are_judged_timeout_not_by_the_classifier() {
-    // The classifier would fail everything at once; a timeout is still retried.
+async fn a_timeout_is_classified_like_any_error_and_judged_timeout_when_retried() {
+    // The default classifier retries it.
     let calls = AtomicU32::new(0);
     let v = policy(2)
         .retry(|| async {
@@ -68,10 +68,23 @@ async fn timeouts_are_judged_timeout_not_by_the_classifier() {
             }
             Ok::<_, FetchError>(7)
         })
-        .when(|_: &FetchError| Verdict::Fail)
         .attempt_timeout(S(1), FetchError::TimedOut)
         .await;
     assert_eq!(v, Ok(7));
+    // A classifier that calls the timeout permanent (say, the attempt may
+    // have been carried out and must not run twice) ends the run: one call.
+    let calls = AtomicU32::new(0);
+    let err = policy(3)
+        .retry(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<Result<(), FetchError>>().await
+        })
+        .when(|e: &FetchError| if matches!(e, FetchError::TimedOut(_)) { Verdict::Fail } else { Verdict::Retry })
+        .attempt_timeout(S(1), FetchError::TimedOut)
+        .await
+        .unwrap_err();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(matches!(err, RetryError::Rejected { attempts: 1, error: FetchError::TimedOut(_), .. }), "{err}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -220,6 +220,16 @@ impl BreakerConfigBuilder {
         if c.minimum_calls == 0 {
             return err("minimum_calls", "is 0".into(), "1 or more");
         }
+        if let Window::Count(n) = c.window {
+            if c.uses_window() && c.minimum_calls > n {
+                // The window never holds that many calls: the rate rules could never trip.
+                return err(
+                    "minimum_calls",
+                    format!("is {}, but window is Count({n}), which never holds more than {n} calls", c.minimum_calls),
+                    "at most the window's call count (lower minimum_calls or widen window)",
+                );
+            }
+        }
         if c.half_open_max_calls == 0 || c.half_open_max_calls > MAX_HALF_OPEN_CALLS {
             return err("half_open_max_calls", format!("is {}", c.half_open_max_calls), "1 ..= 100000");
         }
@@ -258,6 +268,7 @@ mod tests {
             (b().failure_rate(0.5).window(Window::Count(0)).build(), "window"),
             (b().window(Window::Time { duration: Duration::from_millis(5), buckets: 10 }).build(), "window.duration"),
             (b().minimum_calls(0).build(), "minimum_calls"),
+            (b().failure_rate(0.5).window(Window::Count(5)).minimum_calls(10).build(), "minimum_calls"),
             (b().half_open_max_calls(0).build(), "half_open_max_calls"),
             (b().success_threshold(0).build(), "success_threshold"),
             (b().open_for(Backoff::exponential(Duration::from_secs(1)).factor(0.1)).build(), "open_for"),

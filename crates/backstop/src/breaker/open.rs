@@ -76,19 +76,22 @@ impl<E> BreakerError<E> {
 }
 
 impl<E: fmt::Display> fmt::Display for BreakerError<E> {
+    /// Transparent: the rejection's or the operation's error's own `Display`
+    /// (flags such as `{:#}` passed through).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BreakerError::Open(open) => open.fmt(f),
-            BreakerError::Inner(e) => e.fmt(f),
+            BreakerError::Open(open) => fmt::Display::fmt(open, f),
+            BreakerError::Inner(e) => fmt::Display::fmt(e, f),
         }
     }
 }
 
 impl<E: Error + 'static> Error for BreakerError<E> {
+    /// Transparent: the operation's error's own cause (a rejection has none).
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            BreakerError::Open(open) => Some(open),
-            BreakerError::Inner(e) => Some(e),
+            BreakerError::Open(_) => None,
+            BreakerError::Inner(e) => e.source(),
         }
     }
 }

@@ -134,7 +134,10 @@ where
                     let state = this.run.state();
                     match cutoff {
                         Cutoff::AttemptTimeout(after) => match this.timeout.error(after) {
-                            Some(error) => state.failed_with(error, Verdict::Timeout, this.hook),
+                            Some(error) => {
+                                let verdict = timeout_verdict(this.classifier.classify(&error));
+                                state.failed_with(error, verdict, this.hook)
+                            }
                             None => state.deadline_passed(),
                         },
                         Cutoff::Deadline => state.deadline_passed(),
@@ -149,6 +152,16 @@ where
                 return Poll::Ready(Err(err));
             }
         }
+    }
+}
+
+/// The verdict for an attempt cut by its timeout: the classifier's, so a
+/// classifier that knows the attempt must not run twice can stop the run,
+/// with a plain `Retry` made `Timeout` (it was one: budgets charge it so).
+fn timeout_verdict(verdict: Verdict) -> Verdict {
+    match verdict {
+        Verdict::Retry => Verdict::Timeout,
+        other => other,
     }
 }
 

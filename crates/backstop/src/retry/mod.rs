@@ -280,9 +280,15 @@ impl<'a, Op, C, H, T> Retry<'a, Op, C, H, T> {
     }
 
     /// Ends an async attempt that runs longer than `limit`: its future is
-    /// dropped and the attempt fails with `on_timeout(limit)`, judged
-    /// [`Verdict::Timeout`](crate::Verdict::Timeout) (retried; a budget charges
-    /// it its timeout cost). A zero limit means no timeout.
+    /// dropped and the attempt fails with `on_timeout(limit)`. That error is
+    /// classified like any other, except that a plain
+    /// [`Verdict::Retry`](crate::Verdict::Retry) becomes
+    /// [`Verdict::Timeout`](crate::Verdict::Timeout) (a budget charges it its
+    /// timeout cost): so with the default classifier a timed-out attempt is
+    /// retried, and a classifier that answers
+    /// [`Verdict::Fail`](crate::Verdict::Fail) for it ends the run (for an
+    /// attempt the server may have carried out and that must not be sent
+    /// twice). A zero limit means no timeout.
     ///
     /// ```
     /// # async fn demo() {

@@ -187,7 +187,9 @@ impl<'a, E: Display> RunState<'a, E> {
         let backoff_delay = self.next_delay();
         let policy = self.policy;
         let (mut delay, server_hint) = match verdict {
-            Verdict::RetryAfter(hint) if hint > policy.max_retry_after => {
+            // `max_retry_after(ZERO)` means "a hint always ends the run",
+            // a zero hint included.
+            Verdict::RetryAfter(hint) if hint > policy.max_retry_after || policy.max_retry_after.is_zero() => {
                 let max_retry_after = policy.max_retry_after;
                 return self.stop(GiveUp::RetryAfter, |name| RetryError::RetryAfterTooLong {
                     name,
@@ -274,6 +276,10 @@ impl<'a, E: Display> RunState<'a, E> {
         let elapsed = self.elapsed();
         let delay = self.next_delay();
         if let Some(wait) = self.wait_for_probe(&open, elapsed, delay) {
+            // The retry the tokens paid for is only put off: they go with it
+            // (refunded if the run is dropped while it waits, returned by a
+            // success as usual).
+            self.pending = self.spent.take();
             return Step::Sleep(wait);
         }
         self.refund_spent();
@@ -300,7 +306,7 @@ impl<'a, E: Display> RunState<'a, E> {
             (None, Some(r)) => (r, Cutoff::Deadline),
             (None, None) => return None,
         };
-        Some((self.clock.sleep_async(limit), cutoff))
+        Some((self.clock.timer(limit), cutoff))
     }
 
     /// The deadline came while an attempt was running: the attempt is dropped.

@@ -12,7 +12,12 @@ use backstop::http::classify_status;
 /// A response whose status is worth a retry (5xx, 429, 408) is a failure
 /// here, so the run can retry it and honour its `Retry-After`; the response
 /// itself is kept, so a caller that gives up still has it.
-#[derive(Debug)]
+///
+/// It prints by the workspace's rule (see [`backstop::error`]): `{}` is one
+/// layer, [`source()`](Error::source) the cause, `{:#}` the whole chain. No
+/// form prints a URL's query or credentials: reqwest errors made by this
+/// crate are stored without their URL, and `{:?}` shows a response's URL
+/// redacted.
 #[non_exhaustive]
 pub enum HttpError {
     /// The server answered with a retryable status (its response is kept).
@@ -80,51 +85,86 @@ impl HttpError {
     }
 }
 
+impl HttpError {
+    /// A transport failure, stored without its URL (which may carry secrets
+    /// in its query); the run's name says which request it was.
+    pub fn transport(error: reqwest::Error) -> Self {
+        HttpError::Transport(error.without_url())
+    }
+
+    /// This error, as the failure of a request that is not sent again.
+    pub(crate) fn not_retried(self, reason: NotRetried) -> Self {
+        match self {
+            HttpError::NotRetried { .. } => self,
+            error => HttpError::NotRetried { reason, error: Box::new(error) },
+        }
+    }
+}
+
 impl From<reqwest_middleware::Error> for HttpError {
     fn from(e: reqwest_middleware::Error) -> Self {
         match e {
-            reqwest_middleware::Error::Reqwest(e) => HttpError::Transport(e),
+            reqwest_middleware::Error::Reqwest(e) => HttpError::transport(e),
             reqwest_middleware::Error::Middleware(e) => HttpError::Middleware(e),
         }
     }
 }
 
 impl fmt::Display for HttpError {
+    /// One layer. `Transport` and `Middleware` are transparent (their own
+    /// message; their causes follow with `{:#}`); `NotRetried` adds why to
+    /// its error's message.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HttpError::Status(r) => write!(f, "HTTP {}", r.status()),
+            HttpError::Status(r) => write!(f, "HTTP {}", r.status())?,
             HttpError::Transport(e) => {
-                // reqwest's message carries the whole URL: keep its query
-                // (API keys, tokens) out of logs.
+                // Stored without URL when made here; redact one a caller left in.
                 let message = e.to_string();
                 match e.url() {
-                    Some(url) => write!(f, "{}", message.replace(url.as_str(), &crate::redacted(url)))?,
-                    None => write!(f, "{message}")?,
+                    Some(url) => f.write_str(&message.replace(url.as_str(), &crate::redacted(url)))?,
+                    None => f.write_str(&message)?,
                 }
-                // reqwest's own message is terse: add the cause ("connection reset").
-                let mut source = e.source();
-                while let Some(cause) = source {
-                    write!(f, ": {cause}")?;
-                    source = cause.source();
-                }
-                Ok(())
             }
-            HttpError::Middleware(e) => write!(f, "{e:#}"),
-            HttpError::TimedOut(d) => {
-                write!(f, "the attempt timed out after {:.1}s", d.as_secs_f64())
+            HttpError::Middleware(e) => write!(f, "{e}")?,
+            HttpError::TimedOut(d) => write!(f, "the attempt timed out after {:.1}s", d.as_secs_f64())?,
+            HttpError::NotRetried { reason, error } => write!(f, "{error} (not retried: {reason})")?,
+        }
+        match self.source() {
+            Some(cause) if f.alternate() => write!(f, ": {}", backstop::error::Chain(cause)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for HttpError {
+    /// Structured, with a response's URL redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Status(r) => f
+                .debug_struct("Status")
+                .field("status", &r.status())
+                .field("url", &crate::redacted(r.url()))
+                .finish_non_exhaustive(),
+            HttpError::Transport(e) => f.debug_tuple("Transport").field(e).finish(),
+            HttpError::Middleware(e) => f.debug_tuple("Middleware").field(e).finish(),
+            HttpError::TimedOut(d) => f.debug_tuple("TimedOut").field(d).finish(),
+            HttpError::NotRetried { reason, error } => {
+                f.debug_struct("NotRetried").field("reason", reason).field("error", error).finish()
             }
-            HttpError::NotRetried { reason, error } => write!(f, "{error} (not retried: {reason})"),
         }
     }
 }
 
 impl Error for HttpError {
+    /// The cause beneath this layer: a transport error's (the connection's,
+    /// the I/O error's), another middleware's own cause, the cause of a
+    /// request not retried.
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            HttpError::Transport(e) => Some(e),
-            HttpError::Middleware(e) => Some(e.as_ref()),
-            HttpError::NotRetried { error, .. } => Some(error.as_ref()),
-            _ => None,
+            HttpError::Transport(e) => e.source(),
+            HttpError::Middleware(e) => (**e).source(),
+            HttpError::NotRetried { error, .. } => error.source(),
+            HttpError::Status(_) | HttpError::TimedOut(_) => None,
         }
     }
 }

@@ -8,12 +8,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use backstop::http::{classify_status, is_retryable_status};
-use backstop::{CircuitBreaker, RetryBudget, RetryError, RetryPolicy, Verdict, presets};
+use std::time::Duration;
+
+use backstop::error::Name;
+use backstop::{CircuitBreaker, Clock, RetryBudget, RetryError, RetryPolicy, Verdict, presets};
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::options::Options;
+use crate::error::NotRetried;
+use crate::guards::Guards;
+use crate::options::{Options, fresh_key};
+use crate::replay::Replay;
 
 /// The error type of a [`RetryService`]: boxed, as tower's own layers do.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -22,8 +28,10 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 /// (default: [`presets::api_call`]), with the same rules as
 /// [`RetryMiddleware`](crate::RetryMiddleware): retryable statuses and
 /// transport errors are retried, `Retry-After` honoured, only requests safe to
-/// send twice are retried, and the last response is returned when the retries
-/// run out on a status.
+/// send twice are retried (with the same generated `Idempotency-Key` on every
+/// attempt when [`Options::idempotency_key`] asks for one), a request sent
+/// once is still bounded by the timeouts, and the last response is returned
+/// when the retries run out on a status.
 ///
 /// The request body must be `Clone` (`Full<Bytes>`, `String`, ...), so every
 /// attempt sends the same request.
@@ -32,10 +40,12 @@ pub struct RetryLayer {
     shared: Arc<Shared>,
 }
 
+#[derive(Clone)]
 struct Shared {
     policy: RetryPolicy,
-    breaker: Option<CircuitBreaker>,
-    budget: Option<RetryBudget>,
+    /// `policy` with one attempt, for requests that are sent once.
+    once: RetryPolicy,
+    guards: Guards,
     options: Options,
 }
 
@@ -48,37 +58,37 @@ impl Default for RetryLayer {
 impl RetryLayer {
     /// Retries under `policy`.
     pub fn new(policy: RetryPolicy) -> Self {
-        Self::from_shared(Shared { policy, breaker: None, budget: None, options: Options::default() })
-    }
-
-    fn from_shared(shared: Shared) -> Self {
+        let shared = Shared { once: policy.once(), policy, guards: Guards::default(), options: Options::default() };
         Self { shared: Arc::new(shared) }
     }
 
     fn edit(self, f: impl FnOnce(&mut Shared)) -> Self {
-        let mut shared = Arc::try_unwrap(self.shared).unwrap_or_else(|arc| Shared {
-            policy: arc.policy.clone(),
-            breaker: arc.breaker.clone(),
-            budget: arc.budget.clone(),
-            options: arc.options,
-        });
+        let mut shared = Arc::unwrap_or_clone(self.shared);
         f(&mut shared);
-        Self::from_shared(shared)
+        Self { shared: Arc::new(shared) }
     }
 
     /// Asks `breaker` before every attempt.
     pub fn breaker(self, breaker: CircuitBreaker) -> Self {
-        self.edit(|s| s.breaker = Some(breaker))
+        self.edit(|s| s.guards.breaker = Some(breaker))
     }
 
     /// Draws every retry from `budget`.
     pub fn budget(self, budget: RetryBudget) -> Self {
-        self.edit(|s| s.budget = Some(budget))
+        self.edit(|s| s.guards.budget = Some(budget))
     }
 
-    /// Which requests may be retried, and the per-attempt timeout.
+    /// Which requests may be retried (and with which `Idempotency-Key`), and
+    /// the per-attempt timeout.
     pub fn options(self, options: Options) -> Self {
         self.edit(|s| s.options = options)
+    }
+
+    /// Sleeps on this clock (default: the real one); a
+    /// [`ManualClock`](backstop::ManualClock) in tests.
+    pub fn clock(self, clock: impl Clock + 'static) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        self.edit(|s| s.guards.clock = Some(clock))
     }
 }
 
@@ -105,38 +115,45 @@ impl<S> fmt::Debug for RetryService<S> {
 
 /// One attempt's failure inside a [`RetryService`].
 enum Attempt<R> {
+    /// A retryable status; its response goes back if the retries run out.
     Status(Response<R>),
+    /// The inner service's error, or [`TimedOut`].
     Failed(BoxError),
-    TimedOut(std::time::Duration),
 }
 
 impl<R> fmt::Display for Attempt<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Attempt::Status(r) => write!(f, "HTTP {}", r.status()),
+            Attempt::Failed(e) if f.alternate() => write!(f, "{}", backstop::error::Chain(e.as_ref())),
             Attempt::Failed(e) => write!(f, "{e}"),
-            Attempt::TimedOut(d) => {
-                write!(f, "the attempt timed out after {:.1}s", d.as_secs_f64())
-            }
         }
     }
 }
 
-impl<R> fmt::Debug for Attempt<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl<R> StdError for Attempt<R> {}
-
 fn classify_attempt<R>(a: &Attempt<R>) -> Verdict {
     match a {
         Attempt::Status(r) => classify_status(r.status(), r.headers()),
+        Attempt::Failed(e) if e.is::<TimedOut>() => Verdict::Timeout,
         // The inner service's errors are transport errors: worth a retry.
         Attempt::Failed(_) => Verdict::Retry,
-        Attempt::TimedOut(_) => Verdict::Timeout,
     }
+}
+
+/// An attempt cut by the per-attempt timeout.
+#[derive(Debug)]
+struct TimedOut(Duration);
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the attempt timed out after {:.1}s", self.0.as_secs_f64())
+    }
+}
+
+impl StdError for TimedOut {}
+
+fn timed_out<R>(after: Duration) -> Attempt<R> {
+    Attempt::Failed(Box::new(TimedOut(after)))
 }
 
 /// A copy of the request for one attempt.
@@ -150,17 +167,42 @@ fn copy_request<B: Clone>(req: &Request<B>) -> Request<B> {
     copy
 }
 
-/// An error for a run that ended with no response to give back.
+/// `POST example.test/orders`: the method and URI without query or
+/// credentials, which may hold secrets.
+fn run_name<B>(req: &Request<B>) -> Name {
+    let uri = req.uri();
+    let host = uri.host().unwrap_or("");
+    let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+    Name::Owned(format!("{} {host}{port}{}", req.method(), uri.path()))
+}
+
+/// The error of a [`RetryService`] call that ended with no response to give
+/// back: the run's own message, and the last attempt's error as its source.
 #[derive(Debug)]
-struct Failed(String);
+struct Failed {
+    message: String,
+    not_retried: Option<NotRetried>,
+    last: Option<BoxError>,
+}
 
 impl fmt::Display for Failed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)?;
+        if let Some(reason) = self.not_retried {
+            write!(f, " (not retried: {reason})")?;
+        }
+        match &self.last {
+            Some(last) if f.alternate() => write!(f, ": {}", backstop::error::Chain(last.as_ref())),
+            _ => Ok(()),
+        }
     }
 }
 
-impl StdError for Failed {}
+impl StdError for Failed {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.last.as_deref().map(|e| e as &(dyn StdError + 'static))
+    }
+}
 
 impl<S, B, R> Service<Request<B>> for RetryService<S>
 where
@@ -178,16 +220,15 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         // The ready service answers the first attempt; clones answer the rest.
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
-            if !shared.options.may_retry(req.method(), req.headers()) {
-                let mut ready = ready;
-                return ready.call(req).await.map_err(Into::into);
-            }
+            let method = req.method().clone();
+            let replay = shared.options.prepare(&method, req.headers_mut(), fresh_key);
+            let name = run_name(&req);
             // The first attempt uses the service that was polled ready; later
             // ones use clones, polled ready in their turn.
             let template = ready.clone();
@@ -204,23 +245,25 @@ where
                     }
                 }
             };
-            let mut run = shared.policy.retry(attempt).when(classify_attempt::<R>);
-            if let Some(b) = &shared.breaker {
-                run = run.breaker(b);
-            }
-            if let Some(b) = &shared.budget {
-                run = run.budget(b);
-            }
-            let result = match shared.options.attempt_timeout {
-                Some(limit) => run.attempt_timeout(limit, Attempt::TimedOut).await,
-                None => run.await,
-            };
-            result.or_else(|err: RetryError<Attempt<R>>| match err.last_error() {
-                Some(Attempt::Status(_)) => match err.into_inner() {
+            let policy = replay.policy(&shared.policy, &shared.once);
+            let timeout = shared.options.attempt_timeout;
+            let result = shared.guards.run(policy, name, attempt, classify_attempt::<R>, timeout, timed_out::<R>).await;
+            result.or_else(|err: RetryError<Attempt<R>>| {
+                let message = err.to_string();
+                match err.into_inner() {
                     Some(Attempt::Status(resp)) => Ok(resp),
-                    _ => Err(Box::new(Failed("the last response was lost".into())) as BoxError),
-                },
-                _ => Err(Box::new(Failed(err.to_string())) as BoxError),
+                    last => {
+                        let not_retried = match replay {
+                            Replay::Once(reason) => Some(reason),
+                            Replay::Allowed => None,
+                        };
+                        let last = match last {
+                            Some(Attempt::Failed(e)) => Some(e),
+                            _ => None,
+                        };
+                        Err(Box::new(Failed { message, not_retried, last }) as BoxError)
+                    }
+                }
             })
         })
     }

@@ -37,16 +37,18 @@
 #![warn(missing_docs)]
 
 mod error;
+mod guards;
 mod layer;
 mod middleware;
 mod options;
+mod replay;
 mod send;
 
 pub use error::{HttpError, NotRetried, classify, classify_reqwest};
 pub use layer::{BoxError, RetryLayer, RetryService};
 pub use middleware::RetryMiddleware;
 pub use options::{IDEMPOTENCY_KEY, Options};
-pub use send::{AttemptFuture, Fetched, fetch, send, send_with};
+pub use send::{AttemptFuture, Fetched, fetch, fetch_with, send, send_with};
 
 /// A URL for logs and errors: scheme, host, port and path, without
 /// credentials or query (which may hold secrets).

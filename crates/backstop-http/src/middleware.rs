@@ -6,12 +6,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use backstop::error::Name;
 use backstop::{CircuitBreaker, Clock, RetryBudget, RetryError, RetryPolicy, presets};
-use http::{Extensions, HeaderValue};
+use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
 use crate::error::{HttpError, NotRetried, classify};
-use crate::options::{IDEMPOTENCY_KEY, Options, fresh_key};
+use crate::guards::Guards;
+use crate::options::{Options, fresh_key};
+use crate::replay::Replay;
 
 /// Retries a client's requests under a [`RetryPolicy`] (default:
 /// [`presets::api_call`]), optionally through a [`CircuitBreaker`] and a
@@ -22,7 +24,9 @@ use crate::options::{IDEMPOTENCY_KEY, Options, fresh_key};
 ///   `max_retry_after`.
 /// - Only requests that are safe to send twice are retried (see [`Options`]);
 ///   a request whose body is a stream is sent once, and if it fails, the error
-///   says why it was not retried.
+///   says why it was not retried. A request sent once is still bounded by the
+///   per-attempt timeout and the deadline, and is not sent again whatever ends
+///   its attempt (a timeout included: the server may have done the work).
 /// - When the retries run out on a retryable status, the last response is
 ///   returned as it is, as without the middleware. Other failures come back
 ///   as `reqwest_middleware::Error::Middleware` wrapping a
@@ -40,9 +44,9 @@ use crate::options::{IDEMPOTENCY_KEY, Options, fresh_key};
 #[derive(Clone)]
 pub struct RetryMiddleware {
     policy: RetryPolicy,
-    breaker: Option<CircuitBreaker>,
-    budget: Option<RetryBudget>,
-    clock: Option<Arc<dyn Clock>>,
+    /// `policy` with one attempt, for requests that are sent once.
+    once: RetryPolicy,
+    guards: Guards,
     options: Options,
 }
 
@@ -55,18 +59,18 @@ impl Default for RetryMiddleware {
 impl RetryMiddleware {
     /// Retries under `policy`.
     pub fn new(policy: RetryPolicy) -> Self {
-        Self { policy, breaker: None, budget: None, clock: None, options: Options::default() }
+        Self { once: policy.once(), policy, guards: Guards::default(), options: Options::default() }
     }
 
     /// Asks `breaker` before every attempt (see [`Retry::breaker`](backstop::retry::Retry::breaker)).
     pub fn breaker(mut self, breaker: CircuitBreaker) -> Self {
-        self.breaker = Some(breaker);
+        self.guards.breaker = Some(breaker);
         self
     }
 
     /// Draws every retry from `budget` (see [`Retry::budget`](backstop::retry::Retry::budget)).
     pub fn budget(mut self, budget: RetryBudget) -> Self {
-        self.budget = Some(budget);
+        self.guards.budget = Some(budget);
         self
     }
 
@@ -79,7 +83,7 @@ impl RetryMiddleware {
     /// Sleeps on this clock (default: the real one); a
     /// [`ManualClock`](backstop::ManualClock) in tests.
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(Arc::new(clock));
+        self.guards.clock = Some(Arc::new(clock));
         self
     }
 }
@@ -98,33 +102,25 @@ impl Middleware for RetryMiddleware {
         ext: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let adds_key =
-            self.options.idempotency_key && matches!(*req.method(), http::Method::POST | http::Method::PATCH);
-        if adds_key && !req.headers().contains_key(IDEMPOTENCY_KEY) {
-            if let Ok(key) = HeaderValue::from_str(&fresh_key()) {
-                req.headers_mut().insert(IDEMPOTENCY_KEY, key);
-            }
-        }
-        if !self.options.may_retry(req.method(), req.headers()) {
-            return next.run(req, ext).await;
-        }
-        if req.try_clone().is_none() {
-            return next.run(req, ext).await.map_err(|e| {
-                let error = HttpError::NotRetried { reason: NotRetried::StreamBody, error: Box::new(e.into()) };
-                reqwest_middleware::Error::Middleware(anyhow::Error::new(error))
-            });
+        let method = req.method().clone();
+        let mut replay = self.options.prepare(&method, req.headers_mut(), fresh_key);
+        // A copy to send again, when it may be sent again and can be.
+        let template = match replay {
+            Replay::Allowed => req.try_clone(),
+            Replay::Once(_) => None,
+        };
+        if replay == Replay::Allowed && template.is_none() {
+            replay = Replay::Once(NotRetried::StreamBody);
         }
         let name = run_name(&req);
+        let mut first = Some(req);
         let attempt = || {
+            let req = first.take().or_else(|| template.as_ref().and_then(Request::try_clone));
             let (next, mut ext) = (next.clone(), ext.clone());
-            let req = req.try_clone();
             async move {
-                // Checked above: a buffered body clones every time.
+                // Only a single-attempt run can get here twice with nothing to send.
                 let Some(req) = req else {
-                    return Err(HttpError::NotRetried {
-                        reason: NotRetried::StreamBody,
-                        error: Box::new(HttpError::Middleware(anyhow::anyhow!("the request could not be cloned"))),
-                    });
+                    return Err(HttpError::Middleware(anyhow::anyhow!("the request cannot be sent again")));
                 };
                 match next.run(req, &mut ext).await {
                     Ok(resp) if backstop::http::is_retryable_status(resp.status()) => Err(HttpError::Status(resp)),
@@ -133,19 +129,12 @@ impl Middleware for RetryMiddleware {
                 }
             }
         };
-        let mut run = self.policy.retry(attempt).when(classify).name(name);
-        if let Some(clock) = &self.clock {
-            run = run.clock(clock.as_ref());
-        }
-        if let Some(breaker) = &self.breaker {
-            run = run.breaker(breaker);
-        }
-        if let Some(budget) = &self.budget {
-            run = run.budget(budget);
-        }
-        let result = match self.options.attempt_timeout {
-            Some(limit) => run.attempt_timeout(limit, HttpError::TimedOut).await,
-            None => run.await,
+        let policy = replay.policy(&self.policy, &self.once);
+        let result =
+            self.guards.run(policy, name, attempt, classify, self.options.attempt_timeout, HttpError::TimedOut).await;
+        let result = match replay {
+            Replay::Allowed => result,
+            Replay::Once(reason) => result.map_err(|e| e.map_err(|e| e.not_retried(reason))),
         };
         result.or_else(give_back_last_response)
     }
@@ -154,11 +143,11 @@ impl Middleware for RetryMiddleware {
 /// When the run ends on a retryable status, the caller gets that last
 /// response, as without the middleware; anything else is an error.
 fn give_back_last_response(err: RetryError<HttpError>) -> reqwest_middleware::Result<Response> {
-    if !matches!(err.last_error(), Some(HttpError::Status(_))) {
+    if err.last_error().and_then(HttpError::response).is_none() {
         return Err(reqwest_middleware::Error::Middleware(anyhow::Error::new(err)));
     }
-    match err.into_inner() {
-        Some(HttpError::Status(resp)) => Ok(resp),
-        _ => Err(reqwest_middleware::Error::Middleware(anyhow::anyhow!("the last response was lost"))),
+    match err.into_inner().and_then(HttpError::into_response) {
+        Some(resp) => Ok(resp),
+        None => Err(reqwest_middleware::Error::Middleware(anyhow::anyhow!("the last response was lost"))),
     }
 }

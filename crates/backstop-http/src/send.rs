@@ -4,18 +4,28 @@
 //! every attempt sends a fresh request (and a fresh body). Both return the
 //! core [`Retry`] builder, so the breaker, budget, clock, name and timeouts
 //! are set the usual way before `.await`.
+//!
+//! A request that may not be repeated (a POST or PATCH without an
+//! `Idempotency-Key`, unless [`Options`] say otherwise) is sent at most once,
+//! whatever ends its attempt: an error, a retryable status, or the
+//! per-attempt timeout set with `.attempt_timeout(..)` (the server may have
+//! done the work before the timeout came). The run's classifier stops it,
+//! and should another classifier be set with `.when(..)`, the attempt
+//! refuses to send it again.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use backstop::retry::Retry;
 use backstop::{RetryPolicy, Verdict};
 use bytes::Bytes;
-use http::{HeaderValue, Method};
 use reqwest::{RequestBuilder, Response};
 
-use crate::error::{HttpError, NotRetried, classify};
-use crate::options::{IDEMPOTENCY_KEY, Options};
+use crate::error::{HttpError, classify};
+use crate::options::{Options, fresh_key};
+use crate::replay::Replay;
 
 /// Sends the request `make` builds, retrying under `policy`. A response with
 /// a retryable status (5xx, 429, 408) is a failure, retried and, in the end,
@@ -40,64 +50,24 @@ use crate::options::{IDEMPOTENCY_KEY, Options};
 pub fn send<'a, F>(
     policy: &'a RetryPolicy,
     make: F,
-) -> Retry<'a, impl FnMut() -> AttemptFuture<Response> + 'a, fn(&HttpError) -> Verdict>
+) -> Retry<'a, impl FnMut() -> AttemptFuture<Response> + 'a, impl Fn(&HttpError) -> Verdict + Send + Sync + 'a>
 where
-    F: FnMut() -> RequestBuilder + 'a,
+    F: FnMut() -> RequestBuilder + Send + 'a,
 {
     send_with(policy, Options::default(), make)
 }
 
 /// [`send`] with [`Options`]: retrying non-idempotent methods, adding an
-/// `Idempotency-Key`.
+/// `Idempotency-Key` (one per call, the same on every attempt).
 pub fn send_with<'a, F>(
     policy: &'a RetryPolicy,
     options: Options,
-    mut make: F,
-) -> Retry<'a, impl FnMut() -> AttemptFuture<Response> + 'a, fn(&HttpError) -> Verdict>
+    make: F,
+) -> Retry<'a, impl FnMut() -> AttemptFuture<Response> + 'a, impl Fn(&HttpError) -> Verdict + Send + Sync + 'a>
 where
-    F: FnMut() -> RequestBuilder + 'a,
+    F: FnMut() -> RequestBuilder + Send + 'a,
 {
-    // One key per logical call, the same on every attempt.
-    let key = options.idempotency_key.then(crate::options::fresh_key);
-    let op = move || -> AttemptFuture<Response> {
-        let builder = make();
-        let key = key.clone();
-        Box::pin(async move {
-            let (client, request) = builder.build_split();
-            let mut request = request.map_err(HttpError::Transport)?;
-            if let Some(key) = key.filter(|_| needs_key(request.method())) {
-                let headers = request.headers_mut();
-                if !headers.contains_key(IDEMPOTENCY_KEY) {
-                    if let Ok(value) = HeaderValue::from_str(&key) {
-                        headers.insert(IDEMPOTENCY_KEY, value);
-                    }
-                }
-            }
-            let replayable = options.may_retry(request.method(), request.headers());
-            let outcome = match client.execute(request).await {
-                Ok(resp) if backstop::http::is_retryable_status(resp.status()) => Err(HttpError::Status(resp)),
-                Ok(resp) => Ok(resp),
-                Err(e) => Err(HttpError::Transport(e)),
-            };
-            outcome.map_err(|error| {
-                if replayable {
-                    error
-                } else {
-                    HttpError::NotRetried { reason: NotRetried::NotIdempotent, error: Box::new(error) }
-                }
-            })
-        })
-    };
-    policy.retry(op).when(classify as fn(&HttpError) -> Verdict)
-}
-
-/// One attempt of [`send`] or [`fetch`]: boxed, so the helpers can name their
-/// return type (an allocation per attempt, small beside a network call).
-pub type AttemptFuture<T> = Pin<Box<dyn Future<Output = Result<T, HttpError>> + Send>>;
-
-/// Whether the method is one a fresh `Idempotency-Key` is added to.
-fn needs_key(method: &Method) -> bool {
-    *method == Method::POST || *method == Method::PATCH
+    attempts(policy, options, make, |resp| Box::pin(std::future::ready(Ok(resp))))
 }
 
 /// Sends the request and reads its whole body inside the attempt, so a
@@ -114,36 +84,89 @@ fn needs_key(method: &Method) -> bool {
 /// ```
 pub fn fetch<'a, F>(
     policy: &'a RetryPolicy,
-    mut make: F,
-) -> Retry<'a, impl FnMut() -> AttemptFuture<Fetched> + 'a, fn(&HttpError) -> Verdict>
+    make: F,
+) -> Retry<'a, impl FnMut() -> AttemptFuture<Fetched> + 'a, impl Fn(&HttpError) -> Verdict + Send + Sync + 'a>
 where
-    F: FnMut() -> RequestBuilder + 'a,
+    F: FnMut() -> RequestBuilder + Send + 'a,
 {
-    let op = move || -> AttemptFuture<Fetched> {
+    fetch_with(policy, Options::default(), make)
+}
+
+/// [`fetch`] with [`Options`], as [`send_with`].
+pub fn fetch_with<'a, F>(
+    policy: &'a RetryPolicy,
+    options: Options,
+    make: F,
+) -> Retry<'a, impl FnMut() -> AttemptFuture<Fetched> + 'a, impl Fn(&HttpError) -> Verdict + Send + Sync + 'a>
+where
+    F: FnMut() -> RequestBuilder + Send + 'a,
+{
+    attempts(policy, options, make, |resp| {
+        Box::pin(async move {
+            let (status, headers) = (resp.status(), resp.headers().clone());
+            let body = resp.bytes().await.map_err(HttpError::transport)?;
+            Ok(Fetched { status, headers, body })
+        })
+    })
+}
+
+/// One attempt of [`send`] or [`fetch`]: boxed, so the helpers can name their
+/// return type (an allocation per attempt, small beside a network call).
+pub type AttemptFuture<T> = Pin<Box<dyn Future<Output = Result<T, HttpError>> + Send>>;
+
+/// The run of [`send_with`] and [`fetch_with`]: each attempt builds the
+/// request, adds the call's key, sends it and `read`s an accepted response.
+fn attempts<'a, F, T>(
+    policy: &'a RetryPolicy,
+    options: Options,
+    mut make: F,
+    read: fn(Response) -> AttemptFuture<T>,
+) -> Retry<'a, impl FnMut() -> AttemptFuture<T> + 'a, impl Fn(&HttpError) -> Verdict + Send + Sync + 'a>
+where
+    F: FnMut() -> RequestBuilder + Send + 'a,
+    T: Send + 'static,
+{
+    // One key per logical call, the same on every attempt.
+    let key = fresh_key();
+    // Set once a request that may not be repeated has been handed to the client.
+    let sent_once = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&sent_once);
+    let op = move || -> AttemptFuture<T> {
         let builder = make();
+        let key = key.clone();
+        let sent_once = Arc::clone(&sent_once);
         Box::pin(async move {
             let (client, request) = builder.build_split();
-            let request = request.map_err(HttpError::Transport)?;
-            let replayable = Options::default().may_retry(request.method(), request.headers());
-            let read = async {
-                let resp = client.execute(request).await.map_err(HttpError::Transport)?;
-                if backstop::http::is_retryable_status(resp.status()) {
-                    return Err(HttpError::Status(resp));
-                }
-                let (status, headers) = (resp.status(), resp.headers().clone());
-                let body = resp.bytes().await.map_err(HttpError::Transport)?;
-                Ok(Fetched { status, headers, body })
+            let mut request = request.map_err(HttpError::transport)?;
+            let method = request.method().clone();
+            let reason = match options.prepare(&method, request.headers_mut(), || key) {
+                Replay::Allowed => None,
+                Replay::Once(reason) => Some(reason),
             };
-            read.await.map_err(|error| {
-                if replayable {
-                    error
-                } else {
-                    HttpError::NotRetried { reason: NotRetried::NotIdempotent, error: Box::new(error) }
+            if let Some(reason) = reason {
+                if sent_once.swap(true, Ordering::AcqRel) {
+                    let refused = anyhow::anyhow!("not sent again: an earlier attempt may have reached the server");
+                    return Err(HttpError::Middleware(refused).not_retried(reason));
                 }
+            }
+            let outcome = async {
+                match client.execute(request).await {
+                    Ok(resp) if backstop::http::is_retryable_status(resp.status()) => Err(HttpError::Status(resp)),
+                    Ok(resp) => read(resp).await,
+                    Err(e) => Err(HttpError::transport(e)),
+                }
+            };
+            outcome.await.map_err(|error| match reason {
+                Some(reason) => error.not_retried(reason),
+                None => error,
             })
         })
     };
-    policy.retry(op).when(classify as fn(&HttpError) -> Verdict)
+    // A request sent once is not retried, however its attempt ended.
+    let classifier = move |error: &HttpError| {
+        if seen.load(Ordering::Acquire) { Verdict::Fail } else { classify(error) }
+    };
+    policy.retry(op).when(classifier)
 }
 
 /// A whole response, from [`fetch`]: status, headers and the complete body.

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use backstop::{Backoff, CircuitBreaker, ManualClock, RetryBudget, RetryError, RetryPolicy};
-use backstop_http::{HttpError, NotRetried, Options, fetch, send, send_with};
+use backstop::{Backoff, CircuitBreaker, ManualClock, RetryBudget, RetryError, RetryPolicy, Verdict};
+use backstop_http::{HttpError, NotRetried, Options, fetch, fetch_with, send, send_with};
 use backstop_testkit::{FaultServer, Reply};
 
 fn policy(attempts: u32) -> RetryPolicy {
@@ -67,7 +67,10 @@ async fn send_does_not_retry_a_post_and_says_why() {
         err,
         RetryError::Rejected { error: HttpError::NotRetried { reason: NotRetried::NotIdempotent, .. }, .. }
     ));
-    assert!(err.to_string().contains("not retried: its method is not idempotent"), "{err}");
+    assert!(
+        format!("{err:#}").contains("HTTP 503 Service Unavailable (not retried: its method is not idempotent"),
+        "{err:#}"
+    );
 }
 
 #[tokio::test]
@@ -129,4 +132,86 @@ async fn an_attempt_timeout_on_send() {
         .await
         .unwrap();
     assert_eq!(resp.text().await.unwrap(), "ok");
+}
+
+/// A server that reads every request and never answers.
+fn hanging() -> FaultServer {
+    let server = FaultServer::start();
+    server.otherwise(Reply::stall(Duration::from_secs(600)));
+    server
+}
+
+#[tokio::test]
+async fn a_post_cut_by_its_attempt_timeout_is_sent_once() {
+    let server = hanging();
+    let client = reqwest::Client::new();
+    let url = server.url("/orders");
+    let p = policy(3);
+    let err = send_with(&p, Options::new(), || client.post(&url).body("{}"))
+        .attempt_timeout(Duration::from_millis(100), HttpError::TimedOut)
+        .await
+        .unwrap_err();
+    assert_eq!(server.hits(), 1, "a timed-out POST may have been carried out: never sent again");
+    assert!(matches!(err, RetryError::Rejected { attempts: 1, error: HttpError::TimedOut(_), .. }), "{err:?}");
+    // The same for fetch.
+    let err = fetch_with(&p, Options::new(), || client.post(&url).body("{}"))
+        .attempt_timeout(Duration::from_millis(100), HttpError::TimedOut)
+        .await
+        .unwrap_err();
+    assert_eq!(server.hits(), 2);
+    assert!(matches!(err, RetryError::Rejected { attempts: 1, .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_post_is_not_sent_twice_even_under_a_classifier_that_retries_everything() {
+    let server = hanging();
+    let client = reqwest::Client::new();
+    let url = server.url("/orders");
+    // Real time: a virtual timer would wait for virtual time that never
+    // passes while the server hangs.
+    let p = policy(3);
+    let err = send(&p, || client.post(&url).body("{}"))
+        .when(|_: &HttpError| Verdict::Retry)
+        .attempt_timeout(Duration::from_millis(100), HttpError::TimedOut)
+        .await
+        .unwrap_err();
+    assert_eq!(server.hits(), 1);
+    let message = format!("{err:#}");
+    assert!(message.contains("not sent again"), "{message}");
+}
+
+#[tokio::test]
+async fn a_post_with_a_key_is_retried_after_a_timeout() {
+    let server = FaultServer::start();
+    server.script([Reply::stall(Duration::from_secs(600)), Reply::ok("created")]);
+    let client = reqwest::Client::new();
+    let url = server.url("/orders");
+    let p = policy(3);
+    let resp = send_with(&p, Options::new().idempotency_key(true), || client.post(&url).body("{}"))
+        .attempt_timeout(Duration::from_millis(100), HttpError::TimedOut)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let keys: Vec<_> = server.requests().iter().map(|r| r.header("idempotency-key").unwrap().to_owned()).collect();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], keys[1]);
+}
+
+#[tokio::test]
+async fn send_errors_print_each_cause_once_and_never_the_query() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let url = format!("http://user:hunter2@{closed}/forecast?token=SECRET");
+    let client = reqwest::Client::new();
+    let clock = ManualClock::new();
+    let p = policy(2);
+    let err = send(&p, || client.get(&url)).clock(&clock).await.unwrap_err();
+    let printed = backstop_testkit::errors::assert_prints_well(&err, "SECRET");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("failed after 2 attempts"), "{printed}");
+    // A status error's Debug names the URL without its query.
+    let server = FaultServer::start();
+    server.otherwise(Reply::status(503));
+    let url = server.url("/forecast?token=SECRET");
+    let err = send(&p, || client.get(&url)).clock(&clock).await.unwrap_err();
+    backstop_testkit::errors::assert_prints_well(&err, "SECRET");
 }

@@ -75,3 +75,32 @@ async fn exhausted_transport_errors_are_reported() {
     let err = call(&mut svc, request(Method::GET, &server.url("/"))).await.unwrap_err();
     assert!(err.to_string().contains("failed after 2 attempts"), "{err}");
 }
+
+#[tokio::test]
+async fn the_layer_adds_one_idempotency_key_and_keeps_it_on_every_attempt() {
+    let server = FaultServer::start();
+    server.script([Reply::status(503), Reply::status(503), Reply::ok("created")]);
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut svc = RetryLayer::new(fast(3)).options(Options::new().idempotency_key(true)).layer(client);
+    let (status, _) = call(&mut svc, request(Method::POST, &server.url("/orders"))).await.unwrap();
+    assert_eq!(status, 200);
+    let keys: Vec<_> = server.requests().iter().map(|r| r.header("idempotency-key").map(str::to_owned)).collect();
+    assert_eq!(keys.len(), 3);
+    let first = keys[0].clone().expect("a key on the first attempt");
+    assert_eq!(first.len(), 32);
+    assert!(keys.iter().all(|k| k.as_deref() == Some(first.as_str())), "{keys:?}");
+}
+
+#[tokio::test]
+async fn a_post_through_the_layer_is_sent_once_and_bounded_by_the_timeout() {
+    let server = FaultServer::start();
+    server.otherwise(Reply::stall(Duration::from_secs(600)));
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut svc =
+        RetryLayer::new(fast(3)).options(Options::new().attempt_timeout(Duration::from_millis(150))).layer(client);
+    let err = call(&mut svc, request(Method::POST, &server.url("/orders?token=SECRET"))).await.unwrap_err();
+    assert_eq!(server.hits(), 1);
+    let printed = backstop_testkit::errors::assert_prints_well(err.as_ref(), "SECRET");
+    assert!(printed.contains("(not retried: its method is not idempotent"), "{printed}");
+    assert!(printed.ends_with("the attempt timed out after 0.1s"), "{printed}");
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use backstop::breaker::BreakerConfig;
 use backstop::{Backoff, CircuitBreaker, ManualClock, RetryError, RetryPolicy};
-use backstop_http::{HttpError, Options, RetryMiddleware};
+use backstop_http::{HttpError, NotRetried, Options, RetryMiddleware};
 use backstop_testkit::{FaultServer, Reply};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 
@@ -237,4 +237,58 @@ async fn the_breaker_opens_after_repeated_503s() {
     let err = c.get(server.url("/")).send().await.unwrap_err();
     assert!(matches!(retry_error(&err), RetryError::CircuitOpen { last: None, .. }));
     assert_eq!(server.hits(), 3, "no call while open");
+}
+
+#[tokio::test]
+async fn a_request_sent_once_is_still_bounded_by_the_timeouts() {
+    // A POST without a key and a streaming PUT, against a server that hangs
+    // for 10 minutes: each is sent once and returns when its attempt times out.
+    let server = FaultServer::start();
+    server.otherwise(Reply::stall(S(600)));
+    let p = policy(3).to_builder().max_elapsed(S(5)).build().unwrap();
+    let c = client(RetryMiddleware::new(p).options(Options::new().attempt_timeout(Duration::from_millis(150))));
+    let err = c.post(server.url("/orders")).body("{}").send().await.unwrap_err();
+    assert_eq!(server.hits(), 1);
+    let retry = retry_error(&err);
+    assert!(matches!(retry.last_error(), Some(HttpError::NotRetried { reason: NotRetried::NotIdempotent, .. })));
+    assert!(format!("{err:#}").contains("timed out after 0.1s (not retried: its method is not idempotent"), "{err:#}");
+    let chunks: Vec<Result<&'static str, std::io::Error>> = vec![Ok("part 1,"), Ok("part 2")];
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let err = c.put(server.url("/upload")).body(body).send().await.unwrap_err();
+    assert_eq!(server.hits(), 2);
+    assert!(format!("{err:#}").contains("(not retried: its body is a stream"), "{err:#}");
+    // And by the deadline alone.
+    let p = policy(3).to_builder().max_elapsed(Duration::from_millis(150)).build().unwrap();
+    let err = client(RetryMiddleware::new(p)).post(server.url("/orders")).body("{}").send().await.unwrap_err();
+    assert_eq!(server.hits(), 3);
+    assert!(matches!(retry_error(&err), RetryError::DeadlineExceeded { attempts: 1, .. }));
+}
+
+#[tokio::test]
+async fn a_manual_clock_does_not_time_out_a_request_that_answers() {
+    // Virtual time does not pass while a real server answers: the 2 s
+    // per-attempt timeout must not fire.
+    let server = FaultServer::start();
+    server.otherwise(Reply::ok("sunny"));
+    let clock = ManualClock::new();
+    let c = client(RetryMiddleware::new(policy(3)).clock(clock.clone()).options(Options::new().attempt_timeout(S(2))));
+    for _ in 0..20 {
+        let resp = c.get(server.url("/forecast")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(server.hits(), 20);
+    assert_eq!(clock.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn middleware_errors_print_each_cause_once_and_never_the_query() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let clock = ManualClock::new();
+    let err = on_manual(2, &clock).get(format!("http://{closed}/forecast?token=SECRET")).send().await.unwrap_err();
+    let printed = backstop_testkit::errors::assert_prints_well(&err, "SECRET");
+    assert!(printed.starts_with(&format!("GET http://{closed}/forecast failed after 2 attempts")), "{printed}");
+    // One documented way to the cause: walk the chain.
+    let io = std::iter::successors(Some(&err as &(dyn std::error::Error + 'static)), |e| e.source())
+        .find_map(|e| e.downcast_ref::<std::io::Error>());
+    assert_eq!(io.map(std::io::Error::kind), Some(std::io::ErrorKind::ConnectionRefused));
 }

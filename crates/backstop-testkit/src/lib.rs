@@ -18,6 +18,8 @@
 //! # drop(server);
 //! ```
 
+pub mod errors;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;

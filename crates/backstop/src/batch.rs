@@ -186,7 +186,8 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
     }
 
     /// Stops at the first item whose retries fail: no further item is started
-    /// (async: items already running finish). Default: run every item.
+    /// (async: items already running finish, and their results are kept, after
+    /// the failure's if they finish later). Default: run every item.
     pub fn fail_fast(mut self) -> Self {
         self.fail_fast = true;
         self
@@ -287,8 +288,11 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
 /// What a batch did: one outcome per item it ran, in the items' order.
 #[derive(Debug)]
 pub struct BatchOutcome<T, E> {
-    /// One result per item run, in order; with fail-fast, the last one is the
-    /// failure that stopped the batch.
+    /// One result per item started, in the items' order. With fail-fast, a
+    /// sync batch's last result is the failure that stopped it; an async
+    /// batch lets the items already running finish, so with a concurrency
+    /// above 1 the failure may be followed by their results (use
+    /// [`failures`](Self::failures) to find it).
     pub results: Vec<Result<T, RetryError<E>>>,
     /// Items never started because a fail-fast batch stopped first.
     pub skipped: usize,

@@ -117,6 +117,8 @@ async fn async_fail_fast_starts_nothing_new_after_a_failure() {
     assert_eq!(outcome.results.len(), 3);
     assert_eq!(outcome.skipped, 7);
     assert!(outcome.results[1].is_err() && outcome.results[2].is_ok());
+    // As documented: the failure is not the last result here; `failures()` finds it.
+    assert_eq!(outcome.failures().map(|(i, _)| i).collect::<Vec<_>>(), [1]);
 }
 
 #[tokio::test(start_paused = true)]

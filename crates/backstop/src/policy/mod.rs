@@ -98,6 +98,24 @@ impl RetryPolicy {
         }
     }
 
+    /// This policy with a single attempt and everything else kept (the
+    /// deadline above all): for a call that must not be sent twice but
+    /// should still be bounded in time and guarded like the others.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use backstop::presets;
+    ///
+    /// let policy = presets::api_call().to_builder().max_elapsed(Duration::from_secs(5)).build()?;
+    /// let once = policy.once();
+    /// assert_eq!(once.max_attempts(), 1);
+    /// assert_eq!(once.max_elapsed(), Some(Duration::from_secs(5)));
+    /// # Ok::<(), backstop::ConfigError>(())
+    /// ```
+    pub fn once(&self) -> RetryPolicy {
+        Self { max_attempts: 1, ..self.clone() }
+    }
+
     /// The most attempts a run makes, the first call included (≥ 1).
     pub fn max_attempts(&self) -> u32 {
         self.max_attempts

@@ -3,18 +3,20 @@
 //! Each attempt is one child process whose stdout and stderr pass through
 //! untouched. The run loop is the library's: the child's failure is the
 //! error, a classifier built from `--retry-on-exit` / `--stop-on-exit` judges
-//! it, and the clock's sleep draws a countdown on a terminal.
+//! it, and the clock's sleep draws a countdown on a terminal. How an
+//! attempt is started, watched and ended (its process group, the attempt
+//! timeout, the `--deadline`, forwarded signals) is in [`crate::child`].
 
 use std::fmt;
 use std::io::{IsTerminal, Write};
-use std::process::{Child, Command, ExitStatus};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use backstop::clock::SleepFuture;
 use backstop::{Clock, RetryError, RetryEvent, SystemClock, Verdict};
 use clap::Args;
 
+use crate::child::{self, Ended, Limits, catch_signals, interrupted};
 use crate::policy_args::{PolicyArgs, duration};
 
 /// `backstop run [policy options] -- CMD [ARGS...]`
@@ -29,9 +31,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "CODES", value_delimiter = ',')]
     pub stop_on_exit: Vec<i32>,
     /// End an attempt that runs longer (TERM, then KILL after --kill-after); retried.
+    /// (`--deadline` ends a running attempt the same way, but is not retried.)
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub attempt_timeout: Option<Duration>,
-    /// How long a timed-out attempt gets between TERM and KILL.
+    /// How long an ended attempt gets between TERM and KILL (the KILL goes to
+    /// its whole process group, even if the command itself already exited).
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "2s")]
     pub kill_after: Duration,
     /// Keep the command in backstop's process group, so it can read the
@@ -59,6 +63,9 @@ pub enum Failure {
     Signal(i32),
     /// It ran past the attempt timeout and was ended.
     TimedOut(Duration),
+    /// The run's deadline (this long) came while it ran, and it was ended:
+    /// not retried.
+    Deadline(Duration),
     /// It could not be started.
     Spawn(std::io::Error),
 }
@@ -69,6 +76,7 @@ impl fmt::Display for Failure {
             Failure::Exit(code) => write!(f, "exit status {code}"),
             Failure::Signal(sig) => write!(f, "killed by signal {sig}"),
             Failure::TimedOut(d) => write!(f, "timed out after {}", crate::fmt_secs(*d)),
+            Failure::Deadline(d) => write!(f, "the {} deadline came, and the attempt was ended", crate::fmt_secs(*d)),
             Failure::Spawn(e) => write!(f, "could not start: {e}"),
         }
     }
@@ -76,13 +84,13 @@ impl fmt::Display for Failure {
 
 impl Failure {
     /// The exit status `backstop` ends with when this was the last attempt:
-    /// the command's own, 124 for a timeout (like timeout(1)), 128 + n for a
+    /// the command's own, 124 for a timeout or the deadline (like timeout(1)), 128 + n for a
     /// signal, 127 for a command not found, 126 for one that cannot run.
     pub fn exit_code(&self) -> i32 {
         match self {
             Failure::Exit(code) => *code,
             Failure::Signal(sig) => 128 + sig,
-            Failure::TimedOut(_) => 124,
+            Failure::TimedOut(_) | Failure::Deadline(_) => 124,
             Failure::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => 127,
             Failure::Spawn(_) => 126,
         }
@@ -96,16 +104,18 @@ struct ExitRules {
 }
 
 impl ExitRules {
+    /// Retry, or not: a timeout is retried, the deadline and signals never.
     fn verdict(&self, failure: &Failure) -> Verdict {
         match failure {
             Failure::Exit(code) if self.stop_on.contains(code) => Verdict::Fail,
             Failure::Exit(code) => Verdict::retry_if(self.retry_on.is_empty() || self.retry_on.contains(code)),
             Failure::TimedOut(_) => Verdict::Timeout,
-            Failure::Signal(_) | Failure::Spawn(_) => Verdict::Fail,
+            Failure::Deadline(_) | Failure::Signal(_) | Failure::Spawn(_) => Verdict::Fail,
         }
     }
 }
 
+/// The failure an exit status stands for, `None` for success.
 fn status_failure(status: ExitStatus) -> Option<Failure> {
     use std::os::unix::process::ExitStatusExt;
     if status.success() {
@@ -118,97 +128,30 @@ fn status_failure(status: ExitStatus) -> Option<Failure> {
     })
 }
 
-/// The signal (SIGINT, SIGTERM) backstop itself received, or 0.
-static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_signal(signal: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    INTERRUPTED.store(signal, Ordering::SeqCst);
-}
-
-/// Catches SIGINT and SIGTERM, to pass them on to the command: each attempt
-/// runs in its own process group (so a timeout can end the command's own
-/// children too), outside the terminal's foreground group, so Ctrl-C must be
-/// forwarded by hand.
-fn catch_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: `on_signal` is an `extern "C" fn(c_int)` that only stores to
-        // an atomic, which is async-signal-safe; signal(2) has no other
-        // preconditions.
-        unsafe {
-            libc::signal(sig, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
-        }
-    }
-}
-
-fn interrupted() -> Option<i32> {
-    Some(INTERRUPTED.load(Ordering::SeqCst)).filter(|s| *s != 0)
-}
-
 /// How attempts are started and ended.
 #[derive(Debug, Clone, Copy)]
 struct Launch {
-    timeout: Option<Duration>,
-    kill_after: Duration,
-    foreground: bool,
-}
-
-/// Sends `signal` to the child's process group (the command and whatever it
-/// started), or with `--foreground` to the command alone; a no-op once they
-/// exited.
-fn signal(child: &Child, launch: Launch, signal: libc::c_int) {
-    let Ok(pid) = libc::pid_t::try_from(child.id()) else { return };
-    let target = if launch.foreground { pid } else { -pid };
-    // SAFETY: kill(2) on a child (or the group it leads) that we have not
-    // reaped yet, so its id cannot have been reused; it touches no memory.
-    unsafe {
-        libc::kill(target, signal);
-    }
-}
-
-/// Waits for the child, ending its group if it runs past `timeout`, and
-/// passing on a signal backstop receives.
-fn wait(mut child: Child, launch: Launch) -> Result<(), Failure> {
-    let Launch { timeout, kill_after, foreground } = launch;
-    let started = Instant::now();
-    let (mut termed_at, mut forwarded) = (None::<Instant>, false);
-    loop {
-        if let Some(status) = child.try_wait().map_err(Failure::Spawn)? {
-            return match (termed_at, interrupted()) {
-                (_, Some(sig)) => Err(Failure::Signal(sig)),
-                (Some(_), None) => Err(Failure::TimedOut(timeout.unwrap_or_default())),
-                (None, None) => status_failure(status).map_or(Ok(()), Err),
-            };
-        }
-        if let Some(sig) = interrupted().filter(|_| !forwarded && !foreground) {
-            // In the foreground the terminal already sent it to the command.
-            signal(&child, launch, sig);
-            forwarded = true;
-        }
-        match (timeout, termed_at) {
-            (Some(limit), None) if started.elapsed() >= limit => {
-                signal(&child, launch, libc::SIGTERM);
-                termed_at = Some(Instant::now());
-            }
-            (_, Some(t)) if t.elapsed() >= kill_after => signal(&child, launch, libc::SIGKILL),
-            _ => {}
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    /// The timeout, grace period, deadline and group of each attempt.
+    limits: Limits,
+    /// The `--deadline` as given, for the messages.
+    deadline: Option<Duration>,
 }
 
 /// One attempt: start the command in its own process group and wait for it.
 fn attempt(command: &[String], launch: Launch) -> Result<(), Failure> {
-    use std::os::unix::process::CommandExt;
     if let Some(sig) = interrupted() {
         return Err(Failure::Signal(sig)); // stopped by the user: no new attempt
     }
-    let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]);
-    if !launch.foreground {
-        cmd.process_group(0);
+    let deadline = launch.deadline.unwrap_or_default();
+    if launch.limits.deadline.is_some_and(|at| Instant::now() >= at) {
+        return Err(Failure::Deadline(deadline)); // no time left to start one
     }
-    wait(cmd.spawn().map_err(Failure::Spawn)?, launch)
+    match child::run(command, launch.limits).map_err(Failure::Spawn)? {
+        Ended::Exited(status) => status_failure(status).map_or(Ok(()), Err),
+        Ended::TimedOut => Err(Failure::TimedOut(launch.limits.timeout.unwrap_or_default())),
+        Ended::Deadline => Err(Failure::Deadline(deadline)),
+        Ended::Interrupted(sig) => Err(Failure::Signal(sig)),
+    }
 }
 
 /// The real clock, whose sleep shows a countdown on a terminal.
@@ -256,7 +199,16 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     let policy = args.policy.build()?;
     catch_signals();
     let rules = ExitRules { retry_on: args.retry_on_exit, stop_on: args.stop_on_exit };
-    let launch = Launch { timeout: args.attempt_timeout, kill_after: args.kill_after, foreground: args.foreground };
+    // Read before the library's own start, so the attempt is never cut later
+    // than the library's deadline.
+    let deadline_at = args.policy.deadline.and_then(|d| Instant::now().checked_add(d));
+    let limits = Limits {
+        timeout: args.attempt_timeout,
+        deadline: deadline_at,
+        kill_after: args.kill_after,
+        foreground: args.foreground,
+    };
+    let launch = Launch { limits, deadline: args.policy.deadline };
     let shown = args.command.join(" ");
     let (quiet, json) = (args.quiet, args.json_log);
     let clock = CountdownClock { show: !quiet && !json && std::io::stderr().is_terminal() };
@@ -298,10 +250,11 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             if !quiet {
                 let summary = match &err {
                     RetryError::Exhausted { attempts, .. } => format!("gave up after {attempts} attempts"),
-                    RetryError::Rejected { attempts, .. } => format!("not retried (attempt {attempts})"),
-                    RetryError::DeadlineExceeded { attempts, .. } => {
+                    RetryError::DeadlineExceeded { attempts, .. }
+                    | RetryError::Rejected { attempts, error: Failure::Deadline(_), .. } => {
                         format!("deadline reached after {attempts} attempts")
                     }
+                    RetryError::Rejected { attempts, .. } => format!("not retried (attempt {attempts})"),
                     other => other.to_string(),
                 };
                 let last = err.last_error().map(ToString::to_string).unwrap_or_default();
@@ -316,5 +269,20 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             }
             Ok(err.into_inner().map_or(1, |f| f.exit_code()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_is_not_retried_and_exits_like_a_timeout() {
+        let rules = ExitRules { retry_on: vec![], stop_on: vec![] };
+        let deadline = Failure::Deadline(Duration::from_millis(500));
+        assert_eq!(rules.verdict(&deadline), Verdict::Fail);
+        assert_eq!(deadline.exit_code(), 124);
+        assert_eq!(deadline.to_string(), "the 0.5s deadline came, and the attempt was ended");
+        assert_eq!(rules.verdict(&Failure::TimedOut(Duration::from_secs(1))), Verdict::Timeout);
     }
 }

@@ -103,6 +103,172 @@ fn a_command_ignoring_term_is_killed_with_its_children() {
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
 
+/// A `sleep` argument no other process has, to find leftovers by: `secs`
+/// and six random decimals.
+fn unique_sleep(secs: u32) -> String {
+    format!("{secs}.{:06}", fastrand::u32(0..1_000_000))
+}
+
+/// The live processes with `arg` among their arguments, as /proc shows.
+fn processes_with_arg(arg: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            // A zombie's cmdline is empty; a process gone meanwhile has none.
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes())
+        })
+        .collect()
+}
+
+/// The processes with `arg` still alive a second after backstop exited (a
+/// KILLed process takes a moment to die); KILLed here, not to outlive a
+/// failed test.
+fn leftovers(arg: &str) -> Vec<i32> {
+    let until = Instant::now() + Duration::from_secs(1);
+    loop {
+        let found = processes_with_arg(arg);
+        if found.is_empty() || Instant::now() >= until {
+            for pid in &found {
+                // SAFETY: kill(2) touches no memory. The pid was just seen
+                // running our unique argument; pids are handed out in turn
+                // up to pid_max, so it is not reused in the meantime.
+                unsafe {
+                    libc::kill(*pid, libc::SIGKILL);
+                }
+            }
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The command: the leader `sh` dies of TERM at once, while a child
+/// ignoring TERM (its output away from backstop's pipes, so that a leftover
+/// shows as one rather than as a hang) lives on unless its group is KILLed.
+fn term_ignoring_child(stray: &str) -> String {
+    format!("(trap '' TERM; exec sleep {stray}) >/dev/null 2>&1 & sleep 30")
+}
+
+#[test]
+fn a_timed_out_attempt_leaves_no_process_of_its_group_behind() {
+    let stray = unique_sleep(37);
+    let script = term_ignoring_child(&stray);
+    let started = Instant::now();
+    let out = backstop(&[
+        "run",
+        "--attempt-timeout",
+        "300ms",
+        "--kill-after",
+        "300ms",
+        "--attempts",
+        "2",
+        "--base",
+        "1ms",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(leftovers(&stray), Vec::<i32>::new(), "`sleep {stray}` outlived its attempt");
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    assert!(stderr(&out).contains("gave up after 2 attempts: timed out after 0.3s"), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}
+
+#[test]
+fn a_child_cleaning_up_after_term_gets_the_grace_period_though_the_leader_is_gone() {
+    let dir = Scratch::new();
+    let done = dir.0.join("cleaned");
+    // The subshell waits (interruptibly) on a sleep; on TERM it takes 200 ms
+    // to clean up. The leader `sh` dies of the TERM at once.
+    let script = format!(
+        "(trap 'sleep 0.2; echo cleaned > {f}; exit 0' TERM; sleep {s} & wait) >/dev/null 2>&1 & sleep 30",
+        f = done.display(),
+        s = unique_sleep(39),
+    );
+    let started = Instant::now();
+    let out = backstop(&[
+        "run",
+        "--attempt-timeout",
+        "200ms",
+        "--kill-after",
+        "10s",
+        "--attempts",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&done).unwrap_or_default(), "cleaned\n", "not KILLed before the grace ended");
+    // Once no process of the group is left, the rest of the grace is not waited.
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[test]
+fn the_deadline_ends_a_running_attempt_and_its_group_and_is_not_retried() {
+    let stray = unique_sleep(38);
+    let script = term_ignoring_child(&stray);
+    let started = Instant::now();
+    let out = backstop(&[
+        "run",
+        "--deadline",
+        "500ms",
+        "--kill-after",
+        "200ms",
+        "--attempts",
+        "3",
+        "--base",
+        "1ms",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let (err, left) = (stderr(&out), leftovers(&stray));
+    assert_eq!(left, Vec::<i32>::new(), "`sleep {stray}` outlived the deadline");
+    assert_eq!(out.status.code(), Some(124), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(!err.contains("Retrying"), "{err}");
+    assert!(
+        err.contains("deadline reached after 1 attempts: the 0.5s deadline came, and the attempt was ended"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_deadline_cuts_the_attempt_after_timed_out_ones() {
+    // Attempts time out at about 0.4 s and 0.8 s; the third is cut at 1 s.
+    let sleep = unique_sleep(30);
+    let started = Instant::now();
+    let out = backstop(&[
+        "run",
+        "--deadline",
+        "1s",
+        "--attempt-timeout",
+        "400ms",
+        "--attempts",
+        "10",
+        "--base",
+        "1ms",
+        "--jitter",
+        "none",
+        "--",
+        "sleep",
+        &sleep,
+    ]);
+    let (err, left) = (stderr(&out), leftovers(&sleep));
+    assert_eq!(left, Vec::<i32>::new());
+    assert_eq!(out.status.code(), Some(124), "{err}");
+    assert!(err.contains("timed out after 0.4s"), "a timed-out attempt is retried: {err}");
+    assert!(err.lines().last().unwrap_or_default().contains("deadline reached after"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
 #[test]
 fn in_the_foreground_a_timeout_still_ends_the_command() {
     let out = backstop(&["run", "--foreground", "--attempts", "1", "--attempt-timeout", "100ms", "--", "sleep", "30"]);

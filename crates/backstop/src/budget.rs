@@ -37,7 +37,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::event::emit;
 use crate::policy::ConfigError;
 use crate::sliding::SlidingCounts;
-use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, lock};
 use crate::verdict::Verdict;
 
 /// Tokens are kept in thousandths, so refill rates can be fractional.
@@ -56,6 +56,8 @@ struct Inner {
     clock: StdArc<dyn Clock>,
     origin: Instant,
     denied: AtomicU64,
+    /// Set by a refusal, cleared by a grant: the WARN is logged once per dry spell.
+    dry: AtomicBool,
 }
 
 enum Kind {
@@ -170,10 +172,16 @@ impl RetryBudget {
             }
         };
         match granted {
-            Some(_) => emit::budget_level(&self.inner.name, self.level()),
+            Some(_) => {
+                if self.inner.dry.load(Ordering::Relaxed) {
+                    self.inner.dry.store(false, Ordering::Relaxed);
+                }
+                emit::budget_level(&self.inner.name, self.level());
+            }
             None => {
                 self.inner.denied.fetch_add(1, Ordering::Relaxed);
-                emit::budget_denied(&self.inner.name, self.level());
+                let ran_dry = !self.inner.dry.swap(true, Ordering::Relaxed);
+                emit::budget_denied(&self.inner.name, self.level(), ran_dry);
             }
         }
         granted
@@ -291,7 +299,14 @@ impl Common {
     fn build(self, kind: Kind) -> RetryBudget {
         let origin = self.clock.now();
         RetryBudget {
-            inner: Arc::new(Inner { name: self.name, kind, clock: self.clock, origin, denied: AtomicU64::new(0) }),
+            inner: Arc::new(Inner {
+                name: self.name,
+                kind,
+                clock: self.clock,
+                origin,
+                denied: AtomicU64::new(0),
+                dry: AtomicBool::new(false),
+            }),
         }
     }
 }

@@ -215,14 +215,12 @@ pub(crate) mod emit {
         #[cfg(feature = "metrics")]
         metrics::counter!("backstop_retries_total", "name" => name.clone()).increment(1);
         #[cfg(feature = "tracing")]
+        // The message says the name, attempt and error; the fields add only
+        // what it does not (exact milliseconds, whether a server asked).
         tracing::info!(
-            name = %name,
-            attempt = event.attempt,
-            max_attempts = event.max_attempts,
             delay_ms = event.delay.as_millis() as u64,
             elapsed_ms = event.elapsed.as_millis() as u64,
             server_hint = event.server_hint,
-            error = %format_args!("{:#}", event.error),
             "Retrying {name} in {:.1} seconds (attempt {}/{}): {:#}",
             event.delay.as_secs_f64(),
             event.attempt,
@@ -235,13 +233,15 @@ pub(crate) mod emit {
     pub(crate) fn gave_up<E: std::fmt::Display>(name: &Name, why: GiveUp, error: &crate::RetryError<E>) {
         #[cfg(feature = "metrics")]
         metrics::counter!("backstop_exhausted_total", "name" => name.clone(), "reason" => why.label()).increment(1);
+        // A call refused before anything ran (an open circuit, the throttle)
+        // happens once per call in an outage: DEBUG, counted by `metrics`;
+        // the state change behind it is the WARN.
         #[cfg(feature = "tracing")]
-        tracing::warn!(
-            name = %name,
-            attempts = error.attempts(),
-            reason = why.label(),
-            "{error:#}"
-        );
+        if error.last_error().is_none() && matches!(why, GiveUp::CircuitOpen | GiveUp::Throttled) {
+            tracing::debug!(reason = why.label(), "{error:#}");
+        } else {
+            tracing::warn!(reason = why.label(), "{error:#}");
+        }
         let _ = (name, why, error);
     }
 
@@ -255,29 +255,22 @@ pub(crate) mod emit {
         }
         #[cfg(feature = "tracing")]
         {
-            let (name, cause) = (event.name, &event.cause);
-            let (from, to) = (event.from.as_str(), event.to.as_str());
+            // The message names the circuit, the new state and the cause;
+            // the fields add the state it left.
+            let (name, cause, from) = (event.name, &event.cause, event.from.as_str());
             match event.to {
                 CircuitState::Open => tracing::warn!(
-                    name, from, to, cause = %cause,
-                    open_for_ms = event.open_for.unwrap_or_default().as_millis() as u64,
+                    from,
                     "circuit {name} opened for {:.1}s: {cause}",
                     event.open_for.unwrap_or_default().as_secs_f64()
                 ),
                 CircuitState::HalfOpen => tracing::info!(
-                    name,
                     from,
-                    to,
-                    probes,
                     "circuit {name} half-open: letting {probes} probe{} through",
                     if probes == 1 { "" } else { "s" }
                 ),
-                CircuitState::Closed => {
-                    tracing::info!(name, from, to, cause = %cause, "circuit {name} closed: {cause}")
-                }
-                CircuitState::Isolated => {
-                    tracing::warn!(name, from, to, "circuit {name} isolated until reset")
-                }
+                CircuitState::Closed => tracing::info!(from, "circuit {name} closed: {cause}"),
+                CircuitState::Isolated => tracing::warn!(from, "circuit {name} isolated until reset"),
             }
         }
         let _ = (event, probes);
@@ -286,8 +279,6 @@ pub(crate) mod emit {
     pub(crate) fn waiting_for_circuit(name: &Name, open: &crate::CircuitOpen, wait: Duration) {
         #[cfg(feature = "tracing")]
         tracing::info!(
-            name = %name,
-            circuit = open.name(),
             wait_ms = wait.as_millis() as u64,
             "{name} waits {:.1} seconds for circuit {} to let a probe through",
             wait.as_secs_f64(),
@@ -298,7 +289,7 @@ pub(crate) mod emit {
 
     pub(crate) fn throttled_locally(name: &Name, probability: f64) {
         #[cfg(feature = "tracing")]
-        tracing::warn!(name = %name, probability, "{name} rejected locally by the adaptive throttle (p={probability:.2})");
+        tracing::debug!("{name} rejected locally by the adaptive throttle (p={probability:.2})");
         let _ = (name, probability);
     }
 
@@ -308,15 +299,21 @@ pub(crate) mod emit {
         let _ = (budget, level);
     }
 
-    pub(crate) fn budget_denied(budget: &str, level: f64) {
+    /// A retry refused; `ran_dry`: the first refusal since the budget last
+    /// granted one (WARN once, then DEBUG per refusal).
+    pub(crate) fn budget_denied(budget: &str, level: f64, ran_dry: bool) {
         #[cfg(feature = "metrics")]
         {
             metrics::counter!("backstop_budget_denied_total", "budget" => budget.to_owned()).increment(1);
             metrics::gauge!("backstop_budget_level", "budget" => budget.to_owned()).set(level);
         }
         #[cfg(feature = "tracing")]
-        tracing::warn!(budget, level, "retry denied: retry budget {budget} is spent ({level:.1} left)");
-        let _ = (budget, level);
+        if ran_dry {
+            tracing::warn!("retry budget {budget} is spent ({level:.1} left): retries are refused until it refills");
+        } else {
+            tracing::debug!("retry denied: retry budget {budget} is spent ({level:.1} left)");
+        }
+        let _ = (budget, level, ran_dry);
     }
 
     pub(crate) fn circuit_rejected(name: &str) {

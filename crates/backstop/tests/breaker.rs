@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backstop::breaker::{BreakerConfig, BreakerError, PermanentErrors, Window};
+use backstop::breaker::{BreakerConfig, BreakerError, CountAs, Window};
 use backstop::event::Transition;
 use backstop::{Backoff, BreakerEvent, CircuitBreaker, CircuitState, ManualClock, Verdict};
 
@@ -258,15 +258,13 @@ fn reset_closes_an_open_breaker_and_forgets_counts() {
 #[test]
 fn permanent_errors_count_as_configured() {
     let clock = ManualClock::new();
-    for (how, trips) in
-        [(PermanentErrors::Success, false), (PermanentErrors::Ignore, false), (PermanentErrors::Failure, true)]
-    {
+    for (how, trips) in [(CountAs::Success, false), (CountAs::Ignore, false), (CountAs::Failure, true)] {
         let config = BreakerConfig::builder().consecutive_failures(2).permanent_errors(how).build().unwrap();
         let b = breaker(config, &clock);
         fail(&b);
         b.try_acquire().unwrap().record(Verdict::Fail); // a 404
         assert_eq!(b.state() == CircuitState::Open, trips, "{how:?}");
-        if how == PermanentErrors::Ignore {
+        if how == CountAs::Ignore {
             // Ignored: the streak of one failure is still there.
             b.try_acquire().unwrap().record(Verdict::Retry);
             assert_eq!(b.state(), CircuitState::Open);

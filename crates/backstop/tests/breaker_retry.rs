@@ -202,3 +202,33 @@ fn tokens_paid_for_a_retry_that_waits_on_the_circuit_are_kept_and_returned() {
     assert_eq!(clock.sleeps(), [S(1), S(1)]);
     assert_eq!(budget.level(), 100.0);
 }
+
+#[test]
+fn throttling_does_not_open_the_breaker_unless_configured_to() {
+    // 20 runs each throttled 3 times (429 with and without a hint) against a
+    // breaker that trips on 2 consecutive failures: the server is alive, the
+    // circuit stays closed.
+    let classify = |e: &&str| if *e == "429" { Verdict::Throttled } else { Verdict::RetryAfter(S(1)) };
+    let clock = ManualClock::new();
+    let b = breaker(2, &clock);
+    for _ in 0..20 {
+        let err = policy(3).retry(|| Err::<(), _>("429")).when(classify).breaker(&b).clock(&clock).call().unwrap_err();
+        assert!(matches!(err, RetryError::Exhausted { attempts: 3, .. }), "{err}");
+        let err = policy(2).retry(|| Err::<(), _>("503+hint")).when(classify).breaker(&b).clock(&clock).call();
+        assert!(matches!(err, Err(RetryError::Exhausted { attempts: 2, .. })));
+    }
+    assert_eq!(b.state(), CircuitState::Closed);
+    // Counted as failures when asked.
+    let counted = CircuitBreaker::builder("api")
+        .config(
+            BreakerConfig::builder()
+                .consecutive_failures(2)
+                .throttling(backstop::breaker::CountAs::Failure)
+                .build()
+                .unwrap(),
+        )
+        .clock(clock.clone())
+        .build();
+    let err = policy(3).retry(|| Err::<(), _>("429")).when(classify).breaker(&counted).clock(&clock).call();
+    assert!(matches!(err, Err(RetryError::CircuitOpen { attempts: 2, .. })));
+}

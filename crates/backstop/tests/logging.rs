@@ -63,7 +63,9 @@ fn retries_and_the_final_success_are_logged_at_info() {
     });
     assert_eq!(lines.len(), 3, "{lines:#?}");
     assert!(lines[0].starts_with(" INFO Retrying upload_to_s3 in 1.0 seconds (attempt 1/5): SlowDown"), "{}", lines[0]);
-    assert!(lines[0].contains("attempt=1 max_attempts=5 delay_ms=1000"), "{}", lines[0]);
+    // Fields add what the message does not say, and repeat nothing it does.
+    assert!(lines[0].ends_with("delay_ms=1000 elapsed_ms=0 server_hint=false"), "{}", lines[0]);
+    assert!(!lines[0].contains("name=") && !lines[0].contains("attempt="), "{}", lines[0]);
     assert!(lines[1].starts_with(" INFO Retrying upload_to_s3 in 2.0 seconds (attempt 2/5)"), "{}", lines[1]);
     assert!(lines[2].starts_with(" INFO upload_to_s3 succeeded on attempt 3"), "{}", lines[2]);
 }
@@ -110,8 +112,27 @@ fn a_denied_retry_is_logged_at_warn() {
         let _ = policy().retry(|| Err::<(), _>("SlowDown")).name("upload_to_s3").budget(&budget).clock(&clock).call();
     });
     assert!(
-        lines.iter().any(|l| l.starts_with(" WARN retry denied: retry budget s3 is spent (0.0 left)")),
+        lines.iter().any(|l| l.starts_with(" WARN retry budget s3 is spent (0.0 left): retries are refused")),
         "{lines:#?}"
     );
     assert!(lines.last().unwrap().contains("the retry budget is spent: SlowDown"), "{lines:#?}");
+}
+
+#[test]
+fn an_outage_logs_state_changes_not_a_line_per_refused_call() {
+    // A breaker opens after 5 failures; the next 200 calls are refused
+    // locally. WARN lines: the state change and the runs that really failed,
+    // not one per refusal (those are DEBUG, and counted by `metrics`).
+    let clock = ManualClock::new();
+    let breaker = backstop::CircuitBreaker::builder("weather_api").clock(clock.clone()).build();
+    let one = policy().to_builder().max_attempts(1).build().unwrap();
+    let lines = logged(|| {
+        for _ in 0..205 {
+            let _ = one.retry(|| Err::<(), _>("503")).name("fetch").breaker(&breaker).clock(&clock).call();
+        }
+    });
+    let warns: Vec<_> = lines.iter().filter(|l| l.starts_with(" WARN")).collect();
+    assert_eq!(warns.len(), 6, "{warns:#?}");
+    assert!(warns.iter().any(|l| l.contains("circuit weather_api opened for 30.0s")), "{warns:#?}");
+    assert!(lines.iter().all(|l| l.len() < 200), "{lines:#?}");
 }

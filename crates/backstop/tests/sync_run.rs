@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use backstop::clock::SleepFuture;
-use backstop::{Backoff, Clock, ManualClock, RetryError, RetryEvent, RetryPolicy, Verdict, presets};
+use backstop::{Backoff, Clock, Jitter, ManualClock, RetryError, RetryEvent, RetryPolicy, Verdict, presets};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -307,4 +307,60 @@ fn huge_attempt_counts_and_factors_saturate() {
     assert_eq!(sleeps.len(), 199);
     assert_eq!(sleeps[0], S(1));
     assert!(sleeps[1..].iter().all(|d| *d == S(30)));
+}
+
+#[test]
+fn a_hint_is_a_floor_spread_by_the_jitter_and_capped_by_max_retry_after() {
+    // 200 clients all told "Retry-After: 1": with the API preset's additive
+    // 0.5 s jitter they come back spread over [1.0 s, 1.5 s], not together.
+    let waits: Vec<Duration> = (0..200)
+        .map(|seed| {
+            let clock = ManualClock::new();
+            let policy = presets::api_call().to_builder().seed(seed).build().unwrap();
+            let mut hinted = true;
+            policy
+                .retry(|| if std::mem::take(&mut hinted) { Err(S3Error::Hint(S(1))) } else { Ok(()) })
+                .when(classify)
+                .clock(&clock)
+                .call()
+                .unwrap();
+            clock.sleeps()[0]
+        })
+        .collect();
+    assert!(waits.iter().all(|w| *w >= S(1) && *w <= Duration::from_millis(1500)), "{waits:?}");
+    let in_first_tenth = waits.iter().filter(|w| **w < Duration::from_millis(1050)).count();
+    assert!(in_first_tenth < 40, "spread, not bunched at the hint: {in_first_tenth} of 200");
+    // The spread never passes max_retry_after (but the hint itself may reach it).
+    let clock = ManualClock::new();
+    let policy = presets::api_call().to_builder().jitter(Jitter::Full).max_retry_after(Duration::from_millis(1100));
+    let policy = policy.seed(3).build().unwrap();
+    let mut hinted = 5;
+    policy
+        .to_builder()
+        .max_attempts(6)
+        .build()
+        .unwrap()
+        .retry(|| {
+            if hinted > 0 {
+                hinted -= 1;
+                Err(S3Error::Hint(S(1)))
+            } else {
+                Ok(())
+            }
+        })
+        .when(classify)
+        .clock(&clock)
+        .call()
+        .unwrap();
+    assert!(clock.sleeps().iter().all(|w| *w >= S(1) && *w <= Duration::from_millis(1100)), "{:?}", clock.sleeps());
+    // No jitter: exactly the hint.
+    let clock = ManualClock::new();
+    let mut hinted = true;
+    exact(3)
+        .retry(|| if std::mem::take(&mut hinted) { Err(S3Error::Hint(S(7))) } else { Ok(()) })
+        .when(classify)
+        .clock(&clock)
+        .call()
+        .unwrap();
+    assert_eq!(clock.sleeps(), [S(7)]);
 }

@@ -28,6 +28,19 @@ impl Delays {
         Self { backoff, rng, retry: 0, prev: backoff.base() }
     }
 
+    /// The wait after a server's `Retry-After`-style hint: never less than
+    /// the hint (it is the earliest time to come back), spread past it by
+    /// the jitter's width for a delay that long, so that clients told the
+    /// same thing do not come back together; never past `limit` (the
+    /// policy's `max_retry_after`) unless the hint itself is.
+    pub(crate) fn after_hint(&mut self, hint: Duration, limit: Duration) -> Duration {
+        let width = self.backoff.jitter.spread(hint).min(limit.saturating_sub(hint));
+        if width.is_zero() {
+            return hint;
+        }
+        hint.saturating_add(super::scale_saturating(width, self.rng.f64(), width))
+    }
+
     /// The number of delays handed out so far.
     pub fn retries(&self) -> u32 {
         self.retry

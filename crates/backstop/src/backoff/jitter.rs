@@ -72,6 +72,20 @@ impl Jitter {
         jittered.min(cap)
     }
 
+    /// How far past a server's hint `hint` a retry may be spread (see
+    /// [`Delays::after_hint`](super::Delays::after_hint)): the width this
+    /// jitter gives a delay of that size, upwards.
+    pub(crate) fn spread(self, hint: Duration) -> Duration {
+        match self {
+            Jitter::None => Duration::ZERO,
+            Jitter::Full => hint,
+            Jitter::Equal => hint / 2,
+            Jitter::Decorrelated => hint.saturating_mul(2),
+            Jitter::Additive(j) => j,
+            Jitter::Proportional(f) => scale_saturating(hint, f, Duration::MAX),
+        }
+    }
+
     /// Whether this jitter draws random numbers at all.
     pub(crate) fn is_random(self) -> bool {
         !matches!(self, Jitter::None | Jitter::Additive(Duration::ZERO))

@@ -20,15 +20,19 @@ pub enum Window {
     },
 }
 
-/// How a breaker counts an error its classifier calls permanent
-/// ([`Verdict::Fail`](crate::Verdict::Fail)): a 404 or an `AccessDenied` means
-/// the downstream answered, so it is not the downstream's fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PermanentErrors {
-    /// As a success: the downstream is up (the default).
-    #[default]
+/// How a breaker counts a kind of error whose answer came from a downstream
+/// that is alive: an error its classifier calls permanent
+/// ([`Verdict::Fail`](crate::Verdict::Fail): a 404, an `AccessDenied`; see
+/// [`BreakerConfigBuilder::permanent_errors`]) and throttling
+/// ([`Verdict::Throttled`](crate::Verdict::Throttled) and
+/// [`Verdict::RetryAfter`](crate::Verdict::RetryAfter): a 429, a `SlowDown`;
+/// see [`BreakerConfigBuilder::throttling`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountAs {
+    /// As a success: the downstream is up.
     Success,
-    /// As nothing at all: neither success nor failure.
+    /// As nothing at all: neither success nor failure (a half-open probe's
+    /// slot is freed for another probe).
     Ignore,
     /// As a failure, like any other error.
     Failure,
@@ -66,7 +70,8 @@ pub struct BreakerConfig {
     pub(crate) open_for: Backoff,
     pub(crate) half_open_max_calls: u32,
     pub(crate) success_threshold: u32,
-    pub(crate) permanent_errors: PermanentErrors,
+    pub(crate) permanent_errors: CountAs,
+    pub(crate) throttling: CountAs,
 }
 
 /// The most probes a half-open breaker may let through at once.
@@ -85,7 +90,8 @@ impl Default for BreakerConfig {
             open_for: Backoff::constant(Duration::from_secs(30)),
             half_open_max_calls: 1,
             success_threshold: 1,
-            permanent_errors: PermanentErrors::Success,
+            permanent_errors: CountAs::Success,
+            throttling: CountAs::Ignore,
         }
     }
 }
@@ -172,8 +178,21 @@ impl BreakerConfigBuilder {
     }
 
     /// How errors classified permanent count (default: as successes).
-    pub fn permanent_errors(mut self, how: PermanentErrors) -> Self {
+    pub fn permanent_errors(mut self, how: CountAs) -> Self {
         self.config.permanent_errors = how;
+        self
+    }
+
+    /// How throttling counts: errors classified
+    /// [`Throttled`](crate::Verdict::Throttled) or
+    /// [`RetryAfter`](crate::Verdict::RetryAfter) (default: ignored). A
+    /// server that says "slow down" is alive: opening the circuit on it would
+    /// refuse every call for the open period, worse than the throttling. Pace
+    /// or budget the retries instead; count throttling as
+    /// [`CountAs::Failure`] only for a downstream whose throttling means it
+    /// is going down.
+    pub fn throttling(mut self, how: CountAs) -> Self {
+        self.config.throttling = how;
         self
     }
 

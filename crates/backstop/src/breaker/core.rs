@@ -9,7 +9,7 @@
 use std::sync::Arc as StdArc;
 use std::time::{Duration, Instant};
 
-use super::config::{BreakerConfig, PermanentErrors};
+use super::config::{BreakerConfig, CountAs};
 use super::open::CircuitOpen;
 use super::state::{CircuitState, ONE_PROBE, Word};
 use super::window::{Recent, outcome};
@@ -31,11 +31,16 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    pub(crate) fn of_verdict(verdict: Verdict, permanent: PermanentErrors) -> Self {
-        match (verdict, permanent) {
-            (Verdict::Fail, PermanentErrors::Success) => Outcome::Success,
-            (Verdict::Fail, PermanentErrors::Ignore) => Outcome::Ignored,
-            _ => Outcome::Failure,
+    pub(crate) fn of_verdict(verdict: Verdict, config: &BreakerConfig) -> Self {
+        let how = match verdict {
+            Verdict::Fail => config.permanent_errors,
+            Verdict::Throttled | Verdict::RetryAfter(_) => config.throttling,
+            _ => CountAs::Failure,
+        };
+        match how {
+            CountAs::Success => Outcome::Success,
+            CountAs::Ignore => Outcome::Ignored,
+            CountAs::Failure => Outcome::Failure,
         }
     }
 }

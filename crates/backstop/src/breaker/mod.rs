@@ -63,7 +63,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc as StdArc;
 
-pub use config::{BreakerConfig, BreakerConfigBuilder, MAX_HALF_OPEN_CALLS, MAX_WINDOW_CALLS, PermanentErrors, Window};
+pub use config::{BreakerConfig, BreakerConfigBuilder, CountAs, MAX_HALF_OPEN_CALLS, MAX_WINDOW_CALLS, Window};
 pub use open::{BreakerError, CircuitOpen};
 pub use permit::Permit;
 pub use state::CircuitState;

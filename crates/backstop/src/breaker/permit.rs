@@ -64,11 +64,14 @@ impl<'a> Permit<'a> {
         self.finish(Outcome::Ignored)
     }
 
-    /// Records an error by its classifier's verdict: `Retry` and `RetryAfter`
-    /// are failures; `Fail` (a permanent error, such as a 404) counts as the
-    /// breaker's [`PermanentErrors`](super::PermanentErrors) setting says.
+    /// Records an error by its classifier's verdict: `Retry` and `Timeout`
+    /// are failures; `Fail` (a permanent error, such as a 404) and throttling
+    /// (`Throttled`, `RetryAfter`) count as the breaker's
+    /// [`permanent_errors`](super::BreakerConfigBuilder::permanent_errors) and
+    /// [`throttling`](super::BreakerConfigBuilder::throttling) settings say
+    /// (by default: a success, and nothing).
     pub fn record(self, verdict: Verdict) {
-        let outcome = Outcome::of_verdict(verdict, self.core.config.permanent_errors);
+        let outcome = Outcome::of_verdict(verdict, &self.core.config);
         self.finish(outcome)
     }
 

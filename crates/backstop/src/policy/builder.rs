@@ -54,7 +54,8 @@ impl RetryPolicyBuilder {
 
     /// The longest server `Retry-After` hint to honour (default 60 s). A longer
     /// hint ends the run at once and is kept on the error; zero means a hint
-    /// always ends the run.
+    /// always ends the run. A hint that is honoured is a floor, spread by the
+    /// jitter up to this cap (see [`Verdict::RetryAfter`](crate::Verdict::RetryAfter)).
     pub fn max_retry_after(mut self, cap: Duration) -> Self {
         self.policy.max_retry_after = cap;
         self

@@ -257,8 +257,9 @@ impl<'a, Op, C, H, T> Retry<'a, Op, C, H, T> {
     /// once with [`RetryError::CircuitOpen`], without sleeping against it (or,
     /// if the policy [waits on open circuits](crate::RetryPolicyBuilder::wait_on_open_circuit),
     /// waits for the probe). Every attempt's outcome is recorded on the breaker
-    /// by its verdict: `Retry` and `RetryAfter` are failures, `Fail` counts as
-    /// the breaker's [`PermanentErrors`](crate::breaker::PermanentErrors) says.
+    /// by its verdict (see [`Permit::record`](crate::Permit::record)):
+    /// `Retry` and `Timeout` are failures; permanent errors and throttling
+    /// count as the breaker's config says (by default they do not open it).
     pub fn breaker(mut self, breaker: &'a CircuitBreaker) -> Self {
         self.settings.breaker = Some(breaker);
         self

@@ -199,7 +199,11 @@ impl<'a, E: Display> RunState<'a, E> {
                     last: error,
                 });
             }
-            Verdict::RetryAfter(hint) => (hint, true),
+            Verdict::RetryAfter(hint) => {
+                let limit = policy.max_retry_after;
+                let delays = self.delays.get_or_insert_with(|| policy.backoff.delays(policy.seed));
+                (delays.after_hint(hint, limit), true)
+            }
             _ => (backoff_delay, false),
         };
         // Never sleep against a circuit that this failure (or others) opened.

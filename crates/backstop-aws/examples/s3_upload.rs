@@ -47,7 +47,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A missing key is permanent: it fails on the first attempt.
     match backstop_aws::download(&client, "bike-data", "processed/run-43.csv").await {
-        Err(e @ RetryError::Rejected { .. }) => println!("not retried: {e}"),
+        // `{e:#}`: the run, then the S3 error naming the object, each said once.
+        Err(e @ RetryError::Rejected { .. }) => println!("not retried: {e:#}"),
         other => return Err(format!("expected NoSuchKey, got {other:?}").into()),
     }
     println!("the server saw {} requests", s3.faults.hits());

@@ -3,7 +3,8 @@
 //! The body is read inside the attempt, so a connection dropped mid-body is
 //! retried rather than returned as a short read. A file download writes a
 //! temporary file beside the target and renames it only once complete: a
-//! failed or cancelled download never leaves a partial file at the path.
+//! failed or cancelled download never leaves a partial file at the path, nor
+//! its temporary file beside it, whenever it is dropped.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,8 @@ use backstop::presets;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use crate::error::S3Error;
+use crate::error::{S3Error, Target};
+use crate::temp_file::TempFile;
 use crate::transfer::{Kind, Transfer, TransferFuture};
 
 /// Downloads `bucket/key` into memory, retrying under the
@@ -30,6 +32,11 @@ pub fn download<'a>(client: &'a Client, bucket: &str, key: &str) -> Transfer<'a,
 
 /// Downloads `bucket/key` to the file at `path`, replacing it only when the
 /// download is complete. Gives back the number of bytes written.
+///
+/// The bytes go to a temporary file beside `path`
+/// (`.<name>.backstop-<random>.part`), renamed into place at the end. A
+/// failed download, or one whose future is dropped at any moment, leaves
+/// `path` as it was and no temporary file behind.
 pub fn download_to_file<'a>(
     client: &'a Client,
     bucket: &str,
@@ -62,33 +69,16 @@ impl<'a> Kind<'a> for Download {
         let Download { bucket, key } = t.kind;
         let client = t.client;
         Box::pin(async move {
+            let target = Target::object(&bucket, &key);
             t.settings
-                .run("GetObject", &bucket, || async {
+                .run("GetObject", target, || async {
                     let request = client.get_object().bucket(&bucket).key(&key);
-                    let out = send_once!(request, "GetObject")?;
-                    let body = out.body.collect().await.map_err(|e| S3Error::body("GetObject", e))?;
+                    let out = send_once!(request, "GetObject", target)?;
+                    let body = out.body.collect().await.map_err(|e| S3Error::body("GetObject", target, e))?;
                     Ok(body.into_bytes())
                 })
                 .await
         })
-    }
-}
-
-/// A temporary file that is removed when dropped, unless it was renamed:
-/// a failed or cancelled download cleans up after itself.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn beside(target: &Path) -> Self {
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Self(target.with_file_name(format!(".{name}.backstop-{:016x}.part", fastrand::u64(..))))
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        // Gone already when it was renamed into place.
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -99,24 +89,26 @@ impl<'a> Kind<'a> for DownloadToFile {
         let DownloadToFile { bucket, key, path } = t.kind;
         let client = t.client;
         Box::pin(async move {
+            // The guard exists before the file does (see `TempFile`).
             let temp = TempFile::beside(&path);
-            let temp_path = temp.0.as_path();
+            let target = Target::object(&bucket, &key);
             t.settings
-                .run("GetObject", &bucket, || async {
-                    let io = |what: &str, e| S3Error::io("GetObject", &format!("{what} {}", temp_path.display()), e);
+                .run("GetObject", target, || async {
+                    let io = |what: &str, e| {
+                        S3Error::io("GetObject", target, format!("{what} {}", temp.path().display()), e)
+                    };
                     let request = client.get_object().bucket(&bucket).key(&key);
-                    let out = send_once!(request, "GetObject")?;
-                    // Every attempt starts the temporary file over.
-                    let mut file = tokio::fs::File::create(temp_path).await.map_err(|e| io("creating", e))?;
+                    let out = send_once!(request, "GetObject", target)?;
+                    // Every attempt starts a new temporary file.
+                    let mut created = temp.create().await.map_err(|e| io("creating", e))?;
                     let mut body = out.body;
                     let mut written = 0u64;
-                    while let Some(chunk) = body.try_next().await.map_err(|e| S3Error::body("GetObject", e))? {
-                        file.write_all(&chunk).await.map_err(|e| io("writing", e))?;
+                    while let Some(chunk) = body.try_next().await.map_err(|e| S3Error::body("GetObject", target, e))? {
+                        created.file.write_all(&chunk).await.map_err(|e| io("writing", e))?;
                         written += chunk.len() as u64;
                     }
-                    file.sync_all().await.map_err(|e| io("syncing", e))?;
-                    drop(file);
-                    tokio::fs::rename(temp_path, &path).await.map_err(|e| io("renaming", e))?;
+                    created.file.sync_all().await.map_err(|e| io("syncing", e))?;
+                    temp.persist(created, &path).await.map_err(|e| io("renaming", e))?;
                     Ok(written)
                 })
                 .await

@@ -15,6 +15,21 @@
 //! `InvalidAccessKeyId`, `SignatureDoesNotMatch` and other 4xx fail at once.
 //! A server hint (`x-amz-retry-after`, `Retry-After`) is honoured.
 //!
+//! # Cancellation
+//!
+//! A transfer's future may be dropped at any point (your own
+//! `tokio::time::timeout`, a shutdown). A multipart upload under way is then
+//! aborted in the background (within [`ABORT_TIMEOUT`]), so its parts do not
+//! stay pending and billed, and a file download removes its temporary file:
+//! the target is either untouched or complete.
+//!
+//! # Errors
+//!
+//! Errors are [`RetryError`](backstop::RetryError)s of [`S3Error`], which names
+//! the operation, the object and, for a multipart upload, the part:
+//! `UploadPart failed for s3://bike-data/big.bin (part 3): SlowDown: ...`.
+//! `{}` prints one layer, `{:#}` the whole chain, each cause once.
+//!
 //! ```no_run
 //! # async fn demo(client: aws_sdk_s3::Client) -> Result<(), Box<dyn std::error::Error>> {
 //! use backstop::{presets, CircuitBreaker};
@@ -56,21 +71,25 @@
 #![warn(missing_docs)]
 
 /// Sends an SDK request once (the SDK's own retries off: ours do the
-/// retrying), naming the operation in the error.
+/// retrying), naming the operation and its target (a `Target`) in the error.
 macro_rules! send_once {
-    ($request:expr, $operation:literal) => {
+    ($request:expr, $operation:literal, $target:expr) => {
         $request
             .customize()
             .config_override($crate::no_sdk_retries())
             .send()
             .await
-            .map_err(|e| $crate::S3Error::from_sdk($operation, e))
+            .map_err(|e| $crate::S3Error::from_sdk($operation, e).at($target))
     };
 }
 
+mod abort_guard;
 mod classify;
 mod download;
 mod error;
+mod in_flight;
+mod multipart;
+mod temp_file;
 mod transfer;
 mod upload;
 
@@ -82,6 +101,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use backstop::retry::Retry;
 use backstop::{RetryPolicy, Verdict};
 
+pub use abort_guard::{ABORT_ATTEMPTS, ABORT_TIMEOUT};
 pub use classify::{PERMANENT_CODES, THROTTLING_CODES, TRANSIENT_CODES, classify, classify_code, retry_after};
 pub use download::{Download, DownloadToFile, download, download_to_file};
 pub use error::S3Error;

@@ -5,9 +5,10 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
-use backstop::{CircuitBreaker, Clock, RetryBudget, RetryError, RetryPolicy, Verdict};
+use backstop::clock::SleepFuture;
+use backstop::{CircuitBreaker, Clock, RetryBudget, RetryError, RetryPolicy, SystemClock, Verdict};
 
-use crate::error::{S3Error, verdict_of};
+use crate::error::{S3Error, Target, verdict_of};
 
 /// The default size above which uploads are multipart: 16 MiB.
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
@@ -23,7 +24,12 @@ pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 ///
 /// Every attempt switches the SDK's own retries off (so attempts are not
 /// multiplied: 5 of ours × 3 of the SDK's would be 15), and is named by
-/// operation and bucket in logs and metrics (`PutObject bike-data`).
+/// operation and bucket in logs and metrics (`PutObject bike-data`); its
+/// errors ([`S3Error`]) name the object, `s3://bucket/key`, and the part.
+///
+/// Dropping the future (a caller's timeout, a shutdown) cleans up: a
+/// multipart upload under way is aborted in the background, and a file
+/// download leaves no temporary file behind.
 #[must_use = "a transfer does nothing until .await"]
 pub struct Transfer<'a, K> {
     pub(crate) client: &'a Client,
@@ -58,19 +64,20 @@ impl<'a> Settings<'a> {
         }
     }
 
-    /// Runs `op` under the settings, named `operation bucket`.
+    /// Runs `op` under the settings, named `operation bucket` (the key is
+    /// left out of the name, which labels metrics; the errors name it).
     pub(crate) async fn run<T, F, Fut>(
         &self,
         operation: &'static str,
-        bucket: &str,
+        target: Target<'_>,
         op: F,
     ) -> Result<T, RetryError<S3Error>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, S3Error>>,
     {
-        let mut run =
-            self.policy.retry(op).when(verdict_of as fn(&S3Error) -> Verdict).name(format!("{operation} {bucket}"));
+        let name = format!("{operation} {}", target.bucket);
+        let mut run = self.policy.retry(op).when(verdict_of as fn(&S3Error) -> Verdict).name(name);
         if let Some(clock) = self.clock {
             run = run.clock(clock);
         }
@@ -81,9 +88,18 @@ impl<'a> Settings<'a> {
             run = run.budget(budget);
         }
         match self.attempt_timeout {
-            Some(limit) => run.attempt_timeout(limit, move |after| S3Error::timed_out(operation, after)).await,
+            Some(limit) => run.attempt_timeout(limit, move |after| S3Error::timed_out(operation, target, after)).await,
             None => run.await,
         }
+    }
+
+    /// The timer of one attempt's timeout, for attempts that are not run by
+    /// [`run`](Self::run) (the parts of a multipart upload, sent by a batch):
+    /// the settings' clock's, `None` without a per-attempt timeout.
+    pub(crate) fn attempt_timer(&self) -> Option<(Duration, SleepFuture)> {
+        let limit = self.attempt_timeout.filter(|limit| !limit.is_zero())?;
+        let clock: &dyn Clock = self.clock.unwrap_or(&SystemClock);
+        Some((limit, clock.timer(limit)))
     }
 }
 
@@ -118,8 +134,10 @@ impl<'a, K> Transfer<'a, K> {
     }
 
     /// Drops an attempt that takes longer than `limit` and retries it as a
-    /// timeout (single requests: `PutObject`, `GetObject`, and the multipart
-    /// upload's create and complete steps).
+    /// timeout: every request of the transfer, each on its own (`PutObject`,
+    /// `GetObject` with its body, and each step of a multipart upload: the
+    /// create, every `UploadPart`, the complete and the abort). A part that
+    /// stalls is cut and sent again; it cannot hang the upload.
     pub fn attempt_timeout(mut self, limit: Duration) -> Self {
         self.settings.attempt_timeout = Some(limit);
         self

@@ -2,19 +2,19 @@
 //! multipart.
 //!
 //! The body is rebuilt for every attempt. Above the multipart threshold the
-//! upload is split into parts, each retried on its own (a few at once); if a
-//! part or the completion fails for good, the multipart upload is aborted so
-//! no orphaned parts stay billed.
+//! upload is split into parts, each retried on its own (a few at once). A
+//! multipart upload that fails, or whose future is dropped, is aborted, so
+//! no parts stay pending and billed.
 
 use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::{ByteStream, Length};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use backstop::{RetryError, Verdict, presets};
+use backstop::{RetryError, presets};
 use bytes::Bytes;
 
-use crate::error::{S3Error, verdict_of};
+use crate::error::{S3Error, Target};
+use crate::multipart::multipart;
 use crate::transfer::{Kind, Settings, Transfer, TransferFuture};
 
 /// What an upload gives back.
@@ -32,6 +32,12 @@ pub struct Uploaded {
 /// Uploads `data` to `bucket/key`, retrying under the
 /// [`S3_UPLOAD`](presets::S3_UPLOAD) preset unless [`policy`](Transfer::policy)
 /// says otherwise.
+///
+/// Above [`multipart_threshold`](Transfer::multipart_threshold) it is a
+/// multipart upload. If that fails, it is aborted before the error is
+/// returned; if the abort fails too, the error says so
+/// ([`S3Error::abort_error`]). If the future is dropped midway, the abort is
+/// sent in the background (within [`ABORT_TIMEOUT`](crate::ABORT_TIMEOUT)).
 ///
 /// ```no_run
 /// # async fn demo(client: aws_sdk_s3::Client) -> Result<(), Box<dyn std::error::Error>> {
@@ -74,23 +80,27 @@ pub struct UploadFile {
 }
 
 /// Where an upload's bytes come from.
-enum Source {
+pub(crate) enum Source {
     Memory(Bytes),
     File(PathBuf),
 }
 
 impl Source {
-    /// The bytes at `offset..offset + len`, as a fresh body.
-    async fn body(&self, offset: u64, len: u64) -> Result<ByteStream, S3Error> {
+    /// The bytes at `offset..offset + len`, as a fresh body for `operation` on `target`.
+    pub(crate) async fn body(
+        &self,
+        operation: &'static str,
+        target: Target<'_>,
+        offset: u64,
+        len: u64,
+    ) -> Result<ByteStream, S3Error> {
         match self {
             Source::Memory(data) => Ok(ByteStream::from(data.slice(offset as usize..(offset + len) as usize))),
-            Source::File(path) => ByteStream::read_from()
-                .path(path)
-                .offset(offset)
-                .length(Length::Exact(len))
-                .build()
-                .await
-                .map_err(|e| S3Error::io("PutObject", "reading the file to upload", std::io::Error::other(e))),
+            Source::File(path) => {
+                ByteStream::read_from().path(path).offset(offset).length(Length::Exact(len)).build().await.map_err(
+                    |e| S3Error::io(operation, target, format!("reading {}", path.display()), std::io::Error::other(e)),
+                )
+            }
         }
     }
 }
@@ -114,7 +124,8 @@ impl<'a> Kind<'a> for UploadFile {
             let len = match tokio::fs::metadata(&path).await {
                 Ok(meta) => meta.len(),
                 Err(e) => {
-                    let error = S3Error::io("PutObject", &format!("reading {}", path.display()), e);
+                    let target = Target::object(&bucket, &key);
+                    let error = S3Error::io("PutObject", target, format!("reading {}", path.display()), e);
                     let name = format!("PutObject {bucket}").into();
                     return Err(RetryError::Rejected { name, attempts: 0, error });
                 }
@@ -146,115 +157,13 @@ async fn put_object(
     source: &Source,
     len: u64,
 ) -> Result<Uploaded, RetryError<S3Error>> {
+    let target = Target::object(bucket, key);
     let out = s
-        .run("PutObject", bucket, || async {
-            let body = source.body(0, len).await?;
+        .run("PutObject", target, || async {
+            let body = source.body("PutObject", target, 0, len).await?;
             let request = client.put_object().bucket(bucket).key(key).body(body).content_length(len as i64);
-            send_once!(request, "PutObject")
+            send_once!(request, "PutObject", target)
         })
         .await?;
     Ok(Uploaded { e_tag: out.e_tag().map(str::to_owned), version_id: out.version_id().map(str::to_owned), parts: 1 })
-}
-
-async fn multipart(
-    client: &Client,
-    s: Settings<'_>,
-    bucket: &str,
-    key: &str,
-    source: &Source,
-    len: u64,
-) -> Result<Uploaded, RetryError<S3Error>> {
-    let created = s
-        .run("CreateMultipartUpload", bucket, || async {
-            let request = client.create_multipart_upload().bucket(bucket).key(key);
-            send_once!(request, "CreateMultipartUpload")
-        })
-        .await?;
-    let Some(upload_id) = created.upload_id().map(str::to_owned) else {
-        let error = S3Error::io("CreateMultipartUpload", "the response", std::io::Error::other("it had no upload id"));
-        return Err(RetryError::Rejected {
-            name: format!("CreateMultipartUpload {bucket}").into(),
-            attempts: 1,
-            error,
-        });
-    };
-
-    // Part n (from 1) covers [offset, offset + size).
-    let parts: Vec<(i32, u64, u64)> = (0..len.div_ceil(s.part_size))
-        .map(|i| (i as i32 + 1, i * s.part_size, s.part_size.min(len - i * s.part_size)))
-        .collect();
-    let upload_id = upload_id.as_str();
-    let mut batch = s
-        .policy
-        .batch(parts, |(number, offset, size)| async move {
-            let body = source.body(offset, size).await?;
-            let request = client
-                .upload_part()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .content_length(size as i64)
-                .body(body);
-            let out = send_once!(request, "UploadPart")?;
-            Ok(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_owned)).build())
-        })
-        .when(verdict_of as fn(&S3Error) -> Verdict)
-        .name(format!("UploadPart {bucket}"))
-        .concurrency(s.concurrency)
-        .fail_fast();
-    if let Some(clock) = s.clock {
-        batch = batch.clock(clock);
-    }
-    if let Some(breaker) = s.breaker {
-        batch = batch.breaker(breaker);
-    }
-    if let Some(budget) = s.budget {
-        batch = batch.budget(budget);
-    }
-    let completed = match batch.run().await.into_result() {
-        Ok(parts) => parts,
-        Err(e) => {
-            abort(client, s, bucket, key, upload_id).await;
-            return Err(e);
-        }
-    };
-
-    let count = completed.len() as u32;
-    let manifest = CompletedMultipartUpload::builder().set_parts(Some(completed)).build();
-    let done = s
-        .run("CompleteMultipartUpload", bucket, || async {
-            let request = client
-                .complete_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .multipart_upload(manifest.clone());
-            send_once!(request, "CompleteMultipartUpload")
-        })
-        .await;
-    match done {
-        Ok(out) => Ok(Uploaded {
-            e_tag: out.e_tag().map(str::to_owned),
-            version_id: out.version_id().map(str::to_owned),
-            parts: count,
-        }),
-        Err(e) => {
-            abort(client, s, bucket, key, upload_id).await;
-            Err(e)
-        }
-    }
-}
-
-/// Aborts a multipart upload, retrying; a failure here is logged by the run
-/// and otherwise ignored (the upload's own error is what the caller needs).
-async fn abort(client: &Client, s: Settings<'_>, bucket: &str, key: &str, upload_id: &str) {
-    // The breaker may be open by now: aborting must not be blocked by it.
-    let s = Settings { breaker: None, budget: None, ..s };
-    let _ = s
-        .run("AbortMultipartUpload", bucket, || async {
-            let request = client.abort_multipart_upload().bucket(bucket).key(key).upload_id(upload_id);
-            send_once!(request, "AbortMultipartUpload")
-        })
-        .await;
 }

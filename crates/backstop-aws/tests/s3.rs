@@ -7,18 +7,12 @@ use std::time::Duration;
 
 use backstop::{CircuitBreaker, ManualClock, RetryError, Verdict};
 use backstop_testkit::Reply;
-use common::{BUCKET, S3, TempDir, bytes_of, fast, is_part, is_put, md5_hex};
+use common::{BUCKET, S3, TempDir, bytes_of, data, fast, is_abort, is_part, is_put, md5_hex};
 
 const MIB: usize = 1024 * 1024;
 
 fn is_get(r: &backstop_testkit::Recorded, key: &str) -> bool {
     r.method == http::Method::GET && r.path.starts_with(&format!("/{BUCKET}/{key}"))
-}
-
-/// Distinct, non-repeating bytes, so a part in the wrong place would show.
-fn data(len: usize) -> Vec<u8> {
-    let mut rng = fastrand::Rng::with_seed(len as u64);
-    (0..len).map(|_| rng.u8(..)).collect()
 }
 
 #[tokio::test]
@@ -56,7 +50,8 @@ async fn access_denied_fails_on_the_first_attempt() {
     let err = backstop_aws::upload(&s3.client, BUCKET, "k", vec![1u8; 10]).policy(&fast(5)).await.unwrap_err();
     assert!(matches!(err, RetryError::Rejected { attempts: 1, .. }), "{err}");
     assert_eq!(err.last_error().unwrap().code(), Some("AccessDenied"));
-    assert!(err.to_string().contains("PutObject failed: AccessDenied"), "{err}");
+    let last = err.last_error().unwrap().to_string();
+    assert!(last.starts_with("PutObject failed for s3://bike-data/k: AccessDenied"), "{last}");
 }
 
 #[tokio::test]
@@ -150,7 +145,7 @@ async fn a_part_failing_for_good_aborts_the_multipart_upload() {
         .unwrap_err();
     assert!(matches!(err, RetryError::Exhausted { attempts: 3, .. }), "{err}");
     assert_eq!(err.last_error().unwrap().operation(), "UploadPart");
-    assert_eq!(s3.requests_where(|r| r.method == http::Method::DELETE && r.path.contains("uploadId=")), 1);
+    assert_eq!(s3.requests_where(is_abort), 1);
     assert!(s3.pending_uploads().is_empty(), "orphaned parts: {:?}", s3.pending_uploads());
     assert!(!s3.object_path("big.bin").exists());
 }
@@ -174,7 +169,8 @@ async fn a_large_file_upload_reads_its_parts_from_disk() {
     assert_eq!(bytes_of(&s3.object_path("small.csv")), bytes_of(&small));
     assert_eq!(bytes_of(&s3.object_path("large.bin")), bytes_of(&large));
     let missing = backstop_aws::upload_file(&s3.client, BUCKET, "x", dir.path("nope")).await.unwrap_err();
-    assert!(missing.is_permanent() && missing.to_string().contains("reading"), "{missing}");
+    let why = missing.last_error().unwrap().to_string();
+    assert!(missing.is_permanent() && why.contains("reading"), "{why}");
 }
 
 #[tokio::test]
@@ -190,6 +186,47 @@ async fn a_stalled_request_times_out_and_is_retried() {
     assert_eq!(bytes_of(&s3.object_path("k")), vec![7u8; 100]);
 }
 
+// The parts are small here (a multipart threshold of 1 KiB, so 3 KiB is
+// one part of 3 KiB), so that a short attempt timeout cuts only the stall.
+
+#[tokio::test]
+async fn a_stalled_part_is_cut_by_the_attempt_timeout_and_sent_again() {
+    let s3 = S3::start().await;
+    let body = data(3 * 1024);
+    s3.faults().fail_matching(1, |r| is_part(r, 1), Reply::stall(Duration::from_secs(60)));
+    let policy = fast(3);
+    let upload = backstop_aws::upload(&s3.client, BUCKET, "stalled.bin", body.clone())
+        .policy(&policy)
+        .multipart_threshold(1024)
+        .attempt_timeout(Duration::from_millis(300));
+    let uploaded = tokio::time::timeout(Duration::from_secs(20), upload).await.expect("never hangs").unwrap();
+    assert_eq!(uploaded.parts, 1);
+    assert_eq!(s3.requests_where(|r| is_part(r, 1)), 2, "part 1: stalled, cut, sent again");
+    assert_eq!(bytes_of(&s3.object_path("stalled.bin")), body);
+    assert!(s3.pending_uploads().is_empty());
+}
+
+#[tokio::test]
+async fn a_part_that_always_stalls_fails_as_a_timeout_naming_the_part() {
+    let s3 = S3::start().await;
+    s3.faults().fail_matching(usize::MAX, |r| is_part(r, 1), Reply::stall(Duration::from_secs(60)));
+    let policy = fast(2);
+    let upload = backstop_aws::upload(&s3.client, BUCKET, "reports/q3.bin", data(3 * 1024))
+        .policy(&policy)
+        .multipart_threshold(1024)
+        .attempt_timeout(Duration::from_millis(300));
+    let err = tokio::time::timeout(Duration::from_secs(20), upload).await.expect("never hangs").unwrap_err();
+    assert!(matches!(err, RetryError::Exhausted { attempts: 2, .. }), "{err}");
+    let last = err.last_error().unwrap();
+    assert_eq!((last.operation(), last.part(), last.verdict()), ("UploadPart", Some(1), Verdict::Timeout));
+    assert_eq!(
+        last.to_string(),
+        "UploadPart failed for s3://bike-data/reports/q3.bin (part 1): the attempt timed out after 0.3s"
+    );
+    assert_eq!(s3.requests_where(is_abort), 1, "aborted once it failed");
+    assert!(s3.pending_uploads().is_empty(), "orphaned parts: {:?}", s3.pending_uploads());
+}
+
 #[tokio::test]
 async fn a_server_hint_in_x_amz_retry_after_is_honoured() {
     let s3 = S3::start().await;
@@ -202,7 +239,8 @@ async fn a_server_hint_in_x_amz_retry_after_is_honoured() {
 #[tokio::test]
 async fn the_breaker_stops_calls_to_a_failing_s3() {
     let s3 = S3::start().await;
-    s3.faults().otherwise(Reply::s3_error(503, "SlowDown"));
+    // An outage, not throttling: by default a breaker does not open on `SlowDown`.
+    s3.faults().otherwise(Reply::s3_error(500, "InternalError"));
     let breaker = CircuitBreaker::new("s3", backstop::BreakerConfig::default()); // 5 in a row
     let policy = fast(3);
     for _ in 0..3 {

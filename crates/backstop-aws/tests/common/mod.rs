@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+pub mod logs;
+pub mod throttle;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,17 +28,14 @@ impl S3 {
     /// A server with one bucket, [`BUCKET`].
     pub async fn start() -> Self {
         let server = LocalS3::start();
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
-            .endpoint_url(server.endpoint())
-            .force_path_style(true)
-            .http_client(aws_smithy_http_client::Builder::new().build_http())
-            .build();
-        let client = Client::from_conf(config);
+        let client = client_for(&server.endpoint());
         client.create_bucket().bucket(BUCKET).send().await.expect("create the test bucket");
         S3 { server, client }
+    }
+
+    /// The fault server's address (to put another proxy in front of it).
+    pub fn addr(&self) -> SocketAddr {
+        self.faults().addr()
     }
 
     pub fn faults(&self) -> &FaultServer {
@@ -56,6 +57,19 @@ impl S3 {
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.faults().script(replies)
     }
+}
+
+/// A client of the test server at `endpoint` (the server itself, or a proxy in front of it).
+pub fn client_for(endpoint: &str) -> Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    Client::from_conf(config)
 }
 
 /// A temporary directory for local files, removed with the guard.
@@ -97,6 +111,35 @@ pub fn is_put(r: &Recorded, key: &str) -> bool {
 /// An `UploadPart` of part `n`.
 pub fn is_part(r: &Recorded, n: u32) -> bool {
     r.method == http::Method::PUT && r.path.split(['?', '&']).any(|q| q == format!("partNumber={n}"))
+}
+
+/// An `AbortMultipartUpload`.
+pub fn is_abort(r: &Recorded) -> bool {
+    r.method == http::Method::DELETE && r.path.contains("uploadId=")
+}
+
+/// The upload id in a recorded multipart request's query.
+pub fn upload_id_of(r: &Recorded) -> Option<String> {
+    let query = r.path.split_once('?')?.1;
+    query.split('&').find_map(|q| q.strip_prefix("uploadId=")).map(str::to_owned)
+}
+
+/// Distinct, non-repeating bytes, so a part in the wrong place would show.
+pub fn data(len: usize) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(len as u64);
+    (0..len).map(|_| rng.u8(..)).collect()
+}
+
+/// Waits (polling) until `done` holds, up to `limit`; whether it did.
+pub async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while !done() {
+        if start.elapsed() > limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
 }
 
 pub fn md5_hex(data: &[u8]) -> String {

@@ -1,0 +1,223 @@
+//! Aborting a multipart upload that will not be completed: [`AbortGuard`].
+//!
+//! An upload S3 has created stays pending, its parts stored and billed, until
+//! it is completed or aborted. The guard is made as soon as
+//! `CreateMultipartUpload` has answered with an upload id
+//! ([`AbortGuard::create`]: even when the attempt that sent it was dropped
+//! before the answer came), and stays armed until the upload is completed or
+//! its failure handled:
+//!
+//! - the upload fails (a part or the completion fails for good): the abort is
+//!   sent and awaited, retried a few times ([`AbortGuard::abort`]); if it
+//!   still fails, the upload's error says so, naming the upload id;
+//! - the upload's future is dropped (the caller's own timeout, a shutdown):
+//!   the guard's `Drop` spawns the abort on the current tokio runtime, bounded
+//!   by [`ABORT_TIMEOUT`], and logs a warning naming the bucket, key and
+//!   upload id if it fails (or if there is no runtime to send it on). A
+//!   runtime that is shutting down drops the task unsent: S3's lifecycle rule
+//!   `AbortIncompleteMultipartUpload` is the backstop for that.
+//!
+//! Either way the abort is sent once the upload's part requests still on the
+//! wire have been answered (see [`InFlight`]), so that no part lands after it.
+
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use backstop::error::Chain;
+use backstop::{RetryError, RetryPolicy};
+
+use crate::error::{S3Error, Target};
+use crate::in_flight::InFlight;
+use crate::transfer::Settings;
+
+/// How long the abort of a dropped upload may take, waiting for its part
+/// requests still on the wire included, and each attempt of the abort of a
+/// failed one when the transfer has no
+/// [`attempt_timeout`](crate::Transfer::attempt_timeout) of its own: 10 s.
+pub const ABORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many times the abort of a failed upload is tried: 3.
+pub const ABORT_ATTEMPTS: u32 = 3;
+
+/// How long an abort waits for the upload's part requests still on the wire
+/// to be answered (S3 may store a part that overtakes the abort).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pending multipart upload, aborted unless [`disarm`](Self::disarm)ed or
+/// [`abort`](Self::abort)ed in time; see the [module docs](self).
+pub(crate) struct AbortGuard {
+    client: Client,
+    in_flight: InFlight,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    armed: bool,
+}
+
+impl AbortGuard {
+    /// Sends one `CreateMultipartUpload` for `target` and guards the upload
+    /// it creates.
+    ///
+    /// The request is sent from a task of its own, and the guard is made
+    /// there as soon as the answer is read: if this attempt is dropped first
+    /// (the transfer's future dropped, or the attempt cut by its timeout),
+    /// the guard is dropped with nobody to take it, and the upload that S3
+    /// created is aborted rather than lost.
+    pub(crate) async fn create(client: &Client, target: Target<'_>) -> Result<Self, S3Error> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return create_once(client, target.bucket, target.key).await;
+        };
+        let (client, bucket, key) = (client.clone(), target.bucket.to_owned(), target.key.to_owned());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        runtime.spawn(async move {
+            // Dropped with the message if nobody receives it: then it aborts.
+            let _ = tx.send(create_once(&client, &bucket, &key).await);
+        });
+        rx.await.unwrap_or_else(|_| {
+            Err(S3Error::unusable("CreateMultipartUpload", target, "the task sending it was cancelled"))
+        })
+    }
+
+    /// Guards the upload `upload_id` of `bucket/key`.
+    fn new(client: &Client, bucket: &str, key: &str, upload_id: &str) -> Self {
+        Self {
+            client: client.clone(),
+            in_flight: InFlight::default(),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+            armed: true,
+        }
+    }
+
+    /// The upload id S3 gave the upload.
+    pub(crate) fn upload_id(&self) -> &str {
+        &self.upload_id
+    }
+
+    /// The upload's part and complete requests on the wire, which an abort waits for.
+    pub(crate) fn in_flight(&self) -> &InFlight {
+        &self.in_flight
+    }
+
+    /// The upload has been completed: nothing to abort.
+    pub(crate) fn disarm(mut self) {
+        self.armed = false;
+    }
+
+    /// Aborts the upload now, retrying up to [`ABORT_ATTEMPTS`] times under
+    /// the transfer's policy (without its breaker or budget: an open breaker
+    /// must not keep the parts billed). Returns the abort's error, marked
+    /// "left pending", if it failed for good, and logs it. The guard stays
+    /// armed until the abort has returned, so dropping this future spawns it.
+    pub(crate) async fn abort(mut self, settings: &Settings<'_>) -> Result<(), S3Error> {
+        let target = Target::object(&self.bucket, &self.key).upload(&self.upload_id);
+        let policy = settings.policy.to_builder().max_attempts(ABORT_ATTEMPTS).build();
+        let policy: &RetryPolicy = policy.as_ref().unwrap_or(settings.policy);
+        let s = Settings {
+            policy,
+            breaker: None,
+            budget: None,
+            attempt_timeout: Some(settings.attempt_timeout.unwrap_or(ABORT_TIMEOUT)),
+            ..*settings
+        };
+        self.in_flight.settle(SETTLE_TIMEOUT).await;
+        let client = &self.client;
+        let result = s.run("AbortMultipartUpload", target, || abort_once(client, target)).await;
+        self.armed = false;
+        let Err(e) = result else { return Ok(()) };
+        let error = match e {
+            RetryError::DeadlineExceeded { last: None, .. } => {
+                S3Error::unusable("AbortMultipartUpload", target, "the policy's deadline came before it was answered")
+            }
+            e => e.into_inner().unwrap_or_else(|| S3Error::unusable("AbortMultipartUpload", target, "not sent")),
+        }
+        .left_pending();
+        tracing::warn!(
+            bucket = %self.bucket,
+            key = %self.key,
+            upload_id = %self.upload_id,
+            error = %Chain(&error),
+            "the multipart upload s3://{}/{} failed and could not be aborted: upload id {} is left pending",
+            self.bucket,
+            self.key,
+            self.upload_id,
+        );
+        Err(error)
+    }
+}
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (bucket, key, upload_id) =
+            (std::mem::take(&mut self.bucket), std::mem::take(&mut self.key), std::mem::take(&mut self.upload_id));
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                bucket = %bucket,
+                key = %key,
+                upload_id = %upload_id,
+                "the multipart upload s3://{bucket}/{key} was dropped outside a tokio runtime, so it cannot \
+                 be aborted: upload id {upload_id} is left pending",
+            );
+            return;
+        };
+        let (client, in_flight) = (self.client.clone(), self.in_flight.clone());
+        runtime.spawn(async move {
+            let target = Target::object(&bucket, &key).upload(&upload_id);
+            let outcome = tokio::time::timeout(ABORT_TIMEOUT, async {
+                in_flight.settle(SETTLE_TIMEOUT).await;
+                abort_once(&client, target).await
+            })
+            .await;
+            let error = match outcome {
+                Ok(Ok(())) => {
+                    tracing::info!(
+                        bucket = %bucket,
+                        key = %key,
+                        upload_id = %upload_id,
+                        "aborted the multipart upload s3://{bucket}/{key} (upload id {upload_id}): it was dropped before it completed",
+                    );
+                    return;
+                }
+                Ok(Err(e)) => Chain(&e).to_string(),
+                Err(_) => format!("no answer in {:.0}s", ABORT_TIMEOUT.as_secs_f64()),
+            };
+            tracing::warn!(
+                bucket = %bucket,
+                key = %key,
+                upload_id = %upload_id,
+                error = %error,
+                "the multipart upload s3://{bucket}/{key} was dropped and its abort failed: upload id {upload_id} \
+                 is left pending: {error}",
+            );
+        });
+    }
+}
+
+/// One `CreateMultipartUpload`, the SDK's retries off, guarded as soon as it is answered.
+async fn create_once(client: &Client, bucket: &str, key: &str) -> Result<AbortGuard, S3Error> {
+    let target = Target::object(bucket, key);
+    let request = client.create_multipart_upload().bucket(bucket).key(key);
+    let created = send_once!(request, "CreateMultipartUpload", target)?;
+    match created.upload_id() {
+        Some(upload_id) => Ok(AbortGuard::new(client, bucket, key, upload_id)),
+        None => Err(S3Error::unusable("CreateMultipartUpload", target, "the response had no upload id")),
+    }
+}
+
+/// One `AbortMultipartUpload`, the SDK's retries off. An upload S3 no longer
+/// knows (`NoSuchUpload`: completed or aborted already) counts as aborted.
+async fn abort_once(client: &Client, target: Target<'_>) -> Result<(), S3Error> {
+    let request = client
+        .abort_multipart_upload()
+        .bucket(target.bucket)
+        .key(target.key)
+        .upload_id(target.upload_id.unwrap_or_default());
+    match send_once!(request, "AbortMultipartUpload", target) {
+        Err(e) if e.code() == Some("NoSuchUpload") => Ok(()),
+        other => other.map(drop),
+    }
+}

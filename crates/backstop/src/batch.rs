@@ -32,6 +32,7 @@ use crate::budget::RetryBudget;
 use crate::clock::Clock;
 use crate::error::{Name, RetryError};
 use crate::event::{OnRetry, RetryEvent};
+use crate::pacer::Pacer;
 use crate::policy::RetryPolicy;
 use crate::retry::{Retry, RunSettings};
 use crate::throttle::AdaptiveThrottle;
@@ -182,6 +183,13 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
     /// Asks `throttle` before every attempt of every item, as [`Retry::throttle`].
     pub fn throttle(mut self, throttle: &'a AdaptiveThrottle) -> Self {
         self.settings.throttle = Some(throttle);
+        self
+    }
+
+    /// Waits for a slot from `pacer` before every attempt of every item, as
+    /// [`Retry::pacer`].
+    pub fn pacer(mut self, pacer: &'a Pacer) -> Self {
+        self.settings.pacer = Some(pacer);
         self
     }
 

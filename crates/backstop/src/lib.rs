@@ -23,7 +23,8 @@
 //!
 //! - a [`CircuitBreaker`] stops calling a downstream that is down;
 //! - a [`RetryBudget`] caps retries to a small part of the traffic;
-//! - an [`AdaptiveThrottle`] rejects locally while the downstream refuses most calls.
+//! - an [`AdaptiveThrottle`] rejects locally while the downstream refuses most calls;
+//! - a [`Pacer`] learns the rate the downstream accepts and makes calls wait for it.
 //!
 //! Time comes from a [`Clock`]: the real one by default, a [`ManualClock`] in
 //! tests, where a five-attempt schedule with a 30 s cap runs in microseconds.
@@ -109,6 +110,7 @@ pub mod error;
 pub mod event;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod pacer;
 pub mod policy;
 pub mod presets;
 pub mod retry;
@@ -125,6 +127,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::{DurationError, parse_duration};
 pub use error::RetryError;
 pub use event::{BreakerEvent, RetryEvent};
+pub use pacer::Pacer;
 pub use policy::{ConfigError, RetryPolicy, RetryPolicyBuilder};
 pub use retry::Retry;
 pub use throttle::AdaptiveThrottle;

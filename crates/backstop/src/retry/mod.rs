@@ -83,6 +83,7 @@ use crate::budget::RetryBudget;
 use crate::clock::Clock;
 use crate::error::{Name, RetryError};
 use crate::event::OnRetry;
+use crate::pacer::Pacer;
 use crate::policy::RetryPolicy;
 use crate::throttle::AdaptiveThrottle;
 use crate::verdict::{AlwaysRetry, Classify, RetryIf};
@@ -111,6 +112,7 @@ pub(crate) struct RunSettings<'a> {
     pub(crate) breaker: Option<&'a CircuitBreaker>,
     pub(crate) budget: Option<&'a RetryBudget>,
     pub(crate) throttle: Option<&'a AdaptiveThrottle>,
+    pub(crate) pacer: Option<&'a Pacer>,
 }
 
 impl<'a> RunSettings<'a> {
@@ -119,11 +121,23 @@ impl<'a> RunSettings<'a> {
     /// if that attempt fails.
     #[inline]
     pub(crate) fn is_bare(&self) -> bool {
-        self.breaker.is_none() && self.budget.is_none() && self.throttle.is_none() && self.policy.max_elapsed.is_none()
+        self.breaker.is_none()
+            && self.budget.is_none()
+            && self.throttle.is_none()
+            && self.pacer.is_none()
+            && self.policy.max_elapsed.is_none()
     }
 
     pub(crate) fn new(policy: &'a RetryPolicy) -> Self {
-        Self { policy, name: Name::Borrowed(DEFAULT_NAME), clock: None, breaker: None, budget: None, throttle: None }
+        Self {
+            policy,
+            name: Name::Borrowed(DEFAULT_NAME),
+            clock: None,
+            breaker: None,
+            budget: None,
+            throttle: None,
+            pacer: None,
+        }
     }
 }
 
@@ -277,6 +291,15 @@ impl<'a, Op, C, H, T> Retry<'a, Op, C, H, T> {
     /// run with [`RetryError::Throttled`]) and tells it every outcome.
     pub fn throttle(mut self, throttle: &'a AdaptiveThrottle) -> Self {
         self.settings.throttle = Some(throttle);
+        self
+    }
+
+    /// Waits for a slot from `pacer` before every attempt (never past the
+    /// deadline: a wait that would cross it ends the run with
+    /// [`RetryError::DeadlineExceeded`]) and tells it every outcome, so it
+    /// learns the rate the downstream accepts. See [`Pacer`].
+    pub fn pacer(mut self, pacer: &'a Pacer) -> Self {
+        self.settings.pacer = Some(pacer);
         self
     }
 

@@ -17,9 +17,13 @@ use crate::budget::{RetryBudget, Withdrawal};
 use crate::clock::{Clock, SleepFuture, SystemClock};
 use crate::error::{Name, RetryError};
 use crate::event::{GiveUp, OnRetry, RetryEvent, emit};
+use crate::pacer::{Pacer, Slot};
 use crate::policy::RetryPolicy;
 use crate::throttle::AdaptiveThrottle;
 use crate::verdict::{Classify, Verdict};
+
+/// The longest a run sleeps for its pacer slot before asking again.
+const PACE_RECHECK: Duration = Duration::from_millis(100);
 
 /// What to do next, when not simply making the attempt or returning a value.
 pub(crate) enum Step<E> {
@@ -51,6 +55,9 @@ pub(crate) struct RunState<'a, E> {
     breaker: Option<&'a CircuitBreaker>,
     budget: Option<&'a RetryBudget>,
     throttle: Option<&'a AdaptiveThrottle>,
+    pacer: Option<&'a Pacer>,
+    /// The pacer's slot for the next attempt, while waiting for it.
+    slot: Option<Slot>,
     permit: Option<Permit<'a>>,
     /// Tokens withdrawn for the retry being slept towards (refunded if the
     /// run is dropped first), then for the attempt being made.
@@ -63,7 +70,7 @@ pub(crate) struct RunState<'a, E> {
 
 impl<'a, E: Display> RunState<'a, E> {
     pub(crate) fn new(settings: RunSettings<'a>) -> Self {
-        let RunSettings { policy, name, clock, breaker, budget, throttle } = settings;
+        let RunSettings { policy, name, clock, breaker, budget, throttle, pacer } = settings;
         let clock: &'a dyn Clock = clock.unwrap_or(&SystemClock);
         let start = policy.max_elapsed.map(|_| clock.now());
         Self {
@@ -76,6 +83,8 @@ impl<'a, E: Display> RunState<'a, E> {
             breaker,
             budget,
             throttle,
+            pacer,
+            slot: None,
             permit: None,
             pending: None,
             spent: None,
@@ -87,6 +96,17 @@ impl<'a, E: Display> RunState<'a, E> {
     /// throttle. `None`: make the attempt.
     #[inline]
     pub(crate) fn before_attempt(&mut self) -> Option<Step<E>> {
+        if let Some(pacer) = self.pacer {
+            // The slot is asked again after each wait: a rate change moves it.
+            if let Some(slot) = self.slot.or_else(|| pacer.take_slot()) {
+                let wait = pacer.wait(slot);
+                if !wait.is_zero() {
+                    self.slot = Some(slot);
+                    return Some(self.pace(wait));
+                }
+                self.slot = None;
+            }
+        }
         self.attempt = self.attempt.saturating_add(1);
         self.spent = self.pending.take();
         if let Some(budget) = self.budget.filter(|_| self.attempt == 1) {
@@ -110,9 +130,31 @@ impl<'a, E: Display> RunState<'a, E> {
         None
     }
 
+    /// Waits `wait` for the pacer's slot, unless that crosses the deadline.
+    fn pace(&mut self, wait: Duration) -> Step<E> {
+        let elapsed = self.elapsed();
+        if let Some(deadline) = self.policy.max_elapsed.filter(|_| self.crosses_deadline(elapsed, wait)) {
+            self.refund_pending();
+            let (attempts, last) = (self.attempt, self.last.take());
+            return self.stop(GiveUp::Deadline, |name| RetryError::DeadlineExceeded {
+                name,
+                attempts,
+                elapsed,
+                deadline,
+                last,
+            });
+        }
+        // Look again at least this often: a rate that rose since moves the
+        // slot earlier, and a caller that slept on would go late, in a bunch.
+        Step::Sleep(wait.min(PACE_RECHECK))
+    }
+
     /// Records a success.
     #[inline]
     pub(crate) fn succeeded(&mut self) {
+        if let Some(pacer) = self.pacer {
+            pacer.record_success();
+        }
         if let Some(permit) = self.permit.take() {
             permit.success();
         }
@@ -176,6 +218,9 @@ impl<'a, E: Display> RunState<'a, E> {
         }
         if let Some(throttle) = self.throttle {
             throttle.record(!verdict.is_refusal());
+        }
+        if let Some(pacer) = self.pacer {
+            pacer.record(verdict);
         }
         self.spent = None; // a failed retry's tokens stay spent
         if verdict == Verdict::Fail {
@@ -330,12 +375,19 @@ impl<'a, E: Display> RunState<'a, E> {
     }
 }
 
+impl<E> RunState<'_, E> {
+    /// The retry the budget paid for (not yet begun) will not be made.
+    fn refund_pending(&mut self) {
+        if let (Some(budget), Some(w)) = (self.budget, self.pending.take()) {
+            budget.refund(w);
+        }
+    }
+}
+
 impl<E> Drop for RunState<'_, E> {
     /// A run dropped mid-sleep (its future cancelled) gives back the tokens
     /// it had withdrawn for the retry it will never make.
     fn drop(&mut self) {
-        if let (Some(budget), Some(w)) = (self.budget, self.pending.take()) {
-            budget.refund(w);
-        }
+        self.refund_pending();
     }
 }

@@ -1,0 +1,581 @@
+//! Client-side adaptive rate limiting: wait locally and send at the rate the
+//! downstream accepts, instead of sending and being refused. [`Pacer`].
+//!
+//! Retries alone cannot beat a rate limiter: they only choose when to be
+//! refused. A pacer learns the rate a server accepts and spaces every call
+//! (first attempts and retries alike) to it. Callers *wait* for their slot —
+//! never longer than the run's deadline — rather than being refused.
+//!
+//! # How it learns
+//!
+//! The shape is the AWS SDKs' "adaptive" retry mode, itself TCP CUBIC
+//! (RFC 8312) applied to request rates:
+//!
+//! - Until the first throttling response the pacer does nothing at all: a
+//!   healthy call pays one atomic load and one atomic add (the measured send
+//!   rate).
+//! - On throttling (a [`Verdict`] that [is a refusal](Verdict::is_refusal):
+//!   429, `SlowDown`, `Retry-After`) it remembers the rate it was sending at
+//!   as `max`, and drops to `β · max` (β = 0.7). Refusals of calls that were
+//!   already queued at the old rate say nothing new, so a decrease waits
+//!   until those have gone out (and at least `min_decrease_interval`).
+//! - On success the allowed rate grows along the cubic
+//!   `C · (t − K)³ + max` (C = 0.4, K = ∛(max · (1 − β) / C)): fast back to
+//!   the rate that last worked, then cautiously past it — never above twice
+//!   the rate actually being sent, so an idle client does not talk itself
+//!   into a burst.
+//! - A server that says its limits (`RateLimit`, `RateLimit-Policy`,
+//!   `X-RateLimit-Remaining`/`-Reset`; `backstop::http::rate_limit` reads
+//!   them, feature `http`) caps the rate at `remaining / reset` at once,
+//!   through [`Pacer::observe_limit`], without waiting to be refused.
+//!
+//! CUBIC rather than AIMD (the simpler additive-increase/multiplicative-
+//! decrease): after a decrease AIMD climbs back linearly, so at 50 requests a
+//! second one throttling event costs tens of seconds below the limit; CUBIC
+//! regains the last good rate in `K` seconds (≈ 3.3 s at 50/s) and probes
+//! above it slowly. Both are in the AWS SDKs' history; the SDKs settled on
+//! CUBIC.
+//!
+//! The spacing is a queue of numbered slots: a caller takes the next
+//! number and its time is `anchor + (number − anchor number) · interval`,
+//! computed afresh whenever the caller looks. When the rate changes, the
+//! anchor moves to now and every caller still waiting is re-spaced at the
+//! new rate at once (with fixed reservations, calls queued at the old rate
+//! would keep going out at it, and keep being refused). While not pacing,
+//! a call costs one atomic load and one atomic add; while pacing, a short
+//! critical section. Nothing allocates.
+//!
+//! # Pacer or adaptive throttle?
+//!
+//! A [`Pacer`] makes callers **wait** and sends everything, later: right for
+//! pipelines and batch jobs (S3 uploads, API crawls) where the work must be
+//! done and latency can stretch. An [`AdaptiveThrottle`](crate::AdaptiveThrottle)
+//! **rejects** locally: right for request-serving code that must answer now
+//! and should shed load instead of queueing it. Both can guard one run.
+//!
+//! ```
+//! use std::time::Duration;
+//! use backstop::{ManualClock, Pacer, RetryPolicy, Verdict};
+//!
+//! let clock = ManualClock::new();
+//! let pacer = Pacer::builder("weather_api").initial_rate(2.0).burst(1).clock(clock.clone()).build()?;
+//! let policy = RetryPolicy::builder().seed(1).build()?;
+//! for _ in 0..5 {
+//!     policy.retry(|| Ok::<_, &str>(())).pacer(&pacer).clock(&clock).call().unwrap();
+//! }
+//! // 5 calls at 2 per second: 4 waits of 0.5 s.
+//! assert_eq!(clock.elapsed(), Duration::from_secs(2));
+//! # Ok::<(), backstop::ConfigError>(())
+//! ```
+
+use std::fmt;
+use std::sync::Arc as StdArc;
+use std::time::{Duration, Instant};
+
+use crate::clock::{Clock, SystemClock};
+use crate::policy::ConfigError;
+use crate::sliding::SlidingCounts;
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
+use crate::verdict::Verdict;
+
+/// CUBIC's multiplicative decrease.
+const BETA: f64 = 0.7;
+/// CUBIC's scaling constant.
+const C: f64 = 0.4;
+/// The window over which the send rate is measured.
+const MEASURE_WINDOW: Duration = Duration::from_secs(2);
+
+/// An adaptive client-side rate limiter shared by every call to one
+/// downstream; see the [module docs](self). `Clone` shares it; it is
+/// `Send + Sync`.
+#[derive(Clone)]
+pub struct Pacer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: StdArc<str>,
+    clock: StdArc<dyn Clock>,
+    origin: Instant,
+    /// Nanoseconds between sends; 0 while not pacing. (A copy of
+    /// `schedule.interval`, read without the lock.)
+    interval: AtomicU64,
+    schedule: Mutex<Schedule>,
+    /// Sends in the recent past, to measure the rate actually sent.
+    sent: SlidingCounts<1>,
+    burst: u32,
+    min_rate: f64,
+    max_rate: f64,
+    min_decrease_interval: Duration,
+    adapt: Mutex<Adapt>,
+}
+
+/// Which slot goes when, while pacing.
+struct Schedule {
+    /// Nanoseconds between slots.
+    interval: u64,
+    /// The next slot number to hand out.
+    next: u64,
+    /// Slot `anchor` goes at time `anchor_at` (ns since origin); the ones
+    /// after it one interval apart.
+    anchor: u64,
+    anchor_at: u64,
+}
+
+impl Schedule {
+    fn due(&self, slot: u64) -> u64 {
+        let ahead = slot.saturating_sub(self.anchor);
+        self.anchor_at.saturating_add(ahead.saturating_mul(self.interval))
+    }
+
+    /// Re-anchors at the first slot not yet due, keeping its time: the
+    /// slots after it follow at the new `interval`. (Moving that slot to
+    /// "now" would pull the queue a fraction of a slot earlier at every
+    /// change, and frequent small changes would send it in a bunch.)
+    fn respace(&mut self, now: u64, interval: u64) {
+        if self.interval != 0 && self.anchor_at < now {
+            let gone = (now - self.anchor_at).div_ceil(self.interval).min(self.next.saturating_sub(self.anchor));
+            self.anchor += gone;
+            self.anchor_at = self.anchor_at.saturating_add(gone.saturating_mul(self.interval));
+        } else if self.interval == 0 {
+            self.anchor = self.next;
+            self.anchor_at = now;
+        }
+        self.interval = interval;
+    }
+}
+
+/// A caller's place in a [`Pacer`]'s queue, from [`Pacer::take_slot`]; ask
+/// [`Pacer::wait`] how long until it comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(u64);
+
+/// The CUBIC state, touched only on throttling and on successes while pacing.
+struct Adapt {
+    /// The rate at the last decrease (CUBIC's `W_max`).
+    last_max: f64,
+    /// When the last decrease happened (ns since origin).
+    last_decrease: u64,
+    /// `K`: seconds from the decrease to regaining `last_max`.
+    k: f64,
+    /// Whether any decrease happened (before it, an initial rate holds).
+    decreased: bool,
+    /// A ceiling from the server's own `RateLimit` headers, and until when.
+    ceiling: Option<(f64, u64)>,
+}
+
+impl fmt::Debug for Pacer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pacer").field("name", &self.inner.name).field("rate", &self.rate()).finish_non_exhaustive()
+    }
+}
+
+/// Pacer time starts here rather than at 0, so an anchor may lie before the
+/// pacer was made (a burst is allowed from the start): past the longest
+/// burst tolerance (2 s between slots × 100 000 slots).
+const EPOCH: u64 = 1 << 48;
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn interval_of(rate: f64) -> u64 {
+    // `rate` is within [min_rate, max_rate], both validated finite and > 0.
+    ((1e9 / rate) as u64).max(1)
+}
+
+impl Pacer {
+    /// A pacer named `name` (in logs), with the defaults: not pacing until
+    /// the first throttling response, rates between 0.5 and 100 000 per
+    /// second, a burst of 10 calls, decreases at most every 500 ms.
+    pub fn builder(name: &str) -> PacerBuilder {
+        PacerBuilder {
+            name: StdArc::from(name),
+            clock: StdArc::new(SystemClock),
+            initial_rate: None,
+            min_rate: 0.5,
+            max_rate: 100_000.0,
+            burst: 10,
+            min_decrease_interval: Duration::from_millis(500),
+        }
+    }
+
+    /// The pacer's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The calls per second it lets through now, or `None` while it is not
+    /// pacing (no throttling seen yet).
+    pub fn rate(&self) -> Option<f64> {
+        match self.inner.interval.load(Ordering::Acquire) {
+            0 => None,
+            i => Some(1e9 / i as f64),
+        }
+    }
+
+    /// Nanoseconds on the pacer's own time line (see [`EPOCH`]).
+    fn now_nanos(&self) -> u64 {
+        nanos(self.inner.clock.now().saturating_duration_since(self.inner.origin)).saturating_add(EPOCH)
+    }
+
+    /// Takes a place in the queue, or `None` when the pacer is not pacing
+    /// and the call may go now (it is counted as sent).
+    #[inline]
+    pub fn take_slot(&self) -> Option<Slot> {
+        let inner = &*self.inner;
+        let now = self.now_nanos();
+        if inner.interval.load(Ordering::Acquire) == 0 {
+            inner.sent.add(now, [1]);
+            return None;
+        }
+        let mut s = lock(&inner.schedule);
+        if s.interval == 0 {
+            drop(s);
+            inner.sent.add(now, [1]);
+            return None;
+        }
+        let slot = s.next;
+        s.next += 1;
+        // After a quiet spell, let at most `burst` calls go at once.
+        let tolerance = s.interval.saturating_mul(u64::from(inner.burst - 1));
+        if s.due(slot).saturating_add(tolerance) < now {
+            s.anchor = slot;
+            s.anchor_at = now.saturating_sub(tolerance);
+        }
+        Some(Slot(slot))
+    }
+
+    /// How long until `slot` may go. Ask again after waiting (a rate change
+    /// since moves it) until it answers zero, then send: that answer counts
+    /// the call as sent, for the measured rate.
+    pub fn wait(&self, slot: Slot) -> Duration {
+        let now = self.now_nanos();
+        let due = lock(&self.inner.schedule).due(slot.0);
+        if due > now {
+            return Duration::from_nanos(due - now);
+        }
+        self.inner.sent.add(now, [1]);
+        Duration::ZERO
+    }
+
+    /// Takes a slot and says how long until it is due (zero when not
+    /// pacing), counting the call as sent: for callers that wait once and
+    /// go, without asking again.
+    pub fn reserve(&self) -> Duration {
+        let Some(slot) = self.take_slot() else { return Duration::ZERO };
+        let now = self.now_nanos();
+        let due = lock(&self.inner.schedule).due(slot.0);
+        self.inner.sent.add(now, [1]);
+        Duration::from_nanos(due.saturating_sub(now))
+    }
+
+    /// Learns from a failed call's verdict: a refusal (`Throttled`,
+    /// `RetryAfter`) lowers the rate; other verdicts say nothing about it.
+    /// (The refused call itself waits out its hint in its own run.)
+    pub fn record(&self, verdict: Verdict) {
+        if verdict.is_refusal() {
+            self.throttled();
+        }
+    }
+
+    /// Learns from a success: while pacing, the rate grows along the cubic.
+    #[inline]
+    pub fn record_success(&self) {
+        if self.inner.interval.load(Ordering::Relaxed) != 0 {
+            self.grow();
+        }
+    }
+
+    /// Caps the rate from what the server said of its limits: `remaining`
+    /// calls allowed in the next `reset` (`backstop::http::rate_limit` reads
+    /// them from a response's headers). Starts pacing if the cap is below the
+    /// rate being sent; the cap holds until `reset` has passed.
+    pub fn observe_limit(&self, remaining: u64, reset: Duration) {
+        let now = self.now_nanos();
+        let secs = reset.as_secs_f64().max(0.001);
+        let ceiling = (remaining as f64 / secs).clamp(self.inner.min_rate, self.inner.max_rate);
+        let until = now.saturating_add(nanos(reset));
+        lock(&self.inner.adapt).ceiling = Some((ceiling, until));
+        let sending = self.rate().unwrap_or_else(|| self.measured(now));
+        if ceiling < sending {
+            self.set_rate(ceiling);
+        }
+    }
+
+    /// Calls sent per second, over the measuring window (or the pacer's
+    /// life so far, if shorter: a burst in the first 50 ms is not spread
+    /// over two seconds).
+    fn measured(&self, now: u64) -> f64 {
+        let [sent] = self.inner.sent.totals(now);
+        let span = (now.saturating_sub(EPOCH) as f64 / 1e9).clamp(0.1, MEASURE_WINDOW.as_secs_f64());
+        f64::from(sent) / span
+    }
+
+    fn throttled(&self) {
+        let inner = &*self.inner;
+        let now = self.now_nanos();
+        let mut adapt = lock(&inner.adapt);
+        let pacing = self.rate();
+        let recent = adapt.decreased && now.saturating_sub(adapt.last_decrease) < nanos(inner.min_decrease_interval);
+        if pacing.is_some() && recent {
+            return; // calls sent at the old rate: the same event
+        }
+        let measured = self.measured(now);
+        let sending = pacing.map_or(measured, |r| r.min(measured.max(inner.min_rate)));
+        adapt.last_max = sending.max(inner.min_rate);
+        adapt.last_decrease = now;
+        adapt.decreased = true;
+        adapt.k = (adapt.last_max * (1.0 - BETA) / C).cbrt();
+        let rate = (adapt.last_max * BETA).clamp(inner.min_rate, inner.max_rate);
+        drop(adapt);
+        self.set_rate(rate);
+    }
+
+    fn grow(&self) {
+        let inner = &*self.inner;
+        let now = self.now_nanos();
+        let Some(mut adapt) = inner.adapt.try_lock().ok() else {
+            return; // another success is already growing it
+        };
+        if !adapt.decreased {
+            return; // an initial rate holds until the first throttling
+        }
+        let t = now.saturating_sub(adapt.last_decrease) as f64 / 1e9;
+        let mut rate = C * (t - adapt.k).powi(3) + adapt.last_max;
+        rate = rate.min(2.0 * self.measured(now).max(inner.min_rate));
+        if let Some((ceiling, until)) = adapt.ceiling {
+            if now < until {
+                rate = rate.min(ceiling);
+            } else {
+                adapt.ceiling = None;
+            }
+        }
+        drop(adapt);
+        self.set_rate(rate.clamp(inner.min_rate, inner.max_rate));
+    }
+
+    fn set_rate(&self, rate: f64) {
+        let interval = interval_of(rate);
+        let now = self.now_nanos();
+        let mut s = lock(&self.inner.schedule);
+        if s.interval != interval {
+            s.respace(now, interval);
+            self.inner.interval.store(interval, Ordering::Release);
+        }
+    }
+}
+
+/// Builds a [`Pacer`]; see [`Pacer::builder`].
+#[must_use = "a builder does nothing until .build() is called"]
+pub struct PacerBuilder {
+    name: StdArc<str>,
+    clock: StdArc<dyn Clock>,
+    initial_rate: Option<f64>,
+    min_rate: f64,
+    max_rate: f64,
+    burst: u32,
+    min_decrease_interval: Duration,
+}
+
+impl fmt::Debug for PacerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PacerBuilder")
+            .field("name", &self.name)
+            .field("initial_rate", &self.initial_rate)
+            .field("min_rate", &self.min_rate)
+            .field("max_rate", &self.max_rate)
+            .field("burst", &self.burst)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PacerBuilder {
+    /// Paces from the start at this many calls per second (a known limit,
+    /// such as S3's 3 500 PUTs per second per prefix), then adapts. Default:
+    /// no pacing until the first throttling response.
+    pub fn initial_rate(mut self, per_sec: f64) -> Self {
+        self.initial_rate = Some(per_sec);
+        self
+    }
+
+    /// The lowest rate it falls to (default 0.5 per second; allowed: > 0).
+    pub fn min_rate(mut self, per_sec: f64) -> Self {
+        self.min_rate = per_sec;
+        self
+    }
+
+    /// The highest rate it grows to (default 100 000 per second).
+    pub fn max_rate(mut self, per_sec: f64) -> Self {
+        self.max_rate = per_sec;
+        self
+    }
+
+    /// How many calls may go at once after a quiet spell (default 10;
+    /// allowed: 1 ..= 100 000). 1 spaces every call exactly.
+    pub fn burst(mut self, calls: u32) -> Self {
+        self.burst = calls;
+        self
+    }
+
+    /// The shortest time between two decreases (default 500 ms): refusals
+    /// closer together are one event, as the calls refused were sent at the
+    /// same rate.
+    pub fn min_decrease_interval(mut self, d: Duration) -> Self {
+        self.min_decrease_interval = d;
+        self
+    }
+
+    /// The clock (default: [`SystemClock`]); a [`ManualClock`](crate::ManualClock) in tests.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = StdArc::new(clock);
+        self
+    }
+
+    /// Checks every setting and returns the pacer, or the first bad setting.
+    pub fn build(self) -> Result<Pacer, ConfigError> {
+        let err = |field, problem: String, allowed| Err(ConfigError::of("pacer", field, problem, allowed));
+        let rate_ok = |r: f64| r.is_finite() && r > 0.0 && r <= 1e9;
+        if !rate_ok(self.min_rate) {
+            return err("min_rate", format!("is {}", self.min_rate), "more than 0 and at most 1e9 per second");
+        }
+        if !rate_ok(self.max_rate) || self.max_rate < self.min_rate {
+            return err(
+                "max_rate",
+                format!("is {} with min_rate {}", self.max_rate, self.min_rate),
+                "min_rate ..= 1e9",
+            );
+        }
+        if let Some(r) = self.initial_rate.filter(|r| !(rate_ok(*r) && (self.min_rate..=self.max_rate).contains(r))) {
+            return err("initial_rate", format!("is {r}"), "min_rate ..= max_rate");
+        }
+        if self.burst == 0 || self.burst > 100_000 {
+            return err("burst", format!("is {}", self.burst), "1 ..= 100000");
+        }
+        if self.min_decrease_interval > Duration::from_secs(3600) {
+            return err("min_decrease_interval", format!("is {:?}", self.min_decrease_interval), "0s ..= 1h");
+        }
+        let origin = self.clock.now();
+        let last_max = self.initial_rate.unwrap_or(self.min_rate);
+        let interval = self.initial_rate.map_or(0, interval_of);
+        // A burst may go at once from the start.
+        let anchor_at = EPOCH - interval.saturating_mul(u64::from(self.burst - 1)).min(EPOCH);
+        Ok(Pacer {
+            inner: Arc::new(Inner {
+                name: self.name,
+                clock: self.clock,
+                origin,
+                interval: AtomicU64::new(interval),
+                schedule: Mutex::new(Schedule { interval, next: 0, anchor: 0, anchor_at }),
+                sent: SlidingCounts::new(nanos(MEASURE_WINDOW), 8),
+                burst: self.burst,
+                min_rate: self.min_rate,
+                max_rate: self.max_rate,
+                min_decrease_interval: self.min_decrease_interval,
+                adapt: Mutex::new(Adapt {
+                    last_max,
+                    last_decrease: EPOCH,
+                    k: (last_max * (1.0 - BETA) / C).cbrt(),
+                    decreased: false,
+                    ceiling: None,
+                }),
+            }),
+        })
+    }
+}
+
+#[cfg(all(test, not(backstop_loom)))]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+
+    fn pacer(clock: &ManualClock, rate: Option<f64>, burst: u32) -> Pacer {
+        let b = Pacer::builder("t").burst(burst).clock(clock.clone());
+        match rate {
+            Some(r) => b.initial_rate(r).build().unwrap(),
+            None => b.build().unwrap(),
+        }
+    }
+
+    #[test]
+    fn not_pacing_until_throttled() {
+        let clock = ManualClock::new();
+        let p = pacer(&clock, None, 1);
+        assert!((0..1000).all(|_| p.reserve().is_zero()));
+        assert_eq!(p.rate(), None);
+        p.record(Verdict::Throttled);
+        assert!(p.rate().is_some());
+    }
+
+    #[test]
+    fn reservations_are_one_interval_apart_after_the_burst() {
+        let clock = ManualClock::new();
+        let p = pacer(&clock, Some(10.0), 3);
+        let waits: Vec<_> = (0..6).map(|_| p.reserve().as_millis()).collect();
+        assert_eq!(waits, [0, 0, 0, 100, 200, 300]);
+    }
+
+    #[test]
+    fn a_throttle_cuts_the_sending_rate_by_beta_once_per_burst() {
+        let clock = ManualClock::new();
+        let p = pacer(&clock, Some(50.0), 1);
+        // Send at 50/s for 2 s so the measured rate is 50.
+        for _ in 0..100 {
+            let w = p.reserve();
+            clock.advance(w);
+        }
+        p.record(Verdict::Throttled);
+        let after = p.rate().unwrap();
+        assert!((after - 35.0).abs() < 2.0, "{after}");
+        p.record(Verdict::Throttled); // same burst
+        assert_eq!(p.rate().unwrap(), after);
+        // It climbs back towards 50 along the cubic: K ≈ 3.3 s.
+        for _ in 0..200 {
+            let w = p.reserve();
+            clock.advance(w);
+            p.record_success();
+        }
+        let back = p.rate().unwrap();
+        assert!(back > 45.0, "{back}");
+    }
+
+    #[test]
+    fn a_hint_counts_as_throttling_and_an_initial_rate_holds_until_then() {
+        let clock = ManualClock::new();
+        let p = pacer(&clock, Some(50.0), 1);
+        for _ in 0..10 {
+            let _ = p.reserve();
+            p.record_success();
+        }
+        assert_eq!(p.rate(), Some(50.0));
+        p.record(Verdict::RetryAfter(Duration::from_secs(1)));
+        assert!(p.rate().unwrap() < 50.0);
+        p.record(Verdict::Fail);
+        p.record(Verdict::Timeout);
+    }
+
+    #[test]
+    fn a_servers_stated_limit_caps_the_rate() {
+        let clock = ManualClock::new();
+        let p = pacer(&clock, None, 1);
+        for _ in 0..200 {
+            let _ = p.reserve();
+        }
+        p.observe_limit(10, Duration::from_secs(2));
+        assert_eq!(p.rate(), Some(5.0));
+    }
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        let b = || Pacer::builder("t");
+        for (result, field) in [
+            (b().min_rate(0.0).build(), "min_rate"),
+            (b().min_rate(f64::NAN).build(), "min_rate"),
+            (b().max_rate(0.1).build(), "max_rate"),
+            (b().initial_rate(1e12).build(), "initial_rate"),
+            (b().burst(0).build(), "burst"),
+        ] {
+            assert_eq!(result.unwrap_err().field(), field);
+        }
+    }
+}

@@ -7,18 +7,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backstop::error::Name;
-use backstop::{CircuitBreaker, Classify, Clock, RetryBudget, RetryError, RetryPolicy};
+use backstop::{CircuitBreaker, Classify, Clock, Pacer, RetryBudget, RetryError, RetryPolicy};
+use http::HeaderMap;
 
-/// The breaker, budget and clock every request of a middleware or layer
-/// shares.
+/// The breaker, budget, pacer and clock every request of a middleware or
+/// layer shares.
 #[derive(Clone, Default)]
 pub(crate) struct Guards {
     pub(crate) breaker: Option<CircuitBreaker>,
     pub(crate) budget: Option<RetryBudget>,
+    pub(crate) pacer: Option<Pacer>,
     pub(crate) clock: Option<Arc<dyn Clock>>,
 }
 
 impl Guards {
+    /// Tells the pacer what a response said of the server's rate limit
+    /// (`RateLimit`, `X-RateLimit-*`; see `backstop::http::rate_limit`).
+    pub(crate) fn observe(pacer: Option<&Pacer>, headers: &HeaderMap) {
+        if let Some(pacer) = pacer {
+            if let Some(limit) = backstop::http::rate_limit(headers, std::time::SystemTime::now()) {
+                pacer.observe_limit(limit.remaining, limit.reset);
+            }
+        }
+    }
+
     /// Runs `op` under `policy`, these guards and, when set, a per-attempt
     /// timeout whose error `on_timeout` makes.
     pub(crate) async fn run<Op, Fut, T, E, C>(
@@ -45,6 +57,9 @@ impl Guards {
         }
         if let Some(budget) = &self.budget {
             run = run.budget(budget);
+        }
+        if let Some(pacer) = &self.pacer {
+            run = run.pacer(pacer);
         }
         match timeout {
             Some(limit) => run.attempt_timeout(limit, on_timeout).await,

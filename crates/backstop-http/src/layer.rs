@@ -11,7 +11,7 @@ use backstop::http::{classify_status, is_retryable_status};
 use std::time::Duration;
 
 use backstop::error::Name;
-use backstop::{CircuitBreaker, Clock, RetryBudget, RetryError, RetryPolicy, Verdict, presets};
+use backstop::{CircuitBreaker, Clock, Pacer, RetryBudget, RetryError, RetryPolicy, Verdict, presets};
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -76,6 +76,12 @@ impl RetryLayer {
     /// Draws every retry from `budget`.
     pub fn budget(self, budget: RetryBudget) -> Self {
         self.edit(|s| s.guards.budget = Some(budget))
+    }
+
+    /// Waits for a slot from `pacer` before every attempt, and tells it the
+    /// rate limits responses state (`RateLimit`, `X-RateLimit-*` headers).
+    pub fn pacer(self, pacer: Pacer) -> Self {
+        self.edit(|s| s.guards.pacer = Some(pacer))
     }
 
     /// Which requests may be retried (and with which `Idempotency-Key`), and
@@ -233,12 +239,18 @@ where
             // ones use clones, polled ready in their turn.
             let template = ready.clone();
             let mut first = Some(ready);
+            let pacer = shared.guards.pacer.clone();
             let attempt = move || {
                 let mut svc = first.take().unwrap_or_else(|| template.clone());
                 let req = copy_request(&req);
+                let pacer = pacer.clone();
                 async move {
                     poll_fn(|cx| svc.poll_ready(cx)).await.map_err(|e| Attempt::Failed(e.into()))?;
-                    match svc.call(req).await {
+                    let sent = svc.call(req).await;
+                    if let Ok(resp) = &sent {
+                        Guards::observe(pacer.as_ref(), resp.headers());
+                    }
+                    match sent {
                         Ok(resp) if is_retryable_status(resp.status()) => Err(Attempt::Status(resp)),
                         Ok(resp) => Ok(resp),
                         Err(e) => Err(Attempt::Failed(e.into())),

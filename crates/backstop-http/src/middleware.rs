@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use backstop::error::Name;
-use backstop::{CircuitBreaker, Clock, RetryBudget, RetryError, RetryPolicy, presets};
+use backstop::{CircuitBreaker, Clock, Pacer, RetryBudget, RetryError, RetryPolicy, presets};
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
@@ -74,6 +74,14 @@ impl RetryMiddleware {
         self
     }
 
+    /// Waits for a slot from `pacer` before every attempt (see
+    /// [`Retry::pacer`](backstop::retry::Retry::pacer)), and tells it the
+    /// rate limits responses state (`RateLimit`, `X-RateLimit-*` headers).
+    pub fn pacer(mut self, pacer: Pacer) -> Self {
+        self.guards.pacer = Some(pacer);
+        self
+    }
+
     /// Which requests may be retried, and the per-attempt timeout.
     pub fn options(mut self, options: Options) -> Self {
         self.options = options;
@@ -114,6 +122,7 @@ impl Middleware for RetryMiddleware {
         }
         let name = run_name(&req);
         let mut first = Some(req);
+        let pacer = self.guards.pacer.as_ref();
         let attempt = || {
             let req = first.take().or_else(|| template.as_ref().and_then(Request::try_clone));
             let (next, mut ext) = (next.clone(), ext.clone());
@@ -122,7 +131,11 @@ impl Middleware for RetryMiddleware {
                 let Some(req) = req else {
                     return Err(HttpError::Middleware(anyhow::anyhow!("the request cannot be sent again")));
                 };
-                match next.run(req, &mut ext).await {
+                let sent = next.run(req, &mut ext).await;
+                if let Ok(resp) = &sent {
+                    Guards::observe(pacer, resp.headers());
+                }
+                match sent {
                     Ok(resp) if backstop::http::is_retryable_status(resp.status()) => Err(HttpError::Status(resp)),
                     Ok(resp) => Ok(resp),
                     Err(e) => Err(HttpError::from(e)),

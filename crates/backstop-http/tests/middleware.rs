@@ -292,3 +292,19 @@ async fn middleware_errors_print_each_cause_once_and_never_the_query() {
         .find_map(|e| e.downcast_ref::<std::io::Error>());
     assert_eq!(io.map(std::io::Error::kind), Some(std::io::ErrorKind::ConnectionRefused));
 }
+
+#[tokio::test]
+async fn a_pacer_learns_the_rate_a_server_states_and_spaces_requests_to_it() {
+    let server = FaultServer::start();
+    server.otherwise(Reply::ok("sunny").header("ratelimit", "\"default\";r=2;t=1"));
+    let clock = ManualClock::new();
+    let pacer = backstop::Pacer::builder("weather_api").clock(clock.clone()).build().unwrap();
+    let c = client(RetryMiddleware::new(policy(3)).clock(clock.clone()).pacer(pacer.clone()));
+    for _ in 0..5 {
+        assert_eq!(c.get(server.url("/forecast")).send().await.unwrap().status(), 200);
+    }
+    // The first response says 2 a second: the other four wait their slots.
+    assert_eq!(pacer.rate(), Some(2.0));
+    assert_eq!(server.hits(), 5);
+    assert!(clock.elapsed() >= Duration::from_millis(1500), "{:?}", clock.elapsed());
+}

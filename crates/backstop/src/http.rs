@@ -90,6 +90,88 @@ pub fn parse_retry_after(value: &str, date: Option<&str>, now: SystemTime) -> Op
     Some(wait.min(RETRY_AFTER_CEILING))
 }
 
+/// What a server said of its rate limit: `remaining` requests allowed in
+/// the next `reset`. Read by [`rate_limit`]; a [`Pacer`](crate::Pacer) takes
+/// it through [`observe_limit`](crate::Pacer::observe_limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests left in the current window.
+    pub remaining: u64,
+    /// Time until the window resets (at most a day).
+    pub reset: Duration,
+}
+
+/// The longest window [`rate_limit`] accepts: a day. Longer resets are
+/// ignored as hostile or broken.
+const RATE_LIMIT_MAX_RESET: Duration = Duration::from_secs(24 * 3600);
+
+/// The rate limit a response states, from the first of these that parses:
+///
+/// | header | example |
+/// |---|---|
+/// | `RateLimit` (IETF httpapi draft, structured) | `"default";r=50;t=30` |
+/// | `RateLimit` (earlier drafts) | `limit=100, remaining=50, reset=30` |
+/// | `RateLimit-Remaining` + `RateLimit-Reset` | `50` + `30` |
+/// | `X-RateLimit-Remaining` + `X-RateLimit-Reset` | `50` + `30`, or a Unix time for the reset |
+/// | `RateLimit-Policy` alone (quota per window) | `100;w=60`, `"default";q=100;w=60` |
+///
+/// Values that do not parse, resets over a day and Unix times in the past
+/// give `None`; nothing panics.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use backstop::http::{rate_limit, RateLimit};
+/// use http::{HeaderMap, HeaderValue};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("x-ratelimit-remaining", HeaderValue::from_static("5"));
+/// headers.insert("x-ratelimit-reset", HeaderValue::from_static("10"));
+/// assert_eq!(rate_limit(&headers, SystemTime::now()), Some(RateLimit { remaining: 5, reset: Duration::from_secs(10) }));
+/// ```
+pub fn rate_limit(headers: &HeaderMap, now: SystemTime) -> Option<RateLimit> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let checked =
+        |remaining: u64, reset: Duration| (reset <= RATE_LIMIT_MAX_RESET).then_some(RateLimit { remaining, reset });
+    if let Some(value) = text("ratelimit") {
+        let remaining = param(value, &["r", "remaining"]);
+        let reset = param(value, &["t", "reset"]);
+        if let (Some(r), Some(t)) = (remaining, reset) {
+            return checked(r, Duration::from_secs(t));
+        }
+    }
+    for (remaining, reset) in
+        [("ratelimit-remaining", "ratelimit-reset"), ("x-ratelimit-remaining", "x-ratelimit-reset")]
+    {
+        let (Some(r), Some(t)) = (text(remaining), text(reset)) else { continue };
+        let (Ok(r), Ok(t)) = (r.trim().parse::<u64>(), t.trim().parse::<u64>()) else { continue };
+        // Some servers send the reset as a Unix time, not a delay.
+        let reset = if t > 1_000_000_000 {
+            let at = SystemTime::UNIX_EPOCH + Duration::from_secs(t);
+            at.duration_since(now).ok()?
+        } else {
+            Duration::from_secs(t)
+        };
+        return checked(r, reset);
+    }
+    let policy = text("ratelimit-policy")?;
+    let quota = param(policy, &["q"]).or_else(|| leading_number(policy))?;
+    checked(quota, Duration::from_secs(param(policy, &["w"])?))
+}
+
+/// The number after `key=` for the first of `keys` found among the `;`/`,`
+/// separated parameters of `value`.
+fn param(value: &str, keys: &[&str]) -> Option<u64> {
+    value.split([';', ',']).find_map(|part| {
+        let (k, v) = part.split_once('=')?;
+        keys.contains(&k.trim()).then(|| v.trim().trim_matches('"').parse().ok()).flatten()
+    })
+}
+
+/// The number a policy such as `100;w=60` starts with.
+fn leading_number(value: &str) -> Option<u64> {
+    value.split([';', ',']).next()?.trim().parse().ok()
+}
+
 /// Whether a request with this method may be sent twice with the effect of
 /// once (RFC 9110 §9.2.2): GET, HEAD, OPTIONS, TRACE, PUT, DELETE. POST and
 /// PATCH are not, unless the server honours an `Idempotency-Key`.
@@ -113,6 +195,46 @@ mod tests {
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn rate_limit_headers_in_every_common_form() {
+        let rl = |r, t| Some(RateLimit { remaining: r, reset: Duration::from_secs(t) });
+        let now = at(1_800_000_000);
+        assert_eq!(rate_limit(&headers(&[("ratelimit", "\"default\";r=50;t=30")]), now), rl(50, 30));
+        assert_eq!(rate_limit(&headers(&[("ratelimit", "limit=100, remaining=5, reset=9")]), now), rl(5, 9));
+        let split = headers(&[("ratelimit-remaining", "7"), ("ratelimit-reset", "3")]);
+        assert_eq!(rate_limit(&split, now), rl(7, 3));
+        let epoch = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1800000012")]);
+        assert_eq!(rate_limit(&epoch, now), rl(0, 12));
+        assert_eq!(rate_limit(&headers(&[("ratelimit-policy", "100;w=60")]), now), rl(100, 60));
+        assert_eq!(rate_limit(&headers(&[("ratelimit-policy", "\"burst\";q=10;w=1")]), now), rl(10, 1));
+        // Hostile or broken: ignored.
+        for bad in [
+            headers(&[("x-ratelimit-remaining", "-1"), ("x-ratelimit-reset", "5")]),
+            headers(&[("x-ratelimit-remaining", "5"), ("x-ratelimit-reset", "99999999")]),
+            headers(&[("x-ratelimit-remaining", "5"), ("x-ratelimit-reset", "1000000001")]),
+            headers(&[("ratelimit", "r=;t=x")]),
+            headers(&[("ratelimit-policy", "w=60")]),
+            HeaderMap::new(),
+        ] {
+            assert_eq!(rate_limit(&bad, now), None, "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn rate_limit_never_panics(a in ".{0,40}", b in ".{0,20}", c in "[0-9]{0,25}") {
+            for name in ["ratelimit", "ratelimit-policy", "x-ratelimit-reset", "x-ratelimit-remaining"] {
+                if let (Ok(va), Ok(vb), Ok(vc)) = (HeaderValue::from_str(&a), HeaderValue::from_str(&b), HeaderValue::from_str(&c)) {
+                    let mut h = HeaderMap::new();
+                    h.insert(name, va);
+                    h.insert("x-ratelimit-remaining", vc);
+                    h.insert("ratelimit-reset", vb);
+                    let _ = rate_limit(&h, at(1_800_000_000));
+                }
+            }
+        }
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl AbortGuard {
     }
 
     /// Aborts the upload now, retrying up to [`ABORT_ATTEMPTS`] times under
-    /// the transfer's policy (without its breaker or budget: an open breaker
+    /// the transfer's policy (without its breaker, budget or pacer: an open breaker
     /// must not keep the parts billed). Returns the abort's error, marked
     /// "left pending", if it failed for good, and logs it. The guard stays
     /// armed until the abort has returned, so dropping this future spawns it.
@@ -118,6 +118,7 @@ impl AbortGuard {
             policy,
             breaker: None,
             budget: None,
+            pacer: None,
             attempt_timeout: Some(settings.attempt_timeout.unwrap_or(ABORT_TIMEOUT)),
             ..*settings
         };

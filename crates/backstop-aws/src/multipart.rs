@@ -118,6 +118,9 @@ async fn send_parts(
     if let Some(budget) = s.budget {
         batch = batch.budget(budget);
     }
+    if let Some(pacer) = s.pacer {
+        batch = batch.pacer(pacer);
+    }
     batch.run().await.into_result()
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use backstop::clock::SleepFuture;
-use backstop::{CircuitBreaker, Clock, RetryBudget, RetryError, RetryPolicy, SystemClock, Verdict};
+use backstop::{CircuitBreaker, Clock, Pacer, RetryBudget, RetryError, RetryPolicy, SystemClock, Verdict};
 
 use crate::error::{S3Error, Target, verdict_of};
 
@@ -43,6 +43,7 @@ pub(crate) struct Settings<'a> {
     pub(crate) policy: &'a RetryPolicy,
     pub(crate) breaker: Option<&'a CircuitBreaker>,
     pub(crate) budget: Option<&'a RetryBudget>,
+    pub(crate) pacer: Option<&'a Pacer>,
     pub(crate) clock: Option<&'a dyn Clock>,
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) multipart_threshold: u64,
@@ -56,6 +57,7 @@ impl<'a> Settings<'a> {
             policy,
             breaker: None,
             budget: None,
+            pacer: None,
             clock: None,
             attempt_timeout: None,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
@@ -86,6 +88,9 @@ impl<'a> Settings<'a> {
         }
         if let Some(budget) = self.budget {
             run = run.budget(budget);
+        }
+        if let Some(pacer) = self.pacer {
+            run = run.pacer(pacer);
         }
         match self.attempt_timeout {
             Some(limit) => run.attempt_timeout(limit, move |after| S3Error::timed_out(operation, target, after)).await,
@@ -124,6 +129,16 @@ impl<'a, K> Transfer<'a, K> {
     /// Draws every retry from `budget`.
     pub fn budget(mut self, budget: &'a RetryBudget) -> Self {
         self.settings.budget = Some(budget);
+        self
+    }
+
+    /// Waits for a slot from `pacer` before every request of the transfer
+    /// (each part of a multipart upload included), so that many transfers
+    /// to one prefix send at the rate S3 accepts (3 500 PUTs or 5 500 GETs a
+    /// second per prefix) instead of being told `SlowDown`. See
+    /// [`Pacer`](backstop::Pacer).
+    pub fn pacer(mut self, pacer: &'a Pacer) -> Self {
+        self.settings.pacer = Some(pacer);
         self
     }
 

@@ -251,6 +251,28 @@ async fn the_breaker_stops_calls_to_a_failing_s3() {
 }
 
 #[tokio::test]
+async fn a_pacer_spaces_the_uploads_to_a_prefix_after_slowdown() {
+    // Ten uploads to one prefix sharing a pacer: the first is told SlowDown,
+    // the pacer starts pacing, and the rest wait their slots (virtual time).
+    let s3 = S3::start().await;
+    s3.script([Reply::s3_error(503, "SlowDown")]);
+    let clock = ManualClock::new();
+    let pacer = backstop::Pacer::builder("s3").burst(1).min_rate(2.0).clock(clock.clone()).build().unwrap();
+    let policy = fast(3);
+    for i in 0..10 {
+        backstop_aws::upload(&s3.client, BUCKET, &format!("raw/{i}.csv"), vec![1u8; 10])
+            .policy(&policy)
+            .pacer(&pacer)
+            .clock(&clock)
+            .await
+            .unwrap();
+    }
+    assert!(pacer.rate().is_some(), "pacing after SlowDown");
+    assert!(clock.elapsed() >= Duration::from_millis(400), "{:?}", clock.elapsed());
+    assert_eq!(s3.requests_where(|r| r.method == http::Method::PUT && r.path.contains("/raw/")), 11);
+}
+
+#[tokio::test]
 async fn any_sdk_call_can_be_retried_with_the_macro() {
     let s3 = S3::start().await;
     backstop_aws::upload(&s3.client, BUCKET, "raw/a.csv", vec![1u8]).await.unwrap();

@@ -73,17 +73,22 @@ impl Jitter {
     }
 
     /// How far past a server's hint `hint` a retry may be spread (see
-    /// [`Delays::after_hint`](super::Delays::after_hint)): the width this
-    /// jitter gives a delay of that size, upwards.
+    /// [`Delays::after_hint`](super::Delays::after_hint)): nothing without
+    /// randomness; otherwise at least the hint again (the server's hint is
+    /// the time scale of its recovery: clients told "1 s" come back over
+    /// [1 s, 2 s], not all at 1 s or within a jitter of a few hundred
+    /// milliseconds), or this jitter's own width for a delay that long, if
+    /// wider (`Decorrelated`: 2 × the hint, `Additive(j)`: `j`).
     pub(crate) fn spread(self, hint: Duration) -> Duration {
-        match self {
-            Jitter::None => Duration::ZERO,
+        let own = match self {
+            Jitter::None => return Duration::ZERO,
             Jitter::Full => hint,
             Jitter::Equal => hint / 2,
             Jitter::Decorrelated => hint.saturating_mul(2),
             Jitter::Additive(j) => j,
             Jitter::Proportional(f) => scale_saturating(hint, f, Duration::MAX),
-        }
+        };
+        if self.is_random() { own.max(hint) } else { own }
     }
 
     /// Whether this jitter draws random numbers at all.

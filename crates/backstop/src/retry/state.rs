@@ -133,16 +133,10 @@ impl<'a, E: Display> RunState<'a, E> {
     /// Waits `wait` for the pacer's slot, unless that crosses the deadline.
     fn pace(&mut self, wait: Duration) -> Step<E> {
         let elapsed = self.elapsed();
-        if let Some(deadline) = self.policy.max_elapsed.filter(|_| self.crosses_deadline(elapsed, wait)) {
+        if self.crosses_deadline(elapsed, wait) {
             self.refund_pending();
-            let (attempts, last) = (self.attempt, self.last.take());
-            return self.stop(GiveUp::Deadline, |name| RetryError::DeadlineExceeded {
-                name,
-                attempts,
-                elapsed,
-                deadline,
-                last,
-            });
+            let last = self.last.take();
+            return self.deadline_stop(elapsed, last);
         }
         // Look again at least this often: a rate that rose since moves the
         // slot earlier, and a caller that slept on would go late, in a bunch.
@@ -266,15 +260,8 @@ impl<'a, E: Display> RunState<'a, E> {
                 }
             }
         }
-        if let Some(deadline) = policy.max_elapsed.filter(|_| self.crosses_deadline(elapsed, delay)) {
-            let last = Some(error);
-            return self.stop(GiveUp::Deadline, |name| RetryError::DeadlineExceeded {
-                name,
-                attempts,
-                elapsed,
-                deadline,
-                last,
-            });
+        if self.crosses_deadline(elapsed, delay) {
+            return self.deadline_stop(elapsed, Some(error));
         }
         if let Some(budget) = self.budget {
             match budget.try_withdraw(verdict) {
@@ -361,8 +348,13 @@ impl<'a, E: Display> RunState<'a, E> {
     /// The deadline came while an attempt was running: the attempt is dropped.
     pub(crate) fn deadline_passed(&mut self) -> Step<E> {
         self.permit = None; // an abandoned attempt counts nothing on the breaker
-        let (attempts, elapsed, last) = (self.attempt, self.elapsed(), self.last.take());
-        let deadline = self.policy.max_elapsed.unwrap_or_default();
+        let (elapsed, last) = (self.elapsed(), self.last.take());
+        self.deadline_stop(elapsed, last)
+    }
+
+    /// Stops at the deadline, `elapsed` into the run, keeping `last`.
+    fn deadline_stop(&mut self, elapsed: Duration, last: Option<E>) -> Step<E> {
+        let (attempts, deadline) = (self.attempt, self.policy.max_elapsed.unwrap_or_default());
         self.stop(GiveUp::Deadline, |name| RetryError::DeadlineExceeded { name, attempts, elapsed, deadline, last })
     }
 

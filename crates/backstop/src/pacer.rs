@@ -447,7 +447,8 @@ impl PacerBuilder {
             );
         }
         if let Some(r) = self.initial_rate.filter(|r| !(rate_ok(*r) && (self.min_rate..=self.max_rate).contains(r))) {
-            return err("initial_rate", format!("is {r}"), "min_rate ..= max_rate");
+            let problem = format!("is {r}, outside min_rate {} ..= max_rate {}", self.min_rate, self.max_rate);
+            return err("initial_rate", problem, "min_rate ..= max_rate (raise max_rate for a higher one)");
         }
         if self.burst == 0 || self.burst > 100_000 {
             return err("burst", format!("is {}", self.burst), "1 ..= 100000");

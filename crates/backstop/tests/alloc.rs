@@ -96,3 +96,18 @@ fn a_run_through_a_closed_breaker_and_a_budget_allocates_nothing() {
     });
     assert_eq!(n, 0);
 }
+
+#[test]
+fn a_run_through_a_pacer_allocates_nothing_pacing_or_not() {
+    let idle = backstop::Pacer::builder("api").build().unwrap();
+    // Pacing at a rate high enough that no call waits.
+    let pacing = backstop::Pacer::builder("s3").max_rate(1e9).initial_rate(1e9).burst(100_000).build().unwrap();
+    let policy = presets::s3_upload();
+    let n = allocations_in(|| {
+        for i in 0..1000u32 {
+            assert_eq!(policy.retry(|| Ok::<_, &str>(i)).pacer(&idle).call().unwrap(), i);
+            assert_eq!(policy.retry(|| Ok::<_, &str>(i)).pacer(&pacing).call().unwrap(), i);
+        }
+    });
+    assert_eq!(n, 0);
+}

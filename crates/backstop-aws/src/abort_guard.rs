@@ -11,8 +11,9 @@
 //!   sent and awaited, retried a few times ([`AbortGuard::abort`]); if it
 //!   still fails, the upload's error says so, naming the upload id;
 //! - the upload's future is dropped (the caller's own timeout, a shutdown):
-//!   the guard's `Drop` spawns the abort on the current tokio runtime, bounded
-//!   by [`ABORT_TIMEOUT`], and logs a warning naming the bucket, key and
+//!   the guard's `Drop` spawns the abort on the current tokio runtime, tried
+//!   up to [`ABORT_ATTEMPTS`] times within [`ABORT_TIMEOUT`] in all, and logs
+//!   a warning naming the bucket, key and
 //!   upload id if it fails (or if there is no runtime to send it on). A
 //!   runtime that is shutting down drops the task unsent: S3's lifecycle rule
 //!   `AbortIncompleteMultipartUpload` is the backstop for that.
@@ -24,9 +25,9 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use backstop::error::Chain;
-use backstop::{RetryError, RetryPolicy};
+use backstop::{Backoff, Jitter, RetryError, RetryPolicy, Verdict};
 
-use crate::error::{S3Error, Target};
+use crate::error::{S3Error, Target, verdict_of};
 use crate::in_flight::InFlight;
 use crate::transfer::Settings;
 
@@ -36,8 +37,26 @@ use crate::transfer::Settings;
 /// [`attempt_timeout`](crate::Transfer::attempt_timeout) of its own: 10 s.
 pub const ABORT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How many times the abort of a failed upload is tried: 3.
-pub const ABORT_ATTEMPTS: u32 = 3;
+/// How many times the abort of a failed or dropped upload is tried, 50 ms
+/// doubling to 500 ms apart (full jitter), all within [`ABORT_TIMEOUT`]: 10.
+/// An abort must get through (until it does, the parts stay billed), and
+/// one tried 10 times fails only if S3 refuses it for seconds on end.
+pub const ABORT_ATTEMPTS: u32 = 10;
+
+/// The retry policy of an abort: [`ABORT_ATTEMPTS`] tries, quick ones,
+/// within [`ABORT_TIMEOUT`].
+fn abort_policy() -> Result<RetryPolicy, backstop::ConfigError> {
+    RetryPolicy::builder()
+        .max_attempts(ABORT_ATTEMPTS)
+        .backoff(Backoff::exponential(Duration::from_millis(50)).max_delay(Duration::from_millis(500)))
+        .jitter(Jitter::Full)
+        .max_elapsed(ABORT_TIMEOUT)
+        .build()
+}
+
+/// How long one attempt of an abort may take, unless the transfer sets its
+/// own per-attempt timeout: a stalled attempt must leave time for others.
+const ABORT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long an abort waits for the upload's part requests still on the wire
 /// to be answered (S3 may store a part that overtakes the abort).
@@ -105,21 +124,21 @@ impl AbortGuard {
         self.armed = false;
     }
 
-    /// Aborts the upload now, retrying up to [`ABORT_ATTEMPTS`] times under
-    /// the transfer's policy (without its breaker, budget or pacer: an open breaker
-    /// must not keep the parts billed). Returns the abort's error, marked
-    /// "left pending", if it failed for good, and logs it. The guard stays
-    /// armed until the abort has returned, so dropping this future spawns it.
+    /// Aborts the upload now, retrying up to [`ABORT_ATTEMPTS`] times on
+    /// the transfer's clock (without its breaker, budget or pacer: an open
+    /// breaker must not keep the parts billed). Returns the abort's error,
+    /// marked "left pending", if it failed for good, and logs it. The guard
+    /// stays armed until the abort has returned, so dropping this future
+    /// spawns it.
     pub(crate) async fn abort(mut self, settings: &Settings<'_>) -> Result<(), S3Error> {
         let target = Target::object(&self.bucket, &self.key).upload(&self.upload_id);
-        let policy = settings.policy.to_builder().max_attempts(ABORT_ATTEMPTS).build();
-        let policy: &RetryPolicy = policy.as_ref().unwrap_or(settings.policy);
+        let policy = abort_policy();
         let s = Settings {
-            policy,
+            policy: policy.as_ref().unwrap_or(settings.policy),
             breaker: None,
             budget: None,
             pacer: None,
-            attempt_timeout: Some(settings.attempt_timeout.unwrap_or(ABORT_TIMEOUT)),
+            attempt_timeout: Some(settings.attempt_timeout.unwrap_or(ABORT_ATTEMPT_TIMEOUT)),
             ..*settings
         };
         self.in_flight.settle(SETTLE_TIMEOUT).await;
@@ -168,9 +187,11 @@ impl Drop for AbortGuard {
         let (client, in_flight) = (self.client.clone(), self.in_flight.clone());
         runtime.spawn(async move {
             let target = Target::object(&bucket, &key).upload(&upload_id);
+            // Retried like the abort of a failed upload (a 503 or a reset must
+            // not leave the parts billed), all within ABORT_TIMEOUT.
             let outcome = tokio::time::timeout(ABORT_TIMEOUT, async {
                 in_flight.settle(SETTLE_TIMEOUT).await;
-                abort_once(&client, target).await
+                abort_retried(&client, target).await
             })
             .await;
             let error = match outcome {
@@ -183,7 +204,7 @@ impl Drop for AbortGuard {
                     );
                     return;
                 }
-                Ok(Err(e)) => Chain(&e).to_string(),
+                Ok(Err(e)) => e,
                 Err(_) => format!("no answer in {:.0}s", ABORT_TIMEOUT.as_secs_f64()),
             };
             tracing::warn!(
@@ -211,6 +232,20 @@ async fn create_once(client: &Client, bucket: &str, key: &str) -> Result<AbortGu
 
 /// One `AbortMultipartUpload`, the SDK's retries off. An upload S3 no longer
 /// knows (`NoSuchUpload`: completed or aborted already) counts as aborted.
+/// The abort of a dropped upload: retried under [`abort_policy`], each try
+/// bounded; the error, if it failed for good, as text for the log.
+async fn abort_retried(client: &Client, target: Target<'_>) -> Result<(), String> {
+    let policy = abort_policy().map_err(|e| e.to_string())?;
+    let timed_out = |after| S3Error::timed_out("AbortMultipartUpload", target, after);
+    policy
+        .retry(|| abort_once(client, target))
+        .when(verdict_of as fn(&S3Error) -> Verdict)
+        .name("AbortMultipartUpload")
+        .attempt_timeout(ABORT_ATTEMPT_TIMEOUT, timed_out)
+        .await
+        .map_err(|e| format!("{e:#}"))
+}
+
 async fn abort_once(client: &Client, target: Target<'_>) -> Result<(), S3Error> {
     let request = client
         .abort_multipart_upload()

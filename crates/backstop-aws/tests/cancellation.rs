@@ -106,7 +106,11 @@ async fn a_failing_abort_of_a_dropped_upload_is_logged_with_bucket_key_and_uploa
     for said in ["WARN", "bucket=bike-data", "key=dropped/abort-fails.bin", "left pending", "InternalError"] {
         assert!(warned[0].contains(said), "{said:?} in {}", warned[0]);
     }
-    assert_eq!(s3.requests_where(is_abort), 1, "one attempt, bounded, the SDK's retries off");
+    assert_eq!(
+        s3.requests_where(is_abort),
+        backstop_aws::ABORT_ATTEMPTS as usize,
+        "retried a bounded number of times, the SDK's retries off"
+    );
 }
 
 #[test]

@@ -15,13 +15,16 @@ pub enum Verdict {
     Retry,
     /// Transient, and the server said when: retry *not before* this long (a
     /// `Retry-After` or `x-amz-retry-after` hint). The hint is a floor, not an
-    /// appointment: with a random jitter the run waits a uniform time in
-    /// `[hint, 2 × hint]` (wider if the jitter's own spread for a delay that
-    /// long is: `Decorrelated` `[hint, 3 × hint]`, `Additive(j)` up to `hint + j`),
-    /// never past [`max_retry_after`](crate::RetryPolicy::max_retry_after), so
-    /// clients told the same thing do not all come back at the same instant;
-    /// with `Jitter::None`, exactly the hint. Hints longer than
-    /// `max_retry_after` end the run.
+    /// appointment: with a random jitter the first retry waits a uniform time
+    /// in `[hint, 2 × hint]` (wider if the jitter's own spread for a delay
+    /// that long is: `Decorrelated` `[hint, 3 × hint]`, `Additive(j)` up to
+    /// `hint + j`), and each later retry spreads wider by the backoff's
+    /// growth factor (`[hint, 3 × hint]`, `[hint, 5 × hint]`, ... when it
+    /// doubles), never past
+    /// [`max_retry_after`](crate::RetryPolicy::max_retry_after), so clients
+    /// told the same thing do not all come back at the same instant; with
+    /// `Jitter::None`, exactly the hint. Hints longer than `max_retry_after`
+    /// end the run.
     RetryAfter(Duration),
     /// Permanent: return the error at once, as
     /// [`RetryError::Rejected`](crate::RetryError::Rejected).

@@ -332,6 +332,30 @@ fn a_hint_is_a_floor_spread_by_the_jitter_and_capped_by_max_retry_after() {
     assert!(in_first_tenth < 40, "spread, not bunched at the hint: {in_first_tenth} of 200");
     let in_last_half = waits.iter().filter(|w| **w > Duration::from_millis(1500)).count();
     assert!(in_last_half > 60, "over the whole second: {in_last_half} of 200 after 1.5 s");
+    // A crowd refused twice spreads wider: the second wait is in [1 s, 3 s].
+    let seconds: Vec<Duration> = (0..200)
+        .map(|seed| {
+            let clock = ManualClock::new();
+            let policy = presets::api_call().to_builder().seed(seed).build().unwrap();
+            let mut hinted = 2;
+            policy
+                .retry(|| {
+                    if hinted > 0 {
+                        hinted -= 1;
+                        Err(S3Error::Hint(S(1)))
+                    } else {
+                        Ok(())
+                    }
+                })
+                .when(classify)
+                .clock(&clock)
+                .call()
+                .unwrap();
+            clock.sleeps()[1]
+        })
+        .collect();
+    assert!(seconds.iter().all(|w| *w >= S(1) && *w <= S(3)), "{seconds:?}");
+    assert!(seconds.iter().filter(|w| **w > S(2)).count() > 60, "wider than the first");
     // The spread never passes max_retry_after (but the hint itself may reach it).
     let clock = ManualClock::new();
     let policy = presets::api_call().to_builder().jitter(Jitter::Full).max_retry_after(Duration::from_millis(1100));

@@ -30,11 +30,15 @@ impl Delays {
 
     /// The wait after a server's `Retry-After`-style hint: never less than
     /// the hint (it is the earliest time to come back), spread past it by
-    /// the jitter's width for a delay that long, so that clients told the
-    /// same thing do not come back together; never past `limit` (the
-    /// policy's `max_retry_after`) unless the hint itself is.
+    /// the jitter's width for a delay that long, grown like the backoff for
+    /// each retry already made (×factor per retry for an exponential backoff),
+    /// so that clients told the same thing do not come back together, and a
+    /// crowd refused twice spreads wider; never past `limit` (the policy's
+    /// `max_retry_after`) unless the hint itself is.
     pub(crate) fn after_hint(&mut self, hint: Duration, limit: Duration) -> Duration {
-        let width = self.backoff.jitter.spread(hint).min(limit.saturating_sub(hint));
+        let growth = self.backoff.growth_factor().unwrap_or(1.0).powi(self.retry.saturating_sub(1).min(64) as i32);
+        let width = self.backoff.jitter.spread(hint);
+        let width = super::scale_saturating(width, growth, limit.saturating_sub(hint));
         if width.is_zero() {
             return hint;
         }

@@ -14,6 +14,10 @@ const GROUPS: [(&str, &str); 7] = [
     ("full_run", "A full run: retry policy + breaker + budget, success path"),
 ];
 
+/// The heading of BENCHMARKS.md's section of real-server scenarios, kept
+/// across regenerations.
+const SCENARIOS_HEADING: &str = "## Real-server scenarios";
+
 fn root() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
@@ -96,6 +100,13 @@ fn main() {
         let _ = writeln!(md, "{line}");
     }
     let path = root().join("BENCHMARKS.md");
+    // The real-server section is written by hand from the `scenarios` bin's
+    // output, not by criterion: keep it.
+    if let Ok(old) = std::fs::read_to_string(&path)
+        && let Some(at) = old.find(SCENARIOS_HEADING)
+    {
+        let _ = write!(md, "\n{}", &old[at..]);
+    }
     std::fs::write(&path, md).expect("write BENCHMARKS.md");
     println!("wrote {}", path.display());
 }

@@ -123,4 +123,38 @@ mod tests {
         assert_eq!(classify_code(None, 404), Verdict::Fail);
         assert_eq!(classify_code(None, 504), Verdict::Retry);
     }
+
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::primitives::SdkBody;
+    use proptest::prelude::*;
+
+    proptest! {
+        // What a fuzzer would throw at the classifier (a fuzz target would
+        // need aws-sdk-s3 built under the fuzzer's instrumentation): any
+        // status, any error code, any hint headers. Never a panic; a hint
+        // is bounded; the same error gets the same verdict.
+        #[test]
+        fn any_error_response_gets_a_bounded_verdict(
+            status in 100u16..1000,
+            code in proptest::option::of("[A-Za-z.]{0,40}"),
+            amz in "[ -~]{0,30}",
+            retry in "[ -~]{0,40}",
+            date in "[ -~]{0,40}",
+        ) {
+            let mut response = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+            for (name, value) in [("x-amz-retry-after", amz), ("retry-after", retry), ("date", date)] {
+                let _ = response.headers_mut().try_insert(name, value);
+            }
+            let mut meta = ErrorMetadata::builder();
+            if let Some(code) = &code {
+                meta = meta.code(code);
+            }
+            let error = SdkError::service_error(meta.build(), response);
+            let verdict = classify(&error);
+            if let Verdict::RetryAfter(hint) = verdict {
+                prop_assert!(hint <= backstop::http::RETRY_AFTER_CEILING);
+            }
+            prop_assert_eq!(classify(&error), verdict);
+        }
+    }
 }

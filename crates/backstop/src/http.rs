@@ -208,6 +208,11 @@ mod tests {
         let epoch = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1800000012")]);
         assert_eq!(rate_limit(&epoch, now), rl(0, 12));
         assert_eq!(rate_limit(&headers(&[("ratelimit-policy", "100;w=60")]), now), rl(100, 60));
+        // A reset of hours is accepted, up to a day.
+        let hours = headers(&[("x-ratelimit-remaining", "5000"), ("x-ratelimit-reset", "7200")]);
+        assert_eq!(rate_limit(&hours, now), rl(5000, 7200));
+        let a_day = headers(&[("ratelimit-remaining", "1"), ("ratelimit-reset", "86400")]);
+        assert_eq!(rate_limit(&a_day, now), rl(1, 86400));
         assert_eq!(rate_limit(&headers(&[("ratelimit-policy", "\"burst\";q=10;w=1")]), now), rl(10, 1));
         // Hostile or broken: ignored.
         for bad in [

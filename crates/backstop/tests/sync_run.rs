@@ -390,3 +390,42 @@ fn a_hint_is_a_floor_spread_by_the_jitter_and_capped_by_max_retry_after() {
         .unwrap();
     assert_eq!(clock.sleeps(), [S(7)]);
 }
+
+#[test]
+fn every_error_type_prints_each_cause_once() {
+    use backstop::breaker::BreakerError;
+    use backstop_testkit::errors::assert_prints_well;
+
+    let clock = ManualClock::new();
+    // A run's error over an error with a cause of its own.
+    let io = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
+    let wrapped = || std::io::Error::other(io());
+    let err = exact(2).retry(|| Err::<(), _>(wrapped())).name("upload").clock(&clock).call().unwrap_err();
+    let printed = assert_prints_well(&err, "SECRET");
+    assert_eq!(printed, "upload failed after 2 attempts in 1.0s: connection reset by peer");
+    // A breaker's rejection, inside a run and on its own (isolated: the
+    // message once, not "...reset: ...reset").
+    let breaker = backstop::CircuitBreaker::new("down", Default::default());
+    breaker.isolate();
+    let err = exact(2).retry(|| Err::<(), _>(io())).breaker(&breaker).clock(&clock).call().unwrap_err();
+    assert_prints_well(&err, "SECRET");
+    let rejected = breaker.call(|| Ok::<(), std::io::Error>(())).unwrap_err();
+    assert_eq!(assert_prints_well(&rejected, "SECRET"), "circuit down is isolated until it is reset");
+    assert!(matches!(rejected, BreakerError::Open(_)));
+    breaker.reset();
+    let failed = breaker.call(|| Err::<(), _>(wrapped())).unwrap_err();
+    assert_eq!(assert_prints_well(&failed, "SECRET"), "connection reset by peer");
+    // Settings and parsing errors: one layer, no cause.
+    let config = RetryPolicy::builder().max_attempts(0).build().unwrap_err();
+    assert_prints_well(&config, "SECRET");
+    let duration = backstop::parse_duration("5 fortnights").unwrap_err();
+    assert_prints_well(&duration, "SECRET");
+    let throttle = backstop::AdaptiveThrottle::builder().k(1.0).seed(1).build().unwrap();
+    for _ in 0..200 {
+        if throttle.try_acquire().is_ok() {
+            throttle.record(false);
+        }
+    }
+    let local = (0..100).find_map(|_| throttle.try_acquire().err()).expect("rejects most");
+    assert_prints_well(&local, "SECRET");
+}

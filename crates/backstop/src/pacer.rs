@@ -220,7 +220,9 @@ impl Pacer {
     }
 
     /// Takes a place in the queue, or `None` when the pacer is not pacing
-    /// and the call may go now (it is counted as sent).
+    /// and the call may go now (it is counted as sent). A caller that gives
+    /// up before its slot comes (a dropped future) leaves it unused: one
+    /// slot's worth of rate, not a stuck queue.
     #[inline]
     pub fn take_slot(&self) -> Option<Slot> {
         let inner = &*self.inner;

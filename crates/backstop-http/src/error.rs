@@ -105,7 +105,11 @@ impl From<reqwest_middleware::Error> for HttpError {
     fn from(e: reqwest_middleware::Error) -> Self {
         match e {
             reqwest_middleware::Error::Reqwest(e) => HttpError::transport(e),
-            reqwest_middleware::Error::Middleware(e) => HttpError::Middleware(e),
+            // Another middleware's error may be a reqwest error, URL and all.
+            reqwest_middleware::Error::Middleware(e) => match e.downcast::<reqwest::Error>() {
+                Ok(e) => HttpError::transport(e),
+                Err(e) => HttpError::Middleware(e),
+            },
         }
     }
 }
@@ -117,14 +121,8 @@ impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HttpError::Status(r) => write!(f, "HTTP {}", r.status())?,
-            HttpError::Transport(e) => {
-                // Stored without URL when made here; redact one a caller left in.
-                let message = e.to_string();
-                match e.url() {
-                    Some(url) => f.write_str(&message.replace(url.as_str(), &crate::redacted(url)))?,
-                    None => f.write_str(&message)?,
-                }
-            }
+            // Stored without URL when made here; redact one a caller left in.
+            HttpError::Transport(e) => f.write_str(&redact(e.to_string(), e))?,
             HttpError::Middleware(e) => write!(f, "{e}")?,
             HttpError::TimedOut(d) => write!(f, "the attempt timed out after {:.1}s", d.as_secs_f64())?,
             HttpError::NotRetried { reason, error } => write!(f, "{error} (not retried: {reason})")?,
@@ -145,13 +143,24 @@ impl fmt::Debug for HttpError {
                 .field("status", &r.status())
                 .field("url", &crate::redacted(r.url()))
                 .finish_non_exhaustive(),
-            HttpError::Transport(e) => f.debug_tuple("Transport").field(e).finish(),
+            HttpError::Transport(e) => {
+                f.debug_tuple("Transport").field(&format_args!("{}", redact(format!("{e:?}"), e))).finish()
+            }
             HttpError::Middleware(e) => f.debug_tuple("Middleware").field(e).finish(),
             HttpError::TimedOut(d) => f.debug_tuple("TimedOut").field(d).finish(),
             HttpError::NotRetried { reason, error } => {
                 f.debug_struct("NotRetried").field("reason", reason).field("error", error).finish()
             }
         }
+    }
+}
+
+/// `text` (a reqwest error's `Display` or `Debug`) with the error's URL, if
+/// it kept one, shown without its query and credentials.
+fn redact(text: String, e: &reqwest::Error) -> String {
+    match e.url() {
+        Some(url) => text.replace(url.as_str(), &crate::redacted(url)),
+        None => text,
     }
 }
 

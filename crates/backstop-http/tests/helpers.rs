@@ -208,6 +208,14 @@ async fn send_errors_print_each_cause_once_and_never_the_query() {
     let printed = backstop_testkit::errors::assert_prints_well(&err, "SECRET");
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(printed.contains("failed after 2 attempts"), "{printed}");
+    // A raw reqwest error a caller wraps itself, or another middleware hands
+    // on, loses its query too.
+    let raw = || async { client.get(format!("http://{closed}/x?token=SECRET")).send().await.unwrap_err() };
+    backstop_testkit::errors::assert_prints_well(&HttpError::Transport(raw().await), "SECRET");
+    let wrapped = reqwest_middleware::Error::Middleware(anyhow::Error::new(raw().await));
+    let err = HttpError::from(wrapped);
+    assert!(matches!(err, HttpError::Transport(_)));
+    backstop_testkit::errors::assert_prints_well(&err, "SECRET");
     // A status error's Debug names the URL without its query.
     let server = FaultServer::start();
     server.otherwise(Reply::status(503));

@@ -146,7 +146,7 @@ pub fn rate_limit(headers: &HeaderMap, now: SystemTime) -> Option<RateLimit> {
         let (Ok(r), Ok(t)) = (r.trim().parse::<u64>(), t.trim().parse::<u64>()) else { continue };
         // Some servers send the reset as a Unix time, not a delay.
         let reset = if t > 1_000_000_000 {
-            let at = SystemTime::UNIX_EPOCH + Duration::from_secs(t);
+            let at = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(t))?;
             at.duration_since(now).ok()?
         } else {
             Duration::from_secs(t)
@@ -219,6 +219,7 @@ mod tests {
             headers(&[("x-ratelimit-remaining", "-1"), ("x-ratelimit-reset", "5")]),
             headers(&[("x-ratelimit-remaining", "5"), ("x-ratelimit-reset", "99999999")]),
             headers(&[("x-ratelimit-remaining", "5"), ("x-ratelimit-reset", "1000000001")]),
+            headers(&[("x-ratelimit-remaining", "5"), ("x-ratelimit-reset", "18446744073709551615")]),
             headers(&[("ratelimit", "r=;t=x")]),
             headers(&[("ratelimit-policy", "w=60")]),
             HeaderMap::new(),
@@ -234,8 +235,11 @@ mod tests {
                 if let (Ok(va), Ok(vb), Ok(vc)) = (HeaderValue::from_str(&a), HeaderValue::from_str(&b), HeaderValue::from_str(&c)) {
                     let mut h = HeaderMap::new();
                     h.insert(name, va);
-                    h.insert("x-ratelimit-remaining", vc);
+                    h.insert("x-ratelimit-remaining", vc.clone());
                     h.insert("ratelimit-reset", vb);
+                    // Digits where a reset is read: huge Unix times must not overflow.
+                    h.insert("x-ratelimit-reset", vc.clone());
+                    h.insert("ratelimit-remaining", vc);
                     let _ = rate_limit(&h, at(1_800_000_000));
                 }
             }

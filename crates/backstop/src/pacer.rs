@@ -114,6 +114,9 @@ struct Inner {
 struct Schedule {
     /// Nanoseconds between slots.
     interval: u64,
+    /// Slots given back by callers that gave up before their turn, for the
+    /// next callers to take (the queue stays at its rate, not behind them).
+    released: Vec<u64>,
     /// The next slot number to hand out.
     next: u64,
     /// Slot `anchor` goes at time `anchor_at` (ns since origin); the ones
@@ -221,8 +224,7 @@ impl Pacer {
 
     /// Takes a place in the queue, or `None` when the pacer is not pacing
     /// and the call may go now (it is counted as sent). A caller that gives
-    /// up before its slot comes (a dropped future) leaves it unused: one
-    /// slot's worth of rate, not a stuck queue.
+    /// up before its slot comes should [`release`](Self::release) it.
     #[inline]
     pub fn take_slot(&self) -> Option<Slot> {
         let inner = &*self.inner;
@@ -237,6 +239,17 @@ impl Pacer {
             inner.sent.add(now, [1]);
             return None;
         }
+        // A slot someone gave up, still to come, goes first.
+        if !s.released.is_empty() {
+            let (anchor, anchor_at, interval) = (s.anchor, s.anchor_at, s.interval);
+            let to_come =
+                |slot: u64| slot >= anchor && anchor_at.saturating_add((slot - anchor).saturating_mul(interval)) >= now;
+            let reuse = s.released.iter().copied().filter(|&slot| to_come(slot)).min();
+            s.released.retain(|&slot| Some(slot) != reuse && to_come(slot));
+            if let Some(slot) = reuse {
+                return Some(Slot(slot));
+            }
+        }
         let slot = s.next;
         s.next += 1;
         // After a quiet spell, let at most `burst` calls go at once.
@@ -246,6 +259,17 @@ impl Pacer {
             s.anchor_at = now.saturating_sub(tolerance);
         }
         Some(Slot(slot))
+    }
+
+    /// Gives back a slot its caller will not use (it gave up before its
+    /// turn): the next caller takes it, so abandoned callers do not hold up
+    /// the queue. (A retry run does this when its future is dropped.)
+    pub fn release(&self, slot: Slot) {
+        let now = self.now_nanos();
+        let mut s = lock(&self.inner.schedule);
+        if slot.0 >= s.anchor && s.due(slot.0) > now {
+            s.released.push(slot.0);
+        }
     }
 
     /// How long until `slot` may go. Ask again after waiting (a rate change
@@ -298,9 +322,18 @@ impl Pacer {
         let secs = reset.as_secs_f64().max(0.001);
         let ceiling = (remaining as f64 / secs).clamp(self.inner.min_rate, self.inner.max_rate);
         let until = now.saturating_add(nanos(reset));
-        lock(&self.inner.adapt).ceiling = Some((ceiling, until));
         let sending = self.rate().unwrap_or_else(|| self.measured(now));
+        let mut adapt = lock(&self.inner.adapt);
+        adapt.ceiling = Some((ceiling, until));
         if ceiling < sending {
+            // Like a decrease: once the window resets, the rate grows back
+            // towards what was being sent (and no further than the server
+            // then says).
+            adapt.last_max = sending.clamp(self.inner.min_rate, self.inner.max_rate);
+            adapt.last_decrease = now;
+            adapt.decreased = true;
+            adapt.k = (adapt.last_max * (1.0 - BETA) / C).cbrt();
+            drop(adapt);
             self.set_rate(ceiling);
         }
     }
@@ -469,7 +502,7 @@ impl PacerBuilder {
                 clock: self.clock,
                 origin,
                 interval: AtomicU64::new(interval),
-                schedule: Mutex::new(Schedule { interval, next: 0, anchor: 0, anchor_at }),
+                schedule: Mutex::new(Schedule { interval, released: Vec::new(), next: 0, anchor: 0, anchor_at }),
                 sent: SlidingCounts::new(nanos(MEASURE_WINDOW), 8),
                 burst: self.burst,
                 min_rate: self.min_rate,

@@ -161,6 +161,7 @@ async fn the_run_is_send_and_spawnable() {
 /// and must have it on `ManualClock` and on tokio's paused clock too.
 /// `u` is the time unit (1 s in virtual time, a few ms on the real clock).
 mod same_outcome_on_every_clock {
+    use std::future::IntoFuture;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
@@ -235,25 +236,65 @@ mod same_outcome_on_every_clock {
             .clock(clock)
             .await;
         out.push(outcome(&r, &calls));
+        // 5. Two tasks: a server up only after 10u, a client retrying every
+        // 1u under a 5u deadline. The client's deadline comes first (the
+        // count of attempts depends on the clock's granularity: not compared).
+        let up = std::sync::atomic::AtomicBool::new(false);
+        let calls = AtomicU32::new(0);
+        let server = async {
+            clock.sleep_async(u * 10).await;
+            up.store(true, Ordering::SeqCst);
+        };
+        let every_u = RetryPolicy::builder().max_attempts(100).backoff(Backoff::constant(u)).max_elapsed(u * 5);
+        let every_u = every_u.build().unwrap();
+        let client = every_u
+            .retry(|| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                if up.load(Ordering::SeqCst) { Ok(()) } else { Err("down".to_string()) }
+            })
+            .clock(clock);
+        let ((), r) = tokio::join!(server, client.into_future());
+        out.push((outcome(&r, &calls).0, 0));
+        // 6. A client waiting on a server task that answers after 10u, under
+        // a 5u attempt timeout: cut.
+        let calls = AtomicU32::new(0);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let rx = std::sync::Mutex::new(Some(rx));
+        let server = async {
+            clock.sleep_async(u * 10).await;
+            let _ = tx.send(());
+        };
+        let once = policy(u, 1, None);
+        let client = once
+            .retry(|| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let rx = rx.lock().unwrap().take().ok_or("no second call")?;
+                rx.await.map_err(|e| e.to_string())
+            })
+            .attempt_timeout(u * 5, |_| "timed out".to_string())
+            .clock(clock);
+        let ((), r) = tokio::join!(server, client.into_future());
+        out.push(outcome(&r, &calls));
         out
     }
 
-    const EXPECTED: [Outcome; 4] = [("ok", 2), ("ok", 1), ("exhausted", 2), ("deadline", 1)];
+    const EXPECTED: [Outcome; 6] =
+        [("ok", 2), ("ok", 1), ("exhausted", 2), ("deadline", 1), ("deadline", 0), ("exhausted", 1)];
 
     #[tokio::test]
     async fn on_a_manual_clock() {
         let clock = ManualClock::new();
         assert_eq!(scenarios(&clock, Duration::from_secs(1)).await, EXPECTED);
         // Virtual time is the real schedule: 1 retry of 10 s in (1); 1 s in
-        // (2); 20 + 10 + 20 s in (3); 30 s in (4).
-        assert_eq!(clock.elapsed(), Duration::from_secs(10 + 1 + 50 + 30));
+        // (2); 20 + 10 + 20 s in (3); 30 s in (4); the servers' 10 s in (5) and (6).
+        assert_eq!(clock.elapsed(), Duration::from_secs(10 + 1 + 50 + 30 + 10 + 10));
     }
 
     #[tokio::test(start_paused = true)]
     async fn on_tokios_paused_clock() {
         let start = tokio::time::Instant::now();
         assert_eq!(scenarios(&SystemClock, Duration::from_secs(1)).await, EXPECTED);
-        assert_eq!(start.elapsed(), Duration::from_secs(10 + 1 + 50 + 30));
+        assert_eq!(start.elapsed(), Duration::from_secs(10 + 1 + 50 + 30 + 10 + 10));
     }
 
     #[tokio::test]

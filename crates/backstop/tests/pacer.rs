@@ -39,43 +39,32 @@ impl Limited {
 }
 
 /// 2,000 requests offered at 200 a second for 10 s, each retried under the
-/// API preset (with room for retries), optionally through one shared pacer:
-/// (succeeded, HTTP requests per logical request, seconds to drain).
+/// API preset (with room for retries), optionally through one shared pacer,
+/// each its own task: (succeeded, HTTP requests per logical request,
+/// seconds to drain).
 async fn burst(pacer: Option<&Pacer>) -> (u32, f64, f64) {
     let server = std::sync::Arc::new(Limited::new(50, 10));
-    let policy = presets::api_call().to_builder().max_attempts(20).max_retry_after(Duration::from_secs(60)).build();
+    let policy = presets::api_call().to_builder().max_attempts(8).max_retry_after(Duration::from_secs(60)).build();
     let policy = policy.unwrap();
     let start = Instant::now();
-    let ok = AtomicU32::new(0);
-    let runs = (0..2000u32).map(|i| {
-        let (server, policy, ok) = (server.clone(), &policy, &ok);
-        async move {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..2000u32 {
+        let (server, policy, pacer) = (server.clone(), policy.clone(), pacer.cloned());
+        tasks.spawn(async move {
             tokio::time::sleep(Duration::from_millis(u64::from(i) * 5)).await;
-            let mut run = policy
+            let run = policy
                 .retry(|| server.call())
                 .when(|_: &&str| Verdict::RetryAfter(Duration::from_secs(1)))
                 .name("burst");
-            if let Some(p) = pacer {
-                run = run.pacer(p);
+            match &pacer {
+                Some(p) => run.pacer(p).await.is_ok(),
+                None => run.await.is_ok(),
             }
-            if run.await.is_ok() {
-                ok.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    });
-    futures_join_all(runs).await;
+        });
+    }
+    let ok = tasks.join_all().await.into_iter().filter(|ok| *ok).count() as u32;
     let hits = server.hits.load(Ordering::SeqCst);
-    (ok.load(Ordering::SeqCst), f64::from(hits) / 2000.0, start.elapsed().as_secs_f64())
-}
-
-/// Polls every future to completion on the current task.
-async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
-    let mut futures: Vec<_> = futures.map(Box::pin).collect();
-    std::future::poll_fn(|cx| {
-        futures.retain_mut(|f| f.as_mut().poll(cx).is_pending());
-        if futures.is_empty() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
-    })
-    .await;
+    (ok, f64::from(hits) / 2000.0, start.elapsed().as_secs_f64())
 }
 
 #[tokio::test(start_paused = true)]
@@ -134,4 +123,38 @@ async fn a_cancelled_paced_run_leaves_the_pacer_usable() {
     let started = Instant::now();
     policy.retry(|| async { Ok::<_, &str>(()) }).pacer(&pacer).await.unwrap();
     assert!(started.elapsed() <= Duration::from_millis(600), "{:?}", started.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn callers_that_give_up_waiting_hand_their_slots_on() {
+    // 30 runs queue at 1 per second and are dropped after 10 ms: the next
+    // caller does not wait behind the 30 that left.
+    let pacer = Pacer::builder("api").initial_rate(1.0).burst(1).build().unwrap();
+    let policy = RetryPolicy::builder().build().unwrap();
+    for _ in 0..30 {
+        let run = policy.retry(|| async { Ok::<_, &str>(()) }).pacer(&pacer);
+        let _ = tokio::time::timeout(Duration::from_millis(10), run).await;
+    }
+    let started = Instant::now();
+    policy.retry(|| async { Ok::<_, &str>(()) }).pacer(&pacer).await.unwrap();
+    assert!(started.elapsed() <= Duration::from_secs(1), "{:?}", started.elapsed());
+}
+
+#[test]
+fn a_stated_limit_caps_the_rate_until_its_window_resets_then_it_grows_back() {
+    let clock = ManualClock::new();
+    let pacer = Pacer::builder("api").clock(clock.clone()).build().unwrap();
+    for _ in 0..100 {
+        let _ = pacer.reserve();
+    }
+    // "0 left, the window resets in 1 s": the rate falls to the floor.
+    pacer.observe_limit(0, Duration::from_secs(1));
+    assert_eq!(pacer.rate(), Some(0.5));
+    // A minute later, with calls succeeding, it has grown back.
+    clock.advance(Duration::from_secs(60));
+    for _ in 0..250 {
+        let _ = pacer.reserve();
+        pacer.record_success();
+    }
+    assert!(pacer.rate().unwrap() > 1.0, "{:?}", pacer.rate());
 }

@@ -8,7 +8,11 @@
 //! Every pending sleep and timer sits in one queue ordered by its virtual
 //! deadline, and a sleep moves time to the *earliest* entry, not past it: an
 //! attempt that sleeps 5 s under a 2 s timeout is timed out at 2 s, as it
-//! would be on the real clock.
+//! would be on the real clock. And a sleep moves time only once the clock
+//! has been quiet for a whole round of polls (no sleep or timer made,
+//! finished or dropped since the sleep last looked): tasks that have not
+//! been polled yet get to make their own sleeps and timers first, as they
+//! would before tokio's runtime found itself idle.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -61,6 +65,9 @@ struct Inner {
 struct Queue {
     next_id: u64,
     pending: BTreeMap<(u64, u64), Option<Waker>>,
+    /// Bumped by every change but a waker's renewal: an entry made or gone,
+    /// time moved. A sleep that sees it unchanged for a round may move time.
+    version: u64,
 }
 
 /// About a century: virtual time stops here rather than overflow an `Instant`.
@@ -85,6 +92,7 @@ impl Inner {
             let mut queue = self.queue();
             let now = self.now().max(target.min(MANUAL_LIMIT_NANOS));
             self.now_nanos.store(now, Ordering::Release);
+            queue.version += 1;
             let later = queue.pending.split_off(&(now.saturating_add(1), 0));
             std::mem::replace(&mut queue.pending, later)
         };
@@ -97,6 +105,7 @@ impl Inner {
         let deadline = self.now().saturating_add(nanos(after)).min(MANUAL_LIMIT_NANOS);
         let id = queue.next_id;
         queue.next_id += 1;
+        queue.version += 1;
         queue.pending.insert((deadline, id), None);
         (deadline, id)
     }
@@ -143,7 +152,7 @@ impl ManualClock {
 
     fn entry(&self, after: Duration, kind: Kind) -> SleepFuture {
         let (deadline, id) = self.inner.register(after);
-        Box::pin(VirtualWait { inner: Arc::clone(&self.inner), deadline, id, kind })
+        Box::pin(VirtualWait { inner: Arc::clone(&self.inner), deadline, id, kind, seen: None })
     }
 }
 
@@ -187,36 +196,54 @@ struct VirtualWait {
     deadline: u64,
     id: u64,
     kind: Kind,
+    /// The queue's version when this sleep last looked.
+    seen: Option<u64>,
+}
+
+impl VirtualWait {
+    /// Leaves the queue: done. Its owner is about to act on it, which is
+    /// news to a sleep waiting for quiet (even if an advance already took
+    /// the entry out).
+    fn finish(&self) -> Poll<()> {
+        let mut queue = self.inner.queue();
+        queue.pending.remove(&(self.deadline, self.id));
+        queue.version += 1;
+        Poll::Ready(())
+    }
 }
 
 impl Future for VirtualWait {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let key = (self.deadline, self.id);
         if self.inner.now() >= self.deadline {
-            self.inner.queue().pending.remove(&key);
-            return Poll::Ready(());
+            return self.finish();
         }
         if self.kind == Kind::Sleep {
-            // Nothing to do until something is due: jump to the earliest
-            // deadline, which may be another entry's rather than ours.
-            let earliest = self.inner.queue().pending.keys().next().map_or(self.deadline, |&(d, _)| d);
-            self.inner.advance_to(earliest.min(self.deadline));
-            if self.inner.now() >= self.deadline {
-                self.inner.queue().pending.remove(&key);
-                return Poll::Ready(());
+            let version = self.inner.queue().version;
+            if self.seen == Some(version) {
+                // Quiet for a round: nothing to do until something is due.
+                // Jump to the earliest deadline, which may be another
+                // entry's rather than ours.
+                let earliest = self.inner.queue().pending.keys().next().map_or(self.deadline, |&(d, _)| d);
+                self.inner.advance_to(earliest.min(self.deadline));
+                if self.inner.now() >= self.deadline {
+                    return self.finish();
+                }
             }
-            // An earlier entry fired: let its owner act, then go on.
+            // Look again after the others have had their turn.
+            let version = self.inner.queue().version;
+            self.seen = Some(version);
             cx.waker().wake_by_ref();
         }
         let mut queue = self.inner.queue();
         if self.inner.now() >= self.deadline {
-            queue.pending.remove(&key);
-            return Poll::Ready(());
+            drop(queue);
+            return self.finish();
         }
         // Re-enter (an earlier advance may have taken the entry out) with
-        // the current waker.
+        // the current waker; not a change others need to see.
         queue.pending.insert(key, Some(cx.waker().clone()));
         Poll::Pending
     }
@@ -224,7 +251,10 @@ impl Future for VirtualWait {
 
 impl Drop for VirtualWait {
     fn drop(&mut self) {
-        self.inner.queue().pending.remove(&(self.deadline, self.id));
+        let mut queue = self.inner.queue();
+        if queue.pending.remove(&(self.deadline, self.id)).is_some() {
+            queue.version += 1;
+        }
     }
 }
 
@@ -270,13 +300,16 @@ mod tests {
     }
 
     #[test]
-    fn a_sleep_stops_at_an_earlier_timer_first() {
+    fn a_sleep_first_lets_the_others_look_then_stops_at_an_earlier_timer() {
         let c = ManualClock::new();
         let mut timer = c.timer(Duration::from_secs(2));
         let mut sleep = c.sleep_async(Duration::from_secs(5));
         assert!(poll_once(&mut sleep).is_pending());
-        assert_eq!(c.elapsed(), Duration::from_secs(2));
+        assert_eq!(c.elapsed(), Duration::ZERO, "the first look moves nothing");
+        assert!(poll_once(&mut sleep).is_pending());
+        assert_eq!(c.elapsed(), Duration::from_secs(2), "quiet: up to the timer, not past it");
         assert!(poll_once(&mut timer).is_ready());
+        assert!(poll_once(&mut sleep).is_pending(), "the timer's end is news: look again");
         assert!(poll_once(&mut sleep).is_ready());
         assert_eq!(c.elapsed(), Duration::from_secs(5));
     }
@@ -286,10 +319,13 @@ mod tests {
         let c = ManualClock::new();
         let mut a = c.sleep_async(Duration::from_secs(1));
         let mut b = c.sleep_async(Duration::from_secs(2));
-        // Polled in the "wrong" order: b stops at a's deadline first.
+        // Polled in turns, b first: b stops at a's deadline first.
         assert!(poll_once(&mut b).is_pending());
+        assert!(poll_once(&mut a).is_pending());
+        assert!(poll_once(&mut b).is_pending());
+        assert_eq!(c.elapsed(), Duration::from_secs(1));
         assert!(poll_once(&mut a).is_ready());
-        assert!(poll_once(&mut b).is_ready());
+        while poll_once(&mut b).is_pending() {}
         assert_eq!(c.elapsed(), Duration::from_secs(2));
         assert_eq!(c.slept(), Duration::from_secs(3));
     }
@@ -299,6 +335,7 @@ mod tests {
         let c = ManualClock::new();
         drop(c.timer(Duration::from_secs(1)));
         let mut sleep = c.sleep_async(Duration::from_secs(3));
+        assert!(poll_once(&mut sleep).is_pending());
         assert!(poll_once(&mut sleep).is_ready());
         assert_eq!(c.elapsed(), Duration::from_secs(3));
         assert!(c.inner.queue().pending.is_empty());

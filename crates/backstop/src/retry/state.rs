@@ -368,6 +368,14 @@ impl<'a, E: Display> RunState<'a, E> {
 }
 
 impl<E> RunState<'_, E> {
+    /// The run is over, or dropped: a pacer slot it still held goes to the
+    /// next caller.
+    fn release_slot(&mut self) {
+        if let (Some(pacer), Some(slot)) = (self.pacer, self.slot.take()) {
+            pacer.release(slot);
+        }
+    }
+
     /// The retry the budget paid for (not yet begun) will not be made.
     fn refund_pending(&mut self) {
         if let (Some(budget), Some(w)) = (self.budget, self.pending.take()) {
@@ -381,5 +389,6 @@ impl<E> Drop for RunState<'_, E> {
     /// it had withdrawn for the retry it will never make.
     fn drop(&mut self) {
         self.refund_pending();
+        self.release_slot();
     }
 }

@@ -15,8 +15,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use backstop::retry::Retry;
 use backstop::{RetryPolicy, Verdict};
@@ -131,10 +131,14 @@ where
     // Set once a request that may not be repeated has been handed to the client.
     let sent_once = Arc::new(AtomicBool::new(false));
     let seen = Arc::clone(&sent_once);
+    // How the attempt that was sent ended, for a refusal to say; none if
+    // it was cut off (a timeout, the deadline) before it was answered.
+    let ended = Arc::new(Mutex::new(None::<String>));
     let op = move || -> AttemptFuture<T> {
         let builder = make();
         let key = key.clone();
         let sent_once = Arc::clone(&sent_once);
+        let ended = Arc::clone(&ended);
         Box::pin(async move {
             let (client, request) = builder.build_split();
             let mut request = request.map_err(HttpError::transport)?;
@@ -145,7 +149,11 @@ where
             };
             if let Some(reason) = reason {
                 if sent_once.swap(true, Ordering::AcqRel) {
-                    let refused = anyhow::anyhow!("not sent again: an earlier attempt may have reached the server");
+                    let how = ended.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                    let how = how.unwrap_or_else(|| "cut off before it was answered".into());
+                    let refused = anyhow::anyhow!(
+                        "not sent again: the attempt that was sent may have reached the server (it ended: {how})"
+                    );
                     return Err(HttpError::Middleware(refused).not_retried(reason));
                 }
             }
@@ -157,7 +165,10 @@ where
                 }
             };
             outcome.await.map_err(|error| match reason {
-                Some(reason) => error.not_retried(reason),
+                Some(reason) => {
+                    *ended.lock().unwrap_or_else(PoisonError::into_inner) = Some(format!("{error:#}"));
+                    error.not_retried(reason)
+                }
                 None => error,
             })
         })

@@ -178,6 +178,17 @@ async fn a_post_is_not_sent_twice_even_under_a_classifier_that_retries_everythin
     assert_eq!(server.hits(), 1);
     let message = format!("{err:#}");
     assert!(message.contains("not sent again"), "{message}");
+    assert!(message.contains("it ended: cut off before it was answered"), "what became of it: {message}");
+    // An attempt that was answered (here: the connection reset) is named.
+    let resetting = FaultServer::start();
+    resetting.otherwise(Reply::reset());
+    let url = resetting.url("/orders");
+    let clock = ManualClock::new();
+    let err =
+        send(&p, || client.post(&url).body("{}")).when(|_: &HttpError| Verdict::Retry).clock(&clock).await.unwrap_err();
+    assert_eq!(resetting.hits(), 1);
+    let message = format!("{err:#}");
+    assert!(message.contains("it ended: error sending request"), "{message}");
 }
 
 #[tokio::test]

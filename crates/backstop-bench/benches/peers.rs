@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backstop::{Backoff, BreakerConfig, CircuitBreaker, RetryBudget, RetryPolicy, presets};
+use backstop::{Backoff, BreakerConfig, CircuitBreaker, Pacer, RetryBudget, RetryPolicy, presets};
 use backstop_bench::{Allocations, CountingAllocator, record_allocations};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -250,6 +250,25 @@ fn full_run(c: &mut Criterion) {
     record_allocations(a);
 }
 
+/// A run through a pacer, success path: idle (no throttling seen: one
+/// atomic load and one add) and pacing at a rate no call waits for (the
+/// slot queue's critical section). No peer has one to compare.
+fn paced_run(c: &mut Criterion) {
+    let policy = presets::default();
+    let idle = Pacer::builder("bench").build().expect("valid pacer");
+    let pacing = Pacer::builder("bench").max_rate(1e9).initial_rate(1e9).burst(100_000).build().expect("valid pacer");
+    let mut g = c.benchmark_group("paced_run");
+    g.bench_function("direct", |b| b.iter(op));
+    g.bench_function("backstop", |b| b.iter(|| policy.retry(op).call()));
+    g.bench_function("backstop_pacer_idle", |b| b.iter(|| policy.retry(op).pacer(&idle).call()));
+    g.bench_function("backstop_pacer_pacing", |b| b.iter(|| policy.retry(op).pacer(&pacing).call()));
+    g.finish();
+    let mut a = Allocations::new("paced_run");
+    a.measure("backstop_pacer_idle", || sink(policy.retry(op).pacer(&idle).call()));
+    a.measure("backstop_pacer_pacing", || sink(policy.retry(op).pacer(&pacing).call()));
+    record_allocations(a);
+}
+
 fn config() -> Criterion {
     Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2))
 }
@@ -257,6 +276,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = sync_success, async_success, async_three_failures, breaker_closed, breaker_threads, full_run
+    targets = sync_success, async_success, async_three_failures, breaker_closed, breaker_threads, full_run, paced_run
 }
 criterion_main!(benches);

@@ -227,16 +227,44 @@ impl Pacer {
     /// up before its slot comes should [`release`](Self::release) it.
     #[inline]
     pub fn take_slot(&self) -> Option<Slot> {
+        let now = self.now_nanos();
+        let slot = self.take_locked(&mut lock(&self.inner.schedule), now);
+        if slot.is_none() {
+            self.inner.sent.add(now, [1]);
+        }
+        slot.map(Slot)
+    }
+
+    /// For a run: the slot it holds (or a new one) and how long until it is
+    /// due, with one clock read and at most one lock. `(None, ZERO)`: go now
+    /// (counted as sent).
+    #[inline]
+    pub(crate) fn turn(&self, held: Option<Slot>) -> (Option<Slot>, Duration) {
         let inner = &*self.inner;
         let now = self.now_nanos();
-        if inner.interval.load(Ordering::Acquire) == 0 {
+        if held.is_none() && inner.interval.load(Ordering::Acquire) == 0 {
             inner.sent.add(now, [1]);
-            return None;
+            return (None, Duration::ZERO);
         }
         let mut s = lock(&inner.schedule);
+        let slot = match held {
+            Some(slot) => Some(slot.0),
+            None => self.take_locked(&mut s, now),
+        };
+        let due = slot.map_or(0, |slot| s.due(slot));
+        drop(s);
+        match slot {
+            Some(slot) if due > now => (Some(Slot(slot)), Duration::from_nanos(due - now)),
+            _ => {
+                inner.sent.add(now, [1]);
+                (None, Duration::ZERO)
+            }
+        }
+    }
+
+    /// The next slot number, with the queue locked; `None` when not pacing.
+    fn take_locked(&self, s: &mut Schedule, now: u64) -> Option<u64> {
         if s.interval == 0 {
-            drop(s);
-            inner.sent.add(now, [1]);
             return None;
         }
         // A slot someone gave up, still to come, goes first.
@@ -246,19 +274,19 @@ impl Pacer {
                 |slot: u64| slot >= anchor && anchor_at.saturating_add((slot - anchor).saturating_mul(interval)) >= now;
             let reuse = s.released.iter().copied().filter(|&slot| to_come(slot)).min();
             s.released.retain(|&slot| Some(slot) != reuse && to_come(slot));
-            if let Some(slot) = reuse {
-                return Some(Slot(slot));
+            if reuse.is_some() {
+                return reuse;
             }
         }
         let slot = s.next;
         s.next += 1;
         // After a quiet spell, let at most `burst` calls go at once.
-        let tolerance = s.interval.saturating_mul(u64::from(inner.burst - 1));
+        let tolerance = s.interval.saturating_mul(u64::from(self.inner.burst - 1));
         if s.due(slot).saturating_add(tolerance) < now {
             s.anchor = slot;
             s.anchor_at = now.saturating_sub(tolerance);
         }
-        Some(Slot(slot))
+        Some(slot)
     }
 
     /// Gives back a slot its caller will not use (it gave up before its
@@ -289,9 +317,10 @@ impl Pacer {
     /// pacing), counting the call as sent: for callers that wait once and
     /// go, without asking again.
     pub fn reserve(&self) -> Duration {
-        let Some(slot) = self.take_slot() else { return Duration::ZERO };
         let now = self.now_nanos();
-        let due = lock(&self.inner.schedule).due(slot.0);
+        let mut s = lock(&self.inner.schedule);
+        let due = self.take_locked(&mut s, now).map_or(now, |slot| s.due(slot));
+        drop(s);
         self.inner.sent.add(now, [1]);
         Duration::from_nanos(due.saturating_sub(now))
     }

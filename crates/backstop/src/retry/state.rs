@@ -98,13 +98,10 @@ impl<'a, E: Display> RunState<'a, E> {
     pub(crate) fn before_attempt(&mut self) -> Option<Step<E>> {
         if let Some(pacer) = self.pacer {
             // The slot is asked again after each wait: a rate change moves it.
-            if let Some(slot) = self.slot.or_else(|| pacer.take_slot()) {
-                let wait = pacer.wait(slot);
-                if !wait.is_zero() {
-                    self.slot = Some(slot);
-                    return Some(self.pace(wait));
-                }
-                self.slot = None;
+            let (slot, wait) = pacer.turn(self.slot.take());
+            if !wait.is_zero() {
+                self.slot = slot;
+                return Some(self.pace(wait));
             }
         }
         self.attempt = self.attempt.saturating_add(1);

@@ -13,7 +13,9 @@ use super::{Clock, SleepFuture};
 /// paused clock (`#[tokio::test(start_paused = true)]`) see deadlines move
 /// with virtual time. Outside one, it is `Instant::now()`. A tokio runtime
 /// built without `enable_time` is detected (once per runtime and thread) and
-/// served by the timer thread instead of panicking.
+/// served by the timer thread instead of panicking. (The detection catches
+/// tokio's panic, so a program built with `panic = "abort"` still aborts
+/// there: enable tokio's timers, or use a clock of your own.)
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 

@@ -88,7 +88,7 @@
 //! | `tokio` | yes | async sleeps on tokio's timer; deadlines follow tokio's paused clock in tests |
 //! | `tracing` | yes | the log lines listed in [`event`] |
 //! | `metrics` | no | the counters listed in [`event`] |
-//! | `serde` | no | `RetryPolicy` from TOML/JSON/YAML, durations like `"500ms"` ([`config`]) |
+//! | `serde` | no | `RetryPolicy` from TOML/JSON/YAML, durations like `"500ms"` (the `config` module) |
 //! | `http` | no | status classification, `Retry-After` parsing, idempotent methods (`http` module) |
 //!
 //! Without `tokio`, async runs sleep on a timer thread, so they work on any

@@ -89,6 +89,7 @@ mod download;
 mod error;
 mod in_flight;
 mod multipart;
+mod source;
 mod temp_file;
 mod transfer;
 mod upload;
@@ -105,8 +106,9 @@ pub use abort_guard::{ABORT_ATTEMPTS, ABORT_TIMEOUT};
 pub use classify::{PERMANENT_CODES, THROTTLING_CODES, TRANSIENT_CODES, classify, classify_code, retry_after};
 pub use download::{Download, DownloadToFile, download, download_to_file};
 pub use error::S3Error;
+pub use source::Uploaded;
 pub use transfer::{DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, Kind, MIN_PART_SIZE, Transfer, TransferFuture};
-pub use upload::{Upload, UploadFile, Uploaded, upload, upload_file};
+pub use upload::{Upload, UploadFile, upload, upload_file};
 
 /// A config override that switches the SDK's own retries off for one
 /// operation: `.customize().config_override(no_sdk_retries())`.

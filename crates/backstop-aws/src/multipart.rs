@@ -16,8 +16,8 @@ use backstop::{RetryError, Verdict};
 use crate::abort_guard::AbortGuard;
 use crate::error::{S3Error, Target, verdict_of};
 use crate::in_flight::{InFlight, Sent};
+use crate::source::{Source, Uploaded};
 use crate::transfer::Settings;
-use crate::upload::{Source, Uploaded};
 
 /// Uploads `len` bytes of `source` to `bucket/key` in parts of `s.part_size`.
 pub(crate) async fn multipart(

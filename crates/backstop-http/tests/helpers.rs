@@ -6,6 +6,13 @@ use backstop::{Backoff, CircuitBreaker, ManualClock, RetryBudget, RetryError, Re
 use backstop_http::{HttpError, NotRetried, Options, fetch, fetch_with, send, send_with};
 use backstop_testkit::{FaultServer, Reply};
 
+/// The server saw two attempts, carrying the same generated key.
+fn assert_two_attempts_with_one_key(server: &FaultServer) {
+    let keys: Vec<_> = server.requests().iter().map(|r| r.header("idempotency-key").unwrap().to_owned()).collect();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], keys[1]);
+}
+
 fn policy(attempts: u32) -> RetryPolicy {
     RetryPolicy::builder()
         .max_attempts(attempts)
@@ -86,9 +93,7 @@ async fn send_with_an_idempotency_key_retries_a_post_with_one_key() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let keys: Vec<_> = server.requests().iter().map(|r| r.header("idempotency-key").unwrap().to_owned()).collect();
-    assert_eq!(keys.len(), 2);
-    assert_eq!(keys[0], keys[1]);
+    assert_two_attempts_with_one_key(&server);
 }
 
 #[tokio::test]
@@ -203,9 +208,7 @@ async fn a_post_with_a_key_is_retried_after_a_timeout() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let keys: Vec<_> = server.requests().iter().map(|r| r.header("idempotency-key").unwrap().to_owned()).collect();
-    assert_eq!(keys.len(), 2);
-    assert_eq!(keys[0], keys[1]);
+    assert_two_attempts_with_one_key(&server);
 }
 
 #[tokio::test]

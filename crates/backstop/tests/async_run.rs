@@ -188,6 +188,22 @@ mod same_outcome_on_every_clock {
         }
     }
 
+    /// A run of up to `attempts` attempts that each take `work` on `clock`,
+    /// under a per-attempt timeout of 20u.
+    async fn timed_attempts(clock: &dyn Clock, u: Duration, attempts: u32, work: Duration) -> Outcome {
+        let calls = AtomicU32::new(0);
+        let r = policy(u, attempts, None)
+            .retry(|| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                clock.sleep_async(work).await;
+                Ok::<_, String>(())
+            })
+            .attempt_timeout(u * 20, |_| "timed out".to_string())
+            .clock(clock)
+            .await;
+        outcome(&r, &calls)
+    }
+
     /// Runs the four scenarios on `clock`; the operation sleeps on the same clock.
     async fn scenarios(clock: &dyn Clock, u: Duration) -> Vec<Outcome> {
         let mut out = Vec::new();
@@ -202,29 +218,9 @@ mod same_outcome_on_every_clock {
             .await;
         out.push(outcome(&r, &calls));
         // 2. An attempt that takes 1u under a 20u timeout: succeeds.
-        let calls = AtomicU32::new(0);
-        let r = policy(u, 3, None)
-            .retry(|| async {
-                calls.fetch_add(1, Ordering::SeqCst);
-                clock.sleep_async(u).await;
-                Ok::<_, String>(())
-            })
-            .attempt_timeout(u * 20, |_| "timed out".to_string())
-            .clock(clock)
-            .await;
-        out.push(outcome(&r, &calls));
+        out.push(timed_attempts(clock, u, 3, u).await);
         // 3. Attempts that take 50u under a 20u timeout: both cut, exhausted.
-        let calls = AtomicU32::new(0);
-        let r = policy(u, 2, None)
-            .retry(|| async {
-                calls.fetch_add(1, Ordering::SeqCst);
-                clock.sleep_async(u * 50).await;
-                Ok::<_, String>(())
-            })
-            .attempt_timeout(u * 20, |_| "timed out".to_string())
-            .clock(clock)
-            .await;
-        out.push(outcome(&r, &calls));
+        out.push(timed_attempts(clock, u, 2, u * 50).await);
         // 4. An attempt of 50u under a 30u deadline: cut by the deadline.
         let calls = AtomicU32::new(0);
         let r = policy(u, 3, Some(30))

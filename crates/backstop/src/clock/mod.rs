@@ -81,32 +81,24 @@ pub trait Clock: Send + Sync {
     }
 }
 
-impl<C: Clock + ?Sized> Clock for &C {
-    fn now(&self) -> Instant {
-        (**self).now()
-    }
-    fn sleep(&self, d: Duration) {
-        (**self).sleep(d)
-    }
-    fn sleep_async(&self, d: Duration) -> SleepFuture {
-        (**self).sleep_async(d)
-    }
-    fn timer(&self, d: Duration) -> SleepFuture {
-        (**self).timer(d)
-    }
+/// A clock behind a reference or an `Arc` is the clock itself.
+macro_rules! forward_clock {
+    ($($wrapper:ty),*) => {$(
+        impl<C: Clock + ?Sized> Clock for $wrapper {
+            fn now(&self) -> Instant {
+                (**self).now()
+            }
+            fn sleep(&self, d: Duration) {
+                (**self).sleep(d)
+            }
+            fn sleep_async(&self, d: Duration) -> SleepFuture {
+                (**self).sleep_async(d)
+            }
+            fn timer(&self, d: Duration) -> SleepFuture {
+                (**self).timer(d)
+            }
+        }
+    )*};
 }
 
-impl<C: Clock + ?Sized> Clock for Arc<C> {
-    fn now(&self) -> Instant {
-        (**self).now()
-    }
-    fn sleep(&self, d: Duration) {
-        (**self).sleep(d)
-    }
-    fn sleep_async(&self, d: Duration) -> SleepFuture {
-        (**self).sleep_async(d)
-    }
-    fn timer(&self, d: Duration) -> SleepFuture {
-        (**self).timer(d)
-    }
-}
+forward_clock!(&C, Arc<C>);

@@ -7,7 +7,6 @@
 //! backstop simulate --scenario occ --svg occ.svg
 //! ```
 
-mod child;
 mod policy_args;
 mod run;
 mod schedule;

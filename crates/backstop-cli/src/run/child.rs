@@ -1,5 +1,6 @@
 //! One attempt of `backstop run`: the child process, the process group it
-//! leads, the signals backstop passes on to it, and how it is ended.
+//! leads, the signals backstop passes on to it (caught in
+//! [`super::signals`]), and how it is ended.
 //!
 //! Unless `--foreground`, each attempt starts as the leader of a new process
 //! group, so that ending it ends what it started too. An attempt that runs
@@ -25,37 +26,9 @@
 
 use std::io;
 use std::process::{Child, Command, ExitStatus};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-/// The signal (SIGINT, SIGTERM) backstop itself received, or 0.
-static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
-
-/// Records a signal backstop received, for the wait loops to see.
-extern "C" fn on_signal(signal: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    INTERRUPTED.store(signal, Ordering::SeqCst);
-}
-
-/// Catches SIGINT and SIGTERM, to pass them on to the command: each attempt
-/// runs in its own process group (so a timeout can end the command's own
-/// children too), outside the terminal's foreground group, so Ctrl-C must be
-/// forwarded by hand.
-pub fn catch_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: `on_signal` is an `extern "C" fn(c_int)` that only stores to
-        // an atomic, which is async-signal-safe; signal(2) has no other
-        // preconditions.
-        unsafe {
-            libc::signal(sig, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
-        }
-    }
-}
-
-/// The signal backstop received, if it received one.
-pub fn interrupted() -> Option<i32> {
-    Some(INTERRUPTED.load(Ordering::SeqCst)).filter(|s| *s != 0)
-}
+use super::signals::interrupted;
 
 /// When a running attempt is ended, and how.
 #[derive(Debug, Clone, Copy)]

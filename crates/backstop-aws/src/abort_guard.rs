@@ -134,12 +134,10 @@ impl AbortGuard {
         let target = Target::object(&self.bucket, &self.key).upload(&self.upload_id);
         let policy = abort_policy();
         let s = Settings {
-            policy: policy.as_ref().unwrap_or(settings.policy),
-            breaker: None,
-            budget: None,
-            pacer: None,
+            policy: policy.unwrap_or_else(|_| settings.policy.clone()),
+            guards: settings.guards.clock_only(),
             attempt_timeout: Some(settings.attempt_timeout.unwrap_or(ABORT_ATTEMPT_TIMEOUT)),
-            ..*settings
+            ..settings.clone()
         };
         self.in_flight.settle(SETTLE_TIMEOUT).await;
         let client = &self.client;

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::Client;
-use backstop::presets;
+use backstop::{RetryError, presets};
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
@@ -89,9 +89,15 @@ impl<'a> Kind<'a> for DownloadToFile {
         let DownloadToFile { bucket, key, path } = t.kind;
         let client = t.client;
         Box::pin(async move {
+            let target = Target::object(&bucket, &key);
+            // Nothing is sent for a file that could not be written.
+            if let Err(error) = check_directory(&path).await {
+                let name = format!("GetObject {bucket}");
+                let last = S3Error::io("GetObject", target, format!("cannot write {}", path.display()), error);
+                return Err(RetryError::Rejected { name: name.into(), attempts: 0, last });
+            }
             // The guard exists before the file does (see `TempFile`).
             let temp = TempFile::beside(&path);
-            let target = Target::object(&bucket, &key);
             t.settings
                 .run("GetObject", target, || async {
                     let io = |what: &str, e| {
@@ -113,5 +119,24 @@ impl<'a> Kind<'a> for DownloadToFile {
                 })
                 .await
         })
+    }
+}
+
+/// Checks that `path`'s directory exists, so that a download to a file that
+/// could not be written fails before its `GetObject` is sent.
+async fn check_directory(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match tokio::fs::metadata(dir).await {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => {
+            Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, format!("{} is not a directory", dir.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(std::io::Error::new(e.kind(), format!("the directory {} does not exist", dir.display())))
+        }
+        Err(e) => Err(e),
     }
 }

@@ -99,16 +99,23 @@ use std::future::Future;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use backstop::retry::Retry;
-use backstop::{RetryPolicy, Verdict};
+use backstop::Verdict;
+use backstop::retry::{Async, Retry};
 
 pub use abort_guard::{ABORT_ATTEMPTS, ABORT_TIMEOUT};
 pub use classify::{PERMANENT_CODES, THROTTLING_CODES, TRANSIENT_CODES, classify, classify_code, retry_after};
 pub use download::{Download, DownloadToFile, download, download_to_file};
 pub use error::S3Error;
 pub use source::Uploaded;
-pub use transfer::{DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, Kind, MIN_PART_SIZE, Transfer, TransferFuture};
-pub use upload::{Upload, UploadFile, upload, upload_file};
+pub use transfer::{
+    DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, Kind, MIN_PART_SIZE, Transfer, TransferFuture, WithAttempts,
+};
+pub use upload::{Upload, UploadData, UploadFile, upload, upload_file};
+
+/// The core crate, so that this one dependency is enough: `backstop_aws::backstop::Jitter`.
+pub use backstop;
+/// The core names this crate's docs use, re-exported from [`backstop`].
+pub use backstop::{CircuitBreaker, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, presets};
 
 /// A config override that switches the SDK's own retries off for one
 /// operation: `.customize().config_override(no_sdk_retries())`.
@@ -122,7 +129,10 @@ pub type SdkClassifier<E> = fn(&SdkError<E, HttpResponse>) -> Verdict;
 /// Retries an SDK call that `op` makes (one per attempt), classified by
 /// [`classify`]. `op` should switch the SDK's retries off (see
 /// [`no_sdk_retries`]); the [`retry!`] macro writes that part for you.
-pub fn retry_sdk<'a, T, E, F, Fut>(policy: &'a RetryPolicy, op: F) -> Retry<'a, F, SdkClassifier<E>>
+pub fn retry_sdk<'a, T, E, F, Fut>(
+    policy: &'a RetryPolicy,
+    op: F,
+) -> Retry<'a, F, SdkError<E, HttpResponse>, Async, SdkClassifier<E>>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
@@ -138,7 +148,7 @@ where
 /// # async fn demo(client: aws_sdk_s3::Client) -> Result<(), Box<dyn std::error::Error>> {
 /// use backstop::presets;
 ///
-/// let policy = presets::s3_download();
+/// let policy = presets::S3_DOWNLOAD;
 /// let listing = backstop_aws::retry!(&policy, client.list_objects_v2().bucket("bike-data").prefix("raw/"))
 ///     .name("ListObjectsV2 bike-data")
 ///     .await?;

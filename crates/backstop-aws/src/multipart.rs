@@ -11,7 +11,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use backstop::{RetryError, Verdict};
+use std::sync::atomic::Ordering;
+
+use backstop::RetryError;
 
 use crate::abort_guard::AbortGuard;
 use crate::error::{S3Error, Target, verdict_of};
@@ -85,8 +87,9 @@ async fn send_parts(
     let parts: Vec<(i32, u64, u64)> = (0..len.div_ceil(s.part_size))
         .map(|i| (i as i32 + 1, i * s.part_size, s.part_size.min(len - i * s.part_size)))
         .collect();
-    let mut batch = s
-        .policy
+    // Each part's first attempt, then one more per retry (see `Settings::attempts`).
+    s.attempts.fetch_add(parts.len() as u32, Ordering::Relaxed);
+    s.policy
         .batch(parts, |(number, offset, size)| async move {
             let target = upload.part(number);
             let timer = s.attempt_timer();
@@ -105,23 +108,17 @@ async fn send_parts(
             let out = sent("UploadPart", target, in_flight.send_timed(request, timer).await)?;
             Ok(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_owned)).build())
         })
-        .when(verdict_of as fn(&S3Error) -> Verdict)
+        .when(verdict_of)
         .name(format!("UploadPart {}", upload.bucket))
+        .guards(&s.guards)
+        .on_retry(|_, event| {
+            s.attempts.fetch_add(1, Ordering::Relaxed);
+            s.retrying(event);
+        })
         .concurrency(s.concurrency)
-        .fail_fast();
-    if let Some(clock) = s.clock {
-        batch = batch.clock(clock);
-    }
-    if let Some(breaker) = s.breaker {
-        batch = batch.breaker(breaker);
-    }
-    if let Some(budget) = s.budget {
-        batch = batch.budget(budget);
-    }
-    if let Some(pacer) = s.pacer {
-        batch = batch.pacer(pacer);
-    }
-    batch.run().await.into_result()
+        .fail_fast()
+        .await
+        .into_result()
 }
 
 /// The outcome of a request sent by [`InFlight::send_timed`], as an attempt's.

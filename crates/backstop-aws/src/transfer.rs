@@ -2,11 +2,15 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use backstop::clock::SleepFuture;
-use backstop::{CircuitBreaker, Clock, Pacer, RetryBudget, RetryError, RetryPolicy, SystemClock, Verdict};
+use backstop::{
+    CircuitBreaker, Clock, Guards, GuardsBuilder, Pacer, RetryBudget, RetryError, RetryEvent, RetryPolicy, SystemClock,
+};
 
 use crate::error::{S3Error, Target, verdict_of};
 
@@ -30,6 +34,10 @@ pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// Dropping the future (a caller's timeout, a shutdown) cleans up: a
 /// multipart upload under way is aborted in the background, and a file
 /// download leaves no temporary file behind.
+///
+/// A transfer borrows its client, so to spawn one, move the client in:
+/// `tokio::spawn(async move { backstop_aws::download(&client, bucket, key).await })`.
+/// The future is `Send`.
 #[must_use = "a transfer does nothing until .await"]
 pub struct Transfer<'a, K> {
     pub(crate) client: &'a Client,
@@ -37,14 +45,17 @@ pub struct Transfer<'a, K> {
     pub(crate) settings: Settings<'a>,
 }
 
+/// A callback before every retry of any request of a transfer.
+type OnRetry<'a> = Arc<dyn Fn(&RetryEvent<'_, S3Error>) + Send + Sync + 'a>;
+
 /// The retry settings of a transfer.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct Settings<'a> {
-    pub(crate) policy: &'a RetryPolicy,
-    pub(crate) breaker: Option<&'a CircuitBreaker>,
-    pub(crate) budget: Option<&'a RetryBudget>,
-    pub(crate) pacer: Option<&'a Pacer>,
-    pub(crate) clock: Option<&'a dyn Clock>,
+    pub(crate) policy: RetryPolicy,
+    pub(crate) guards: Guards,
+    pub(crate) on_retry: Option<OnRetry<'a>>,
+    /// Attempts made by every request of the transfer, counted as they succeed.
+    pub(crate) attempts: Arc<AtomicU32>,
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) multipart_threshold: u64,
     pub(crate) part_size: u64,
@@ -52,13 +63,12 @@ pub(crate) struct Settings<'a> {
 }
 
 impl<'a> Settings<'a> {
-    pub(crate) fn new(policy: &'a RetryPolicy) -> Self {
+    pub(crate) fn new(policy: &RetryPolicy) -> Self {
         Self {
-            policy,
-            breaker: None,
-            budget: None,
-            pacer: None,
-            clock: None,
+            policy: policy.clone(),
+            guards: Guards::default(),
+            on_retry: None,
+            attempts: Arc::default(),
             attempt_timeout: None,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             part_size: DEFAULT_PART_SIZE,
@@ -79,22 +89,26 @@ impl<'a> Settings<'a> {
         Fut: Future<Output = Result<T, S3Error>>,
     {
         let name = format!("{operation} {}", target.bucket);
-        let mut run = self.policy.retry(op).when(verdict_of as fn(&S3Error) -> Verdict).name(name);
-        if let Some(clock) = self.clock {
-            run = run.clock(clock);
-        }
-        if let Some(breaker) = self.breaker {
-            run = run.breaker(breaker);
-        }
-        if let Some(budget) = self.budget {
-            run = run.budget(budget);
-        }
-        if let Some(pacer) = self.pacer {
-            run = run.pacer(pacer);
-        }
-        match self.attempt_timeout {
-            Some(limit) => run.attempt_timeout(limit, move |after| S3Error::timed_out(operation, target, after)).await,
-            None => run.await,
+        let (value, attempts) = self
+            .policy
+            .retry(op)
+            .when(verdict_of)
+            .name(name)
+            .guards(&self.guards)
+            .on_retry(|event| self.retrying(event))
+            .attempt_timeout(self.attempt_timeout.unwrap_or_default(), move |after| {
+                S3Error::timed_out(operation, target, after)
+            })
+            .with_attempts()
+            .await?;
+        self.attempts.fetch_add(attempts, Ordering::Relaxed);
+        Ok(value)
+    }
+
+    /// Tells the transfer's callback, if any, of a retry.
+    pub(crate) fn retrying(&self, event: &RetryEvent<'_, S3Error>) {
+        if let Some(hook) = &self.on_retry {
+            hook(event);
         }
     }
 
@@ -103,32 +117,45 @@ impl<'a> Settings<'a> {
     /// the settings' clock's, `None` without a per-attempt timeout.
     pub(crate) fn attempt_timer(&self) -> Option<(Duration, SleepFuture)> {
         let limit = self.attempt_timeout.filter(|limit| !limit.is_zero())?;
-        let clock: &dyn Clock = self.clock.unwrap_or(&SystemClock);
+        let clock: &dyn Clock = self.guards.clock().unwrap_or(&SystemClock);
         Some((limit, clock.timer(limit)))
+    }
+
+    fn edit_guards(&mut self, edit: impl FnOnce(GuardsBuilder) -> GuardsBuilder) {
+        self.guards = edit(self.guards.to_builder()).build();
     }
 }
 
 impl<'a, K> Transfer<'a, K> {
-    pub(crate) fn new(client: &'a Client, kind: K, policy: &'a RetryPolicy) -> Self {
+    pub(crate) fn new(client: &'a Client, kind: K, policy: &RetryPolicy) -> Self {
         Self { client, kind, settings: Settings::new(policy) }
     }
 
     /// The retry policy (default: [`presets::S3_UPLOAD`](backstop::presets::S3_UPLOAD)
-    /// for uploads, [`presets::S3_DOWNLOAD`](backstop::presets::S3_DOWNLOAD) for downloads).
-    pub fn policy(mut self, policy: &'a RetryPolicy) -> Self {
-        self.settings.policy = policy;
+    /// for uploads, [`presets::S3_DOWNLOAD`](backstop::presets::S3_DOWNLOAD) for
+    /// downloads). The transfer keeps a copy, so a temporary is fine:
+    /// `.policy(&presets::S3_UPLOAD.to_builder().max_attempts(8).build()?)`.
+    pub fn policy(mut self, policy: &RetryPolicy) -> Self {
+        self.settings.policy = policy.clone();
+        self
+    }
+
+    /// Takes every guard `guards` holds, and its clock if it has one: one
+    /// value for every transfer to a bucket (see [`Guards`]).
+    pub fn guards(mut self, guards: &Guards) -> Self {
+        self.settings.guards = guards.clone();
         self
     }
 
     /// Asks `breaker` before every attempt of every request of the transfer.
-    pub fn breaker(mut self, breaker: &'a CircuitBreaker) -> Self {
-        self.settings.breaker = Some(breaker);
+    pub fn breaker(mut self, breaker: &CircuitBreaker) -> Self {
+        self.settings.edit_guards(|g| g.breaker(breaker));
         self
     }
 
     /// Draws every retry from `budget`.
-    pub fn budget(mut self, budget: &'a RetryBudget) -> Self {
-        self.settings.budget = Some(budget);
+    pub fn budget(mut self, budget: &RetryBudget) -> Self {
+        self.settings.edit_guards(|g| g.budget(budget));
         self
     }
 
@@ -137,14 +164,25 @@ impl<'a, K> Transfer<'a, K> {
     /// to one prefix send at the rate S3 accepts (3 500 PUTs or 5 500 GETs a
     /// second per prefix) instead of being told `SlowDown`. See
     /// [`Pacer`](backstop::Pacer).
-    pub fn pacer(mut self, pacer: &'a Pacer) -> Self {
-        self.settings.pacer = Some(pacer);
+    pub fn pacer(mut self, pacer: &Pacer) -> Self {
+        self.settings.edit_guards(|g| g.pacer(pacer));
         self
     }
 
-    /// Sleeps on this clock (default: the real one).
-    pub fn clock(mut self, clock: &'a dyn Clock) -> Self {
-        self.settings.clock = Some(clock);
+    /// Sleeps on this clock (default: the real one); a
+    /// [`ManualClock`](backstop::ManualClock) in tests.
+    pub fn clock<C: Clock + Clone + 'static>(mut self, clock: &C) -> Self {
+        self.settings.edit_guards(|g| g.clock(clock));
+        self
+    }
+
+    /// Calls `hook` before every retry of any request of the transfer (each
+    /// part of a multipart upload included), with the failed attempt's error.
+    pub fn on_retry<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&RetryEvent<'_, S3Error>) + Send + Sync + 'a,
+    {
+        self.settings.on_retry = Some(Arc::new(hook));
         self
     }
 
@@ -176,6 +214,35 @@ impl<'a, K> Transfer<'a, K> {
     pub fn concurrency(mut self, parts: usize) -> Self {
         self.settings.concurrency = parts.max(1);
         self
+    }
+
+    /// Makes the transfer return `(output, attempts)`: how many requests it
+    /// sent, retries included (a single `PutObject` or `GetObject` that
+    /// succeeded at once: 1; a multipart upload: its create, parts and
+    /// complete, with their retries).
+    pub fn with_attempts(self) -> Transfer<'a, WithAttempts<K>> {
+        Transfer { client: self.client, kind: WithAttempts(self.kind), settings: self.settings }
+    }
+}
+
+/// A transfer that also returns its attempt count; see [`Transfer::with_attempts`].
+#[derive(Debug)]
+pub struct WithAttempts<K>(K);
+
+impl<'a, K: Kind<'a>> Kind<'a> for WithAttempts<K>
+where
+    K::Output: Send + 'a,
+{
+    type Output = (K::Output, u32);
+
+    fn run(t: Transfer<'a, Self>) -> TransferFuture<'a, Self::Output> {
+        let attempts = Arc::clone(&t.settings.attempts);
+        let inner = Transfer { client: t.client, kind: t.kind.0, settings: t.settings };
+        let run = K::run(inner);
+        Box::pin(async move {
+            let output = run.await?;
+            Ok((output, attempts.load(Ordering::Relaxed)))
+        })
     }
 }
 

@@ -27,14 +27,20 @@ use crate::transfer::{Kind, Settings, Transfer, TransferFuture};
 /// ([`S3Error::abort_error`]). If the future is dropped midway, the abort is
 /// sent in the background (within [`ABORT_TIMEOUT`](crate::ABORT_TIMEOUT)).
 ///
+/// `data` is anything [`UploadData`] is made from: owned bytes (kept as
+/// they are) or a borrowed slice (copied once).
+///
 /// ```no_run
 /// # async fn demo(client: aws_sdk_s3::Client) -> Result<(), Box<dyn std::error::Error>> {
 /// let uploaded = backstop_aws::upload(&client, "bike-data", "processed/run-42.parquet", vec![1, 2, 3]).await?;
 /// println!("ETag {:?}", uploaded.e_tag);
+///
+/// let buffer = [0u8; 512];
+/// backstop_aws::upload(&client, "bike-data", "processed/header.bin", &buffer[..]).await?;
 /// # Ok(()) }
 /// ```
-pub fn upload<'a>(client: &'a Client, bucket: &str, key: &str, data: impl Into<Bytes>) -> Transfer<'a, Upload> {
-    let kind = Upload { bucket: bucket.to_owned(), key: key.to_owned(), data: data.into() };
+pub fn upload<'a>(client: &'a Client, bucket: &str, key: &str, data: impl Into<UploadData>) -> Transfer<'a, Upload> {
+    let kind = Upload { bucket: bucket.to_owned(), key: key.to_owned(), data: data.into().0 };
     Transfer::new(client, kind, &presets::S3_UPLOAD)
 }
 
@@ -49,6 +55,59 @@ pub fn upload_file<'a>(
 ) -> Transfer<'a, UploadFile> {
     let kind = UploadFile { bucket: bucket.to_owned(), key: key.to_owned(), path: path.as_ref().to_owned() };
     Transfer::new(client, kind, &presets::S3_UPLOAD)
+}
+
+/// The bytes of an [`upload`]: owned bytes are taken as they are (`Bytes`,
+/// `Vec<u8>`, `String`, `&'static str` via `Bytes::from_static`), borrowed
+/// ones (`&[u8]`, `&Vec<u8>`, `&str`) are copied once, so the upload does not
+/// borrow them for its lifetime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadData(Bytes);
+
+impl From<Bytes> for UploadData {
+    fn from(bytes: Bytes) -> Self {
+        UploadData(bytes)
+    }
+}
+
+impl From<Vec<u8>> for UploadData {
+    fn from(bytes: Vec<u8>) -> Self {
+        UploadData(bytes.into())
+    }
+}
+
+impl From<String> for UploadData {
+    fn from(text: String) -> Self {
+        UploadData(text.into())
+    }
+}
+
+impl From<&[u8]> for UploadData {
+    /// Copies the slice once.
+    fn from(bytes: &[u8]) -> Self {
+        UploadData(Bytes::copy_from_slice(bytes))
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for UploadData {
+    /// Copies the array once.
+    fn from(bytes: &[u8; N]) -> Self {
+        UploadData(Bytes::copy_from_slice(bytes))
+    }
+}
+
+impl From<&Vec<u8>> for UploadData {
+    /// Copies the bytes once.
+    fn from(bytes: &Vec<u8>) -> Self {
+        UploadData(Bytes::copy_from_slice(bytes))
+    }
+}
+
+impl From<&str> for UploadData {
+    /// Copies the text once.
+    fn from(text: &str) -> Self {
+        UploadData(Bytes::copy_from_slice(text.as_bytes()))
+    }
 }
 
 /// An upload of bytes in memory; see [`upload`].
@@ -89,7 +148,7 @@ impl<'a> Kind<'a> for UploadFile {
                     let target = Target::object(&bucket, &key);
                     let error = S3Error::io("PutObject", target, format!("reading {}", path.display()), e);
                     let name = format!("PutObject {bucket}").into();
-                    return Err(RetryError::Rejected { name, attempts: 0, error });
+                    return Err(RetryError::Rejected { name, attempts: 0, last: error });
                 }
             };
             send(t.client, t.settings, bucket, key, Source::File(path), len).await

@@ -257,7 +257,7 @@ async fn a_pacer_spaces_the_uploads_to_a_prefix_after_slowdown() {
     let s3 = S3::start().await;
     s3.script([Reply::s3_error(503, "SlowDown")]);
     let clock = ManualClock::new();
-    let pacer = backstop::Pacer::builder("s3").burst(1).min_rate(2.0).clock(clock.clone()).build().unwrap();
+    let pacer = backstop::Pacer::builder("s3").burst(1).min_rate(2.0).clock(&clock).build().unwrap();
     let policy = fast(3);
     for i in 0..10 {
         backstop_aws::upload(&s3.client, BUCKET, &format!("raw/{i}.csv"), vec![1u8; 10])

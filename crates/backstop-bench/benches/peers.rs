@@ -40,7 +40,7 @@ fn zero_delay(attempts: u32) -> RetryPolicy {
 
 /// Sync retry, success on the first attempt.
 fn sync_success(c: &mut Criterion) {
-    let policy = presets::default();
+    let policy = presets::DEFAULT;
     let mut g = c.benchmark_group("sync_success");
     g.bench_function("direct", |b| b.iter(op));
     g.bench_function("backstop", |b| b.iter(|| policy.retry(op).call()));
@@ -64,7 +64,7 @@ fn sync_success(c: &mut Criterion) {
 /// Async retry, success on the first attempt.
 fn async_success(c: &mut Criterion) {
     let rt = runtime();
-    let policy = presets::default();
+    let policy = presets::DEFAULT;
     let mut g = c.benchmark_group("async_success");
     g.bench_function("direct", |b| b.to_async(&rt).iter(op_async));
     g.bench_function("backstop", |b| b.to_async(&rt).iter(|| policy.retry(op_async).into_future()));
@@ -238,7 +238,7 @@ fn breaker_threads(c: &mut Criterion) {
 
 /// A whole guarded run: retry policy, breaker and budget, success path.
 fn full_run(c: &mut Criterion) {
-    let policy = presets::default();
+    let policy = presets::DEFAULT;
     let breaker = CircuitBreaker::new("bench", BreakerConfig::default());
     let budget = RetryBudget::default();
     let mut g = c.benchmark_group("full_run");
@@ -254,7 +254,7 @@ fn full_run(c: &mut Criterion) {
 /// atomic load and one add) and pacing at a rate no call waits for (the
 /// slot queue's critical section). No peer has one to compare.
 fn paced_run(c: &mut Criterion) {
-    let policy = presets::default();
+    let policy = presets::DEFAULT;
     let idle = Pacer::builder("bench").build().expect("valid pacer");
     let pacing = Pacer::builder("bench").max_rate(1e9).initial_rate(1e9).burst(100_000).build().expect("valid pacer");
     let mut g = c.benchmark_group("paced_run");

@@ -12,7 +12,7 @@ fn op() -> Result<u64, &'static str> {
 
 fn main() {
     let case = std::env::args().nth(1).unwrap_or_default();
-    let policy = presets::default();
+    let policy = presets::DEFAULT;
     let breaker = CircuitBreaker::new("hot", BreakerConfig::default());
     for _ in 0..1_000_000 {
         match case.as_str() {

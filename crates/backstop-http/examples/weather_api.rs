@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The seeds' API preset: 3 attempts, 0.5 s doubling to 10 s, +U[0, 0.5 s].
     let client = ClientBuilder::new(reqwest::Client::new())
-        .with(RetryMiddleware::new(presets::api_call()).breaker(CircuitBreaker::new("weather_api", Default::default())))
+        .with(RetryMiddleware::new(presets::API_CALL).breaker(&CircuitBreaker::new("weather_api", Default::default())))
         .build();
 
     let url = api.url("/v1/forecast?city=Utrecht&key=not-in-the-logs");

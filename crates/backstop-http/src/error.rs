@@ -229,3 +229,30 @@ pub fn classify_reqwest(e: &reqwest::Error) -> Verdict {
     // Connect, request (reset, closed early) and body (cut short) errors.
     Verdict::Retry
 }
+
+/// The run's error inside an error that [`RetryMiddleware`](crate::RetryMiddleware)
+/// returned: how many attempts were made, why the run stopped, and the last
+/// [`HttpError`]. `None` for an error the middleware did not make (one from
+/// another middleware, or a request the client could not build).
+///
+/// This is the one way to reach the cause: the middleware hands its errors to
+/// `reqwest_middleware` as `Error::Middleware(anyhow::Error)`, so neither
+/// `downcast_ref` on the outer error nor `source()` alone finds it.
+///
+/// ```no_run
+/// # async fn demo(client: reqwest_middleware::ClientWithMiddleware) {
+/// match client.get("http://api.weather.test/forecast").send().await {
+///     Ok(resp) => println!("{}", resp.status()),
+///     Err(err) => match backstop_http::retry_error(&err) {
+///         Some(run) => eprintln!("gave up after {} attempts: {run:#}", run.attempts()),
+///         None => eprintln!("{err}"),
+///     },
+/// }
+/// # }
+/// ```
+pub fn retry_error(error: &reqwest_middleware::Error) -> Option<&backstop::RetryError<HttpError>> {
+    match error {
+        reqwest_middleware::Error::Middleware(inner) => inner.downcast_ref(),
+        reqwest_middleware::Error::Reqwest(_) => None,
+    }
+}

@@ -1,69 +1,85 @@
-//! The shared guards of a middleware or layer, and the one place a request's
-//! run is assembled from them: [`Guards::run`].
+//! The one place a request's run is assembled from a middleware's or layer's
+//! policy and [`Guards`]: [`run`]; and what a response tells the pacer:
+//! [`observe`].
 
 use std::fmt::Display;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
-use backstop::error::Name;
-use backstop::{CircuitBreaker, Classify, Clock, Pacer, RetryBudget, RetryError, RetryPolicy};
+use backstop::retry::Name;
+use backstop::{Guards, Pacer, RetryError, RetryPolicy, Verdict};
 use http::HeaderMap;
 
-/// The breaker, budget, pacer and clock every request of a middleware or
-/// layer shares.
-#[derive(Clone, Default)]
-pub(crate) struct Guards {
-    pub(crate) breaker: Option<CircuitBreaker>,
-    pub(crate) budget: Option<RetryBudget>,
-    pub(crate) pacer: Option<Pacer>,
-    pub(crate) clock: Option<Arc<dyn Clock>>,
+/// The guard setters of [`RetryMiddleware`](crate::RetryMiddleware) and
+/// [`RetryLayer`](crate::RetryLayer), the same on both; each type has an
+/// `edit_guards` that applies a change to its [`Guards`].
+macro_rules! guard_setters {
+    () => {
+        /// Takes every guard `guards` holds, and its clock if it has one: one
+        /// value for every client of a downstream (see [`Guards`]).
+        pub fn guards(self, guards: &Guards) -> Self {
+            let guards = guards.clone();
+            self.edit_guards(|_| guards)
+        }
+
+        /// Asks `breaker` before every attempt (see [`Retry::breaker`](backstop::Retry::breaker)).
+        pub fn breaker(self, breaker: &CircuitBreaker) -> Self {
+            self.edit_guards(|g| g.breaker(breaker).build())
+        }
+
+        /// Draws every retry from `budget` (see [`Retry::budget`](backstop::Retry::budget)).
+        pub fn budget(self, budget: &RetryBudget) -> Self {
+            self.edit_guards(|g| g.budget(budget).build())
+        }
+
+        /// Waits for a slot from `pacer` before every attempt (see
+        /// [`Retry::pacer`](backstop::Retry::pacer)), and tells it the rate
+        /// limits responses state (`RateLimit`, `X-RateLimit-*` headers).
+        pub fn pacer(self, pacer: &Pacer) -> Self {
+            self.edit_guards(|g| g.pacer(pacer).build())
+        }
+
+        /// Sleeps on this clock (default: the real one); a
+        /// [`ManualClock`](backstop::ManualClock) in tests.
+        pub fn clock<C: Clock + Clone + 'static>(self, clock: &C) -> Self {
+            self.edit_guards(|g| g.clock(clock).build())
+        }
+    };
+}
+pub(crate) use guard_setters;
+
+/// Tells the pacer what a response said of the server's rate limit
+/// (`RateLimit`, `X-RateLimit-*`; see `backstop::http::rate_limit`).
+pub(crate) fn observe(pacer: Option<&Pacer>, headers: &HeaderMap) {
+    if let Some(pacer) = pacer {
+        if let Some(limit) = backstop::http::rate_limit(headers, std::time::SystemTime::now()) {
+            pacer.observe_limit(limit.remaining, limit.reset);
+        }
+    }
 }
 
-impl Guards {
-    /// Tells the pacer what a response said of the server's rate limit
-    /// (`RateLimit`, `X-RateLimit-*`; see `backstop::http::rate_limit`).
-    pub(crate) fn observe(pacer: Option<&Pacer>, headers: &HeaderMap) {
-        if let Some(pacer) = pacer {
-            if let Some(limit) = backstop::http::rate_limit(headers, std::time::SystemTime::now()) {
-                pacer.observe_limit(limit.remaining, limit.reset);
-            }
-        }
-    }
-
-    /// Runs `op` under `policy`, these guards and, when set, a per-attempt
-    /// timeout whose error `on_timeout` makes.
-    pub(crate) async fn run<Op, Fut, T, E, C>(
-        &self,
-        policy: &RetryPolicy,
-        name: Name,
-        op: Op,
-        classifier: C,
-        timeout: Option<Duration>,
-        on_timeout: fn(Duration) -> E,
-    ) -> Result<T, RetryError<E>>
-    where
-        Op: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        C: Classify<E>,
-        E: Display,
-    {
-        let mut run = policy.retry(op).when(classifier).name(name);
-        if let Some(clock) = &self.clock {
-            run = run.clock(clock.as_ref());
-        }
-        if let Some(breaker) = &self.breaker {
-            run = run.breaker(breaker);
-        }
-        if let Some(budget) = &self.budget {
-            run = run.budget(budget);
-        }
-        if let Some(pacer) = &self.pacer {
-            run = run.pacer(pacer);
-        }
-        match timeout {
-            Some(limit) => run.attempt_timeout(limit, on_timeout).await,
-            None => run.await,
-        }
-    }
+/// Runs `op` under `policy` and `guards`, with a per-attempt timeout (when
+/// set) whose error `on_timeout` makes; a success comes with its attempt count.
+pub(crate) async fn run<Op, Fut, T, E>(
+    policy: &RetryPolicy,
+    guards: &Guards,
+    name: Name,
+    op: Op,
+    classifier: fn(&E) -> Verdict,
+    timeout: Option<Duration>,
+    on_timeout: fn(Duration) -> E,
+) -> Result<(T, u32), RetryError<E>>
+where
+    Op: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Display,
+{
+    policy
+        .retry(op)
+        .when(classifier)
+        .name(name)
+        .guards(guards)
+        .attempt_timeout(timeout.unwrap_or_default(), on_timeout)
+        .with_attempts()
+        .await
 }

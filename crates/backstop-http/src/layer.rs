@@ -7,17 +7,20 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use backstop::http::{classify_status, is_retryable_status};
 use std::time::Duration;
 
-use backstop::error::Name;
-use backstop::{CircuitBreaker, Clock, Pacer, RetryBudget, RetryError, RetryPolicy, Verdict, presets};
+use backstop::http::{classify_status, is_retryable_status};
+use backstop::retry::Name;
+use backstop::{
+    CircuitBreaker, Clock, Guards, GuardsBuilder, Pacer, RetryBudget, RetryError, RetryPolicy, Verdict, presets,
+};
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::attempts::Attempts;
 use crate::error::NotRetried;
-use crate::guards::Guards;
+use crate::guards;
 use crate::options::{Options, fresh_key};
 use crate::replay::Replay;
 
@@ -51,7 +54,7 @@ struct Shared {
 
 impl Default for RetryLayer {
     fn default() -> Self {
-        Self::new(presets::api_call())
+        Self::new(presets::API_CALL)
     }
 }
 
@@ -68,33 +71,16 @@ impl RetryLayer {
         Self { shared: Arc::new(shared) }
     }
 
-    /// Asks `breaker` before every attempt.
-    pub fn breaker(self, breaker: CircuitBreaker) -> Self {
-        self.edit(|s| s.guards.breaker = Some(breaker))
-    }
-
-    /// Draws every retry from `budget`.
-    pub fn budget(self, budget: RetryBudget) -> Self {
-        self.edit(|s| s.guards.budget = Some(budget))
-    }
-
-    /// Waits for a slot from `pacer` before every attempt, and tells it the
-    /// rate limits responses state (`RateLimit`, `X-RateLimit-*` headers).
-    pub fn pacer(self, pacer: Pacer) -> Self {
-        self.edit(|s| s.guards.pacer = Some(pacer))
-    }
-
     /// Which requests may be retried (and with which `Idempotency-Key`), and
     /// the per-attempt timeout.
     pub fn options(self, options: Options) -> Self {
         self.edit(|s| s.options = options)
     }
 
-    /// Sleeps on this clock (default: the real one); a
-    /// [`ManualClock`](backstop::ManualClock) in tests.
-    pub fn clock(self, clock: impl Clock + 'static) -> Self {
-        let clock: Arc<dyn Clock> = Arc::new(clock);
-        self.edit(|s| s.guards.clock = Some(clock))
+    guards::guard_setters!();
+
+    fn edit_guards(self, edit: impl FnOnce(GuardsBuilder) -> Guards) -> Self {
+        self.edit(|s| s.guards = edit(s.guards.to_builder()))
     }
 }
 
@@ -239,7 +225,7 @@ where
             // ones use clones, polled ready in their turn.
             let template = ready.clone();
             let mut first = Some(ready);
-            let pacer = shared.guards.pacer.clone();
+            let pacer = shared.guards.pacer().cloned();
             let attempt = move || {
                 let mut svc = first.take().unwrap_or_else(|| template.clone());
                 let req = copy_request(&req);
@@ -248,7 +234,7 @@ where
                     poll_fn(|cx| svc.poll_ready(cx)).await.map_err(|e| Attempt::Failed(e.into()))?;
                     let sent = svc.call(req).await;
                     if let Ok(resp) = &sent {
-                        Guards::observe(pacer.as_ref(), resp.headers());
+                        guards::observe(pacer.as_ref(), resp.headers());
                     }
                     match sent {
                         Ok(resp) if is_retryable_status(resp.status()) => Err(Attempt::Status(resp)),
@@ -259,11 +245,12 @@ where
             };
             let policy = replay.policy(&shared.policy, &shared.once);
             let timeout = shared.options.attempt_timeout;
-            let result = shared.guards.run(policy, name, attempt, classify_attempt::<R>, timeout, timed_out::<R>).await;
-            result.or_else(|err: RetryError<Attempt<R>>| {
-                let message = err.to_string();
+            let classify = classify_attempt::<R>;
+            let result = guards::run(policy, &shared.guards, name, attempt, classify, timeout, timed_out::<R>).await;
+            let (mut resp, attempts) = result.or_else(|err: RetryError<Attempt<R>>| {
+                let (message, attempts) = (err.to_string(), err.attempts());
                 match err.into_inner() {
-                    Some(Attempt::Status(resp)) => Ok(resp),
+                    Some(Attempt::Status(resp)) => Ok((resp, attempts)),
                     last => {
                         let not_retried = match replay {
                             Replay::Once(reason) => Some(reason),
@@ -276,7 +263,9 @@ where
                         Err(Box::new(Failed { message, not_retried, last }) as BoxError)
                     }
                 }
-            })
+            })?;
+            resp.extensions_mut().insert(Attempts(attempts));
+            Ok(resp)
         })
     }
 }

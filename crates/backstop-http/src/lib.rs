@@ -20,9 +20,9 @@
 //!
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 //!     .with(
-//!         RetryMiddleware::new(presets::api_call())
-//!             .breaker(CircuitBreaker::new("weather_api", Default::default()))
-//!             .budget(RetryBudget::default())
+//!         RetryMiddleware::new(presets::API_CALL)
+//!             .breaker(&CircuitBreaker::new("weather_api", Default::default()))
+//!             .budget(&RetryBudget::default())
 //!             .options(Options::new().idempotency_key(true)),
 //!     )
 //!     .build();
@@ -36,6 +36,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// The core crate, so that this one dependency is enough: `backstop_http::backstop::CircuitBreaker`.
+pub use backstop;
+/// The core names this crate's docs use, re-exported from [`backstop`].
+pub use backstop::{CircuitBreaker, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, presets};
+
+mod attempts;
 mod error;
 mod guards;
 mod layer;
@@ -44,7 +50,8 @@ mod options;
 mod replay;
 mod send;
 
-pub use error::{HttpError, NotRetried, classify, classify_reqwest};
+pub use attempts::Attempts;
+pub use error::{HttpError, NotRetried, classify, classify_reqwest, retry_error};
 pub use layer::{BoxError, RetryLayer, RetryService};
 pub use middleware::RetryMiddleware;
 pub use options::{IDEMPOTENCY_KEY, Options};

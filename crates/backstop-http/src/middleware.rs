@@ -1,17 +1,16 @@
 //! Retries for every request of a client: [`RetryMiddleware`] for
 //! `reqwest-middleware`.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
-use backstop::error::Name;
-use backstop::{CircuitBreaker, Clock, Pacer, RetryBudget, RetryError, RetryPolicy, presets};
+use backstop::retry::Name;
+use backstop::{CircuitBreaker, Clock, Guards, GuardsBuilder, Pacer, RetryBudget, RetryError, RetryPolicy, presets};
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
+use crate::attempts::Attempts;
 use crate::error::{HttpError, NotRetried, classify};
-use crate::guards::Guards;
+use crate::guards;
 use crate::options::{Options, fresh_key};
 use crate::replay::Replay;
 
@@ -52,7 +51,7 @@ pub struct RetryMiddleware {
 
 impl Default for RetryMiddleware {
     fn default() -> Self {
-        Self::new(presets::api_call())
+        Self::new(presets::API_CALL)
     }
 }
 
@@ -62,36 +61,16 @@ impl RetryMiddleware {
         Self { once: policy.once(), policy, guards: Guards::default(), options: Options::default() }
     }
 
-    /// Asks `breaker` before every attempt (see [`Retry::breaker`](backstop::retry::Retry::breaker)).
-    pub fn breaker(mut self, breaker: CircuitBreaker) -> Self {
-        self.guards.breaker = Some(breaker);
-        self
-    }
-
-    /// Draws every retry from `budget` (see [`Retry::budget`](backstop::retry::Retry::budget)).
-    pub fn budget(mut self, budget: RetryBudget) -> Self {
-        self.guards.budget = Some(budget);
-        self
-    }
-
-    /// Waits for a slot from `pacer` before every attempt (see
-    /// [`Retry::pacer`](backstop::retry::Retry::pacer)), and tells it the
-    /// rate limits responses state (`RateLimit`, `X-RateLimit-*` headers).
-    pub fn pacer(mut self, pacer: Pacer) -> Self {
-        self.guards.pacer = Some(pacer);
-        self
-    }
-
     /// Which requests may be retried, and the per-attempt timeout.
     pub fn options(mut self, options: Options) -> Self {
         self.options = options;
         self
     }
 
-    /// Sleeps on this clock (default: the real one); a
-    /// [`ManualClock`](backstop::ManualClock) in tests.
-    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.guards.clock = Some(Arc::new(clock));
+    guards::guard_setters!();
+
+    fn edit_guards(mut self, edit: impl FnOnce(GuardsBuilder) -> Guards) -> Self {
+        self.guards = edit(self.guards.to_builder());
         self
     }
 }
@@ -122,7 +101,7 @@ impl Middleware for RetryMiddleware {
         }
         let name = run_name(&req);
         let mut first = Some(req);
-        let pacer = self.guards.pacer.as_ref();
+        let pacer = self.guards.pacer();
         let attempt = || {
             let req = first.take().or_else(|| template.as_ref().and_then(Request::try_clone));
             let (next, mut ext) = (next.clone(), ext.clone());
@@ -133,7 +112,7 @@ impl Middleware for RetryMiddleware {
                 };
                 let sent = next.run(req, &mut ext).await;
                 if let Ok(resp) = &sent {
-                    Guards::observe(pacer, resp.headers());
+                    guards::observe(pacer, resp.headers());
                 }
                 match sent {
                     Ok(resp) if backstop::http::is_retryable_status(resp.status()) => Err(HttpError::Status(resp)),
@@ -143,24 +122,27 @@ impl Middleware for RetryMiddleware {
             }
         };
         let policy = replay.policy(&self.policy, &self.once);
-        let result =
-            self.guards.run(policy, name, attempt, classify, self.options.attempt_timeout, HttpError::TimedOut).await;
+        let timeout = self.options.attempt_timeout;
+        let result = guards::run(policy, &self.guards, name, attempt, classify, timeout, HttpError::TimedOut).await;
         let result = match replay {
             Replay::Allowed => result,
             Replay::Once(reason) => result.map_err(|e| e.map_err(|e| e.not_retried(reason))),
         };
-        result.or_else(give_back_last_response)
+        let (mut resp, attempts) = result.or_else(give_back_last_response)?;
+        resp.extensions_mut().insert(Attempts(attempts));
+        Ok(resp)
     }
 }
 
 /// When the run ends on a retryable status, the caller gets that last
 /// response, as without the middleware; anything else is an error.
-fn give_back_last_response(err: RetryError<HttpError>) -> reqwest_middleware::Result<Response> {
+fn give_back_last_response(err: RetryError<HttpError>) -> reqwest_middleware::Result<(Response, u32)> {
+    let attempts = err.attempts();
     if err.last_error().and_then(HttpError::response).is_none() {
         return Err(reqwest_middleware::Error::Middleware(anyhow::Error::new(err)));
     }
     match err.into_inner().and_then(HttpError::into_response) {
-        Some(resp) => Ok(resp),
+        Some(resp) => Ok((resp, attempts)),
         None => Err(reqwest_middleware::Error::Middleware(anyhow::anyhow!("the last response was lost"))),
     }
 }

@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use backstop::retry::Retry;
+use backstop::retry::{Async, Retry};
 use backstop::{RetryPolicy, Verdict};
 use bytes::Bytes;
 use reqwest::{RequestBuilder, Response};
@@ -41,7 +41,7 @@ use crate::replay::Replay;
 ///
 /// let client = reqwest::Client::new();
 /// let url = "http://api.weather.test/forecast?city=Utrecht";
-/// let policy = presets::api_call();
+/// let policy = presets::API_CALL;
 /// let response = backstop_http::send(&policy, || client.get(url))
 ///     .name("fetch_weather_data")
 ///     .await?;
@@ -50,7 +50,13 @@ use crate::replay::Replay;
 pub fn send<'a, F>(
     policy: &'a RetryPolicy,
     make: F,
-) -> Retry<'a, impl FnMut() -> AttemptFuture<Response> + 'a, impl Fn(&HttpError) -> Verdict + Send + Sync + 'a>
+) -> Retry<
+    'a,
+    impl FnMut() -> AttemptFuture<Response> + 'a,
+    HttpError,
+    Async,
+    impl Fn(&HttpError) -> Verdict + Send + Sync + 'a,
+>
 where
     F: FnMut() -> RequestBuilder + Send + 'a,
 {
@@ -63,7 +69,13 @@ pub fn send_with<'a, F>(
     policy: &'a RetryPolicy,
     options: Options,
     make: F,
-) -> Retry<'a, impl FnMut() -> AttemptFuture<Response> + 'a, impl Fn(&HttpError) -> Verdict + Send + Sync + 'a>
+) -> Retry<
+    'a,
+    impl FnMut() -> AttemptFuture<Response> + 'a,
+    HttpError,
+    Async,
+    impl Fn(&HttpError) -> Verdict + Send + Sync + 'a,
+>
 where
     F: FnMut() -> RequestBuilder + Send + 'a,
 {
@@ -77,7 +89,7 @@ where
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = reqwest::Client::new();
-/// let policy = backstop::presets::api_call();
+/// let policy = backstop::presets::API_CALL;
 /// let forecast = backstop_http::fetch(&policy, || client.get("http://api.weather.test/forecast")).await?;
 /// println!("{}: {}", forecast.status, String::from_utf8_lossy(&forecast.body));
 /// # Ok(()) }
@@ -85,7 +97,13 @@ where
 pub fn fetch<'a, F>(
     policy: &'a RetryPolicy,
     make: F,
-) -> Retry<'a, impl FnMut() -> AttemptFuture<Fetched> + 'a, impl Fn(&HttpError) -> Verdict + Send + Sync + 'a>
+) -> Retry<
+    'a,
+    impl FnMut() -> AttemptFuture<Fetched> + 'a,
+    HttpError,
+    Async,
+    impl Fn(&HttpError) -> Verdict + Send + Sync + 'a,
+>
 where
     F: FnMut() -> RequestBuilder + Send + 'a,
 {
@@ -97,7 +115,13 @@ pub fn fetch_with<'a, F>(
     policy: &'a RetryPolicy,
     options: Options,
     make: F,
-) -> Retry<'a, impl FnMut() -> AttemptFuture<Fetched> + 'a, impl Fn(&HttpError) -> Verdict + Send + Sync + 'a>
+) -> Retry<
+    'a,
+    impl FnMut() -> AttemptFuture<Fetched> + 'a,
+    HttpError,
+    Async,
+    impl Fn(&HttpError) -> Verdict + Send + Sync + 'a,
+>
 where
     F: FnMut() -> RequestBuilder + Send + 'a,
 {
@@ -121,7 +145,7 @@ fn attempts<'a, F, T>(
     options: Options,
     mut make: F,
     read: fn(Response) -> AttemptFuture<T>,
-) -> Retry<'a, impl FnMut() -> AttemptFuture<T> + 'a, impl Fn(&HttpError) -> Verdict + Send + Sync + 'a>
+) -> Retry<'a, impl FnMut() -> AttemptFuture<T> + 'a, HttpError, Async, impl Fn(&HttpError) -> Verdict + Send + Sync + 'a>
 where
     F: FnMut() -> RequestBuilder + Send + 'a,
     T: Send + 'static,

@@ -72,7 +72,7 @@ async fn send_does_not_retry_a_post_and_says_why() {
     assert_eq!(server.hits(), 1);
     assert!(matches!(
         err,
-        RetryError::Rejected { error: HttpError::NotRetried { reason: NotRetried::NotIdempotent, .. }, .. }
+        RetryError::Rejected { last: HttpError::NotRetried { reason: NotRetried::NotIdempotent, .. }, .. }
     ));
     assert!(
         format!("{err:#}").contains("HTTP 503 Service Unavailable (not retried: its method is not idempotent"),
@@ -157,7 +157,7 @@ async fn a_post_cut_by_its_attempt_timeout_is_sent_once() {
         .await
         .unwrap_err();
     assert_eq!(server.hits(), 1, "a timed-out POST may have been carried out: never sent again");
-    assert!(matches!(err, RetryError::Rejected { attempts: 1, error: HttpError::TimedOut(_), .. }), "{err:?}");
+    assert!(matches!(err, RetryError::Rejected { attempts: 1, last: HttpError::TimedOut(_), .. }), "{err:?}");
     // The same for fetch.
     let err = fetch_with(&p, Options::new(), || client.post(&url).body("{}"))
         .attempt_timeout(Duration::from_millis(100), HttpError::TimedOut)

@@ -25,7 +25,7 @@ fn client(middleware: RetryMiddleware) -> ClientWithMiddleware {
 }
 
 fn on_manual(attempts: u32, clock: &ManualClock) -> ClientWithMiddleware {
-    client(RetryMiddleware::new(policy(attempts)).clock(clock.clone()))
+    client(RetryMiddleware::new(policy(attempts)).clock(clock))
 }
 
 /// The `RetryError` inside a middleware error.
@@ -135,7 +135,7 @@ async fn post_with_a_generated_idempotency_key_is_retried_with_the_same_key() {
     let server = FaultServer::start();
     server.script([Reply::status(503), Reply::reset(), Reply::ok("created")]);
     let clock = ManualClock::new();
-    let c = client(RetryMiddleware::new(policy(3)).clock(clock.clone()).options(Options::new().idempotency_key(true)));
+    let c = client(RetryMiddleware::new(policy(3)).clock(&clock).options(Options::new().idempotency_key(true)));
     let resp = c.post(server.url("/orders")).body(r#"{"id":1}"#).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let requests = server.requests();
@@ -226,9 +226,9 @@ async fn the_breaker_opens_after_repeated_503s() {
     let clock = ManualClock::new();
     let breaker = CircuitBreaker::builder("weather_api")
         .config(BreakerConfig::builder().consecutive_failures(3).build().unwrap())
-        .clock(clock.clone())
+        .clock(&clock)
         .build();
-    let c = client(RetryMiddleware::new(policy(2)).clock(clock.clone()).breaker(breaker.clone()));
+    let c = client(RetryMiddleware::new(policy(2)).clock(&clock).breaker(&breaker));
     for _ in 0..2 {
         let resp = c.get(server.url("/")).send().await.unwrap();
         assert_eq!(resp.status(), 503);
@@ -271,7 +271,7 @@ async fn a_manual_clock_does_not_time_out_a_request_that_answers() {
     let server = FaultServer::start();
     server.otherwise(Reply::ok("sunny"));
     let clock = ManualClock::new();
-    let c = client(RetryMiddleware::new(policy(3)).clock(clock.clone()).options(Options::new().attempt_timeout(S(2))));
+    let c = client(RetryMiddleware::new(policy(3)).clock(&clock).options(Options::new().attempt_timeout(S(2))));
     for _ in 0..20 {
         let resp = c.get(server.url("/forecast")).send().await.unwrap();
         assert_eq!(resp.status(), 200);
@@ -298,8 +298,8 @@ async fn a_pacer_learns_the_rate_a_server_states_and_spaces_requests_to_it() {
     let server = FaultServer::start();
     server.otherwise(Reply::ok("sunny").header("ratelimit", "\"default\";r=2;t=1"));
     let clock = ManualClock::new();
-    let pacer = backstop::Pacer::builder("weather_api").clock(clock.clone()).build().unwrap();
-    let c = client(RetryMiddleware::new(policy(3)).clock(clock.clone()).pacer(pacer.clone()));
+    let pacer = backstop::Pacer::builder("weather_api").clock(&clock).build().unwrap();
+    let c = client(RetryMiddleware::new(policy(3)).clock(&clock).pacer(&pacer));
     for _ in 0..5 {
         assert_eq!(c.get(server.url("/forecast")).send().await.unwrap().status(), 200);
     }

@@ -76,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // S3 upload: 5 attempts, 1 s doubling to 30 s, +U[0, 1 s].
     let throttled = Cell::new(2);
-    let etag = presets::s3_upload()
+    let etag = presets::S3_UPLOAD
         .retry(|| put_object(&throttled, "processed/run-42.parquet"))
         .when(classify_s3)
         .name("upload_to_s3")
@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Weather API: 3 attempts, 0.5 s doubling to 10 s, +U[0, 0.5 s].
     let failures = Cell::new(1);
-    let forecast = presets::api_call()
+    let forecast = presets::API_CALL
         .retry(|| fetch_weather_data(&failures, "Utrecht"))
         .when(classify_http)
         .name("fetch_weather_data")
@@ -93,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("forecast {forecast}");
 
     // A permanent error is not retried: it comes back at once.
-    let denied = presets::s3_upload()
+    let denied = presets::S3_UPLOAD
         .retry(|| Err::<String, _>(S3Error::AccessDenied))
         .when(classify_s3)
         .name("upload_to_s3")

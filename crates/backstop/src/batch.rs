@@ -1,10 +1,12 @@
 //! Retrying every item of a batch: [`RetryPolicy::batch`].
 //!
 //! Each item gets its own run of the policy (its own attempts and backoff),
-//! like the seeds' `create_batch_retry_wrapper`. A batch either collects every
+//! as a batch wrapper in a data pipeline would: one failed key does not
+//! use up another key's retries. A batch either collects every
 //! item's outcome (the default) or stops at the first item whose retries fail
-//! ([`fail_fast`](Batch::fail_fast)). Async batches run up to
-//! [`concurrency`](Batch::concurrency) items at once.
+//! ([`fail_fast`](Batch::fail_fast)). A batch of blocking operations runs
+//! with [`call`](Batch::call), item after item; a batch of async ones is
+//! `.await`ed and runs up to [`concurrency`](Batch::concurrency) items at once.
 //!
 //! ```
 //! use backstop::{ManualClock, RetryPolicy};
@@ -23,31 +25,69 @@
 //! ```
 
 use std::fmt::Display;
-use std::future::{Future, poll_fn};
-use std::sync::{Mutex, PoisonError};
-use std::task::Poll;
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
 
 use crate::breaker::CircuitBreaker;
 use crate::budget::RetryBudget;
 use crate::clock::Clock;
-use crate::error::{Name, RetryError};
-use crate::event::{OnRetry, RetryEvent};
+use crate::guards::Guards;
 use crate::pacer::Pacer;
 use crate::policy::RetryPolicy;
-use crate::retry::{Retry, RunSettings};
+use crate::retry::{
+    Async, Blocking, MakeAttempt, Name, OnRetry, Retry, RetryError, RetryEvent, RetryFuture, RunSettings, Value,
+};
 use crate::throttle::AdaptiveThrottle;
 use crate::verdict::{AlwaysRetry, Classify, RetryIf, Verdict};
+
+/// An operation a batch can run on each item: `FnMut(I) -> Result<T, E>`
+/// (kind [`Blocking`]) or `FnMut(I) -> impl Future<Output = Result<T, E>>`
+/// (kind [`Async`]). Implemented for every such closure.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an operation a batch can run on each item",
+    label = "this must take an item and return `Result<T, E>`, or a future of one"
+)]
+pub trait ItemAttempt<I, K> {
+    /// The operation's error, which the classifier judges.
+    type Error;
+}
+
+impl<F, I, T, E> ItemAttempt<I, Blocking> for F
+where
+    F: FnMut(I) -> Result<T, E>,
+{
+    type Error = E;
+}
+
+impl<F, I, Fut, T, E> ItemAttempt<I, Async> for F
+where
+    F: FnMut(I) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    type Error = E;
+}
 
 impl RetryPolicy {
     /// Prepares a batch: `op` is run on every item, each under its own run of
     /// this policy. `op` gets a clone of the item for every attempt, so pass
-    /// references (`&items`) to keep that a copy. `op` returns a `Result` for
-    /// [`Batch::call`] or a future of one for [`Batch::run`]; its argument's type
-    /// is inferred from the items, so async closures can borrow them:
+    /// references (`&items`) to keep that a copy. `op` returns a `Result`
+    /// (run the batch with [`Batch::call`]) or a future of one (`.await` the
+    /// batch); its argument's type is inferred from the items, so async
+    /// closures can borrow them:
     /// `policy.batch(&keys, |key| async move { upload(key).await })`.
-    pub fn batch<I, Op, R>(&self, items: impl IntoIterator<Item = I>, op: Op) -> Batch<'_, I, Op>
+    pub fn batch<I, Op, R, K>(
+        &self,
+        items: impl IntoIterator<Item = I>,
+        op: Op,
+    ) -> Batch<'_, I, Op, <Op as ItemAttempt<I, K>>::Error, K>
     where
-        Op: FnMut(I) -> R,
+        Op: FnMut(I) -> R + ItemAttempt<I, K>,
     {
         Batch {
             settings: RunSettings::new(self),
@@ -57,14 +97,15 @@ impl RetryPolicy {
             hook: (),
             fail_fast: false,
             concurrency: 1,
+            kind: PhantomData,
         }
     }
 }
 
 /// A configured batch, made by [`RetryPolicy::batch`]; run it with
-/// [`call`](Self::call) (sync) or [`run`](Self::run) (async).
-#[must_use = "a batch does nothing until .call() or .run()"]
-pub struct Batch<'a, I, Op, C = AlwaysRetry, H = ()> {
+/// [`call`](Self::call) (blocking operations) or `.await` it (async ones).
+#[must_use = "a batch does nothing until .call() or .await"]
+pub struct Batch<'a, I, Op, E, K, C = AlwaysRetry, H = ()> {
     settings: RunSettings<'a>,
     items: Vec<I>,
     op: Op,
@@ -72,6 +113,7 @@ pub struct Batch<'a, I, Op, C = AlwaysRetry, H = ()> {
     hook: H,
     fail_fast: bool,
     concurrency: usize,
+    kind: PhantomData<fn() -> (E, K)>,
 }
 
 /// A callback before every retry of any item: `Fn(item_index, &event)`, or `()`.
@@ -90,41 +132,54 @@ impl<E, F: Fn(usize, &RetryEvent<'_, E>)> BatchHook<E> for F {
     }
 }
 
-/// A batch's hook, as one item's run sees it.
-struct ItemHook<'h, H> {
-    hook: &'h H,
+/// A batch's hook, as one item's run sees it (`P`: a reference or an `Arc`).
+#[doc(hidden)]
+pub struct ItemHook<P> {
+    hook: P,
     index: usize,
 }
 
-impl<E, H: BatchHook<E>> OnRetry<E> for ItemHook<'_, H> {
+impl<E, P: Deref<Target: BatchHook<E>>> OnRetry<E> for ItemHook<P> {
     fn on_retry(&mut self, event: &RetryEvent<'_, E>) {
         self.hook.on_retry(self.index, event)
     }
 }
 
-/// Lends a batch's classifier to each item's run.
-struct Shared<'c, C>(&'c C);
+/// A batch's classifier lent to each item's run (`P`: a reference or an `Arc`).
+#[doc(hidden)]
+pub struct Shared<P>(P);
 
-impl<E, C: Classify<E>> Classify<E> for Shared<'_, C> {
+impl<E, P: Deref<Target: Classify<E>>> Classify<E> for Shared<P> {
     fn classify(&self, error: &E) -> Verdict {
         self.0.classify(error)
     }
 }
 
-/// The run of one item: the batch's settings, with its classifier and hook lent.
-fn item_run<'a, 'r, F, C, H>(
-    settings: &RunSettings<'a>,
-    op: F,
-    classifier: &'r C,
-    hook: &'r H,
-    index: usize,
-) -> Retry<'a, F, Shared<'r, C>, ItemHook<'r, H>> {
-    Retry::from_parts(settings.clone(), op, Shared(classifier), ItemHook { hook, index })
+/// One item's async attempts: the batch's operation, called on a clone of the item.
+#[doc(hidden)]
+pub struct ItemOp<Op, I> {
+    op: Arc<Mutex<Op>>,
+    item: I,
 }
 
-impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
+impl<Op, I, Fut> MakeAttempt<Fut> for ItemOp<Op, I>
+where
+    Op: FnMut(I) -> Fut,
+    I: Clone,
+{
+    fn make(&mut self) -> Fut {
+        // Held only while `op` makes the attempt's future, never across an
+        // await. (A `Mutex` rather than a `RefCell` keeps the batch `Send`.)
+        (self.op.lock().unwrap_or_else(PoisonError::into_inner))(self.item.clone())
+    }
+}
+
+impl<'a, I, Op, E, K, C, H> Batch<'a, I, Op, E, K, C, H> {
     /// Sets the classifier, as [`Retry::when`].
-    pub fn when<C2>(self, classifier: C2) -> Batch<'a, I, Op, C2, H> {
+    pub fn when<F>(self, classifier: F) -> Batch<'a, I, Op, E, K, F, H>
+    where
+        F: Fn(&E) -> Verdict,
+    {
         Batch {
             settings: self.settings,
             items: self.items,
@@ -133,16 +188,32 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
             hook: self.hook,
             fail_fast: self.fail_fast,
             concurrency: self.concurrency,
+            kind: PhantomData,
         }
     }
 
     /// Sets a yes/no classifier, as [`Retry::retry_if`].
-    pub fn retry_if<P>(self, transient: P) -> Batch<'a, I, Op, RetryIf<P>, H> {
-        self.when(RetryIf(transient))
+    pub fn retry_if<P>(self, transient: P) -> Batch<'a, I, Op, E, K, RetryIf<P>, H>
+    where
+        P: Fn(&E) -> bool,
+    {
+        Batch {
+            settings: self.settings,
+            items: self.items,
+            op: self.op,
+            classifier: RetryIf(transient),
+            hook: self.hook,
+            fail_fast: self.fail_fast,
+            concurrency: self.concurrency,
+            kind: PhantomData,
+        }
     }
 
     /// Calls `hook(item_index, &event)` before every retry of any item.
-    pub fn on_retry<H2>(self, hook: H2) -> Batch<'a, I, Op, C, H2> {
+    pub fn on_retry<F>(self, hook: F) -> Batch<'a, I, Op, E, K, C, F>
+    where
+        F: Fn(usize, &RetryEvent<'_, E>),
+    {
         Batch {
             settings: self.settings,
             items: self.items,
@@ -151,6 +222,7 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
             hook,
             fail_fast: self.fail_fast,
             concurrency: self.concurrency,
+            kind: PhantomData,
         }
     }
 
@@ -163,6 +235,12 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
     /// Runs on this clock, as [`Retry::clock`].
     pub fn clock(mut self, clock: &'a dyn Clock) -> Self {
         self.settings.clock = Some(clock);
+        self
+    }
+
+    /// Takes every guard `guards` holds, as [`Retry::guards`].
+    pub fn guards(mut self, guards: &'a Guards) -> Self {
+        self.settings.set_guards(guards);
         self
     }
 
@@ -202,26 +280,31 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
     }
 
     /// How many items an async batch runs at once (default 1; 0 counts as 1).
-    /// Sync batches run one at a time.
+    /// Blocking batches run one at a time.
     pub fn concurrency(mut self, limit: usize) -> Self {
         self.concurrency = limit.max(1);
         self
     }
+}
 
-    /// Runs the batch synchronously, item after item, in order.
-    pub fn call<T, E>(self) -> BatchOutcome<T, E>
-    where
-        I: Clone,
-        Op: FnMut(I) -> Result<T, E>,
-        C: Classify<E>,
-        H: BatchHook<E>,
-        E: Display,
-    {
+impl<I, Op, T, E, C, H> Batch<'_, I, Op, E, Blocking, C, H>
+where
+    I: Clone,
+    Op: FnMut(I) -> Result<T, E>,
+    C: Classify<E>,
+    H: BatchHook<E>,
+    E: Display,
+{
+    /// Runs the batch, item after item, in order.
+    pub fn call(self) -> BatchOutcome<T, E> {
         let Batch { settings, items, mut op, classifier, hook, fail_fast, .. } = self;
         let total = items.len();
         let mut results = Vec::with_capacity(total);
         for (index, item) in items.into_iter().enumerate() {
-            let result = item_run(&settings, || op(item.clone()), &classifier, &hook, index).call();
+            let (classifier, hook) = (Shared(&classifier), ItemHook { hook: &hook, index });
+            let run: Retry<'_, _, E, Blocking, _, _> =
+                Retry::from_parts(settings.clone(), || op(item.clone()), classifier, hook);
+            let result = run.call();
             let failed = result.is_err();
             results.push(result);
             if failed && fail_fast {
@@ -230,66 +313,109 @@ impl<'a, I, Op, C, H> Batch<'a, I, Op, C, H> {
         }
         BatchOutcome { skipped: total - results.len(), results }
     }
+}
 
-    /// Runs the batch asynchronously, up to [`concurrency`](Self::concurrency)
-    /// items at once; outcomes come back in the items' order.
-    pub async fn run<T, E, Fut>(self) -> BatchOutcome<T, E>
-    where
-        I: Clone,
-        Op: FnMut(I) -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        C: Classify<E>,
-        H: BatchHook<E>,
-        E: Display,
-    {
-        let Batch { settings, items, op, classifier, hook, fail_fast, concurrency } = self;
-        let total = items.len();
-        // Items run concurrently but `op` is `FnMut`: calls go through a lock,
-        // held only while `op` makes the attempt's future, never across an
-        // await. (A `Mutex` rather than a `RefCell` keeps the batch `Send`.)
-        let op = Mutex::new(op);
-        let (op, classifier, hook, settings) = (&op, &classifier, &hook, &settings);
-        let start_item = |index: usize, item: I| {
-            let op = move || (op.lock().unwrap_or_else(PoisonError::into_inner))(item.clone());
-            let run = item_run(settings, op, classifier, hook, index);
-            async move { (index, run.await) }
-        };
-        let mut slots: Vec<Option<Result<T, RetryError<E>>>> = (0..total).map(|_| None).collect();
-        let mut waiting = items.into_iter().enumerate();
-        let mut running = Vec::with_capacity(concurrency.min(total));
-        let mut stopped = false;
-        poll_fn(|cx| {
-            loop {
-                while !stopped && running.len() < concurrency {
-                    match waiting.next() {
-                        Some((index, item)) => running.push(Box::pin(start_item(index, item))),
-                        None => break,
-                    }
-                }
-                let mut progressed = false;
-                let mut k = 0;
-                while k < running.len() {
-                    if let Poll::Ready((index, result)) = running[k].as_mut().poll(cx) {
-                        stopped |= fail_fast && result.is_err();
-                        slots[index] = Some(result);
-                        drop(running.swap_remove(k));
-                        progressed = true;
-                    } else {
-                        k += 1;
-                    }
-                }
-                if running.is_empty() && (stopped || waiting.len() == 0) {
-                    return Poll::Ready(());
-                }
-                if !progressed {
-                    return Poll::Pending;
+impl<'a, I, Op, Fut, T, E, C, H> IntoFuture for Batch<'a, I, Op, E, Async, C, H>
+where
+    I: Clone,
+    Op: FnMut(I) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    C: Classify<E>,
+    H: BatchHook<E>,
+    E: Display,
+{
+    type Output = BatchOutcome<T, E>;
+    type IntoFuture = BatchFuture<'a, I, Op, Fut, C, H, T, E>;
+
+    /// Runs the batch, up to [`concurrency`](Batch::concurrency) items at
+    /// once; outcomes come back in the items' order.
+    fn into_future(self) -> Self::IntoFuture {
+        let total = self.items.len();
+        BatchFuture {
+            settings: self.settings,
+            op: Arc::new(Mutex::new(self.op)),
+            classifier: Arc::new(self.classifier),
+            hook: Arc::new(self.hook),
+            waiting: self.items.into_iter().enumerate(),
+            running: Vec::with_capacity(self.concurrency.min(total)),
+            slots: (0..total).map(|_| None).collect(),
+            fail_fast: self.fail_fast,
+            concurrency: self.concurrency,
+            stopped: false,
+        }
+    }
+}
+
+/// One item's run inside an async batch.
+type ItemRun<'a, I, Op, Fut, C, H, E> =
+    Pin<Box<RetryFuture<'a, ItemOp<Op, I>, Fut, Shared<Arc<C>>, ItemHook<Arc<H>>, E, Value>>>;
+
+pin_project! {
+    /// The future of an async batch; `.await` a [`Batch`] to get one. It is
+    /// `Send` when the items, the operation, its futures and its results are.
+    ///
+    /// Dropping it cancels every item still running, as dropping a
+    /// [`RetryFuture`] does.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct BatchFuture<'a, I, Op, Fut, C, H, T, E> {
+        settings: RunSettings<'a>,
+        op: Arc<Mutex<Op>>,
+        classifier: Arc<C>,
+        hook: Arc<H>,
+        waiting: std::iter::Enumerate<std::vec::IntoIter<I>>,
+        running: Vec<(usize, ItemRun<'a, I, Op, Fut, C, H, E>)>,
+        slots: Vec<Option<Result<T, RetryError<E>>>>,
+        fail_fast: bool,
+        concurrency: usize,
+        stopped: bool,
+    }
+}
+
+impl<I, Op, Fut, T, E, C, H> Future for BatchFuture<'_, I, Op, Fut, C, H, T, E>
+where
+    I: Clone,
+    Op: FnMut(I) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    C: Classify<E>,
+    H: BatchHook<E>,
+    E: Display,
+{
+    type Output = BatchOutcome<T, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        loop {
+            while !*this.stopped && this.running.len() < *this.concurrency {
+                let Some((index, item)) = this.waiting.next() else { break };
+                let op = ItemOp { op: Arc::clone(this.op), item };
+                let classifier = Shared(Arc::clone(this.classifier));
+                let hook = ItemHook { hook: Arc::clone(this.hook), index };
+                let run = RetryFuture::new(this.settings.clone(), op, classifier, hook, None);
+                this.running.push((index, Box::pin(run)));
+            }
+            let mut progressed = false;
+            let mut k = 0;
+            while k < this.running.len() {
+                let (index, run) = &mut this.running[k];
+                if let Poll::Ready(result) = run.as_mut().poll(cx) {
+                    *this.stopped |= *this.fail_fast && result.is_err();
+                    this.slots[*index] = Some(result);
+                    drop(this.running.swap_remove(k));
+                    progressed = true;
+                } else {
+                    k += 1;
                 }
             }
-        })
-        .await;
-        // Items start in order, so the finished ones are a prefix.
-        let results: Vec<_> = slots.into_iter().map_while(|slot| slot).collect();
-        BatchOutcome { skipped: total - results.len(), results }
+            if this.running.is_empty() && (*this.stopped || this.waiting.len() == 0) {
+                // Items start in order, so the finished ones are a prefix.
+                let total = this.slots.len();
+                let results: Vec<_> = std::mem::take(this.slots).into_iter().map_while(|slot| slot).collect();
+                return Poll::Ready(BatchOutcome { skipped: total - results.len(), results });
+            }
+            if !progressed {
+                return Poll::Pending;
+            }
+        }
     }
 }
 

@@ -176,10 +176,10 @@ struct PolicyFile {
 /// `s3-download` or `api-call` (underscores work too).
 pub fn preset_by_name(name: &str) -> Option<RetryPolicy> {
     match name.replace('_', "-").as_str() {
-        "default" => Some(presets::default()),
-        "s3-upload" => Some(presets::s3_upload()),
-        "s3-download" => Some(presets::s3_download()),
-        "api-call" => Some(presets::api_call()),
+        "default" => Some(presets::DEFAULT),
+        "s3-upload" => Some(presets::S3_UPLOAD),
+        "s3-download" => Some(presets::S3_DOWNLOAD),
+        "api-call" => Some(presets::API_CALL),
         _ => None,
     }
 }
@@ -311,8 +311,8 @@ mod tests {
     #[test]
     fn round_trips_through_toml_and_json() {
         let policies = [
-            presets::s3_upload(),
-            presets::api_call()
+            presets::S3_UPLOAD,
+            presets::API_CALL
                 .to_builder()
                 .seed(9)
                 .max_elapsed(Duration::from_secs(15))

@@ -7,6 +7,7 @@
 //! - [`no_retry_storms`]: retry budgets, adaptive throttling, timeouts
 //! - [`batch`]: every item of a batch, sync or async with a concurrency limit
 //! - [`testing`]: testing your own retrying code in virtual time
+//! - [`observability`]: every log line, counter and gauge, and when it is emitted
 
 #[doc = include_str!("../docs/cookbook/s3_upload.md")]
 pub mod s3_upload {}
@@ -28,3 +29,6 @@ pub mod batch {}
 
 #[doc = include_str!("../docs/cookbook/testing.md")]
 pub mod testing {}
+
+#[doc = include_str!("../docs/cookbook/observability.md")]
+pub mod observability {}

@@ -1,8 +1,6 @@
-//! Why a run gave up: [`RetryError`].
-//!
-//! Every way a run can end without a value is a variant, and every variant
-//! keeps the last error the operation returned, so nothing the caller needs
-//! for a decision or a log line is lost.
+//! The errors backstop reports besides a run's: [`ConfigError`] (a setting
+//! that makes no sense) and [`Chain`] (any error with its causes), and the
+//! one rule every error of backstop and its integration crates prints by.
 //!
 //! # How backstop's errors print
 //!
@@ -29,278 +27,63 @@
 //! # Ok::<(), backstop::ConfigError>(())
 //! ```
 
-use std::borrow::Cow;
 use std::error::Error;
 use std::fmt;
-use std::time::Duration;
 
-/// The name a run is known by in logs, metrics and errors.
-pub type Name = Cow<'static, str>;
-
-/// The error of a retried operation that did not succeed.
+/// A setting that makes no sense, rejected by
+/// [`RetryPolicyBuilder::build`](crate::RetryPolicyBuilder::build) (or by a
+/// policy loaded from a file), or by the other components' builders
+/// ([`BreakerConfigBuilder::build`](crate::breaker::BreakerConfigBuilder::build)).
 ///
-/// Its `Display` says what happened in one line, with the name given by
-/// [`Retry::name`](crate::retry::Retry::name); `{:#}` adds the last error
-/// (see [how backstop's errors print](self#how-backstops-errors-print)):
+/// It names the field, what was wrong with its value and the allowed range,
+/// so the message alone tells the reader what to change:
 ///
 /// ```
-/// use std::time::Duration;
-/// use backstop::{ManualClock, RetryError, RetryPolicy};
+/// use backstop::RetryPolicy;
 ///
-/// let clock = ManualClock::new();
-/// let policy = RetryPolicy::builder().seed(1).build()?;
-/// let err = policy
-///     .retry(|| Err::<(), _>("SlowDown"))
-///     .name("upload_to_s3")
-///     .clock(&clock)
-///     .call()
-///     .unwrap_err();
-/// assert!(matches!(err, RetryError::Exhausted { attempts: 5, .. }));
-/// assert_eq!(err.last_error(), Some(&"SlowDown"));
-/// assert!(err.to_string().starts_with("upload_to_s3 failed after 5 attempts in "));
-/// assert!(format!("{err:#}").ends_with(": SlowDown"));
-/// # Ok::<(), backstop::ConfigError>(())
+/// let err = RetryPolicy::builder().max_attempts(0).build().unwrap_err();
+/// assert_eq!(err.field(), "max_attempts");
+/// assert_eq!(
+///     err.to_string(),
+///     "invalid retry policy: max_attempts is 0; allowed: 1 or more (it counts the first call)",
+/// );
 /// ```
-///
-/// `elapsed` is measured on the run's [`Clock`](crate::Clock): from the first
-/// call when the policy has a deadline, otherwise from the first failure (the
-/// success path reads no clock at all).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RetryError<E> {
-    /// Every attempt failed with a transient error.
-    Exhausted {
-        /// The run's name.
-        name: Name,
-        /// Attempts made, the first call included.
-        attempts: u32,
-        /// Time the run took (see the type's docs).
-        elapsed: Duration,
-        /// The last attempt's error.
-        last: E,
-    },
-    /// The classifier called the error permanent: returned at once, unretried.
-    Rejected {
-        /// The run's name.
-        name: Name,
-        /// Attempts made, the rejected one included.
-        attempts: u32,
-        /// The permanent error.
-        error: E,
-    },
-    /// The deadline ([`RetryPolicy::max_elapsed`](crate::RetryPolicy::max_elapsed))
-    /// came: the next retry's delay would have crossed it, so the run stopped
-    /// without sleeping, or (async runs) it passed while an attempt was running
-    /// and the attempt was dropped.
-    DeadlineExceeded {
-        /// The run's name.
-        name: Name,
-        /// Attempts made (a dropped attempt included).
-        attempts: u32,
-        /// Time the run took when it stopped.
-        elapsed: Duration,
-        /// The deadline.
-        deadline: Duration,
-        /// The error of the last attempt that finished, if any did.
-        last: Option<E>,
-    },
-    /// The server asked for a wait longer than the policy's
-    /// [`max_retry_after`](crate::RetryPolicy::max_retry_after); the run stopped
-    /// at once and keeps the hint, so the caller can reschedule the work.
-    RetryAfterTooLong {
-        /// The run's name.
-        name: Name,
-        /// Attempts made.
-        attempts: u32,
-        /// The server's hint.
-        retry_after: Duration,
-        /// The policy's cap on hints.
-        max_retry_after: Duration,
-        /// The last attempt's error, which carried the hint.
-        last: E,
-    },
-    /// The run's [`CircuitBreaker`](crate::CircuitBreaker) is open: the
-    /// downstream is known to be down, so the run stopped at once instead of
-    /// sleeping against it.
-    CircuitOpen {
-        /// The run's name.
-        name: Name,
-        /// Attempts made, a rejected one included.
-        attempts: u32,
-        /// The breaker's rejection: its name, state and when a probe may pass.
-        open: crate::breaker::CircuitOpen,
-        /// The error of the last attempt that ran, if any ran.
-        last: Option<E>,
-    },
-    /// The run's [`RetryBudget`](crate::RetryBudget) had nothing left for
-    /// another retry: retries across all its users are already at their limit,
-    /// so this one was not made.
-    BudgetExhausted {
-        /// The run's name.
-        name: Name,
-        /// Attempts made.
-        attempts: u32,
-        /// The last attempt's error.
-        last: E,
-    },
-    /// The run's [`AdaptiveThrottle`](crate::AdaptiveThrottle) rejected an
-    /// attempt locally: the downstream has been refusing most requests, so
-    /// this one was not sent.
-    Throttled {
-        /// The run's name.
-        name: Name,
-        /// Attempts made, the rejected one included.
-        attempts: u32,
-        /// The error of the last attempt that ran, if any ran.
-        last: Option<E>,
-    },
+pub struct ConfigError {
+    component: &'static str,
+    field: &'static str,
+    problem: String,
+    allowed: &'static str,
 }
 
-impl<E> RetryError<E> {
-    /// The fields every variant has: name and attempts.
-    fn common(&self) -> (&Name, u32) {
-        match self {
-            Self::Exhausted { name, attempts, .. }
-            | Self::Rejected { name, attempts, .. }
-            | Self::DeadlineExceeded { name, attempts, .. }
-            | Self::RetryAfterTooLong { name, attempts, .. }
-            | Self::CircuitOpen { name, attempts, .. }
-            | Self::BudgetExhausted { name, attempts, .. }
-            | Self::Throttled { name, attempts, .. } => (name, *attempts),
-        }
+impl ConfigError {
+    pub(crate) fn new(field: &'static str, problem: String, allowed: &'static str) -> Self {
+        Self::of("retry policy", field, problem, allowed)
     }
 
-    /// The number of attempts made, the first call included.
-    pub fn attempts(&self) -> u32 {
-        self.common().1
+    /// An error about another component's settings ("circuit breaker", ...).
+    pub(crate) fn of(component: &'static str, field: &'static str, problem: String, allowed: &'static str) -> Self {
+        Self { component, field, problem, allowed }
     }
 
-    /// The name of the run that failed.
-    pub fn name(&self) -> &str {
-        self.common().0
+    /// The offending field, as a dotted path (`max_attempts`, `backoff.factor`).
+    pub fn field(&self) -> &'static str {
+        self.field
     }
 
-    /// The last error the operation returned, if it ran at all.
-    pub fn last_error(&self) -> Option<&E> {
-        match self {
-            Self::Exhausted { last, .. }
-            | Self::RetryAfterTooLong { last, .. }
-            | Self::BudgetExhausted { last, .. }
-            | Self::Rejected { error: last, .. } => Some(last),
-            Self::DeadlineExceeded { last, .. } | Self::CircuitOpen { last, .. } | Self::Throttled { last, .. } => {
-                last.as_ref()
-            }
-        }
-    }
-
-    /// The last error the operation returned, by value.
-    pub fn into_inner(self) -> Option<E> {
-        match self {
-            Self::Exhausted { last, .. }
-            | Self::RetryAfterTooLong { last, .. }
-            | Self::BudgetExhausted { last, .. }
-            | Self::Rejected { error: last, .. } => Some(last),
-            Self::DeadlineExceeded { last, .. } | Self::CircuitOpen { last, .. } | Self::Throttled { last, .. } => last,
-        }
-    }
-
-    /// The breaker's rejection, for a run stopped by [`Self::CircuitOpen`].
-    pub fn circuit_open(&self) -> Option<&crate::breaker::CircuitOpen> {
-        match self {
-            Self::CircuitOpen { open, .. } => Some(open),
-            _ => None,
-        }
-    }
-
-    /// Whether the error was classified permanent (no retry could help).
-    pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Rejected { .. })
-    }
-
-    /// The server's hint, for a run stopped by [`Self::RetryAfterTooLong`].
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::RetryAfterTooLong { retry_after, .. } => Some(*retry_after),
-            _ => None,
-        }
-    }
-
-    /// Applies `f` to the kept error, keeping everything else.
-    pub fn map_err<F, E2>(self, f: F) -> RetryError<E2>
-    where
-        F: FnOnce(E) -> E2,
-    {
-        match self {
-            Self::Exhausted { name, attempts, elapsed, last } => {
-                RetryError::Exhausted { name, attempts, elapsed, last: f(last) }
-            }
-            Self::Rejected { name, attempts, error } => RetryError::Rejected { name, attempts, error: f(error) },
-            Self::DeadlineExceeded { name, attempts, elapsed, deadline, last } => {
-                RetryError::DeadlineExceeded { name, attempts, elapsed, deadline, last: last.map(f) }
-            }
-            Self::RetryAfterTooLong { name, attempts, retry_after, max_retry_after, last } => {
-                RetryError::RetryAfterTooLong { name, attempts, retry_after, max_retry_after, last: f(last) }
-            }
-            Self::CircuitOpen { name, attempts, open, last } => {
-                RetryError::CircuitOpen { name, attempts, open, last: last.map(f) }
-            }
-            Self::BudgetExhausted { name, attempts, last } => {
-                RetryError::BudgetExhausted { name, attempts, last: f(last) }
-            }
-            Self::Throttled { name, attempts, last } => RetryError::Throttled { name, attempts, last: last.map(f) },
-        }
+    /// The allowed range of the field, in words.
+    pub fn allowed(&self) -> &'static str {
+        self.allowed
     }
 }
 
-/// `1 attempt` / `5 attempts`.
-struct Attempts(u32);
-
-impl fmt::Display for Attempts {
+impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = if self.0 == 1 { "" } else { "s" };
-        write!(f, "{} attempt{s}", self.0)
+        write!(f, "invalid {}: {} {}; allowed: {}", self.component, self.field, self.problem, self.allowed)
     }
 }
 
-impl<E: fmt::Display> fmt::Display for RetryError<E> {
-    /// One line: what the run did and why it stopped. With `{:#}`, the last
-    /// error follows, in its own `{:#}` form (the whole chain, each cause once).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (name, attempts) = self.common();
-        let n = Attempts(attempts);
-        let secs = |d: &Duration| d.as_secs_f64();
-        match self {
-            Self::Exhausted { elapsed, .. } => write!(f, "{name} failed after {n} in {:.1}s", secs(elapsed)),
-            Self::Rejected { .. } => write!(f, "{name} failed on attempt {attempts} with an error that is not retried"),
-            Self::DeadlineExceeded { elapsed, deadline, .. } => {
-                write!(f, "{name} stopped after {n} in {:.1}s: its {:.1}s deadline came", secs(elapsed), secs(deadline),)
-            }
-            Self::RetryAfterTooLong { retry_after, max_retry_after, .. } => write!(
-                f,
-                "{name} stopped after {n}: the server asked to wait {:.1}s, longer than max_retry_after {:.1}s",
-                secs(retry_after),
-                secs(max_retry_after)
-            ),
-            Self::CircuitOpen { open, .. } => write!(f, "{name} stopped after {n}: {open}"),
-            Self::BudgetExhausted { .. } => write!(f, "{name} stopped after {n}: the retry budget is spent"),
-            Self::Throttled { .. } => write!(f, "{name} stopped after {n}: the adaptive throttle rejected it locally"),
-        }?;
-        match self.last_error() {
-            Some(last) if f.alternate() => write!(f, ": {last:#}"),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl<E> Error for RetryError<E>
-where
-    E: Error + 'static,
-{
-    /// The last error the operation returned (see [`last_error`](RetryError::last_error)).
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.last_error().map(|e| e as &(dyn Error + 'static))
-    }
-}
+impl std::error::Error for ConfigError {}
 
 /// An error and every cause in its [`source()`](Error::source) chain,
 /// `: `-separated, each printed once: `format!("{}", Chain(&err))`.

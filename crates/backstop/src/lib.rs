@@ -57,7 +57,7 @@
 //! };
 //!
 //! let clock = ManualClock::new(); // virtual time: this example does not sleep
-//! let policy = presets::s3_upload(); // 5 attempts, 1 s doubling to 30 s, +U[0, 1 s]
+//! let policy = presets::S3_UPLOAD; // 5 attempts, 1 s doubling to 30 s, +U[0, 1 s]
 //! let etag = policy
 //!     .retry(|| put_object())
 //!     .when(classify)
@@ -86,8 +86,8 @@
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `tokio` | yes | async sleeps on tokio's timer; deadlines follow tokio's paused clock in tests |
-//! | `tracing` | yes | the log lines listed in [`event`] |
-//! | `metrics` | no | the counters listed in [`event`] |
+//! | `tracing` | yes | the log lines listed in [`docs::observability`] |
+//! | `metrics` | no | the counters listed in [`docs::observability`] |
 //! | `serde` | no | `RetryPolicy` from TOML/JSON/YAML, durations like `"500ms"` (the `config` module) |
 //! | `http` | no | status classification, `Retry-After` parsing, idempotent methods (`http` module) |
 //!
@@ -107,7 +107,7 @@ pub mod config;
 pub mod docs;
 pub mod duration;
 pub mod error;
-pub mod event;
+mod guards;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod pacer;
@@ -121,14 +121,14 @@ pub mod verdict;
 
 pub use backoff::{Backoff, Delays, Jitter};
 pub use batch::{Batch, BatchOutcome};
-pub use breaker::{BreakerConfig, CircuitBreaker, CircuitOpen, CircuitState, Permit};
+pub use breaker::{BreakerConfig, BreakerEvent, CircuitBreaker, CircuitOpen, CircuitState, Permit};
 pub use budget::RetryBudget;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::{DurationError, parse_duration};
-pub use error::RetryError;
-pub use event::{BreakerEvent, RetryEvent};
+pub use error::ConfigError;
+pub use guards::{Guards, GuardsBuilder};
 pub use pacer::Pacer;
-pub use policy::{ConfigError, RetryPolicy, RetryPolicyBuilder};
-pub use retry::Retry;
+pub use policy::{RetryPolicy, RetryPolicyBuilder};
+pub use retry::{Retry, RetryError, RetryEvent};
 pub use throttle::AdaptiveThrottle;
 pub use verdict::{Classify, Verdict};

@@ -58,7 +58,7 @@
 //! use backstop::{ManualClock, Pacer, RetryPolicy, Verdict};
 //!
 //! let clock = ManualClock::new();
-//! let pacer = Pacer::builder("weather_api").initial_rate(2.0).burst(1).clock(clock.clone()).build()?;
+//! let pacer = Pacer::builder("weather_api").initial_rate(2.0).burst(1).clock(&clock).build()?;
 //! let policy = RetryPolicy::builder().seed(1).build()?;
 //! for _ in 0..5 {
 //!     policy.retry(|| Ok::<_, &str>(())).pacer(&pacer).clock(&clock).call().unwrap();
@@ -73,7 +73,7 @@ use std::sync::Arc as StdArc;
 use std::time::{Duration, Instant};
 
 use crate::clock::{Clock, SystemClock};
-use crate::policy::ConfigError;
+use crate::error::ConfigError;
 use crate::sliding::SlidingCounts;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
 use crate::verdict::Verdict;
@@ -491,8 +491,8 @@ impl PacerBuilder {
     }
 
     /// The clock (default: [`SystemClock`]); a [`ManualClock`](crate::ManualClock) in tests.
-    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = StdArc::new(clock);
+    pub fn clock<C: Clock + Clone + 'static>(mut self, clock: &C) -> Self {
+        self.clock = StdArc::new(clock.clone());
         self
     }
 
@@ -555,7 +555,7 @@ mod tests {
     use crate::ManualClock;
 
     fn pacer(clock: &ManualClock, rate: Option<f64>, burst: u32) -> Pacer {
-        let b = Pacer::builder("t").burst(burst).clock(clock.clone());
+        let b = Pacer::builder("t").burst(burst).clock(clock);
         match rate {
             Some(r) => b.initial_rate(r).build().unwrap(),
             None => b.build().unwrap(),

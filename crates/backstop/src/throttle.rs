@@ -19,7 +19,7 @@
 //! use std::time::Duration;
 //! use backstop::{AdaptiveThrottle, ManualClock};
 //!
-//! let throttle = AdaptiveThrottle::builder().seed(7).clock(ManualClock::new()).build()?;
+//! let throttle = AdaptiveThrottle::builder().seed(7).clock(&ManualClock::new()).build()?;
 //! for _ in 0..100 {
 //!     if throttle.try_acquire().is_ok() {
 //!         throttle.record(false); // refused: 429
@@ -40,7 +40,7 @@ use std::sync::Arc as StdArc;
 use std::time::{Duration, Instant};
 
 use crate::clock::{Clock, SystemClock};
-use crate::policy::ConfigError;
+use crate::error::ConfigError;
 use crate::sliding::SlidingCounts;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
 
@@ -195,8 +195,8 @@ impl AdaptiveThrottleBuilder {
     }
 
     /// The clock for the window (default: [`SystemClock`]).
-    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = StdArc::new(clock);
+    pub fn clock<C: Clock + Clone + 'static>(mut self, clock: &C) -> Self {
+        self.clock = StdArc::new(clock.clone());
         self
     }
 

@@ -41,7 +41,7 @@ fn allocations_in(f: impl FnOnce()) -> u64 {
 
 #[test]
 fn sync_success_allocates_nothing() {
-    let policy = presets::s3_upload();
+    let policy = presets::S3_UPLOAD;
     let clock = ManualClock::new();
     let n = allocations_in(|| {
         for i in 0..1000u32 {
@@ -61,7 +61,7 @@ fn sync_success_allocates_nothing() {
 
 #[test]
 fn async_success_allocates_nothing() {
-    let policy = presets::api_call();
+    let policy = presets::API_CALL;
     let waker = Waker::noop();
     let n = allocations_in(|| {
         for i in 0..1000u32 {
@@ -86,7 +86,7 @@ fn the_counter_does_count() {
 fn a_run_through_a_closed_breaker_and_a_budget_allocates_nothing() {
     let breaker = backstop::CircuitBreaker::new("s3", backstop::BreakerConfig::default());
     let budget = backstop::RetryBudget::default();
-    let policy = presets::s3_upload();
+    let policy = presets::S3_UPLOAD;
     let n = allocations_in(|| {
         for i in 0..1000u32 {
             let v = policy.retry(|| Ok::<_, &str>(i)).breaker(&breaker).budget(&budget).call().unwrap();
@@ -102,7 +102,7 @@ fn a_run_through_a_pacer_allocates_nothing_pacing_or_not() {
     let idle = backstop::Pacer::builder("api").build().unwrap();
     // Pacing at a rate high enough that no call waits.
     let pacing = backstop::Pacer::builder("s3").max_rate(1e9).initial_rate(1e9).burst(100_000).build().unwrap();
-    let policy = presets::s3_upload();
+    let policy = presets::S3_UPLOAD;
     let n = allocations_in(|| {
         for i in 0..1000u32 {
             assert_eq!(policy.retry(|| Ok::<_, &str>(i)).pacer(&idle).call().unwrap(), i);

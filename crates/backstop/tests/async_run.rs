@@ -35,7 +35,7 @@ fn exact(attempts: u32) -> RetryPolicy {
 async fn async_closures_may_borrow_the_caller() {
     let client = Client { fail_first: AtomicU32::new(2) };
     let url = String::from("https://api.weather.test/forecast");
-    let policy = presets::api_call().to_builder().max_attempts(5).build().unwrap();
+    let policy = presets::API_CALL.to_builder().max_attempts(5).build().unwrap();
     // The closure borrows `client` and `url`; no clone, no Arc, no `move`.
     let body = policy.retry(|| async { client.get(&url).await }).await.unwrap();
     assert_eq!(body, "200 from https://api.weather.test/forecast");
@@ -149,7 +149,7 @@ async fn dropping_the_future_cancels_the_run() {
 
 #[tokio::test(start_paused = true)]
 async fn the_run_is_send_and_spawnable() {
-    let policy = Arc::new(presets::api_call());
+    let policy = Arc::new(presets::API_CALL);
     let handle = tokio::spawn({
         let policy = Arc::clone(&policy);
         async move { policy.retry(|| async { Ok::<_, std::io::Error>(5) }).name("spawned").await }

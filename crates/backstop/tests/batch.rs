@@ -85,7 +85,6 @@ async fn async_batches_respect_the_concurrency_limit() {
             }
         })
         .concurrency(4)
-        .run()
         .await;
     assert!(outcome.is_success(), "{:?}", outcome.failures().collect::<Vec<_>>());
     assert_eq!(peak.load(Ordering::SeqCst), 4);
@@ -110,7 +109,6 @@ async fn async_fail_fast_starts_nothing_new_after_a_failure() {
         .retry_if(|_: &&str| false)
         .concurrency(2)
         .fail_fast()
-        .run()
         .await;
     // Items 0 and 1 start; 0 finishes, 2 starts; 1 fails: nothing after 2 starts.
     assert_eq!(started.load(Ordering::SeqCst), 3);
@@ -133,7 +131,6 @@ async fn an_async_batch_is_send_and_its_op_may_be_fn_mut() {
                 async move { Ok::<_, String>(key.len()) }
             })
             .concurrency(2)
-            .run()
             .await
             .into_result();
         (lens, made)

@@ -3,14 +3,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backstop::breaker::Transition;
 use backstop::breaker::{BreakerConfig, BreakerError, CountAs, Window};
-use backstop::event::Transition;
 use backstop::{Backoff, BreakerEvent, CircuitBreaker, CircuitState, ManualClock, Verdict};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
 fn breaker(config: BreakerConfig, clock: &ManualClock) -> CircuitBreaker {
-    CircuitBreaker::builder("s3_upload").config(config).clock(clock.clone()).build()
+    CircuitBreaker::builder("s3_upload").config(config).clock(clock).build()
 }
 
 fn fail(b: &CircuitBreaker) {
@@ -283,7 +283,7 @@ fn state_changes_reach_the_callback_in_order() {
     let log = Arc::clone(&seen);
     let b = CircuitBreaker::builder("weather_api")
         .config(BreakerConfig::builder().consecutive_failures(2).build().unwrap())
-        .clock(clock.clone())
+        .clock(&clock)
         .on_state_change(move |e: &BreakerEvent<'_>| {
             assert_eq!(e.name, "weather_api");
             log.lock().unwrap().push((e.from, e.to, e.cause.to_string(), e.open_for));
@@ -315,7 +315,7 @@ fn a_callback_may_call_the_breaker() {
     let inner = Arc::clone(&slot);
     let b = CircuitBreaker::builder("reentrant")
         .config(BreakerConfig::builder().consecutive_failures(1).build().unwrap())
-        .clock(clock.clone())
+        .clock(&clock)
         .on_state_change(move |e: &BreakerEvent<'_>| {
             if e.to == CircuitState::Open {
                 // Reading state from inside the callback must not deadlock.

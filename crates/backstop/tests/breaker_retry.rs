@@ -15,7 +15,7 @@ fn policy(attempts: u32) -> RetryPolicy {
 fn breaker(failures: u32, clock: &ManualClock) -> CircuitBreaker {
     CircuitBreaker::builder("s3")
         .config(BreakerConfig::builder().consecutive_failures(failures).build().unwrap())
-        .clock(clock.clone())
+        .clock(clock)
         .build()
 }
 
@@ -179,10 +179,10 @@ fn tokens_paid_for_a_retry_that_waits_on_the_circuit_are_kept_and_returned() {
                     .build()
                     .unwrap(),
             )
-            .clock(clock.clone())
+            .clock(&clock)
             .build(),
     ));
-    let budget = backstop::RetryBudget::token_bucket().capacity(100).clock(clock.clone()).build().unwrap();
+    let budget = backstop::RetryBudget::token_bucket().capacity(100).clock(&clock).build().unwrap();
     let thief = ProbeThief { clock: clock.clone(), breaker: b, held: Default::default() };
     let p = policy(5).to_builder().wait_on_open_circuit(true).build().unwrap();
     let calls = Cell::new(0);
@@ -227,7 +227,7 @@ fn throttling_does_not_open_the_breaker_unless_configured_to() {
                 .build()
                 .unwrap(),
         )
-        .clock(clock.clone())
+        .clock(&clock)
         .build();
     let err = policy(3).retry(|| Err::<(), _>("429")).when(classify).breaker(&counted).clock(&clock).call();
     assert!(matches!(err, Err(RetryError::CircuitOpen { attempts: 2, .. })));

@@ -13,7 +13,7 @@ fn only_one_probe_at_a_time_under_16_threads() {
     let clock = ManualClock::new();
     let b = CircuitBreaker::builder("s3")
         .config(BreakerConfig::builder().consecutive_failures(1).build().unwrap())
-        .clock(clock.clone())
+        .clock(&clock)
         .build();
     b.try_acquire().unwrap().failure();
     clock.advance(Duration::from_secs(30));
@@ -61,7 +61,7 @@ fn eight_threads_times_100k_calls_conserve_every_count() {
         .success_threshold(2)
         .build()
         .unwrap();
-    let b = CircuitBreaker::builder("stress").config(config).clock(clock.clone()).build();
+    let b = CircuitBreaker::builder("stress").config(config).clock(&clock).build();
     let handles: Vec<_> = (0..8u64)
         .map(|t| {
             let (b, clock) = (b.clone(), clock.clone());

@@ -47,7 +47,7 @@ fn timeouts_cost_more_and_successful_retries_refund_their_cost() {
 #[test]
 fn an_optional_refill_adds_tokens_with_time() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::token_bucket().capacity(10).refill_per_sec(2.5).clock(clock.clone()).build().unwrap();
+    let budget = RetryBudget::token_bucket().capacity(10).refill_per_sec(2.5).clock(&clock).build().unwrap();
     let _ = budget.try_withdraw(Verdict::Retry).unwrap();
     let _ = budget.try_withdraw(Verdict::Retry).unwrap();
     assert!(budget.try_withdraw(Verdict::Retry).is_none());
@@ -59,7 +59,7 @@ fn an_optional_refill_adds_tokens_with_time() {
 #[test]
 fn ratio_allows_the_floor_plus_a_share_of_requests() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::ratio().ratio(0.2).window(S(10)).min_per_sec(1.0).clock(clock.clone()).build().unwrap();
+    let budget = RetryBudget::ratio().ratio(0.2).window(S(10)).min_per_sec(1.0).clock(&clock).build().unwrap();
     // No requests: the floor, 1/s over 10 s.
     let granted = (0..100).filter(|_| budget.try_withdraw(Verdict::Retry).is_some()).count();
     assert_eq!(granted, 10);
@@ -78,7 +78,7 @@ fn ratio_allows_the_floor_plus_a_share_of_requests() {
 fn small_ratios_are_not_truncated_to_zero() {
     // tower#857: integer scaling made small ratios allow nothing.
     let clock = ManualClock::new();
-    let budget = RetryBudget::ratio().ratio(0.001).min_per_sec(0.0).clock(clock.clone()).build().unwrap();
+    let budget = RetryBudget::ratio().ratio(0.001).min_per_sec(0.0).clock(&clock).build().unwrap();
     for _ in 0..2_999 {
         budget.record_request();
     }
@@ -158,7 +158,7 @@ async fn a_cancelled_run_gives_its_tokens_back() {
 #[test]
 fn ratio_budgets_count_each_run_as_one_request() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::ratio().ratio(0.5).min_per_sec(0.0).clock(clock.clone()).build().unwrap();
+    let budget = RetryBudget::ratio().ratio(0.5).min_per_sec(0.0).clock(&clock).build().unwrap();
     for _ in 0..4 {
         policy(1).retry(|| Ok::<_, &str>(())).budget(&budget).clock(&clock).call().unwrap();
     }
@@ -171,7 +171,7 @@ fn a_ratio_refund_never_outlives_the_withdrawal_it_cancels() {
     // 10.5 s the withdrawal has left the window, and so must its refund:
     // one retry is granted, not two.
     let clock = ManualClock::new();
-    let budget = RetryBudget::ratio().ratio(0.0).min_per_sec(0.1).window(S(10)).clock(clock.clone()).build().unwrap();
+    let budget = RetryBudget::ratio().ratio(0.0).min_per_sec(0.1).window(S(10)).clock(&clock).build().unwrap();
     let w = budget.try_withdraw(Verdict::Retry).unwrap();
     assert!(budget.try_withdraw(Verdict::Retry).is_none());
     clock.advance(Duration::from_millis(9500));
@@ -181,7 +181,7 @@ fn a_ratio_refund_never_outlives_the_withdrawal_it_cancels() {
     assert!(budget.try_withdraw(Verdict::Retry).is_none(), "granted more than 1 per 10 s");
     // A refund inside the window still gives the retry back.
     let clock = ManualClock::new();
-    let budget = RetryBudget::ratio().ratio(0.0).min_per_sec(0.1).window(S(10)).clock(clock.clone()).build().unwrap();
+    let budget = RetryBudget::ratio().ratio(0.0).min_per_sec(0.1).window(S(10)).clock(&clock).build().unwrap();
     let w = budget.try_withdraw(Verdict::Retry).unwrap();
     clock.advance(S(5));
     budget.refund(w);

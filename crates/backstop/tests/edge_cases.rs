@@ -43,7 +43,7 @@ fn denials_are_counted_one_by_one() {
 #[test]
 fn a_ratio_budgets_level_goes_down_with_each_retry() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::ratio().ratio(0.5).min_per_sec(1.0).window(S(10)).clock(clock.clone()).build().unwrap();
+    let budget = RetryBudget::ratio().ratio(0.5).min_per_sec(1.0).window(S(10)).clock(&clock).build().unwrap();
     assert_eq!(budget.level(), 10.0, "the floor: 1/s over 10 s");
     for _ in 0..4 {
         budget.record_request();
@@ -61,13 +61,8 @@ fn a_ratio_budgets_level_goes_down_with_each_retry() {
 #[test]
 fn frequent_requests_do_not_starve_the_refill() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::token_bucket()
-        .capacity(5)
-        .timeout_cost(5)
-        .refill_per_sec(1.0)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let budget =
+        RetryBudget::token_bucket().capacity(5).timeout_cost(5).refill_per_sec(1.0).clock(&clock).build().unwrap();
     let _w = budget.try_withdraw(Verdict::Retry).unwrap();
     assert_eq!(budget.level(), 0.0);
     // 2 s in steps of 0.5 ms, asking each time (refused: not 5 tokens yet).
@@ -87,7 +82,7 @@ fn one_strike_breaker(clock: &ManualClock, probes: u32) -> CircuitBreaker {
         .half_open_max_calls(probes)
         .build()
         .unwrap();
-    CircuitBreaker::builder("db").config(config).clock(clock.clone()).build()
+    CircuitBreaker::builder("db").config(config).clock(clock).build()
 }
 
 /// `would_reject` on a half-open breaker: free probe slots let a call
@@ -134,7 +129,7 @@ fn an_open_period_ends_exactly_on_time() {
 fn a_stale_success_neither_resets_the_new_streak_nor_goes_uncounted() {
     let clock = ManualClock::new();
     let config = BreakerConfig::builder().consecutive_failures(3).build().unwrap();
-    let b = CircuitBreaker::builder("db").config(config).clock(clock.clone()).build();
+    let b = CircuitBreaker::builder("db").config(config).clock(&clock).build();
     let stale = b.try_acquire().unwrap();
     for _ in 0..3 {
         b.try_acquire().unwrap().failure();
@@ -162,7 +157,7 @@ fn a_success_resets_the_streak_when_a_rate_window_is_also_kept() {
         .minimum_calls(20)
         .build()
         .unwrap();
-    let b = CircuitBreaker::builder("db").config(config).clock(clock.clone()).build();
+    let b = CircuitBreaker::builder("db").config(config).clock(&clock).build();
     for _ in 0..5 {
         b.try_acquire().unwrap().failure();
         b.try_acquire().unwrap().failure();
@@ -183,7 +178,7 @@ fn only_calls_at_or_over_the_threshold_are_slow() {
         let clock = ManualClock::new();
         let config =
             BreakerConfig::builder().slow_calls(S(2), 0.5).window(Window::Count(10)).minimum_calls(4).build().unwrap();
-        let b = CircuitBreaker::builder("db").config(config).clock(clock.clone()).build();
+        let b = CircuitBreaker::builder("db").config(config).clock(&clock).build();
         for _ in 0..4 {
             let permit = b.try_acquire().unwrap();
             clock.advance(took);
@@ -208,7 +203,7 @@ fn a_probe_result_from_an_earlier_half_open_period_is_late() {
         .success_threshold(2)
         .build()
         .unwrap();
-    let b = CircuitBreaker::builder("db").config(config).clock(clock.clone()).build();
+    let b = CircuitBreaker::builder("db").config(config).clock(&clock).build();
     b.try_acquire().unwrap().failure();
     clock.advance(S(30));
     let stale = b.try_acquire().unwrap(); // a probe of this half-open period
@@ -236,7 +231,7 @@ fn dropping_a_stale_probe_permit_frees_no_current_slot() {
         .half_open_max_calls(2)
         .build()
         .unwrap();
-    let b = CircuitBreaker::builder("db").config(config).clock(clock.clone()).build();
+    let b = CircuitBreaker::builder("db").config(config).clock(&clock).build();
     b.try_acquire().unwrap().failure();
     clock.advance(S(30));
     let stale = b.try_acquire().unwrap();
@@ -281,7 +276,7 @@ fn a_hint_of_exactly_max_retry_after_is_honoured() {
 fn a_retry_refused_by_the_breaker_gives_its_tokens_back() {
     let clock = ManualClock::new();
     let budget = RetryBudget::token_bucket().capacity(10).build().unwrap();
-    let b = CircuitBreaker::builder("db").clock(clock.clone()).build();
+    let b = CircuitBreaker::builder("db").clock(&clock).build();
     let err = constant_policy(5)
         .retry(|| Err::<(), _>("503".to_string()))
         .budget(&budget)

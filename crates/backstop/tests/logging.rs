@@ -124,7 +124,7 @@ fn an_outage_logs_state_changes_not_a_line_per_refused_call() {
     // locally. WARN lines: the state change and the runs that really failed,
     // not one per refusal (those are DEBUG, and counted by `metrics`).
     let clock = ManualClock::new();
-    let breaker = backstop::CircuitBreaker::builder("weather_api").clock(clock.clone()).build();
+    let breaker = backstop::CircuitBreaker::builder("weather_api").clock(&clock).build();
     let one = policy().to_builder().max_attempts(1).build().unwrap();
     let lines = logged(|| {
         for _ in 0..205 {

@@ -69,7 +69,7 @@ fn a_breaker_reports_its_state_rejections_and_transitions() {
     metrics::with_local_recorder(&recorder, || {
         let b = CircuitBreaker::builder("s3")
             .config(BreakerConfig::builder().consecutive_failures(1).build().unwrap())
-            .clock(clock.clone())
+            .clock(&clock)
             .build();
         b.try_acquire().unwrap().failure();
         assert!(b.try_acquire().is_err());

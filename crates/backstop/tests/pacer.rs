@@ -44,7 +44,7 @@ impl Limited {
 /// seconds to drain).
 async fn burst(pacer: Option<&Pacer>) -> (u32, f64, f64) {
     let server = std::sync::Arc::new(Limited::new(50, 10));
-    let policy = presets::api_call().to_builder().max_attempts(8).max_retry_after(Duration::from_secs(60)).build();
+    let policy = presets::API_CALL.to_builder().max_attempts(8).max_retry_after(Duration::from_secs(60)).build();
     let policy = policy.unwrap();
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -87,7 +87,7 @@ async fn a_shared_pacer_drains_a_burst_at_the_servers_rate_without_hammering_it(
 #[test]
 fn a_wait_for_a_slot_past_the_deadline_ends_the_run_without_sleeping() {
     let clock = ManualClock::new();
-    let pacer = Pacer::builder("api").initial_rate(1.0).burst(1).clock(clock.clone()).build().unwrap();
+    let pacer = Pacer::builder("api").initial_rate(1.0).burst(1).clock(&clock).build().unwrap();
     let policy = RetryPolicy::builder().max_elapsed(Duration::from_millis(500)).build().unwrap();
     assert!(policy.retry(|| Ok::<_, &str>(())).pacer(&pacer).clock(&clock).call().is_ok());
     // The next slot is 1 s away, past the 0.5 s deadline.
@@ -101,7 +101,7 @@ fn one_pacer_shared_by_threads_hands_out_every_slot_once() {
     // 8 threads × 1,000 reservations at 1,000/s, burst 1: the waits are a
     // permutation of 0, 1 ms, 2 ms, ... — no slot given twice, none skipped.
     let clock = ManualClock::new();
-    let pacer = Pacer::builder("s3").initial_rate(1000.0).burst(1).clock(clock).build().unwrap();
+    let pacer = Pacer::builder("s3").initial_rate(1000.0).burst(1).clock(&clock).build().unwrap();
     let waits: Vec<Duration> = std::thread::scope(|s| {
         let handles: Vec<_> =
             (0..8).map(|_| s.spawn(|| (0..1000).map(|_| pacer.reserve()).collect::<Vec<_>>())).collect();
@@ -143,7 +143,7 @@ async fn callers_that_give_up_waiting_hand_their_slots_on() {
 #[test]
 fn a_stated_limit_caps_the_rate_until_its_window_resets_then_it_grows_back() {
     let clock = ManualClock::new();
-    let pacer = Pacer::builder("api").clock(clock.clone()).build().unwrap();
+    let pacer = Pacer::builder("api").clock(&clock).build().unwrap();
     for _ in 0..100 {
         let _ = pacer.reserve();
     }

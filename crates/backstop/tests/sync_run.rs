@@ -77,7 +77,7 @@ fn caps_long_schedules_at_max_delay() {
 fn succeeds_after_transient_failures() {
     let clock = ManualClock::new();
     let mut failures = 2;
-    let value = presets::s3_upload()
+    let value = presets::S3_UPLOAD
         .retry(|| {
             if failures > 0 {
                 failures -= 1;
@@ -102,7 +102,7 @@ fn succeeds_after_transient_failures() {
 fn a_permanent_error_returns_at_once() {
     let clock = ManualClock::new();
     let calls = Cell::new(0);
-    let err = presets::s3_upload()
+    let err = presets::S3_UPLOAD
         .retry(|| {
             calls.set(calls.get() + 1);
             Err::<(), _>(S3Error::AccessDenied)
@@ -124,7 +124,7 @@ fn a_permanent_error_returns_at_once() {
 fn retry_if_takes_a_predicate() {
     let clock = ManualClock::new();
     let calls = Cell::new(0);
-    let err = presets::api_call()
+    let err = presets::API_CALL
         .retry(|| {
             calls.set(calls.get() + 1);
             Err::<(), u16>(if calls.get() == 1 { 503 } else { 404 })
@@ -134,7 +134,7 @@ fn retry_if_takes_a_predicate() {
         .call()
         .unwrap_err();
     assert_eq!(calls.get(), 2);
-    assert!(matches!(err, RetryError::Rejected { attempts: 2, error: 404, .. }));
+    assert!(matches!(err, RetryError::Rejected { attempts: 2, last: 404, .. }));
 }
 
 #[test]
@@ -240,7 +240,7 @@ fn on_retry_sees_every_retry_with_its_numbers() {
 
 #[test]
 fn same_seed_same_sleeps() {
-    let policy = presets::default().to_builder().seed(42).build().unwrap();
+    let policy = presets::DEFAULT.to_builder().seed(42).build().unwrap();
     let run = || {
         let clock = ManualClock::new();
         let _ = policy.retry(|| Err::<(), _>("x")).clock(&clock).call();
@@ -285,11 +285,11 @@ impl Clock for CountingClock {
 fn the_success_path_reads_no_clock_unless_a_deadline_is_set() {
     let clock = CountingClock::default();
     for _ in 0..10 {
-        presets::default().retry(|| Ok::<_, &str>(1)).clock(&clock).call().unwrap();
+        presets::DEFAULT.retry(|| Ok::<_, &str>(1)).clock(&clock).call().unwrap();
     }
     assert_eq!(clock.0.load(Ordering::Relaxed), 0);
 
-    let with_deadline = presets::default().to_builder().max_elapsed(S(5)).build().unwrap();
+    let with_deadline = presets::DEFAULT.to_builder().max_elapsed(S(5)).build().unwrap();
     with_deadline.retry(|| Ok::<_, &str>(1)).clock(&clock).call().unwrap();
     assert_eq!(clock.0.load(Ordering::Relaxed), 1);
 }
@@ -335,7 +335,7 @@ fn a_hint_is_a_floor_spread_by_the_jitter_and_capped_by_max_retry_after() {
     // 200 clients all told "Retry-After: 1": with the API preset's (random)
     // jitter they come back spread over [1 s, 2 s], not together; refused
     // again, over [1 s, 3 s].
-    let seeded = |seed| presets::api_call().to_builder().seed(seed).build().unwrap();
+    let seeded = |seed| presets::API_CALL.to_builder().seed(seed).build().unwrap();
     let (first, second): (Vec<Duration>, Vec<Duration>) = (0..200)
         .map(|seed| {
             let sleeps = sleeps_after_hints(&seeded(seed), 2, S(1));
@@ -350,7 +350,7 @@ fn a_hint_is_a_floor_spread_by_the_jitter_and_capped_by_max_retry_after() {
     assert!(second.iter().all(|w| *w >= S(1) && *w <= S(3)), "{second:?}");
     assert!(second.iter().filter(|w| **w > S(2)).count() > 60, "wider than the first");
     // The spread never passes max_retry_after (but the hint itself may reach it).
-    let capped = presets::api_call().to_builder().jitter(Jitter::Full).max_retry_after(Duration::from_millis(1100));
+    let capped = presets::API_CALL.to_builder().jitter(Jitter::Full).max_retry_after(Duration::from_millis(1100));
     let capped = capped.max_attempts(6).seed(3).build().unwrap();
     let sleeps = sleeps_after_hints(&capped, 5, S(1));
     assert!(sleeps.iter().all(|w| *w >= S(1) && *w <= Duration::from_millis(1100)), "{sleeps:?}");

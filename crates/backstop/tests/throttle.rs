@@ -5,7 +5,7 @@ use std::time::Duration;
 use backstop::{AdaptiveThrottle, ManualClock, RetryError, RetryPolicy, Verdict};
 
 fn throttle(clock: &ManualClock) -> AdaptiveThrottle {
-    AdaptiveThrottle::builder().seed(3).clock(clock.clone()).build().unwrap()
+    AdaptiveThrottle::builder().seed(3).clock(clock).build().unwrap()
 }
 
 #[test]

@@ -84,7 +84,7 @@ async fn a_timeout_is_classified_like_any_error_and_judged_timeout_when_retried(
         .await
         .unwrap_err();
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    assert!(matches!(err, RetryError::Rejected { attempts: 1, error: FetchError::TimedOut(_), .. }), "{err}");
+    assert!(matches!(err, RetryError::Rejected { attempts: 1, last: FetchError::TimedOut(_), .. }), "{err}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -140,16 +140,16 @@ impl Client {
                     ExponentialBackoff::builder().build_with_max_retries(2),
                 ))
                 .build(),
-            Client::Backstop => b.with(RetryMiddleware::new(presets::api_call())).build(),
+            Client::Backstop => b.with(RetryMiddleware::new(presets::API_CALL)).build(),
             Client::BackstopGuards => b
                 .with(
-                    RetryMiddleware::new(presets::api_call())
-                        .budget(RetryBudget::token_bucket().build()?)
-                        .breaker(CircuitBreaker::new("nginx", BreakerConfig::default())),
+                    RetryMiddleware::new(presets::API_CALL)
+                        .budget(&RetryBudget::token_bucket().build()?)
+                        .breaker(&CircuitBreaker::new("nginx", BreakerConfig::default())),
                 )
                 .build(),
             Client::BackstopPacer => {
-                b.with(RetryMiddleware::new(presets::api_call()).pacer(Pacer::builder("api").build()?)).build()
+                b.with(RetryMiddleware::new(presets::API_CALL).pacer(&Pacer::builder("api").build()?)).build()
             }
         })
     }

@@ -55,7 +55,7 @@ impl Report {
         let summary = match err {
             RetryError::Exhausted { attempts, .. } => format!("gave up after {attempts} attempts"),
             RetryError::DeadlineExceeded { attempts, .. }
-            | RetryError::Rejected { attempts, error: Failure::Deadline(_), .. } => {
+            | RetryError::Rejected { attempts, last: Failure::Deadline(_), .. } => {
                 format!("deadline reached after {attempts} attempts")
             }
             RetryError::Rejected { attempts, .. } => format!("not retried (attempt {attempts})"),

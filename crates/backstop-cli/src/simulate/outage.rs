@@ -102,7 +102,7 @@ pub fn run(clients: usize, guard: Guard, seed: u64) -> Outcome {
                 .build()
                 .expect("valid"),
         )
-        .clock(clock.clone())
+        .clock(&clock)
         .build();
     let use_budget = matches!(guard, Guard::Budget | Guard::Both);
     let use_breaker = matches!(guard, Guard::Breaker | Guard::Both);

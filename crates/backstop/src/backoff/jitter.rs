@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::scale_saturating;
-use crate::policy::ConfigError;
+use crate::error::ConfigError;
 
 /// How a nominal delay `d` is randomised. Every result is capped at the
 /// backoff's `max_delay`.

@@ -46,7 +46,7 @@ use std::time::Duration;
 pub use delays::Delays;
 pub use jitter::Jitter;
 
-use crate::policy::ConfigError;
+use crate::error::ConfigError;
 
 /// A retry delay schedule: a growth curve, a cap and a jitter.
 ///

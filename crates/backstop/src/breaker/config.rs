@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::backoff::Backoff;
-use crate::policy::ConfigError;
+use crate::error::ConfigError;
 
 /// Which recent calls a rate rule looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,12 +10,12 @@ use std::sync::Arc as StdArc;
 use std::time::{Duration, Instant};
 
 use super::config::{BreakerConfig, CountAs};
+use super::event::{self, BreakerEvent, Transition};
 use super::open::CircuitOpen;
 use super::state::{CircuitState, ONE_PROBE, Word};
 use super::window::{Recent, outcome};
 use crate::backoff::Delays;
 use crate::clock::Clock;
-use crate::event::{BreakerEvent, Transition, emit};
 use crate::sync::{AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering, Padded, lock};
 use crate::verdict::Verdict;
 
@@ -174,7 +174,7 @@ impl Core {
 
     fn reject(&self, state: CircuitState, retry_after: Option<Duration>) -> CircuitOpen {
         bump(&self.stats.rejected);
-        emit::circuit_rejected(&self.name);
+        event::circuit_rejected(&self.name);
         self.open_error(state, retry_after)
     }
 
@@ -376,7 +376,7 @@ impl Core {
     fn report(&self, change: Option<Change>) {
         let Some(c) = change else { return };
         let event = BreakerEvent { name: &self.name, from: c.from, to: c.to, cause: c.cause, open_for: c.open_for };
-        emit::circuit_changed(&event, self.config.half_open_max_calls);
+        event::circuit_changed(&event, self.config.half_open_max_calls);
         if let Some(callback) = &self.on_change {
             callback(&event);
         }

@@ -35,10 +35,10 @@
 //! let clock = ManualClock::new();
 //! let breaker = CircuitBreaker::builder("s3_upload")
 //!     .config(BreakerConfig::builder().consecutive_failures(3).build()?)
-//!     .clock(clock.clone())
+//!     .clock(&clock)
 //!     .build();
 //!
-//! let err = presets::s3_upload()
+//! let err = presets::S3_UPLOAD
 //!     .retry(|| Err::<(), _>("503 SlowDown"))
 //!     .breaker(&breaker)
 //!     .clock(&clock)
@@ -54,6 +54,7 @@
 
 mod config;
 mod core;
+mod event;
 mod open;
 mod permit;
 mod state;
@@ -64,13 +65,13 @@ use std::future::Future;
 use std::sync::Arc as StdArc;
 
 pub use config::{BreakerConfig, BreakerConfigBuilder, CountAs, MAX_HALF_OPEN_CALLS, MAX_WINDOW_CALLS, Window};
+pub use event::{BreakerEvent, Transition};
 pub use open::{BreakerError, CircuitOpen};
 pub use permit::Permit;
 pub use state::CircuitState;
 
 use self::core::{Core, OnStateChange};
 use crate::clock::{Clock, SystemClock};
-use crate::event::{BreakerEvent, Transition};
 use crate::sync::{Arc, Ordering};
 
 /// A circuit breaker; see the [module docs](self).
@@ -250,8 +251,8 @@ impl CircuitBreakerBuilder {
 
     /// The clock for open periods, time windows and slow calls (default:
     /// [`SystemClock`]); a [`ManualClock`](crate::ManualClock) in tests.
-    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = StdArc::new(clock);
+    pub fn clock<C: Clock + Clone + 'static>(mut self, clock: &C) -> Self {
+        self.clock = StdArc::new(clock.clone());
         self
     }
 

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, RetryPolicy};
+use super::RetryPolicy;
 use crate::backoff::{Backoff, Jitter};
+use crate::error::ConfigError;
 
 /// Builds a [`RetryPolicy`]; made by [`RetryPolicy::builder`] or
 /// [`RetryPolicy::to_builder`]. Setters never fail; [`build`](Self::build)

@@ -11,12 +11,10 @@
 //! through the [`presets`](crate::presets), which are valid by construction.
 
 mod builder;
-mod config_error;
 
 use std::time::Duration;
 
 pub use builder::RetryPolicyBuilder;
-pub use config_error::ConfigError;
 
 use crate::backoff::{Backoff, Delays, Jitter};
 
@@ -57,19 +55,20 @@ pub struct RetryPolicy {
 /// The longest `Retry-After` hint a policy honours unless told otherwise.
 pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-impl RetryPolicy {
-    /// The seeds' default policy as a constant (see [`RetryPolicy::default`]).
-    pub const DEFAULT: RetryPolicy = RetryPolicy::from_parts(
-        5,
-        Backoff::exponential(Duration::from_secs(1))
-            .factor(2.0)
-            .max_delay(Duration::from_secs(30))
-            .jitter(Jitter::Additive(Duration::from_secs(1))),
-    );
+/// The general default, published as [`presets::DEFAULT`](crate::presets::DEFAULT):
+/// 5 attempts, 1 s doubling to 30 s, `+U[0, 1 s]`.
+pub(crate) const DEFAULT: RetryPolicy = RetryPolicy::from_parts(
+    5,
+    Backoff::exponential(Duration::from_secs(1))
+        .factor(2.0)
+        .max_delay(Duration::from_secs(30))
+        .jitter(Jitter::Additive(Duration::from_secs(1))),
+);
 
-    /// A builder that starts from [`RetryPolicy::DEFAULT`]'s settings.
+impl RetryPolicy {
+    /// A builder that starts from the default's settings ([`presets::DEFAULT`](crate::presets::DEFAULT)).
     pub fn builder() -> RetryPolicyBuilder {
-        RetryPolicyBuilder::from_policy(Self::DEFAULT)
+        RetryPolicyBuilder::from_policy(DEFAULT)
     }
 
     /// A builder that starts from this policy's settings, to adjust a preset:
@@ -77,7 +76,7 @@ impl RetryPolicy {
     /// ```
     /// use backstop::presets;
     ///
-    /// let policy = presets::s3_upload().to_builder().max_attempts(8).build()?;
+    /// let policy = presets::S3_UPLOAD.to_builder().max_attempts(8).build()?;
     /// assert_eq!(policy.max_attempts(), 8);
     /// # Ok::<(), backstop::ConfigError>(())
     /// ```
@@ -106,7 +105,7 @@ impl RetryPolicy {
     /// use std::time::Duration;
     /// use backstop::presets;
     ///
-    /// let policy = presets::api_call().to_builder().max_elapsed(Duration::from_secs(5)).build()?;
+    /// let policy = presets::API_CALL.to_builder().max_elapsed(Duration::from_secs(5)).build()?;
     /// let once = policy.once();
     /// assert_eq!(once.max_attempts(), 1);
     /// assert_eq!(once.max_elapsed(), Some(Duration::from_secs(5)));
@@ -158,7 +157,7 @@ impl RetryPolicy {
     /// use std::time::Duration;
     /// use backstop::{presets, Jitter};
     ///
-    /// let policy = presets::api_call().to_builder().jitter(Jitter::None).build()?;
+    /// let policy = presets::API_CALL.to_builder().jitter(Jitter::None).build()?;
     /// let delays: Vec<Duration> = policy.delays().collect();
     /// assert_eq!(delays, [Duration::from_millis(500), Duration::from_secs(1)]);
     /// # Ok::<(), backstop::ConfigError>(())
@@ -170,6 +169,6 @@ impl RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self::DEFAULT
+        DEFAULT
     }
 }

@@ -8,16 +8,22 @@
 //! first attempt fails (or at once when the run has guards or timers).
 
 use std::fmt::Display;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
-use super::{AttemptTimeout, Cutoff, RunSettings, RunState, Step};
+use super::attempt::{Async, MakeAttempt};
+use super::builder::{AttemptTimeout, Retry};
+use super::error::RetryError;
+use super::event::OnRetry;
+use super::log;
+use super::report::Report;
+use super::settings::RunSettings;
+use super::state::{Cutoff, RunState, Step};
 use crate::clock::SleepFuture;
-use crate::error::RetryError;
-use crate::event::OnRetry;
 use crate::verdict::{Classify, Verdict};
 
 pin_project! {
@@ -27,12 +33,12 @@ pin_project! {
     /// are dropped with it, nothing is left running, and budget tokens
     /// withdrawn for a retry not yet made are given back.
     #[must_use = "futures do nothing unless polled"]
-    pub struct RetryFuture<'a, Op, Fut, C, H, T, E> {
+    pub struct RetryFuture<'a, Op, Fut, C, H, E, R> {
         run: Run<'a, E>,
         op: Op,
         classifier: C,
         hook: H,
-        timeout: T,
+        timeout: Option<AttemptTimeout<'a, E>>,
         // The state machine, as fields rather than an enum so that each
         // step drops only what it ends: the attempt running (with its
         // timer), or the sleep before the next one, or neither.
@@ -41,6 +47,7 @@ pin_project! {
         timer: Option<(SleepFuture, Cutoff)>,
         sleep: Option<SleepFuture>,
         done: bool,
+        report: PhantomData<fn() -> R>,
     }
 }
 
@@ -60,8 +67,14 @@ impl<'a, E: Display> Run<'a, E> {
     }
 }
 
-impl<'a, Op, Fut, C, H, T, E> RetryFuture<'a, Op, Fut, C, H, T, E> {
-    pub(super) fn new(settings: RunSettings<'a>, op: Op, classifier: C, hook: H, timeout: T) -> Self {
+impl<'a, Op, Fut, C, H, E, R> RetryFuture<'a, Op, Fut, C, H, E, R> {
+    pub(crate) fn new(
+        settings: RunSettings<'a>,
+        op: Op,
+        classifier: C,
+        hook: H,
+        timeout: Option<AttemptTimeout<'a, E>>,
+    ) -> Self {
         Self {
             run: Run { settings, state: None },
             op,
@@ -72,20 +85,38 @@ impl<'a, Op, Fut, C, H, T, E> RetryFuture<'a, Op, Fut, C, H, T, E> {
             timer: None,
             sleep: None,
             done: false,
+            report: PhantomData,
         }
     }
 }
 
-impl<Op, Fut, T, E, C, H, TO> Future for RetryFuture<'_, Op, Fut, C, H, TO, E>
+impl<'a, Op, Fut, T, E, C, H, R> IntoFuture for Retry<'a, Op, E, Async, C, H, R>
 where
     Op: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
     C: Classify<E>,
     H: OnRetry<E>,
-    TO: AttemptTimeout<E>,
+    R: Report<T>,
     E: Display,
 {
-    type Output = Result<T, RetryError<E>>;
+    type Output = Result<R::Output, RetryError<E>>;
+    type IntoFuture = RetryFuture<'a, Op, Fut, C, H, E, R>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        RetryFuture::new(self.settings, self.op, self.classifier, self.hook, self.timeout)
+    }
+}
+
+impl<Op, Fut, T, E, C, H, R> Future for RetryFuture<'_, Op, Fut, C, H, E, R>
+where
+    Op: MakeAttempt<Fut>,
+    Fut: Future<Output = Result<T, E>>,
+    C: Classify<E>,
+    H: OnRetry<E>,
+    R: Report<T>,
+    E: Display,
+{
+    type Output = Result<R::Output, RetryError<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -97,7 +128,7 @@ where
             }
             if this.attempt.is_none() {
                 // A bare run's first attempt starts without a run state.
-                let bare = this.run.state.is_none() && this.run.settings.is_bare() && this.timeout.limit().is_none();
+                let bare = this.run.state.is_none() && this.run.settings.is_bare() && this.timeout.is_none();
                 if !bare {
                     let state = this.run.state();
                     if let Some(step) = state.before_attempt() {
@@ -107,19 +138,25 @@ where
                         }
                         continue;
                     }
-                    *this.timer = state.attempt_timer(this.timeout.limit());
+                    *this.timer = state.attempt_timer(this.timeout.as_ref().map(|t| t.limit));
                 }
-                this.attempt.set(Some((this.op)()));
+                this.attempt.set(Some(this.op.make()));
             }
             let Some(fut) = this.attempt.as_mut().as_pin_mut() else { continue };
             let step = match fut.poll(cx) {
                 Poll::Ready(Ok(value)) => {
-                    match &mut this.run.state {
-                        Some(state) => state.succeeded(),
-                        None => crate::event::emit::attempt_succeeded(&this.run.settings.name, 1),
-                    }
+                    let attempts = match &mut this.run.state {
+                        Some(state) => {
+                            state.succeeded();
+                            state.attempts()
+                        }
+                        None => {
+                            log::attempt_succeeded(&this.run.settings.name, 1);
+                            1
+                        }
+                    };
                     *this.done = true;
-                    return Poll::Ready(Ok(value));
+                    return Poll::Ready(Ok(R::report(value, attempts)));
                 }
                 Poll::Ready(Err(error)) => match this.run.state {
                     None => this.run.state().failed_first(error, this.classifier, this.hook),
@@ -133,7 +170,7 @@ where
                     let cutoff = *cutoff;
                     let state = this.run.state();
                     match cutoff {
-                        Cutoff::AttemptTimeout(after) => match this.timeout.error(after) {
+                        Cutoff::AttemptTimeout(after) => match this.timeout.as_ref().map(|t| (t.on_timeout)(after)) {
                             Some(error) => {
                                 let verdict = timeout_verdict(this.classifier.classify(&error));
                                 state.failed_with(error, verdict, this.hook)

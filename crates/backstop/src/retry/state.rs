@@ -10,13 +10,14 @@
 use std::fmt::Display;
 use std::time::{Duration, Instant};
 
-use super::RunSettings;
+use super::error::RetryError;
+use super::event::{OnRetry, RetryEvent};
+use super::log::{self as emit, GiveUp};
+use super::settings::{Name, RunSettings};
 use crate::backoff::Delays;
 use crate::breaker::{CircuitBreaker, CircuitOpen, Permit};
 use crate::budget::{RetryBudget, Withdrawal};
 use crate::clock::{Clock, SleepFuture, SystemClock};
-use crate::error::{Name, RetryError};
-use crate::event::{GiveUp, OnRetry, RetryEvent, emit};
 use crate::pacer::{Pacer, Slot};
 use crate::policy::RetryPolicy;
 use crate::throttle::AdaptiveThrottle;
@@ -140,6 +141,11 @@ impl<'a, E: Display> RunState<'a, E> {
         Step::Sleep(wait.min(PACE_RECHECK))
     }
 
+    /// Attempts made so far, the current one included.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempt
+    }
+
     /// Records a success.
     #[inline]
     pub(crate) fn succeeded(&mut self) {
@@ -215,7 +221,7 @@ impl<'a, E: Display> RunState<'a, E> {
         }
         self.spent = None; // a failed retry's tokens stay spent
         if verdict == Verdict::Fail {
-            return self.stop(GiveUp::Rejected, |name| RetryError::Rejected { name, attempts, error });
+            return self.stop(GiveUp::Rejected, |name| RetryError::Rejected { name, attempts, last: error });
         }
         if attempts >= self.policy.max_attempts {
             return self.stop(GiveUp::Attempts, |name| RetryError::Exhausted { name, attempts, elapsed, last: error });

@@ -1,0 +1,220 @@
+//! The two budget builders, [`TokenBucketBuilder`] and [`RatioBuilder`]:
+//! where a budget's settings are checked and the budget made.
+
+use std::sync::Arc as StdArc;
+use std::time::Duration;
+
+use super::ratio::Ratio;
+use super::retry_budget::{Inner, Kind, RetryBudget};
+use super::token_bucket::{MILLI, TokenBucket};
+use crate::clock::{Clock, SystemClock};
+use crate::error::ConfigError;
+use crate::sliding::SlidingCounts;
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex};
+
+impl RetryBudget {
+    /// A token bucket with the AWS SDKs' standard numbers: capacity 500, a
+    /// retry costs 5, a retry after a timeout 10, a success refunds 1, no refill.
+    pub fn token_bucket() -> TokenBucketBuilder {
+        TokenBucketBuilder {
+            common: Common::new("retry_budget"),
+            capacity: 500,
+            retry_cost: 5,
+            timeout_cost: 10,
+            success_refund: 1,
+            refill_per_sec: 0.0,
+        }
+    }
+
+    /// A ratio budget with Finagle's numbers: retries up to 20 % of the
+    /// requests of the last 10 s, and at least 10 retries a second.
+    pub fn ratio() -> RatioBuilder {
+        RatioBuilder {
+            common: Common::new("retry_budget"),
+            ratio: 0.2,
+            window: Duration::from_secs(10),
+            min_per_sec: 10.0,
+        }
+    }
+}
+
+impl Default for RetryBudget {
+    /// The AWS-standard token bucket (see [`RetryBudget::token_bucket`]).
+    fn default() -> Self {
+        Self::token_bucket().build().expect("the default token bucket is valid")
+    }
+}
+
+/// Settings both budget builders share.
+struct Common {
+    name: StdArc<str>,
+    clock: StdArc<dyn Clock>,
+}
+
+impl Common {
+    fn new(name: &str) -> Self {
+        Self { name: name.into(), clock: StdArc::new(SystemClock) }
+    }
+
+    fn build(self, kind: Kind) -> RetryBudget {
+        let origin = self.clock.now();
+        RetryBudget {
+            inner: Arc::new(Inner {
+                name: self.name,
+                kind,
+                clock: self.clock,
+                origin,
+                denied: AtomicU64::new(0),
+                dry: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+fn invalid(field: &'static str, problem: String, allowed: &'static str) -> ConfigError {
+    ConfigError::of("retry budget", field, problem, allowed)
+}
+
+/// Builds a token-bucket [`RetryBudget`]; see [`RetryBudget::token_bucket`].
+#[must_use = "a builder does nothing until .build() is called"]
+pub struct TokenBucketBuilder {
+    common: Common,
+    capacity: u32,
+    retry_cost: u32,
+    timeout_cost: u32,
+    success_refund: u32,
+    refill_per_sec: f64,
+}
+
+impl TokenBucketBuilder {
+    /// Names the budget in logs and metrics.
+    pub fn name(mut self, name: &str) -> Self {
+        self.common.name = name.into();
+        self
+    }
+
+    /// The clock for refills (default: [`SystemClock`]).
+    pub fn clock<C: Clock + Clone + 'static>(mut self, clock: &C) -> Self {
+        self.common.clock = StdArc::new(clock.clone());
+        self
+    }
+
+    /// Tokens when full, and at the start (default 500; allowed: ≥ 1).
+    pub fn capacity(mut self, tokens: u32) -> Self {
+        self.capacity = tokens;
+        self
+    }
+
+    /// Tokens a retry costs (default 5; allowed: 1 ..= capacity).
+    pub fn retry_cost(mut self, tokens: u32) -> Self {
+        self.retry_cost = tokens;
+        self
+    }
+
+    /// Tokens a retry after a [`Verdict::Timeout`] costs (default 10; allowed:
+    /// 1 ..= capacity).
+    pub fn timeout_cost(mut self, tokens: u32) -> Self {
+        self.timeout_cost = tokens;
+        self
+    }
+
+    /// Tokens a first-attempt success puts back (default 1; 0 allowed).
+    pub fn success_refund(mut self, tokens: u32) -> Self {
+        self.success_refund = tokens;
+        self
+    }
+
+    /// Tokens added back per second whatever happens (default 0: only
+    /// successes refill; allowed: a finite number ≥ 0).
+    pub fn refill_per_sec(mut self, tokens: f64) -> Self {
+        self.refill_per_sec = tokens;
+        self
+    }
+
+    /// Checks the settings and makes the budget, full.
+    pub fn build(self) -> Result<RetryBudget, ConfigError> {
+        if self.capacity == 0 {
+            return Err(invalid("capacity", "is 0".into(), "1 or more tokens"));
+        }
+        for (field, cost) in [("retry_cost", self.retry_cost), ("timeout_cost", self.timeout_cost)] {
+            if cost == 0 || cost > self.capacity {
+                return Err(invalid(field, format!("is {cost} with capacity {}", self.capacity), "1 ..= capacity"));
+            }
+        }
+        if !(self.refill_per_sec.is_finite() && self.refill_per_sec >= 0.0) {
+            return Err(invalid("refill_per_sec", format!("is {}", self.refill_per_sec), "a finite number ≥ 0"));
+        }
+        let capacity = u64::from(self.capacity) * MILLI;
+        Ok(self.common.build(Kind::Bucket(TokenBucket {
+            milli: AtomicU64::new(capacity),
+            capacity,
+            retry_cost: self.retry_cost,
+            timeout_cost: self.timeout_cost,
+            success_refund: self.success_refund,
+            refill_per_sec: self.refill_per_sec,
+            last_refill: Mutex::new(0),
+        })))
+    }
+}
+
+/// Builds a ratio [`RetryBudget`]; see [`RetryBudget::ratio`].
+#[must_use = "a builder does nothing until .build() is called"]
+pub struct RatioBuilder {
+    common: Common,
+    ratio: f64,
+    window: Duration,
+    min_per_sec: f64,
+}
+
+impl RatioBuilder {
+    /// Names the budget in logs and metrics.
+    pub fn name(mut self, name: &str) -> Self {
+        self.common.name = name.into();
+        self
+    }
+
+    /// The clock for the window (default: [`SystemClock`]).
+    pub fn clock<C: Clock + Clone + 'static>(mut self, clock: &C) -> Self {
+        self.common.clock = StdArc::new(clock.clone());
+        self
+    }
+
+    /// Retries allowed per request in the window (default 0.2; allowed: 0 ..= 1000).
+    pub fn ratio(mut self, ratio: f64) -> Self {
+        self.ratio = ratio;
+        self
+    }
+
+    /// How far back requests and retries count (default 10 s; allowed: 1 s ..= 1 h).
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Retries a second allowed whatever the request rate (default 10;
+    /// allowed: a finite number ≥ 0).
+    pub fn min_per_sec(mut self, retries: f64) -> Self {
+        self.min_per_sec = retries;
+        self
+    }
+
+    /// Checks the settings and makes the budget.
+    pub fn build(self) -> Result<RetryBudget, ConfigError> {
+        if !(self.ratio.is_finite() && (0.0..=1000.0).contains(&self.ratio)) {
+            return Err(invalid("ratio", format!("is {}", self.ratio), "0 ..= 1000 (0.2: retries add at most 20 %)"));
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&self.window) {
+            return Err(invalid("window", format!("is {:?}", self.window), "1s ..= 1h"));
+        }
+        if !(self.min_per_sec.is_finite() && self.min_per_sec >= 0.0) {
+            return Err(invalid("min_per_sec", format!("is {}", self.min_per_sec), "a finite number ≥ 0"));
+        }
+        let nanos = u64::try_from(self.window.as_nanos()).unwrap_or(u64::MAX);
+        Ok(self.common.build(Kind::Ratio(Ratio {
+            counts: SlidingCounts::new(nanos, 10),
+            ratio: self.ratio,
+            floor: self.min_per_sec * self.window.as_secs_f64(),
+            withdraw: Mutex::new(()),
+        })))
+    }
+}

@@ -1,0 +1,89 @@
+//! The blocking run: [`Retry::call`], a loop that sleeps the thread between
+//! attempts.
+
+use std::fmt::Display;
+
+use super::attempt::Blocking;
+use super::builder::Retry;
+use super::error::RetryError;
+use super::event::OnRetry;
+use super::log;
+use super::report::Report;
+use super::settings::RunSettings;
+use super::state::{RunState, Step};
+use crate::verdict::Classify;
+
+impl<Op, T, E, C, H, R> Retry<'_, Op, E, Blocking, C, H, R>
+where
+    Op: FnMut() -> Result<T, E>,
+    C: Classify<E>,
+    H: OnRetry<E>,
+    R: Report<T>,
+    E: Display,
+{
+    /// Runs the operation, sleeping the thread between attempts.
+    ///
+    /// Returns the first success (with its attempt count after
+    /// [`with_attempts`](Self::with_attempts)), or a [`RetryError`] keeping
+    /// the last error. The deadline is checked between attempts: a blocking
+    /// attempt cannot be cut short.
+    #[inline]
+    pub fn call(self) -> Result<R::Output, RetryError<E>> {
+        let Retry { settings, mut op, classifier, hook, .. } = self;
+        // The fast path, small enough to inline into the caller: a bare
+        // run's first attempt needs no run state at all.
+        let first_failure = if settings.is_bare() {
+            match op() {
+                Ok(value) => {
+                    log::attempt_succeeded(&settings.name, 1);
+                    return Ok(R::report(value, 1));
+                }
+                Err(error) => Some(error),
+            }
+        } else {
+            None
+        };
+        call_slow::<_, _, _, _, _, R>(settings, op, classifier, hook, first_failure)
+    }
+}
+
+/// Everything but a bare run's first success: the run loop proper.
+#[inline(never)]
+fn call_slow<Op, C, H, T, E, R>(
+    settings: RunSettings<'_>,
+    mut op: Op,
+    classifier: C,
+    mut hook: H,
+    first_failure: Option<E>,
+) -> Result<R::Output, RetryError<E>>
+where
+    Op: FnMut() -> Result<T, E>,
+    C: Classify<E>,
+    H: OnRetry<E>,
+    R: Report<T>,
+    E: Display,
+{
+    let mut state = RunState::new(settings);
+    let mut next = first_failure.map(|error| state.failed_first(error, &classifier, &mut hook));
+    loop {
+        let step = match next.take() {
+            Some(step) => step,
+            None => match state.before_attempt() {
+                None => match op() {
+                    Ok(value) => {
+                        state.succeeded();
+                        return Ok(R::report(value, state.attempts()));
+                    }
+                    Err(error) => state.failed(error, &classifier, &mut hook),
+                },
+                Some(step) => step,
+            },
+        };
+        match step {
+            // A zero delay retries at once: no timer, no clock.
+            Step::Sleep(delay) if delay.is_zero() => {}
+            Step::Sleep(delay) => state.clock.sleep(delay),
+            Step::Stop(err) => return Err(err),
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The [`Retry`] builder: a run's classifier, callback, name, clock and
+//! guards, set one by one before the run is made with `.call()` or `.await`.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use super::attempt::{Async, Attempt};
+use super::event::RetryEvent;
+use super::report::{Value, WithAttempts};
+use super::settings::{Name, RunSettings};
+use crate::breaker::CircuitBreaker;
+use crate::budget::RetryBudget;
+use crate::clock::Clock;
+use crate::guards::Guards;
+use crate::pacer::Pacer;
+use crate::policy::RetryPolicy;
+use crate::throttle::AdaptiveThrottle;
+use crate::verdict::{AlwaysRetry, RetryIf, Verdict};
+
+impl RetryPolicy {
+    /// Prepares a run of `op` under this policy. Nothing runs until
+    /// [`Retry::call`] (sync) or `.await` (async).
+    ///
+    /// `op` is called once per attempt: a `FnMut() -> Result<T, E>` for
+    /// `.call()`, a `FnMut() -> impl Future<Output = Result<T, E>>` for
+    /// `.await`. Its error type `E` is known from here on, so the closures
+    /// given to [`when`](Retry::when) and [`on_retry`](Retry::on_retry) need
+    /// no type annotations.
+    pub fn retry<Op, K>(&self, op: Op) -> Retry<'_, Op, <Op as Attempt<K>>::Error, K>
+    where
+        Op: Attempt<K>,
+    {
+        Retry::from_parts(RunSettings::new(self), op, AlwaysRetry, ())
+    }
+}
+
+/// A configured, not yet started run; made by [`RetryPolicy::retry`].
+///
+/// `E` is the operation's error and `K` its kind ([`Blocking`](super::Blocking):
+/// run it with [`call`](Self::call); [`Async`]: `.await` it). `C` is the
+/// classifier (default: every error is retried), `H` the
+/// [`on_retry`](Self::on_retry) callback, `R` what a success returns
+/// ([`with_attempts`](Self::with_attempts)).
+#[must_use = "a retry does nothing until .call() or .await"]
+pub struct Retry<'a, Op, E, K, C = AlwaysRetry, H = (), R = Value> {
+    pub(super) settings: RunSettings<'a>,
+    pub(super) op: Op,
+    pub(super) classifier: C,
+    pub(super) hook: H,
+    pub(super) timeout: Option<AttemptTimeout<'a, E>>,
+    kind: PhantomData<fn() -> (K, R)>,
+}
+
+/// A per-attempt timeout and the function that makes its error (boxed, so
+/// setting a timeout keeps the builder's type; one allocation per run that
+/// has one, beside the timer it arms).
+pub(crate) struct AttemptTimeout<'a, E> {
+    pub(super) limit: Duration,
+    pub(super) on_timeout: Box<dyn Fn(Duration) -> E + Send + Sync + 'a>,
+}
+
+impl<'a, Op, E, K, C, H> Retry<'a, Op, E, K, C, H> {
+    pub(crate) fn from_parts(settings: RunSettings<'a>, op: Op, classifier: C, hook: H) -> Self {
+        Self { settings, op, classifier, hook, timeout: None, kind: PhantomData }
+    }
+}
+
+impl<'a, Op, E, K, C, H, R> Retry<'a, Op, E, K, C, H, R> {
+    /// Sets the classifier that decides, for each error, whether to retry
+    /// ([`Verdict::Retry`]), to wait what the server asked
+    /// ([`Verdict::RetryAfter`]), or to fail at once ([`Verdict::Fail`]).
+    /// Any `Fn(&E) -> Verdict`: a closure (its argument's type is inferred
+    /// from the operation) or a function such as `backstop_aws::classify`.
+    pub fn when<F>(self, classifier: F) -> Retry<'a, Op, E, K, F, H, R>
+    where
+        F: Fn(&E) -> Verdict,
+    {
+        Retry {
+            settings: self.settings,
+            op: self.op,
+            classifier,
+            hook: self.hook,
+            timeout: self.timeout,
+            kind: PhantomData,
+        }
+    }
+
+    /// Sets a yes/no classifier: errors for which `transient` is `true` are
+    /// retried, the others fail at once.
+    pub fn retry_if<P>(self, transient: P) -> Retry<'a, Op, E, K, RetryIf<P>, H, R>
+    where
+        P: Fn(&E) -> bool,
+    {
+        Retry {
+            settings: self.settings,
+            op: self.op,
+            classifier: RetryIf(transient),
+            hook: self.hook,
+            timeout: self.timeout,
+            kind: PhantomData,
+        }
+    }
+
+    /// Calls `hook` with a [`RetryEvent`] before every retry's sleep:
+    /// `.on_retry(|event| println!("{} in {:?}", event.error, event.delay))`.
+    pub fn on_retry<F>(self, hook: F) -> Retry<'a, Op, E, K, C, F, R>
+    where
+        F: FnMut(&RetryEvent<'_, E>),
+    {
+        Retry {
+            settings: self.settings,
+            op: self.op,
+            classifier: self.classifier,
+            hook,
+            timeout: self.timeout,
+            kind: PhantomData,
+        }
+    }
+
+    /// Makes a success return `(value, attempts)`: how many attempts it took,
+    /// the successful one included. Without it a run returns the value alone
+    /// and counts nothing for it.
+    ///
+    /// ```
+    /// # let clock = backstop::ManualClock::new();
+    /// let mut left = 2;
+    /// let (etag, attempts) = backstop::RetryPolicy::default()
+    ///     .retry(|| if left > 0 { left -= 1; Err("SlowDown") } else { Ok("etag-1") })
+    ///     .with_attempts()
+    ///     .clock(&clock)
+    ///     .call()?;
+    /// assert_eq!((etag, attempts), ("etag-1", 3));
+    /// # Ok::<(), backstop::RetryError<&str>>(())
+    /// ```
+    pub fn with_attempts(self) -> Retry<'a, Op, E, K, C, H, WithAttempts> {
+        Retry {
+            settings: self.settings,
+            op: self.op,
+            classifier: self.classifier,
+            hook: self.hook,
+            timeout: self.timeout,
+            kind: PhantomData,
+        }
+    }
+
+    /// Names the run in log lines, metrics labels and errors
+    /// (default: `"operation"`).
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.settings.name = name.into();
+        self
+    }
+
+    /// Runs on this clock (default: [`SystemClock`](crate::SystemClock)); pass a
+    /// [`ManualClock`](crate::ManualClock) to test in virtual time.
+    pub fn clock(mut self, clock: &'a dyn Clock) -> Self {
+        self.settings.clock = Some(clock);
+        self
+    }
+
+    /// Takes every guard `guards` holds, and its clock if it has one (a guard
+    /// set on this run already and not in `guards` is kept).
+    pub fn guards(mut self, guards: &'a Guards) -> Self {
+        self.settings.set_guards(guards);
+        self
+    }
+
+    /// Asks `breaker` before every attempt: an open circuit ends the run at
+    /// once with [`RetryError::CircuitOpen`](crate::RetryError::CircuitOpen),
+    /// without sleeping against it (or, if the policy
+    /// [waits on open circuits](crate::RetryPolicyBuilder::wait_on_open_circuit),
+    /// waits for the probe). Every attempt's outcome is recorded on the breaker
+    /// by its verdict (see [`Permit::record`](crate::breaker::Permit::record)):
+    /// `Retry` and `Timeout` are failures; permanent errors and throttling
+    /// count as the breaker's config says (by default they do not open it).
+    pub fn breaker(mut self, breaker: &'a CircuitBreaker) -> Self {
+        self.settings.breaker = Some(breaker);
+        self
+    }
+
+    /// Draws every retry from `budget` before sleeping: when it is spent the
+    /// run ends at once with [`RetryError::BudgetExhausted`](crate::RetryError::BudgetExhausted).
+    /// The first attempt counts as a request, and a success gives tokens back.
+    pub fn budget(mut self, budget: &'a RetryBudget) -> Self {
+        self.settings.budget = Some(budget);
+        self
+    }
+
+    /// Asks `throttle` before every attempt (it may reject locally, ending the
+    /// run with [`RetryError::Throttled`](crate::RetryError::Throttled)) and
+    /// tells it every outcome.
+    pub fn throttle(mut self, throttle: &'a AdaptiveThrottle) -> Self {
+        self.settings.throttle = Some(throttle);
+        self
+    }
+
+    /// Waits for a slot from `pacer` before every attempt (never past the
+    /// deadline: a wait that would cross it ends the run with
+    /// [`RetryError::DeadlineExceeded`](crate::RetryError::DeadlineExceeded))
+    /// and tells it every outcome, so it learns the rate the downstream
+    /// accepts. See [`Pacer`].
+    pub fn pacer(mut self, pacer: &'a Pacer) -> Self {
+        self.settings.pacer = Some(pacer);
+        self
+    }
+}
+
+impl<'a, Op, E, C, H, R> Retry<'a, Op, E, Async, C, H, R> {
+    /// Ends an attempt that runs longer than `limit`: its future is dropped
+    /// and the attempt fails with `on_timeout(limit)`. That error is
+    /// classified like any other, except that a plain [`Verdict::Retry`]
+    /// becomes [`Verdict::Timeout`] (a budget charges it its timeout cost):
+    /// so with the default classifier a timed-out attempt is retried, and a
+    /// classifier that answers [`Verdict::Fail`] for it ends the run (for an
+    /// attempt the server may have carried out and that must not be sent
+    /// twice). A zero limit means no timeout.
+    ///
+    /// Async runs only: a blocking call cannot be cut short (give its client
+    /// a timeout of its own; the deadline is checked between attempts).
+    ///
+    /// ```
+    /// # async fn demo() {
+    /// use std::time::Duration;
+    /// use backstop::RetryPolicy;
+    ///
+    /// #[derive(Debug)]
+    /// enum FetchError { TimedOut(Duration), Http(u16) }
+    /// # impl std::fmt::Display for FetchError { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{self:?}") } }
+    /// # async fn fetch() -> Result<String, FetchError> { Ok(String::new()) }
+    ///
+    /// let body = RetryPolicy::default()
+    ///     .retry(|| fetch())
+    ///     .attempt_timeout(Duration::from_secs(2), FetchError::TimedOut)
+    ///     .await;
+    /// # let _ = body; }
+    /// ```
+    pub fn attempt_timeout<F>(mut self, limit: Duration, on_timeout: F) -> Self
+    where
+        F: Fn(Duration) -> E + Send + Sync + 'a,
+    {
+        self.timeout = (!limit.is_zero()).then(|| AttemptTimeout { limit, on_timeout: Box::new(on_timeout) });
+        self
+    }
+}

@@ -289,3 +289,60 @@ async fn any_sdk_call_can_be_retried_with_the_macro() {
 }
 
 use md5::Digest;
+
+#[tokio::test]
+async fn a_transfer_reports_its_attempts_and_every_retry() {
+    let s3 = S3::start().await;
+    s3.script([Reply::s3_error(503, "SlowDown"), Reply::s3_error(500, "InternalError")]);
+    let retried = std::sync::Mutex::new(Vec::new());
+    let (uploaded, attempts) = backstop_aws::upload(&s3.client, BUCKET, "k", vec![7u8; 100])
+        .policy(&fast(5))
+        .on_retry(|event| retried.lock().unwrap().push(event.error.code().map(str::to_owned)))
+        .with_attempts()
+        .await
+        .unwrap();
+    assert_eq!((uploaded.parts, attempts), (1, 3));
+    assert_eq!(*retried.lock().unwrap(), [Some("SlowDown".to_owned()), Some("InternalError".to_owned())]);
+
+    // A multipart upload counts every request: the create, each part with
+    // its retries, and the complete.
+    s3.faults().fail_matching(2, |r| is_part(r, 2), Reply::s3_error(503, "SlowDown"));
+    let (_, attempts) = backstop_aws::upload(&s3.client, BUCKET, "big.bin", data(11 * MIB))
+        .policy(&fast(5))
+        .multipart_threshold(6 * MIB as u64)
+        .part_size(5 * MIB as u64)
+        .with_attempts()
+        .await
+        .unwrap();
+    assert_eq!(attempts, 1 + (3 + 2) + 1);
+
+    // A download that succeeds at once: one attempt.
+    let (got, attempts) = backstop_aws::download(&s3.client, BUCKET, "k").with_attempts().await.unwrap();
+    assert_eq!((got.len(), attempts), (100, 1));
+}
+
+#[tokio::test]
+async fn borrowed_bytes_are_uploaded_and_a_temporary_policy_is_fine() {
+    let s3 = S3::start().await;
+    let buffer = data(1000);
+    // A borrowed slice (copied once) and a policy made on the spot, awaited
+    // on the next line.
+    let upload = backstop_aws::upload(&s3.client, BUCKET, "slice.bin", &buffer[..])
+        .policy(&backstop::presets::S3_UPLOAD.to_builder().max_attempts(2).build().unwrap());
+    upload.await.unwrap();
+    assert_eq!(bytes_of(&s3.object_path("slice.bin")), buffer);
+}
+
+#[tokio::test]
+async fn a_download_into_a_missing_directory_fails_before_sending_anything() {
+    let s3 = S3::start().await;
+    backstop_aws::upload(&s3.client, BUCKET, "raw/trips.csv", "a,b\n1,2\n").await.unwrap();
+    let dir = TempDir::new();
+    let path = dir.0.join("no-such-dir").join("trips.csv");
+    let err = backstop_aws::download_to_file(&s3.client, BUCKET, "raw/trips.csv", &path).await.unwrap_err();
+    assert!(matches!(err, RetryError::Rejected { attempts: 0, .. }), "{err}");
+    let shown = format!("{err:#}");
+    assert!(shown.starts_with("GetObject bike-data failed before its first attempt"), "{shown}");
+    assert!(shown.contains("does not exist"), "{shown}");
+    assert_eq!(s3.requests_where(|r| is_get(r, "raw/trips.csv")), 0, "no GET was sent");
+}

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use backstop::{Backoff, RetryPolicy};
-use backstop_http::{Options, RetryLayer};
+use backstop_http::{Attempts, Options, RetryLayer};
 use backstop_testkit::{FaultServer, Reply};
 use bytes::Bytes;
 use http::{Method, Request};
@@ -28,6 +28,8 @@ where
     std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
     let resp = svc.call(req).await?;
     let status = resp.status().as_u16();
+    // Every response the layer returns says how many attempts it took.
+    assert!(resp.extensions().get::<Attempts>().is_some_and(|a| a.0 >= 1));
     Ok((status, resp.into_body().collect().await?.to_bytes()))
 }
 
@@ -40,6 +42,17 @@ async fn retries_statuses_and_resets_through_a_hyper_client() {
     let (status, body) = call(&mut svc, request(Method::GET, &server.url("/"))).await.unwrap();
     assert_eq!((status, &body[..]), (200, &b"ok"[..]));
     assert_eq!(server.hits(), 3);
+}
+
+#[tokio::test]
+async fn a_response_says_how_many_attempts_it_took() {
+    let server = FaultServer::start();
+    server.script([Reply::status(503), Reply::status(502), Reply::ok("ok")]);
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut svc = RetryLayer::new(fast(3)).layer(client);
+    std::future::poll_fn(|cx| svc.poll_ready(cx)).await.unwrap();
+    let resp = svc.call(request(Method::GET, &server.url("/"))).await.unwrap();
+    assert_eq!(resp.extensions().get::<Attempts>(), Some(&Attempts(3)));
 }
 
 #[tokio::test]

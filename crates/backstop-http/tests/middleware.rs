@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use backstop::breaker::BreakerConfig;
 use backstop::{Backoff, CircuitBreaker, ManualClock, RetryError, RetryPolicy};
-use backstop_http::{HttpError, NotRetried, Options, RetryMiddleware};
+use backstop_http::{Attempts, HttpError, NotRetried, Options, RetryMiddleware};
 use backstop_testkit::{FaultServer, Reply};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 
@@ -28,12 +28,9 @@ fn on_manual(attempts: u32, clock: &ManualClock) -> ClientWithMiddleware {
     client(RetryMiddleware::new(policy(attempts)).clock(clock))
 }
 
-/// The `RetryError` inside a middleware error.
+/// The `RetryError` inside a middleware error, found the documented way.
 fn retry_error(e: &reqwest_middleware::Error) -> &RetryError<HttpError> {
-    match e {
-        reqwest_middleware::Error::Middleware(a) => a.downcast_ref().expect("a RetryError"),
-        other => panic!("not a middleware error: {other:?}"),
-    }
+    backstop_http::retry_error(e).expect("a RetryError made by the middleware")
 }
 
 #[tokio::test]
@@ -44,6 +41,7 @@ async fn every_retryable_status_is_retried_then_succeeds() {
         let clock = ManualClock::new();
         let resp = on_manual(3, &clock).get(server.url("/forecast")).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{code}");
+        assert_eq!(resp.extensions().get::<Attempts>(), Some(&Attempts(2)), "{code}");
         assert_eq!(resp.text().await.unwrap(), "sunny");
         assert_eq!(server.hits(), 2, "{code}");
         assert_eq!(clock.sleeps(), [Duration::from_millis(500)], "{code}");
@@ -58,6 +56,7 @@ async fn other_statuses_are_returned_at_once() {
         let clock = ManualClock::new();
         let resp = on_manual(3, &clock).get(server.url("/")).send().await.unwrap();
         assert_eq!(resp.status(), code);
+        assert_eq!(resp.extensions().get::<Attempts>(), Some(&Attempts(1)), "{code}");
         assert_eq!(server.hits(), 1, "{code}");
         assert!(clock.sleeps().is_empty());
     }
@@ -70,6 +69,7 @@ async fn when_retries_run_out_the_last_response_is_returned() {
     let clock = ManualClock::new();
     let resp = on_manual(3, &clock).get(server.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 503);
+    assert_eq!(resp.extensions().get::<Attempts>(), Some(&Attempts(3)));
     assert_eq!(server.hits(), 3);
     assert_eq!(clock.sleeps(), [Duration::from_millis(500), S(1)]);
 }
@@ -307,4 +307,12 @@ async fn a_pacer_learns_the_rate_a_server_states_and_spaces_requests_to_it() {
     assert_eq!(pacer.rate(), Some(2.0));
     assert_eq!(server.hits(), 5);
     assert!(clock.elapsed() >= Duration::from_millis(1500), "{:?}", clock.elapsed());
+}
+
+#[tokio::test]
+async fn retry_error_finds_nothing_in_an_error_the_middleware_did_not_make() {
+    // No middleware of ours: reqwest's own error is not a run's.
+    let c = ClientBuilder::new(reqwest::Client::new()).build();
+    let err = c.get("http://127.0.0.1:1/").send().await.unwrap_err();
+    assert!(backstop_http::retry_error(&err).is_none());
 }

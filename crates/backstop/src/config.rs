@@ -43,7 +43,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::backoff::{Backoff, Curve, Jitter};
 use crate::duration::{format_duration, parse_duration};
-use crate::{RetryPolicy, presets};
+use crate::policy::RetryPolicy;
+use crate::presets;
 
 /// A duration in a config file: `"500ms"`, `"1m30s"`, or a number of seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]

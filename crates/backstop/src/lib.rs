@@ -120,7 +120,7 @@ pub mod throttle;
 pub mod verdict;
 
 pub use backoff::{Backoff, Delays, Jitter};
-pub use batch::{Batch, BatchOutcome};
+pub use batch::{Batch, BatchFuture, BatchOutcome};
 pub use breaker::{BreakerConfig, BreakerEvent, CircuitBreaker, CircuitOpen, CircuitState, Permit};
 pub use budget::RetryBudget;
 pub use clock::{Clock, ManualClock, SystemClock};

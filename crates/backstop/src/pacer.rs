@@ -552,7 +552,7 @@ impl PacerBuilder {
 #[cfg(all(test, not(backstop_loom)))]
 mod tests {
     use super::*;
-    use crate::ManualClock;
+    use crate::clock::ManualClock;
 
     fn pacer(clock: &ManualClock, rate: Option<f64>, burst: u32) -> Pacer {
         let b = Pacer::builder("t").burst(burst).clock(clock);

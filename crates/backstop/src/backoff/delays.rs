@@ -70,7 +70,7 @@ impl Iterator for Delays {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Backoff, Jitter};
+    use crate::backoff::{Backoff, Jitter};
     use std::time::Duration;
 
     #[test]

@@ -1,56 +1,64 @@
-//! The seeds' `upload_to_s3` quickstart, in Rust: an upload throttled twice
-//! (`503 SlowDown`), a download whose connection drops mid-body, and a
-//! missing key that fails at once, all with the real `aws-sdk-s3` client
-//! against a real S3 server (`s3s` + `s3s-fs`) running in this process on
-//! 127.0.0.1 behind a fault injector. Takes a few seconds of real backoff.
+//! An upload and a download with a plain `aws-sdk-s3` client, as in your own
+//! program: the quickstart of a data pipeline that writes its results to S3.
 //!
-//! Run it with: `cargo run --example s3_upload -p backstop-aws`
+//! The client is configured by hand here so that the example needs nothing
+//! but `aws-sdk-s3`; an application usually loads the same settings with
+//! `aws_config::load_defaults(BehaviorVersion::latest())` and
+//! `aws_sdk_s3::Client::new(&config)`. Any S3-compatible endpoint works:
+//!
+//! ```sh
+//! AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... AWS_REGION=eu-west-1 \
+//! S3_ENDPOINT=http://127.0.0.1:9000 \
+//!     cargo run --example s3_upload -p backstop-aws -- my-bucket
+//! ```
+//!
+//! (This example's HTTP client speaks plain HTTP, for a local endpoint such
+//! as MinIO; for AWS itself, enable a TLS feature of `aws-sdk-s3` or use
+//! `aws-config`.)
+
+use std::env;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use backstop::{CircuitBreaker, RetryError};
-use backstop_testkit::Reply;
-use backstop_testkit::s3::{ACCESS_KEY, LocalS3, SECRET_KEY};
+use backstop_aws::backstop::{CircuitBreaker, Guards, RetryBudget};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_target(false).init();
+    let bucket = env::args().nth(1).ok_or("usage: s3_upload <bucket>")?;
+    let var = |name: &str| env::var(name).map_err(|_| format!("set {name}"));
 
-    let s3 = LocalS3::start();
-    let client = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "example"))
-            .endpoint_url(s3.endpoint())
-            .force_path_style(true)
-            .http_client(aws_smithy_http_client::Builder::new().build_http())
-            .build(),
-    );
-    client.create_bucket().bucket("bike-data").send().await?;
-    let upload_circuit = CircuitBreaker::new("s3_upload", Default::default());
-
-    // Upload: S3 is throttling us twice. The S3_UPLOAD preset (5 attempts,
-    // 1 s doubling to 30 s, +U[0, 1 s]) rides it out.
-    s3.faults.script([Reply::s3_error(503, "SlowDown"), Reply::s3_error(503, "SlowDown")]);
-    let data = "station,bikes\nCentraal,12\nNeude,4\n".repeat(1000);
-    let uploaded = backstop_aws::upload(&client, "bike-data", "processed/run-42.csv", data.clone())
-        .breaker(&upload_circuit)
-        .await?;
-    println!("uploaded processed/run-42.csv, ETag {}", uploaded.e_tag.unwrap_or_default());
-
-    // Download: the connection drops halfway through the body; the body is
-    // read inside the attempt, so it is retried rather than returned short.
-    s3.faults.script([Reply::ForwardHalfBody]);
-    let back = backstop_aws::download(&client, "bike-data", "processed/run-42.csv").await?;
-    assert_eq!(back, data.as_bytes());
-    println!("downloaded {} bytes, identical", back.len());
-
-    // A missing key is permanent: it fails on the first attempt.
-    match backstop_aws::download(&client, "bike-data", "processed/run-43.csv").await {
-        // `{e:#}`: the run, then the S3 error naming the object, each said once.
-        Err(e @ RetryError::Rejected { .. }) => println!("not retried: {e:#}"),
-        other => return Err(format!("expected NoSuchKey, got {other:?}").into()),
+    let mut config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into())))
+        .credentials_provider(Credentials::new(
+            var("AWS_ACCESS_KEY_ID")?,
+            var("AWS_SECRET_ACCESS_KEY")?,
+            None,
+            None,
+            "env",
+        ))
+        .http_client(aws_smithy_http_client::Builder::new().build_http());
+    if let Ok(endpoint) = env::var("S3_ENDPOINT") {
+        config = config.endpoint_url(endpoint).force_path_style(true);
     }
-    println!("the server saw {} requests", s3.faults.hits());
+    let client = aws_sdk_s3::Client::from_conf(config.build());
+
+    // One set of guards for every call to this bucket, made once.
+    let s3 = Guards::builder()
+        .breaker(&CircuitBreaker::new("s3", Default::default()))
+        .budget(&RetryBudget::default())
+        .build();
+
+    // S3_UPLOAD by default: 5 attempts, 1 s doubling to 30 s, +U[0, 1 s].
+    let report = "station,bikes\nCentraal,12\nNeude,4\n";
+    let (uploaded, attempts) = backstop_aws::upload(&client, &bucket, "processed/run-42.csv", report)
+        .guards(&s3)
+        .on_retry(|event| eprintln!("retrying after: {}", event.error))
+        .with_attempts()
+        .await?;
+    println!("uploaded in {attempts} attempt(s), ETag {}", uploaded.e_tag.unwrap_or_default());
+
+    let back = backstop_aws::download(&client, &bucket, "processed/run-42.csv").guards(&s3).await?;
+    println!("downloaded {} bytes", back.len());
     Ok(())
 }

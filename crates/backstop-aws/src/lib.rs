@@ -1,6 +1,9 @@
 //! backstop for the AWS SDK for Rust: an error classifier for any operation,
-//! and S3 helpers that retry the way the seeds' `with_s3_retry`,
-//! `retry_s3_upload` and `retry_s3_download` did.
+//! and S3 uploads and downloads that retry throttling and outages (5 attempts,
+//! 1 s doubling to 30 s, `+U[0, 1 s]`, by default), abort what they leave
+//! behind, and never send a request the SDK also retries.
+//!
+//! This crate re-exports [`backstop`], so it is the only dependency you need.
 //!
 //! | want | use |
 //! |---|---|
@@ -14,6 +17,32 @@
 //! connections are retried; `AccessDenied`, `NoSuchKey`, `NoSuchBucket`,
 //! `InvalidAccessKeyId`, `SignatureDoesNotMatch` and other 4xx fail at once.
 //! A server hint (`x-amz-retry-after`, `Retry-After`) is honoured.
+//!
+//! # The client
+//!
+//! Any `aws_sdk_s3::Client` works; in an application it usually comes from
+//! `aws-config` (`aws_sdk_s3::Client::new(&aws_config::load_defaults(BehaviorVersion::latest()).await)`).
+//! Made by hand, for an S3-compatible endpoint:
+//!
+//! ```no_run
+//! use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = aws_sdk_s3::Config::builder()
+//!     .behavior_version(BehaviorVersion::latest())
+//!     .region(Region::new("eu-west-1"))
+//!     .credentials_provider(Credentials::new("access-key", "secret-key", None, None, "static"))
+//!     .endpoint_url("http://127.0.0.1:9000") // MinIO, LocalStack...; leave out for AWS
+//!     .force_path_style(true)
+//!     .build();
+//! let client = aws_sdk_s3::Client::from_conf(config);
+//! let report = backstop_aws::download(&client, "bike-data", "processed/run-42.csv").await?;
+//! # let _ = report; Ok(()) }
+//! ```
+//!
+//! The `s3_upload` example runs an upload and a download this way; the
+//! `s3_faults` example shows the retries against a local S3 that throttles
+//! and drops connections, without an account.
 //!
 //! # Cancellation
 //!

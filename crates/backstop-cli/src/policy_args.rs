@@ -43,7 +43,7 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
 }
 
-fn jitter(s: &str) -> Result<Jitter, String> {
+fn jitter(s: &str) -> Result<Jitter, backstop::ConfigError> {
     s.parse()
 }
 
@@ -65,9 +65,9 @@ impl PolicyArgs {
         if self.base.is_some() || self.max.is_some() || self.factor.is_some() {
             // The curve flags describe an exponential backoff; unset ones keep the old values.
             let base = self.base.unwrap_or(old.base());
-            let max = self.max.unwrap_or(old.cap().max(base));
-            let factor = self.factor.or(old.growth_factor()).unwrap_or(2.0);
-            let jitter = self.jitter.unwrap_or(old.jitter_kind());
+            let max = self.max.unwrap_or(old.get_max_delay().max(base));
+            let factor = self.factor.or(old.get_factor()).unwrap_or(2.0);
+            let jitter = self.jitter.unwrap_or(old.get_jitter());
             b = b.backoff(Backoff::exponential(base).factor(factor).max_delay(max).jitter(jitter));
         } else if let Some(jitter) = self.jitter {
             b = b.jitter(jitter);

@@ -92,7 +92,7 @@ pub fn schedule(args: ScheduleArgs) -> Result<i32, String> {
         Format::Json => {
             let out = serde_json::json!({
                 "max_attempts": policy.max_attempts(),
-                "jitter": policy.backoff().jitter_kind().to_string(),
+                "jitter": policy.backoff().get_jitter().to_string(),
                 "deadline_ms": deadline.map(ms),
                 "retries": rows,
             });
@@ -103,7 +103,7 @@ pub fn schedule(args: ScheduleArgs) -> Result<i32, String> {
             println!(
                 "{} attempts, jitter {}{}",
                 policy.max_attempts(),
-                policy.backoff().jitter_kind(),
+                policy.backoff().get_jitter(),
                 deadline.map(|t| format!(", deadline {}", fmt_secs(t))).unwrap_or_default()
             );
             println!(

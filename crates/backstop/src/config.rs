@@ -27,7 +27,7 @@
 //! "#)?;
 //! assert_eq!(policy.max_attempts(), 8);
 //! assert_eq!(policy.max_elapsed(), Some(Duration::from_secs(120)));
-//! assert_eq!(policy.backoff().jitter_kind(), Jitter::Full);
+//! assert_eq!(policy.backoff().get_jitter(), Jitter::Full);
 //!
 //! let err = toml::from_str::<RetryPolicy>("[backoff]\nfactor = 0.5").unwrap_err();
 //! assert!(err.to_string().contains("backoff.factor is 0.5"), "{err}");
@@ -290,7 +290,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.backoff().nominal(3), Duration::from_millis(250));
-        assert_eq!(p.backoff().jitter_kind(), Jitter::Proportional(0.1));
+        assert_eq!(p.backoff().get_jitter(), Jitter::Proportional(0.1));
     }
 
     #[test]

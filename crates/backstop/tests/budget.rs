@@ -91,7 +91,7 @@ fn small_ratios_are_not_truncated_to_zero() {
 fn bad_settings_name_their_field() {
     let cases = [
         (RetryBudget::token_bucket().capacity(0).build().unwrap_err(), "capacity"),
-        (RetryBudget::token_bucket().capacity(4).build().unwrap_err(), "retry_cost"),
+        (RetryBudget::token_bucket().capacity(4).retry_cost(5).build().unwrap_err(), "retry_cost"),
         (RetryBudget::token_bucket().timeout_cost(0).build().unwrap_err(), "timeout_cost"),
         (RetryBudget::token_bucket().refill_per_sec(f64::NAN).build().unwrap_err(), "refill_per_sec"),
         (RetryBudget::ratio().ratio(-1.0).build().unwrap_err(), "ratio"),
@@ -102,6 +102,23 @@ fn bad_settings_name_their_field() {
         assert_eq!(err.field(), field);
         assert!(err.to_string().starts_with("invalid retry budget: "), "{err}");
     }
+}
+
+#[test]
+fn a_small_bucket_lowers_the_default_costs_to_its_capacity() {
+    // capacity(5): a retry costs 5 and a timed-out retry 5 (not 10, which would not fit).
+    let budget = RetryBudget::token_bucket().capacity(5).build().unwrap();
+    assert_eq!(budget.try_withdraw(Verdict::Timeout).map(|w| w.cost()), Some(5));
+    assert!(budget.try_withdraw(Verdict::Retry).is_none());
+    let tiny = RetryBudget::token_bucket().capacity(3).build().unwrap();
+    assert_eq!(tiny.try_withdraw(Verdict::Retry).map(|w| w.cost()), Some(3));
+    // A cost set by hand that does not fit says which setting to change.
+    let err = RetryBudget::token_bucket().capacity(5).timeout_cost(10).build().unwrap_err();
+    assert_eq!(err.field(), "timeout_cost");
+    assert_eq!(
+        err.to_string(),
+        "invalid retry budget: timeout_cost is 10 with capacity 5; allowed: 1 ..= capacity (lower the cost or raise the capacity)"
+    );
 }
 
 fn policy(attempts: u32) -> RetryPolicy {

@@ -39,8 +39,8 @@ fn backoff() -> impl Strategy<Value = Backoff> {
 
 /// The bounds of one jittered delay around its nominal delay `d`.
 fn bounds(b: &Backoff, d: Duration, prev: Duration) -> (Duration, Duration) {
-    let cap = b.cap();
-    let (lo, hi) = match b.jitter_kind() {
+    let cap = b.get_max_delay();
+    let (lo, hi) = match b.get_jitter() {
         Jitter::None => (d, d),
         Jitter::Full => (Duration::ZERO, d),
         Jitter::Equal => (d / 2, d),
@@ -68,9 +68,9 @@ proptest! {
         b in backoff(), retry in any::<u32>(), prev in duration(), sample in 0.0f64..1.0,
     ) {
         prop_assert!(b.validate().is_ok());
-        let prev = prev.min(b.cap());
+        let prev = prev.min(b.get_max_delay());
         let v = b.delay_at(retry, prev, sample);
-        prop_assert!(v <= b.cap());
+        prop_assert!(v <= b.get_max_delay());
         prop_assert!(within(v, bounds(&b, b.nominal(retry), prev)), "{v:?} not in {:?}", bounds(&b, b.nominal(retry), prev));
     }
 
@@ -78,7 +78,7 @@ proptest! {
     fn the_delay_stream_stays_in_bounds(b in backoff(), seed in any::<u64>()) {
         let mut prev = b.base();
         for (i, v) in b.delays(Some(seed)).take(64).enumerate() {
-            prop_assert!(v <= b.cap());
+            prop_assert!(v <= b.get_max_delay());
             prop_assert!(within(v, bounds(&b, b.nominal(i as u32 + 1), prev)));
             prev = v;
         }

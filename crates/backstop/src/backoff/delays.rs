@@ -36,7 +36,7 @@ impl Delays {
     /// crowd refused twice spreads wider; never past `limit` (the policy's
     /// `max_retry_after`) unless the hint itself is.
     pub(crate) fn after_hint(&mut self, hint: Duration, limit: Duration) -> Duration {
-        let growth = self.backoff.growth_factor().unwrap_or(1.0).powi(self.retry.saturating_sub(1).min(64) as i32);
+        let growth = self.backoff.get_factor().unwrap_or(1.0).powi(self.retry.saturating_sub(1).min(64) as i32);
         let width = self.backoff.jitter.spread(hint);
         let width = super::scale_saturating(width, growth, limit.saturating_sub(hint));
         if width.is_zero() {

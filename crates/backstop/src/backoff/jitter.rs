@@ -121,30 +121,37 @@ impl Jitter {
 /// assert!("wobbly".parse::<Jitter>().is_err());
 /// ```
 impl FromStr for Jitter {
-    type Err = String;
+    type Err = ConfigError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    /// Parses the form [`Display`](fmt::Display) writes: `none`, `full`,
+    /// `equal`, `decorrelated`, `additive:<duration>` (`additive:500ms`) or
+    /// `proportional:<fraction>` (`proportional:0.25`). The error names the
+    /// field `jitter` and lists what is allowed.
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        const ALLOWED: &str = "none, full, equal, decorrelated, additive:<duration>, proportional:<fraction>";
         let (kind, arg) = match s.trim().split_once(':') {
             Some((k, a)) => (k, Some(a)),
             None => (s.trim(), None),
         };
-        let missing =
-            || format!("jitter {kind:?} needs a value, like {kind}:{}", if kind == "additive" { "1s" } else { "0.25" });
+        let bad = |problem: String| ConfigError::new("jitter", problem, ALLOWED);
         match (kind, arg) {
             ("none", None) => Ok(Jitter::None),
             ("full", None) => Ok(Jitter::Full),
             ("equal", None) => Ok(Jitter::Equal),
             ("decorrelated", None) => Ok(Jitter::Decorrelated),
-            ("additive", Some(d)) => crate::parse_duration(d).map(Jitter::Additive).map_err(|e| e.to_string()),
+            ("additive", Some(d)) => crate::duration::parse_duration(d)
+                .map(Jitter::Additive)
+                .map_err(|e| bad(format!("is {s:?}, whose duration is invalid ({e})"))),
             ("proportional", Some(f)) => f
                 .trim()
                 .parse::<f64>()
                 .map(Jitter::Proportional)
-                .map_err(|_| format!("invalid fraction {f:?} in jitter {s:?}; write e.g. proportional:0.25")),
-            ("additive" | "proportional", None) => Err(missing()),
-            _ => Err(format!(
-                "unknown jitter {s:?}; allowed: none, full, equal, decorrelated, additive:<duration>, proportional:<fraction>"
-            )),
+                .map_err(|_| bad(format!("is {s:?}, whose fraction {f:?} is not a number"))),
+            ("additive" | "proportional", None) => {
+                let example = if kind == "additive" { "additive:1s" } else { "proportional:0.25" };
+                Err(bad(format!("is {s:?}, which needs a value, like {example}")))
+            }
+            _ => Err(bad(format!("is {s:?}, not a kind of jitter"))),
         }
     }
 }
@@ -206,7 +213,14 @@ mod tests {
         ] {
             assert_eq!(j.to_string().parse::<Jitter>(), Ok(j));
         }
-        assert!("additive".parse::<Jitter>().unwrap_err().contains("needs a value"));
+        let err = "additive".parse::<Jitter>().unwrap_err();
+        assert_eq!(err.field(), "jitter");
+        assert!(err.to_string().contains("needs a value, like additive:1s"), "{err}");
+        assert_eq!(
+            "wobbly".parse::<Jitter>().unwrap_err().to_string(),
+            "invalid retry policy: jitter is \"wobbly\", not a kind of jitter; allowed: none, full, equal, \
+             decorrelated, additive:<duration>, proportional:<fraction>"
+        );
         assert!("proportional:lots".parse::<Jitter>().is_err());
     }
 

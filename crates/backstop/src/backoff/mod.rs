@@ -6,7 +6,7 @@
 //! together do not retry together. A [`RetryPolicy`](crate::RetryPolicy) owns
 //! one `Backoff`; the run loop draws the delays from it with [`Backoff::delays`].
 //!
-//! Three growth curves are built in, one file each:
+//! Three growth curves are built in:
 //!
 //! | constructor | nominal delay before retry `n` |
 //! |---|---|
@@ -29,20 +29,19 @@
 //! assert_eq!(backoff.nominal(3), Duration::from_secs(4));
 //! assert_eq!(backoff.nominal(1_000_000), Duration::from_secs(30));
 //!
-//! // The same schedule with the seeds' jitter: d + U[0, 1 s], still capped at 30 s.
+//! // The same schedule with additive jitter: d + U[0, 1 s], still capped at 30 s.
 //! let jittered = backoff.jitter(Jitter::Additive(Duration::from_secs(1)));
 //! let first: Vec<Duration> = jittered.delays(Some(7)).take(3).collect();
 //! assert!(first[0] >= Duration::from_secs(1) && first[0] <= Duration::from_secs(2));
 //! ```
 
-mod constant;
+mod curve;
 mod delays;
-mod exponential;
 mod jitter;
-mod linear;
 
 use std::time::Duration;
 
+pub(crate) use curve::Curve;
 pub use delays::Delays;
 pub use jitter::Jitter;
 
@@ -72,14 +71,6 @@ pub struct Backoff {
     pub(crate) curve: Curve,
     pub(crate) max_delay: Duration,
     pub(crate) jitter: Jitter,
-}
-
-/// The growth curve of a [`Backoff`], before cap and jitter.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Curve {
-    Exponential { base: Duration, factor: f64 },
-    Linear { base: Duration, step: Duration },
-    Constant { delay: Duration },
 }
 
 impl Backoff {
@@ -141,14 +132,11 @@ impl Backoff {
     /// The first delay of the curve: `base` for exponential and linear,
     /// `delay` for constant. Decorrelated jitter never goes below it.
     pub const fn base(&self) -> Duration {
-        match self.curve {
-            Curve::Exponential { base, .. } | Curve::Linear { base, .. } => base,
-            Curve::Constant { delay } => delay,
-        }
+        self.curve.base()
     }
 
-    /// The growth factor, for an exponential backoff.
-    pub const fn growth_factor(&self) -> Option<f64> {
+    /// The growth factor set by [`factor`](Self::factor), for an exponential backoff.
+    pub const fn get_factor(&self) -> Option<f64> {
         match self.curve {
             Curve::Exponential { factor, .. } => Some(factor),
             _ => None,
@@ -156,12 +144,12 @@ impl Backoff {
     }
 
     /// The cap set by [`max_delay`](Self::max_delay).
-    pub const fn cap(&self) -> Duration {
+    pub const fn get_max_delay(&self) -> Duration {
         self.max_delay
     }
 
     /// The jitter set by [`jitter`](Self::jitter).
-    pub const fn jitter_kind(&self) -> Jitter {
+    pub const fn get_jitter(&self) -> Jitter {
         self.jitter
     }
 
@@ -169,12 +157,7 @@ impl Backoff {
     /// counted from 1. `nominal(0)` is the same as `nominal(1)`.
     pub fn nominal(&self, retry: u32) -> Duration {
         let n = retry.max(1) - 1;
-        let raw = match self.curve {
-            Curve::Exponential { base, factor } => exponential::nominal(base, factor, n, self.max_delay),
-            Curve::Linear { base, step } => linear::nominal(base, step, n),
-            Curve::Constant { delay } => constant::nominal(delay),
-        };
-        raw.min(self.max_delay)
+        self.curve.nominal(n, self.max_delay).min(self.max_delay)
     }
 
     /// The jittered delay before retry number `retry` when the jitter's uniform

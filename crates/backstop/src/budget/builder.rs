@@ -12,6 +12,11 @@ use crate::error::ConfigError;
 use crate::sliding::SlidingCounts;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex};
 
+/// What a retry costs a token bucket unless set (the AWS SDKs' number).
+const DEFAULT_RETRY_COST: u32 = 5;
+/// What a retry after a timeout costs unless set.
+const DEFAULT_TIMEOUT_COST: u32 = 10;
+
 impl RetryBudget {
     /// A token bucket with the AWS SDKs' standard numbers: capacity 500, a
     /// retry costs 5, a retry after a timeout 10, a success refunds 1, no refill.
@@ -19,8 +24,8 @@ impl RetryBudget {
         TokenBucketBuilder {
             common: Common::new("retry_budget"),
             capacity: 500,
-            retry_cost: 5,
-            timeout_cost: 10,
+            retry_cost: None,
+            timeout_cost: None,
             success_refund: 1,
             refill_per_sec: 0.0,
         }
@@ -80,8 +85,9 @@ fn invalid(field: &'static str, problem: String, allowed: &'static str) -> Confi
 pub struct TokenBucketBuilder {
     common: Common,
     capacity: u32,
-    retry_cost: u32,
-    timeout_cost: u32,
+    /// `None`: the default, lowered to the capacity of a smaller bucket.
+    retry_cost: Option<u32>,
+    timeout_cost: Option<u32>,
     success_refund: u32,
     refill_per_sec: f64,
 }
@@ -105,16 +111,17 @@ impl TokenBucketBuilder {
         self
     }
 
-    /// Tokens a retry costs (default 5; allowed: 1 ..= capacity).
+    /// Tokens a retry costs (default 5, or the capacity if that is smaller;
+    /// allowed: 1 ..= capacity).
     pub fn retry_cost(mut self, tokens: u32) -> Self {
-        self.retry_cost = tokens;
+        self.retry_cost = Some(tokens);
         self
     }
 
-    /// Tokens a retry after a [`Verdict::Timeout`] costs (default 10; allowed:
-    /// 1 ..= capacity).
+    /// Tokens a retry after a [`Verdict::Timeout`] costs (default 10, or the
+    /// capacity if that is smaller; allowed: 1 ..= capacity).
     pub fn timeout_cost(mut self, tokens: u32) -> Self {
-        self.timeout_cost = tokens;
+        self.timeout_cost = Some(tokens);
         self
     }
 
@@ -136,9 +143,14 @@ impl TokenBucketBuilder {
         if self.capacity == 0 {
             return Err(invalid("capacity", "is 0".into(), "1 or more tokens"));
         }
-        for (field, cost) in [("retry_cost", self.retry_cost), ("timeout_cost", self.timeout_cost)] {
+        // A default cost fits any bucket (a bucket of 5 charges 5 for a
+        // timeout); a cost that was set must fit as it is.
+        let retry_cost = self.retry_cost.unwrap_or(DEFAULT_RETRY_COST.min(self.capacity));
+        let timeout_cost = self.timeout_cost.unwrap_or(DEFAULT_TIMEOUT_COST.min(self.capacity));
+        for (field, cost) in [("retry_cost", retry_cost), ("timeout_cost", timeout_cost)] {
             if cost == 0 || cost > self.capacity {
-                return Err(invalid(field, format!("is {cost} with capacity {}", self.capacity), "1 ..= capacity"));
+                let problem = format!("is {cost} with capacity {}", self.capacity);
+                return Err(invalid(field, problem, "1 ..= capacity (lower the cost or raise the capacity)"));
             }
         }
         if !(self.refill_per_sec.is_finite() && self.refill_per_sec >= 0.0) {
@@ -148,8 +160,8 @@ impl TokenBucketBuilder {
         Ok(self.common.build(Kind::Bucket(TokenBucket {
             milli: AtomicU64::new(capacity),
             capacity,
-            retry_cost: self.retry_cost,
-            timeout_cost: self.timeout_cost,
+            retry_cost,
+            timeout_cost,
             success_refund: self.success_refund,
             refill_per_sec: self.refill_per_sec,
             last_refill: Mutex::new(0),

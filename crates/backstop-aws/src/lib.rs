@@ -54,7 +54,7 @@
 //!
 //! # Errors
 //!
-//! Errors are [`RetryError`](backstop::RetryError)s of [`S3Error`], which names
+//! Errors are [`RetryError`]s of [`S3Error`], which names
 //! the operation, the object and, for a multipart upload, the part:
 //! `UploadPart failed for s3://bike-data/big.bin (part 3): SlowDown: ...`.
 //! `{}` prints one layer, `{:#}` the whole chain, each cause once.
@@ -98,6 +98,7 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
 
 /// Sends an SDK request once (the SDK's own retries off: ours do the
 /// retrying), naming the operation and its target (a `Target`) in the error.

@@ -126,6 +126,18 @@ impl<'a> Settings<'a> {
     }
 }
 
+impl<K: std::fmt::Debug> std::fmt::Debug for Transfer<'_, K> {
+    /// What the transfer moves and its retry settings (the client is left out).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transfer")
+            .field("kind", &self.kind)
+            .field("policy", &self.settings.policy)
+            .field("guards", &self.settings.guards)
+            .field("attempt_timeout", &self.settings.attempt_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, K> Transfer<'a, K> {
     pub(crate) fn new(client: &'a Client, kind: K, policy: &RetryPolicy) -> Self {
         Self { client, kind, settings: Settings::new(policy) }

@@ -28,7 +28,7 @@ use crate::replay::Replay;
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// A tower [`Layer`] that retries HTTP requests under a [`RetryPolicy`]
-/// (default: [`presets::api_call`]), with the same rules as
+/// (default: [`presets::API_CALL`]), with the same rules as
 /// [`RetryMiddleware`](crate::RetryMiddleware): retryable statuses and
 /// transport errors are retried, `Retry-After` honoured, only requests safe to
 /// send twice are retried (with the same generated `Idempotency-Key` on every
@@ -38,12 +38,12 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 ///
 /// The request body must be `Clone` (`Full<Bytes>`, `String`, ...), so every
 /// attempt sends the same request.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RetryLayer {
     shared: Arc<Shared>,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 struct Shared {
     policy: RetryPolicy,
     /// `policy` with one attempt, for requests that are sent once.

@@ -4,7 +4,7 @@
 //!
 //! The seeds' `with_api_retry`: retry 5xx, connection errors, timeouts and
 //! 429; never other 4xx; respect `Retry-After`; 3 attempts, 0.5 s doubling to
-//! 10 s, +U[0, 0.5 s] ([`presets::api_call`](backstop::presets::api_call)).
+//! 10 s, +U[0, 0.5 s] ([`presets::API_CALL`]).
 //!
 //! | want | use |
 //! |---|---|
@@ -35,6 +35,7 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
 
 /// The core crate, so that this one dependency is enough: `backstop_http::backstop::CircuitBreaker`.
 pub use backstop;

@@ -15,7 +15,7 @@ use crate::options::{Options, fresh_key};
 use crate::replay::Replay;
 
 /// Retries a client's requests under a [`RetryPolicy`] (default:
-/// [`presets::api_call`]), optionally through a [`CircuitBreaker`] and a
+/// [`presets::API_CALL`]), optionally through a [`CircuitBreaker`] and a
 /// [`RetryBudget`] shared by every request.
 ///
 /// - Retryable statuses (5xx but 501/505, 429, 408) and transport errors are
@@ -40,7 +40,7 @@ use crate::replay::Replay;
 ///     .with(RetryMiddleware::default())
 ///     .build();
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RetryMiddleware {
     policy: RetryPolicy,
     /// `policy` with one attempt, for requests that are sent once.

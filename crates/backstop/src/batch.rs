@@ -134,6 +134,7 @@ impl<E, F: Fn(usize, &RetryEvent<'_, E>)> BatchHook<E> for F {
 
 /// A batch's hook, as one item's run sees it (`P`: a reference or an `Arc`).
 #[doc(hidden)]
+#[allow(missing_debug_implementations)]
 pub struct ItemHook<P> {
     hook: P,
     index: usize,
@@ -147,6 +148,7 @@ impl<E, P: Deref<Target: BatchHook<E>>> OnRetry<E> for ItemHook<P> {
 
 /// A batch's classifier lent to each item's run (`P`: a reference or an `Arc`).
 #[doc(hidden)]
+#[allow(missing_debug_implementations)]
 pub struct Shared<P>(P);
 
 impl<E, P: Deref<Target: Classify<E>>> Classify<E> for Shared<P> {
@@ -157,6 +159,7 @@ impl<E, P: Deref<Target: Classify<E>>> Classify<E> for Shared<P> {
 
 /// One item's async attempts: the batch's operation, called on a clone of the item.
 #[doc(hidden)]
+#[allow(missing_debug_implementations)]
 pub struct ItemOp<Op, I> {
     op: Arc<Mutex<Op>>,
     item: I,
@@ -171,6 +174,18 @@ where
         // Held only while `op` makes the attempt's future, never across an
         // await. (A `Mutex` rather than a `RefCell` keeps the batch `Send`.)
         (self.op.lock().unwrap_or_else(PoisonError::into_inner))(self.item.clone())
+    }
+}
+
+impl<I, Op, E, K, C, H> std::fmt::Debug for Batch<'_, I, Op, E, K, C, H> {
+    /// The batch's settings, its size and how it runs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("settings", &self.settings)
+            .field("items", &self.items.len())
+            .field("fail_fast", &self.fail_fast)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
     }
 }
 
@@ -368,6 +383,17 @@ pin_project! {
         fail_fast: bool,
         concurrency: usize,
         stopped: bool,
+    }
+}
+
+impl<I, Op, Fut, C, H, T, E> std::fmt::Debug for BatchFuture<'_, I, Op, Fut, C, H, T, E> {
+    /// How far the batch is: items running, waiting and done.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchFuture")
+            .field("running", &self.running.len())
+            .field("waiting", &self.waiting.len())
+            .field("done", &self.slots.iter().filter(|s| s.is_some()).count())
+            .finish_non_exhaustive()
     }
 }
 

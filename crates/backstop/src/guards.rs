@@ -1,24 +1,4 @@
-//! [`Guards`]: the breaker, budget, throttle, pacer and clock that every call
-//! to one downstream shares, as one value.
-//!
-//! Make it once per downstream, then hand it to whatever makes the calls: a
-//! run ([`Retry::guards`](crate::Retry::guards)), a batch, the HTTP middleware
-//! and layer, the S3 transfers. Each takes `&Guards` the same way; cloning it
-//! shares the guards (each is an `Arc` inside).
-//!
-//! ```
-//! use backstop::{CircuitBreaker, Guards, RetryBudget, RetryPolicy};
-//!
-//! let s3 = Guards::builder()
-//!     .breaker(&CircuitBreaker::new("s3", Default::default()))
-//!     .budget(&RetryBudget::default())
-//!     .build();
-//! let policy = RetryPolicy::default();
-//! let etag = policy.retry(|| Ok::<_, std::io::Error>("etag-1")).guards(&s3).call()?;
-//! assert_eq!(etag, "etag-1");
-//! assert_eq!(s3.breaker().map(|b| b.name()), Some("s3"));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! [`Guards`]: the guards every call to one downstream shares, as one value.
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,7 +9,27 @@ use crate::clock::Clock;
 use crate::pacer::Pacer;
 use crate::throttle::AdaptiveThrottle;
 
-/// The guards shared by every call to one downstream; see the [module docs](self).
+/// The breaker, budget, throttle, pacer and clock that every call
+/// to one downstream shares, as one value.
+///
+/// Make it once per downstream, then hand it to whatever makes the calls: a
+/// run ([`Retry::guards`](crate::Retry::guards)), a batch, the HTTP middleware
+/// and layer, the S3 transfers. Each takes `&Guards` the same way; cloning it
+/// shares the guards (each is an `Arc` inside).
+///
+/// ```
+/// use backstop::{CircuitBreaker, Guards, RetryBudget, RetryPolicy};
+///
+/// let s3 = Guards::builder()
+///     .breaker(&CircuitBreaker::new("s3", Default::default()))
+///     .budget(&RetryBudget::default())
+///     .build();
+/// let policy = RetryPolicy::default();
+/// let etag = policy.retry(|| Ok::<_, std::io::Error>("etag-1")).guards(&s3).call()?;
+/// assert_eq!(etag, "etag-1");
+/// assert_eq!(s3.breaker().map(|b| b.name()), Some("s3"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// Empty by default (no guard, the system clock). `Clone` shares the guards.
 #[derive(Clone, Default)]

@@ -94,8 +94,10 @@
 //! Without `tokio`, async runs sleep on a timer thread, so they work on any
 //! executor; implement [`Clock`] to use your runtime's timer instead.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
 
 pub mod backoff;
 pub mod batch;
@@ -103,12 +105,14 @@ pub mod breaker;
 pub mod budget;
 pub mod clock;
 #[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod config;
 pub mod docs;
 pub mod duration;
 pub mod error;
 mod guards;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 pub mod pacer;
 pub mod policy;

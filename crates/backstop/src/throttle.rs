@@ -166,6 +166,7 @@ impl fmt::Debug for AdaptiveThrottle {
 }
 
 /// Builds an [`AdaptiveThrottle`]; see [`AdaptiveThrottle::builder`].
+#[derive(Debug)]
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct AdaptiveThrottleBuilder {
     name: StdArc<str>,

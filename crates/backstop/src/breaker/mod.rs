@@ -268,3 +268,13 @@ impl CircuitBreakerBuilder {
         CircuitBreaker { core: Arc::new(Core::new(self.name, self.config, self.clock, self.on_change)) }
     }
 }
+
+impl fmt::Debug for CircuitBreakerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreakerBuilder")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("on_state_change", &self.on_change.is_some())
+            .finish_non_exhaustive()
+    }
+}

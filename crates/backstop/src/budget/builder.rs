@@ -51,6 +51,7 @@ impl Default for RetryBudget {
 }
 
 /// Settings both budget builders share.
+#[derive(Debug)]
 struct Common {
     name: StdArc<str>,
     clock: StdArc<dyn Clock>,
@@ -81,6 +82,7 @@ fn invalid(field: &'static str, problem: String, allowed: &'static str) -> Confi
 }
 
 /// Builds a token-bucket [`RetryBudget`]; see [`RetryBudget::token_bucket`].
+#[derive(Debug)]
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct TokenBucketBuilder {
     common: Common,
@@ -118,7 +120,7 @@ impl TokenBucketBuilder {
         self
     }
 
-    /// Tokens a retry after a [`Verdict::Timeout`] costs (default 10, or the
+    /// Tokens a retry after a [`Verdict::Timeout`](crate::Verdict::Timeout) costs (default 10, or the
     /// capacity if that is smaller; allowed: 1 ..= capacity).
     pub fn timeout_cost(mut self, tokens: u32) -> Self {
         self.timeout_cost = Some(tokens);
@@ -170,6 +172,7 @@ impl TokenBucketBuilder {
 }
 
 /// Builds a ratio [`RetryBudget`]; see [`RetryBudget::ratio`].
+#[derive(Debug)]
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct RatioBuilder {
     common: Common,

@@ -12,7 +12,7 @@ use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering, lock};
 use crate::verdict::Verdict;
 
 /// A retry budget shared by any number of runs and threads; see the
-/// [module docs](self). `Clone` shares the budget.
+/// [module docs](crate::budget). `Clone` shares the budget.
 #[derive(Clone)]
 pub struct RetryBudget {
     pub(super) inner: Arc<Inner>,

@@ -7,7 +7,7 @@
 //! every call. Running it is [`RetryPolicy::retry`]'s job (see [`crate::retry`]).
 //!
 //! Policies are only made through [`RetryPolicy::builder`], whose `build()`
-//! checks every setting and returns a [`ConfigError`] naming the bad one, or
+//! checks every setting and returns a [`ConfigError`](crate::ConfigError) naming the bad one, or
 //! through the [`presets`](crate::presets), which are valid by construction.
 
 mod builder;

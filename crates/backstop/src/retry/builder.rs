@@ -59,6 +59,16 @@ pub(crate) struct AttemptTimeout<'a, E> {
     pub(super) on_timeout: Box<dyn Fn(Duration) -> E + Send + Sync + 'a>,
 }
 
+impl<Op, E, K, C, H, R> std::fmt::Debug for Retry<'_, Op, E, K, C, H, R> {
+    /// The run's settings: its policy, name and guards, and its attempt timeout.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retry")
+            .field("settings", &self.settings)
+            .field("attempt_timeout", &self.timeout.as_ref().map(|t| t.limit))
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, Op, E, K, C, H> Retry<'a, Op, E, K, C, H> {
     pub(crate) fn from_parts(settings: RunSettings<'a>, op: Op, classifier: C, hook: H) -> Self {
         Self { settings, op, classifier, hook, timeout: None, kind: PhantomData }

@@ -15,7 +15,7 @@ use crate::breaker::CircuitOpen;
 ///
 /// Its `Display` says what happened in one line, with the name given by
 /// [`Retry::name`](crate::retry::Retry::name); `{:#}` adds the last error
-/// (see [how backstop's errors print](self#how-backstops-errors-print)):
+/// (see [how backstop's errors print](crate::error#how-backstops-errors-print)):
 ///
 /// ```
 /// use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Running an operation under a policy: [`RetryPolicy::retry`] and the
+//! Running an operation under a policy: [`RetryPolicy::retry`](crate::RetryPolicy::retry) and the
 //! [`Retry`] builder it returns.
 //!
 //! One builder serves sync and async code. Configure it with

@@ -20,7 +20,7 @@ pub type Name = Cow<'static, str>;
 pub const DEFAULT_NAME: &str = "operation";
 
 /// A run's settings, borrowed for the run.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct RunSettings<'a> {
     pub(crate) policy: &'a RetryPolicy,
     pub(crate) name: Name,

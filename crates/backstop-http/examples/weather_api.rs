@@ -1,4 +1,4 @@
-//! The seeds' `fetch_weather_data`, in Rust: a weather API that answers 503,
+//! Fetching weather data from an API that answers 503,
 //! then 429 with `Retry-After: 1`, then the forecast. The API is the bundled
 //! fault server on 127.0.0.1; the client is a real reqwest client with
 //! backstop's middleware. Takes about 2 s of real waiting.
@@ -22,7 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .header("content-type", "application/json"),
     ]);
 
-    // The seeds' API preset: 3 attempts, 0.5 s doubling to 10 s, +U[0, 0.5 s].
+    // The API preset: 3 attempts, 0.5 s doubling to 10 s, +U[0, 0.5 s].
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(RetryMiddleware::new(presets::API_CALL).breaker(&CircuitBreaker::new("weather_api", Default::default())))
         .build();

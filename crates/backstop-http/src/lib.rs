@@ -2,8 +2,8 @@
 //! reqwest (a `reqwest-middleware` middleware, or plain helpers) and for any
 //! tower HTTP client (a layer).
 //!
-//! The seeds' `with_api_retry`: retry 5xx, connection errors, timeouts and
-//! 429; never other 4xx; respect `Retry-After`; 3 attempts, 0.5 s doubling to
+//! Retries 5xx, connection errors, timeouts and
+//! 429; never other 4xx; respects `Retry-After`; 3 attempts, 0.5 s doubling to
 //! 10 s, +U[0, 0.5 s] ([`presets::API_CALL`]).
 //!
 //! | want | use |

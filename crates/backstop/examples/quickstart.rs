@@ -1,4 +1,4 @@
-//! The seeds' quickstart, in Rust: an S3 upload and a weather API call, each
+//! The quickstart: an S3 upload and a weather API call, each
 //! failing a few times before it works, retried with the ready presets, and a
 //! permanent error handled at once. Real time, real sleeps (about 5 s).
 //!
@@ -71,7 +71,7 @@ fn fetch_weather_data(failures: &Cell<u32>, city: &str) -> Result<String, HttpEr
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // The seeds' log lines: "Retrying upload_to_s3 in 1.0 seconds (attempt 1/5)".
+    // The log lines: "Retrying upload_to_s3 in 1.0 seconds (attempt 1/5)".
     tracing_subscriber::fmt().with_target(false).init();
 
     // S3 upload: 5 attempts, 1 s doubling to 30 s, +U[0, 1 s].

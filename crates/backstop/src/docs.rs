@@ -1,6 +1,6 @@
 //! A cookbook of real situations, each a page of compiling examples.
 //!
-//! - [`s3_upload`]: retrying an S3 upload (the seeds' `@with_s3_retry`)
+//! - [`s3_upload`]: retrying an S3 upload: throttling, transient errors, permanent ones
 //! - [`weather_api`]: an HTTP API with `Retry-After` and a deadline
 //! - [`breaker`]: a circuit breaker around an upload
 //! - [`closures`]: arguments, borrows, `&mut self`, `Ok` values that mean failure

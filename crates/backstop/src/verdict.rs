@@ -89,8 +89,8 @@ where
     }
 }
 
-/// The default classifier: every error is transient (the seeds' default of
-/// retrying on any exception).
+/// The default classifier: every error is transient, as a retry decorator
+/// that retries on any exception does.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AlwaysRetry;
 

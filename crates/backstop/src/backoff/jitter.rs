@@ -20,8 +20,8 @@ use crate::error::ConfigError;
 /// | `Full` | `U[0, d]` |
 /// | `Equal` | `d/2 + U[0, d/2]` |
 /// | `Decorrelated` | `min(cap, U[base, 3·prev])` (prev: the last delay, starting at base) |
-/// | `Additive(j)` | `d + U[0, j]` (the seeds' and tenacity's `wait_exponential_jitter`) |
-/// | `Proportional(f)` | `d · (1 + U[-f, f])` (the seeds' ±25 % is `Proportional(0.25)`) |
+/// | `Additive(j)` | `d + U[0, j]` (tenacity's `wait_exponential_jitter`; the presets' `+U[0, 1 s]`) |
+/// | `Proportional(f)` | `d · (1 + U[-f, f])` (±25 % is `Proportional(0.25)`) |
 ///
 /// ```
 /// use std::time::Duration;

@@ -39,8 +39,8 @@ pub enum CountAs {
 }
 
 /// The settings of a [`CircuitBreaker`](super::CircuitBreaker), made by
-/// [`BreakerConfig::builder`] (validated) or [`BreakerConfig::default`] (the
-/// seeds': 5 consecutive failures trip it, it stays open 30 s, 1 successful
+/// [`BreakerConfig::builder`] (validated) or [`BreakerConfig::default`] (5
+/// consecutive failures trip it, it stays open 30 s, 1 successful
 /// probe closes it).
 ///
 /// ```
@@ -97,8 +97,8 @@ impl Default for BreakerConfig {
 }
 
 impl BreakerConfig {
-    /// A builder with no trip rule set; `build()` falls back to the seeds'
-    /// 5 consecutive failures if none is given.
+    /// A builder with no trip rule set; `build()` falls back to 5
+    /// consecutive failures if none is given.
     pub fn builder() -> BreakerConfigBuilder {
         BreakerConfigBuilder { config: BreakerConfig { consecutive_failures: None, ..BreakerConfig::default() } }
     }
@@ -267,7 +267,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_is_the_seeds() {
+    fn default_is_five_failures_thirty_seconds_one_probe() {
         let c = BreakerConfig::default();
         assert_eq!(c.consecutive_failures, Some(5));
         assert_eq!(c.open_for(), Duration::from_secs(30));

@@ -16,7 +16,7 @@
 //!     └──────────────── success_threshold probes succeed ─────────┘
 //! ```
 //!
-//! Trip rules ([`BreakerConfig`]): consecutive failures (the seeds': 5), a
+//! Trip rules ([`BreakerConfig`]): consecutive failures (5 by default), a
 //! failure rate over a window of the last N calls or the last T seconds, a
 //! slow-call rate. A breaker is `Clone` (clones share one state), `Send +
 //! Sync`, and cheap where it matters: a closed breaker's check is one atomic
@@ -81,7 +81,7 @@ pub struct CircuitBreaker {
 }
 
 impl CircuitBreaker {
-    /// A breaker on the real clock. `BreakerConfig::default()` is the seeds':
+    /// A breaker on the real clock. `BreakerConfig::default()` is:
     /// 5 consecutive failures, 30 s open, 1 successful probe to close.
     pub fn new(name: impl Into<StdArc<str>>, config: BreakerConfig) -> Self {
         Self::builder(name).config(config).build()

@@ -38,7 +38,7 @@ use crate::backoff::{Backoff, Delays, Jitter};
 /// # Ok::<(), backstop::ConfigError>(())
 /// ```
 ///
-/// `RetryPolicy::default()` is the seeds' default: 5 attempts, exponential
+/// `RetryPolicy::default()` ([`presets::DEFAULT`](crate::presets::DEFAULT)): 5 attempts, exponential
 /// from 1 s doubling to a 30 s cap, plus `U[0, 1 s]` of jitter, no deadline,
 /// `Retry-After` honoured up to 60 s.
 #[derive(Debug, Clone, PartialEq)]

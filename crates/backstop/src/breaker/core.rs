@@ -382,3 +382,334 @@ impl Core {
         }
     }
 }
+
+#[cfg(all(test, not(backstop_loom)))]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+
+    use super::*;
+    use crate::backoff::Backoff;
+    use crate::breaker::config::{BreakerConfigBuilder, Window};
+    use crate::clock::ManualClock;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    fn config(adjust: impl FnOnce(BreakerConfigBuilder) -> BreakerConfigBuilder) -> BreakerConfig {
+        adjust(BreakerConfig::builder().consecutive_failures(3).open_for(Backoff::constant(10 * SEC))).build().unwrap()
+    }
+
+    fn core(config: BreakerConfig, clock: &ManualClock) -> Core {
+        Core::new("downstream".into(), config, StdArc::new(clock.clone()), None)
+    }
+
+    /// What `CircuitBreaker::try_acquire` does, without the permit.
+    fn acquire(core: &Core) -> Result<Word, CircuitOpen> {
+        core.acquire_slow(core.word())
+    }
+
+    fn call(core: &Core, outcome: Outcome) {
+        let w = acquire(core).expect("the call should be let through");
+        core.record(w, outcome, None);
+    }
+
+    /// Trips a `config(..)` breaker (3 consecutive failures).
+    fn trip(core: &Core) {
+        for _ in 0..3 {
+            call(core, Outcome::Failure);
+        }
+        assert_eq!(core.word().state(), CircuitState::Open);
+    }
+
+    #[test]
+    fn consecutive_failures_open_the_breaker_at_the_limit_and_not_before() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b), &clock);
+        call(&core, Outcome::Failure);
+        call(&core, Outcome::Failure);
+        assert_eq!(core.state(), CircuitState::Closed);
+        call(&core, Outcome::Failure);
+        assert_eq!(core.state(), CircuitState::Open);
+        assert_eq!(core.stats.transitions.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_success_ends_the_failure_streak() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b), &clock);
+        for outcome in [Outcome::Failure, Outcome::Failure, Outcome::Success, Outcome::Failure, Outcome::Failure] {
+            call(&core, outcome);
+        }
+        assert_eq!(core.state(), CircuitState::Closed);
+    }
+
+    #[test]
+    fn an_ignored_call_neither_extends_nor_ends_the_streak() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b), &clock);
+        for outcome in [Outcome::Failure, Outcome::Failure, Outcome::Ignored] {
+            call(&core, outcome);
+        }
+        assert_eq!(core.state(), CircuitState::Closed);
+        call(&core, Outcome::Failure);
+        assert_eq!(core.state(), CircuitState::Open);
+    }
+
+    #[test]
+    fn an_open_breaker_rejects_until_its_period_ends_on_the_clock() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b), &clock);
+        trip(&core);
+        let open = acquire(&core).unwrap_err();
+        assert_eq!((open.state(), open.retry_after()), (CircuitState::Open, Some(10 * SEC)));
+        clock.advance(10 * SEC - Duration::from_millis(1));
+        assert_eq!(acquire(&core).unwrap_err().retry_after(), Some(Duration::from_millis(1)));
+        assert_eq!(core.stats.rejected.load(Ordering::Relaxed), 2);
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(acquire(&core).unwrap().state(), CircuitState::HalfOpen);
+    }
+
+    #[test]
+    fn a_half_open_breaker_admits_one_probe_at_a_time() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b), &clock);
+        trip(&core);
+        clock.advance(10 * SEC);
+        let probe = acquire(&core).unwrap();
+        let busy = acquire(&core).unwrap_err();
+        assert_eq!((busy.state(), busy.retry_after()), (CircuitState::HalfOpen, Some(Duration::ZERO)));
+        assert_eq!(core.word().probes(), 1);
+        core.abandon(probe);
+        assert_eq!(core.word().probes(), 0, "an abandoned probe frees its slot");
+        assert!(acquire(&core).is_ok());
+    }
+
+    #[test]
+    fn a_successful_probe_closes_the_breaker() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b), &clock);
+        trip(&core);
+        clock.advance(10 * SEC);
+        call(&core, Outcome::Success);
+        assert_eq!(core.state(), CircuitState::Closed);
+        // Closing forgets the old streak: it takes 3 new failures to trip again.
+        call(&core, Outcome::Failure);
+        call(&core, Outcome::Failure);
+        assert_eq!(core.state(), CircuitState::Closed);
+    }
+
+    #[test]
+    fn a_failed_probe_reopens_the_breaker_for_a_whole_new_period() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b), &clock);
+        trip(&core);
+        clock.advance(15 * SEC);
+        call(&core, Outcome::Failure);
+        assert_eq!(core.state(), CircuitState::Open);
+        assert_eq!(acquire(&core).unwrap_err().retry_after(), Some(10 * SEC));
+    }
+
+    #[test]
+    fn open_periods_grow_with_each_failed_probe_and_start_over_once_closed() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b.open_for(Backoff::exponential(10 * SEC))), &clock);
+        let open_for = |core: &Core| core.would_reject().and_then(|o| o.retry_after());
+        trip(&core);
+        assert_eq!(open_for(&core), Some(10 * SEC));
+        clock.advance(10 * SEC);
+        call(&core, Outcome::Failure);
+        assert_eq!(open_for(&core), Some(20 * SEC));
+        clock.advance(20 * SEC);
+        call(&core, Outcome::Success);
+        trip(&core);
+        assert_eq!(open_for(&core), Some(10 * SEC));
+    }
+
+    #[test]
+    fn success_threshold_probes_must_succeed_to_close() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b.half_open_max_calls(2).success_threshold(2)), &clock);
+        trip(&core);
+        clock.advance(10 * SEC);
+        call(&core, Outcome::Success);
+        assert_eq!(core.state(), CircuitState::HalfOpen);
+        assert_eq!(core.word().probes(), 0, "a probe that decided nothing frees its slot");
+        call(&core, Outcome::Ignored);
+        assert_eq!(core.state(), CircuitState::HalfOpen, "an ignored probe is not a success");
+        call(&core, Outcome::Success);
+        assert_eq!(core.state(), CircuitState::Closed);
+    }
+
+    #[test]
+    fn probe_successes_do_not_carry_over_to_the_next_half_open_period() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b.half_open_max_calls(2).success_threshold(2)), &clock);
+        trip(&core);
+        clock.advance(10 * SEC);
+        call(&core, Outcome::Success);
+        call(&core, Outcome::Failure);
+        clock.advance(10 * SEC);
+        call(&core, Outcome::Success);
+        assert_eq!(core.state(), CircuitState::HalfOpen);
+    }
+
+    #[test]
+    fn a_result_from_before_a_trip_is_late_and_changes_nothing() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b), &clock);
+        let permits: Vec<Word> = (0..4).map(|_| acquire(&core).unwrap()).collect();
+        for &w in &permits[..3] {
+            core.record(w, Outcome::Failure, None);
+        }
+        assert_eq!(core.state(), CircuitState::Open);
+        core.record(permits[3], Outcome::Success, None);
+        assert_eq!(core.state(), CircuitState::Open);
+        assert_eq!(core.stats.late.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn failures_from_before_a_reset_do_not_count_towards_the_new_streak() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b), &clock);
+        let old: Vec<Word> = (0..3).map(|_| acquire(&core).unwrap()).collect();
+        core.force(CircuitState::Isolated, Transition::Isolated);
+        core.force(CircuitState::Closed, Transition::Reset);
+        for w in old {
+            core.record(w, Outcome::Failure, None);
+        }
+        assert_eq!(core.state(), CircuitState::Closed, "closed again, but in a later generation");
+        assert_eq!(core.stats.late.load(Ordering::Relaxed), 3);
+        assert_eq!(core.stats.failures.load(Ordering::Relaxed), 3, "late results are still counted");
+    }
+
+    #[test]
+    fn a_probe_result_after_another_probe_decided_is_late() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b.half_open_max_calls(2)), &clock);
+        trip(&core);
+        clock.advance(10 * SEC);
+        let (first, second) = (acquire(&core).unwrap(), acquire(&core).unwrap());
+        core.record(first, Outcome::Failure, None);
+        core.record(second, Outcome::Success, None);
+        assert_eq!(core.state(), CircuitState::Open, "the late success does not close it");
+        assert_eq!(core.stats.late.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_stale_probe_abandoned_late_frees_no_slot_of_a_newer_half_open_period() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b.half_open_max_calls(2)), &clock);
+        trip(&core);
+        clock.advance(10 * SEC);
+        let (first, stale) = (acquire(&core).unwrap(), acquire(&core).unwrap());
+        core.record(first, Outcome::Failure, None);
+        clock.advance(10 * SEC);
+        let _probe = acquire(&core).unwrap();
+        core.abandon(stale);
+        assert_eq!(core.word().probes(), 1);
+    }
+
+    #[test]
+    fn a_transition_from_a_stale_word_does_nothing() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b), &clock);
+        let before = core.word();
+        assert!(core.transition(before, CircuitState::Open, Transition::ConsecutiveFailures(3)));
+        assert!(!core.transition(before, CircuitState::Open, Transition::ConsecutiveFailures(3)));
+        assert_eq!(core.word().generation(), before.generation() + 1);
+    }
+
+    #[test]
+    fn reading_the_state_moves_an_expired_open_breaker_to_half_open() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b), &clock);
+        trip(&core);
+        clock.advance(10 * SEC);
+        assert_eq!(core.word().state(), CircuitState::Open);
+        assert_eq!(core.state(), CircuitState::HalfOpen);
+    }
+
+    #[test]
+    fn would_reject_takes_no_slot_changes_no_state_and_counts_nothing() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b), &clock);
+        assert!(core.would_reject().is_none());
+        trip(&core);
+        assert_eq!(core.would_reject().unwrap().retry_after(), Some(10 * SEC));
+        clock.advance(10 * SEC);
+        assert!(core.would_reject().is_none(), "a probe would go through");
+        assert_eq!(core.word().state(), CircuitState::Open);
+        let _probe = acquire(&core).unwrap();
+        assert_eq!(core.would_reject().unwrap().state(), CircuitState::HalfOpen);
+        assert_eq!(core.word().probes(), 1);
+        assert_eq!(core.stats.rejected.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn an_isolated_breaker_rejects_without_a_time_to_retry_until_reset() {
+        let clock = ManualClock::new();
+        let core = core(config(|b| b), &clock);
+        core.force(CircuitState::Isolated, Transition::Isolated);
+        clock.advance(3600 * SEC);
+        assert_eq!(acquire(&core).unwrap_err().retry_after(), None);
+        core.force(CircuitState::Closed, Transition::Reset);
+        assert!(acquire(&core).is_ok());
+    }
+
+    #[test]
+    fn a_failure_rate_counts_only_once_the_window_holds_minimum_calls() {
+        let clock = ManualClock::new();
+        let config = BreakerConfig::builder().failure_rate(0.5).window(Window::Count(4)).minimum_calls(4);
+        let core = core(config.build().unwrap(), &clock);
+        for _ in 0..3 {
+            call(&core, Outcome::Failure);
+        }
+        assert_eq!(core.state(), CircuitState::Closed, "3 failures of 3 calls, under minimum_calls");
+        call(&core, Outcome::Success);
+        assert_eq!(core.state(), CircuitState::Open, "3 failures of 4 calls");
+    }
+
+    #[test]
+    fn calls_slower_than_the_threshold_trip_the_slow_call_rule() {
+        let clock = ManualClock::new();
+        let config = BreakerConfig::builder().slow_calls(SEC, 1.0).window(Window::Count(2)).minimum_calls(2);
+        let core = core(config.build().unwrap(), &clock);
+        assert!(core.times_calls());
+        for _ in 0..2 {
+            let (w, started) = (acquire(&core).unwrap(), Some(core.now()));
+            clock.advance(SEC);
+            core.record(w, Outcome::Success, started);
+        }
+        assert_eq!(core.state(), CircuitState::Open);
+    }
+
+    #[test]
+    fn verdicts_count_as_the_config_says() {
+        let default = BreakerConfig::default();
+        assert_eq!(Outcome::of_verdict(Verdict::Retry, &default), Outcome::Failure);
+        assert_eq!(Outcome::of_verdict(Verdict::Timeout, &default), Outcome::Failure);
+        assert_eq!(Outcome::of_verdict(Verdict::Fail, &default), Outcome::Success);
+        assert_eq!(Outcome::of_verdict(Verdict::Throttled, &default), Outcome::Ignored);
+        assert_eq!(Outcome::of_verdict(Verdict::RetryAfter(SEC), &default), Outcome::Ignored);
+        let strict = config(|b| b.permanent_errors(CountAs::Failure).throttling(CountAs::Failure));
+        assert_eq!(Outcome::of_verdict(Verdict::Fail, &strict), Outcome::Failure);
+        assert_eq!(Outcome::of_verdict(Verdict::Throttled, &strict), Outcome::Failure);
+    }
+
+    #[test]
+    fn every_transition_is_reported_once_in_order() {
+        let clock = ManualClock::new();
+        let seen = StdArc::new(StdMutex::new(Vec::new()));
+        let log = StdArc::clone(&seen);
+        let on_change: OnStateChange =
+            StdArc::new(move |e: &BreakerEvent<'_>| log.lock().unwrap().push((e.from, e.to)));
+        let core = Core::new("downstream".into(), config(|b| b), StdArc::new(clock.clone()), Some(on_change));
+        trip(&core);
+        clock.advance(10 * SEC);
+        call(&core, Outcome::Failure);
+        clock.advance(10 * SEC);
+        call(&core, Outcome::Success);
+        use CircuitState::{Closed, HalfOpen, Open};
+        let expected = [(Closed, Open), (Open, HalfOpen), (HalfOpen, Open), (Open, HalfOpen), (HalfOpen, Closed)];
+        assert_eq!(*seen.lock().unwrap(), expected);
+    }
+}

@@ -36,3 +36,138 @@ impl TokenBucket {
         });
     }
 }
+
+#[cfg(all(test, not(backstop_loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::budget::RetryBudget;
+    use crate::clock::ManualClock;
+    use crate::verdict::Verdict;
+
+    fn bucket(tokens: u64, capacity: u64) -> TokenBucket {
+        TokenBucket {
+            milli: AtomicU64::new(tokens * MILLI),
+            capacity: capacity * MILLI,
+            retry_cost: 5,
+            timeout_cost: 10,
+            success_refund: 1,
+            refill_per_sec: 0.0,
+            last_refill: Mutex::new(0),
+        }
+    }
+
+    fn milli(b: &TokenBucket) -> u64 {
+        b.milli.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn take_takes_only_what_is_there() {
+        let b = bucket(5, 10);
+        assert!(b.take(3 * MILLI));
+        assert_eq!(milli(&b), 2 * MILLI);
+        assert!(!b.take(3 * MILLI), "more than is left: nothing is taken");
+        assert_eq!(milli(&b), 2 * MILLI);
+        assert!(b.take(2 * MILLI));
+        assert_eq!(milli(&b), 0);
+        assert!(!b.take(1));
+        assert_eq!(milli(&b), 0);
+    }
+
+    #[test]
+    fn put_fills_up_to_capacity_and_no_further() {
+        let b = bucket(8, 10);
+        b.put(MILLI);
+        assert_eq!(milli(&b), 9 * MILLI);
+        b.put(5 * MILLI);
+        assert_eq!(milli(&b), 10 * MILLI);
+        b.put(MILLI);
+        assert_eq!(milli(&b), 10 * MILLI);
+    }
+
+    #[test]
+    fn put_saturates_instead_of_overflowing() {
+        let b = bucket(9, 10);
+        b.put(u64::MAX);
+        assert_eq!(milli(&b), 10 * MILLI);
+    }
+
+    #[test]
+    fn put_on_a_full_bucket_writes_nothing() {
+        // A level above capacity cannot happen; here it shows that `put`
+        // leaves a full bucket alone rather than writing it back clamped.
+        let b = bucket(11, 10);
+        b.put(MILLI);
+        assert_eq!(milli(&b), 11 * MILLI);
+    }
+
+    #[test]
+    fn a_retry_costs_retry_cost_and_a_retry_after_a_timeout_costs_timeout_cost() {
+        let budget = RetryBudget::token_bucket().capacity(30).retry_cost(5).timeout_cost(10).build().unwrap();
+        assert_eq!(budget.try_withdraw(Verdict::Retry).map(|w| w.cost()), Some(5));
+        assert_eq!(budget.try_withdraw(Verdict::Timeout).map(|w| w.cost()), Some(10));
+        assert_eq!(budget.level(), 15.0);
+    }
+
+    #[test]
+    fn the_standard_bucket_allows_exactly_100_retries_without_successes() {
+        let budget = RetryBudget::token_bucket().build().unwrap();
+        assert_eq!((0..200).filter_map(|_| budget.try_withdraw(Verdict::Retry)).count(), 100);
+        assert_eq!(budget.level(), 0.0);
+        assert_eq!(budget.denied(), 100);
+    }
+
+    #[test]
+    fn refunds_and_successes_never_fill_the_bucket_past_capacity() {
+        let budget = RetryBudget::token_bucket().capacity(10).build().unwrap();
+        let w = budget.try_withdraw(Verdict::Retry).unwrap();
+        budget.record_success(None);
+        assert_eq!(budget.level(), 6.0);
+        budget.refund(w);
+        budget.record_success(Some(w));
+        assert_eq!(budget.level(), 10.0);
+    }
+
+    #[test]
+    fn refill_adds_tokens_with_time_up_to_capacity() {
+        let clock = ManualClock::new();
+        let budget = RetryBudget::token_bucket().capacity(10).refill_per_sec(2.0).clock(&clock).build().unwrap();
+        let _spent = budget.try_withdraw(Verdict::Retry).unwrap();
+        let _spent = budget.try_withdraw(Verdict::Retry).unwrap();
+        clock.advance(Duration::from_millis(2500));
+        assert!(budget.try_withdraw(Verdict::Retry).is_some(), "5 tokens back after 2.5 s at 2 a second");
+        assert_eq!(budget.level(), 0.0);
+        clock.advance(Duration::from_secs(60));
+        assert!(budget.try_withdraw(Verdict::Retry).is_some());
+        assert_eq!(budget.level(), 5.0, "refilled to capacity, not past it");
+    }
+
+    #[test]
+    fn time_spent_full_is_not_banked_for_later() {
+        let clock = ManualClock::new();
+        let budget = RetryBudget::token_bucket().capacity(10).refill_per_sec(1.0).clock(&clock).build().unwrap();
+        clock.advance(Duration::from_secs(100));
+        let _spent = budget.try_withdraw(Verdict::Retry).unwrap();
+        let _spent = budget.try_withdraw(Verdict::Retry).unwrap();
+        clock.advance(Duration::from_secs(2));
+        assert!(budget.try_withdraw(Verdict::Retry).is_none());
+        assert_eq!(budget.level(), 2.0);
+    }
+
+    #[test]
+    #[ignore = "bug: refill (retry_budget.rs) sets last_refill to now after truncating the gain to whole \
+                thousandths, so the fraction is lost at every call: frequent withdrawals refill too slowly"]
+    fn frequent_withdrawals_do_not_slow_the_refill() {
+        let clock = ManualClock::new();
+        let budget = RetryBudget::token_bucket().capacity(10).retry_cost(10).refill_per_sec(1.0).clock(&clock).build();
+        let budget = budget.unwrap();
+        let _spent = budget.try_withdraw(Verdict::Retry).unwrap();
+        // A refused withdrawal every 1.5 ms for 1.5 s: each refill call sees 1.5 thousandths.
+        for _ in 0..1000 {
+            clock.advance(Duration::from_micros(1500));
+            assert!(budget.try_withdraw(Verdict::Retry).is_none());
+        }
+        assert!((budget.level() - 1.5).abs() < 0.01, "1.5 s at 1 token a second refilled {}", budget.level());
+    }
+}

@@ -395,3 +395,484 @@ impl<E> Drop for RunState<'_, E> {
         self.release_slot();
     }
 }
+
+#[cfg(all(test, not(backstop_loom)))]
+mod tests {
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+    use crate::backoff::Backoff;
+    use crate::breaker::{BreakerConfig, CircuitState};
+    use crate::clock::ManualClock;
+    use crate::policy::RetryPolicyBuilder;
+    use crate::verdict::AlwaysRetry;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    /// 3 attempts, a constant 1 s backoff without jitter, then `adjust`.
+    fn policy(adjust: impl FnOnce(RetryPolicyBuilder) -> RetryPolicyBuilder) -> RetryPolicy {
+        adjust(RetryPolicy::builder().max_attempts(3).backoff(Backoff::constant(SEC))).build().unwrap()
+    }
+
+    fn settings<'a>(policy: &'a RetryPolicy, clock: &'a ManualClock) -> RunSettings<'a> {
+        let mut settings = RunSettings::new(policy);
+        settings.clock = Some(clock);
+        settings
+    }
+
+    fn start(settings: RunSettings<'_>) -> RunState<'_, &'static str> {
+        RunState::new(settings)
+    }
+
+    fn run<'a>(policy: &'a RetryPolicy, clock: &'a ManualClock) -> RunState<'a, &'static str> {
+        start(settings(policy, clock))
+    }
+
+    fn judged(v: Verdict) -> impl Fn(&&'static str) -> Verdict {
+        move |_| v
+    }
+
+    /// Starts an attempt that the guards let through.
+    fn begin(state: &mut RunState<'_, &'static str>) {
+        assert!(state.before_attempt().is_none(), "the attempt should have been let through");
+    }
+
+    fn slept<E>(step: Step<E>) -> Duration {
+        match step {
+            Step::Sleep(d) => d,
+            Step::Stop(_) => panic!("expected a sleep, the run stopped"),
+        }
+    }
+
+    fn stopped<E>(step: Step<E>) -> RetryError<E> {
+        match step {
+            Step::Sleep(d) => panic!("expected a stop, the run sleeps {d:?}"),
+            Step::Stop(e) => e,
+        }
+    }
+
+    fn bucket(capacity: u32) -> RetryBudget {
+        RetryBudget::token_bucket().capacity(capacity).retry_cost(5).build().unwrap()
+    }
+
+    fn breaker(clock: &ManualClock, open_for: Duration) -> CircuitBreaker {
+        let config =
+            BreakerConfig::builder().consecutive_failures(1).open_for(Backoff::constant(open_for)).build().unwrap();
+        CircuitBreaker::builder("downstream").config(config).clock(clock).build()
+    }
+
+    fn poll(timer: &mut SleepFuture) -> Poll<()> {
+        timer.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn a_transient_failure_sleeps_the_backoff_delay() {
+        let (p, clock) = (policy(|b| b), ManualClock::new());
+        let mut state = run(&p, &clock);
+        begin(&mut state);
+        assert_eq!(slept(state.failed("503", &AlwaysRetry, &mut ())), SEC);
+    }
+
+    #[test]
+    fn a_permanent_error_stops_at_once_as_rejected() {
+        let (p, clock) = (policy(|b| b), ManualClock::new());
+        let mut state = run(&p, &clock);
+        begin(&mut state);
+        let err = stopped(state.failed("404", &judged(Verdict::Fail), &mut ()));
+        assert!(matches!(err, RetryError::Rejected { attempts: 1, last: "404", .. }));
+    }
+
+    #[test]
+    fn the_verdict_is_judged_before_the_attempt_limit() {
+        let (p, clock) = (policy(|b| b.max_attempts(1)), ManualClock::new());
+        let mut state = run(&p, &clock);
+        begin(&mut state);
+        assert!(matches!(stopped(state.failed("404", &judged(Verdict::Fail), &mut ())), RetryError::Rejected { .. }));
+    }
+
+    #[test]
+    fn the_last_allowed_attempt_ends_the_run_as_exhausted() {
+        let (p, clock) = (policy(|b| b.max_attempts(2)), ManualClock::new());
+        let mut state = run(&p, &clock);
+        begin(&mut state);
+        clock.sleep(slept(state.failed("503", &AlwaysRetry, &mut ())));
+        begin(&mut state);
+        let err = stopped(state.failed("503 again", &AlwaysRetry, &mut ()));
+        // Without a deadline, time counts from the first failure.
+        assert!(matches!(err, RetryError::Exhausted { attempts: 2, elapsed: SEC, last: "503 again", .. }));
+    }
+
+    #[test]
+    fn the_attempt_limit_is_judged_before_the_server_hint() {
+        let (p, clock) = (policy(|b| b.max_attempts(1).max_retry_after(SEC)), ManualClock::new());
+        let mut state = run(&p, &clock);
+        begin(&mut state);
+        let err = stopped(state.failed("429", &judged(Verdict::RetryAfter(10 * SEC)), &mut ()));
+        assert!(matches!(err, RetryError::Exhausted { attempts: 1, .. }));
+    }
+
+    #[test]
+    fn a_hint_above_max_retry_after_stops_the_run_and_keeps_the_hint() {
+        let (p, clock) = (policy(|b| b.max_retry_after(10 * SEC)), ManualClock::new());
+        let mut state = run(&p, &clock);
+        begin(&mut state);
+        let err = stopped(state.failed("429", &judged(Verdict::RetryAfter(11 * SEC)), &mut ()));
+        assert_eq!(err.retry_after(), Some(11 * SEC));
+        assert!(matches!(err, RetryError::RetryAfterTooLong { attempts: 1, max_retry_after, .. }
+            if max_retry_after == 10 * SEC));
+    }
+
+    #[test]
+    fn a_hint_up_to_max_retry_after_is_slept_exactly_without_jitter() {
+        let (p, clock) = (policy(|b| b.max_retry_after(10 * SEC)), ManualClock::new());
+        let mut state = run(&p, &clock);
+        begin(&mut state);
+        let mut heard = Vec::new();
+        let mut hook = |e: &RetryEvent<'_, &'static str>| heard.push((e.attempt, e.delay, e.server_hint));
+        assert_eq!(slept(state.failed("429", &judged(Verdict::RetryAfter(10 * SEC)), &mut hook)), 10 * SEC);
+        assert_eq!(heard, [(1, 10 * SEC, true)]);
+    }
+
+    #[test]
+    fn a_zero_max_retry_after_ends_the_run_on_any_hint_even_a_zero_one() {
+        let (p, clock) = (policy(|b| b.max_retry_after(Duration::ZERO)), ManualClock::new());
+        let mut state = run(&p, &clock);
+        begin(&mut state);
+        let err = stopped(state.failed("429", &judged(Verdict::RetryAfter(Duration::ZERO)), &mut ()));
+        assert!(matches!(err, RetryError::RetryAfterTooLong { .. }));
+    }
+
+    #[test]
+    fn the_server_hint_is_judged_before_the_breaker() {
+        let (p, clock) = (policy(|b| b.max_retry_after(SEC)), ManualClock::new());
+        let breaker = breaker(&clock, 30 * SEC);
+        let mut s = settings(&p, &clock);
+        s.breaker = Some(&breaker);
+        let mut state = start(s);
+        begin(&mut state);
+        breaker.isolate();
+        let err = stopped(state.failed("429", &judged(Verdict::RetryAfter(5 * SEC)), &mut ()));
+        assert!(matches!(err, RetryError::RetryAfterTooLong { .. }));
+    }
+
+    #[test]
+    fn a_failure_that_opens_the_breaker_stops_the_run_without_sleeping() {
+        let (p, clock) = (policy(|b| b), ManualClock::new());
+        let breaker = breaker(&clock, 30 * SEC);
+        let mut s = settings(&p, &clock);
+        s.breaker = Some(&breaker);
+        let mut state = start(s);
+        begin(&mut state);
+        let err = stopped(state.failed("503", &AlwaysRetry, &mut ()));
+        assert_eq!(breaker.state(), CircuitState::Open);
+        assert!(matches!(&err, RetryError::CircuitOpen { attempts: 1, last: Some("503"), .. }));
+        assert_eq!(err.circuit_open().and_then(CircuitOpen::retry_after), Some(30 * SEC));
+    }
+
+    #[test]
+    fn the_breaker_is_judged_before_the_deadline() {
+        let (p, clock) = (policy(|b| b.max_elapsed(SEC / 2)), ManualClock::new());
+        let breaker = breaker(&clock, 30 * SEC);
+        let mut s = settings(&p, &clock);
+        s.breaker = Some(&breaker);
+        let mut state = start(s);
+        begin(&mut state);
+        assert!(matches!(stopped(state.failed("503", &AlwaysRetry, &mut ())), RetryError::CircuitOpen { .. }));
+    }
+
+    #[test]
+    fn an_attempt_against_an_open_breaker_is_counted_but_never_made() {
+        let (p, clock) = (policy(|b| b), ManualClock::new());
+        let breaker = breaker(&clock, 30 * SEC);
+        breaker.isolate();
+        let mut s = settings(&p, &clock);
+        s.breaker = Some(&breaker);
+        let mut state = start(s);
+        let err = stopped(state.before_attempt().expect("the breaker should refuse"));
+        assert!(matches!(err, RetryError::CircuitOpen { attempts: 1, last: None, .. }));
+        assert_eq!(state.attempts(), 1);
+    }
+
+    #[test]
+    fn with_wait_on_open_circuit_the_run_sleeps_until_the_probe_then_makes_it() {
+        let (p, clock) = (policy(|b| b.wait_on_open_circuit(true)), ManualClock::new());
+        let breaker = breaker(&clock, 5 * SEC);
+        let mut s = settings(&p, &clock);
+        s.breaker = Some(&breaker);
+        let mut state = start(s);
+        begin(&mut state);
+        // The open period (5 s) is longer than the backoff (1 s): it wins.
+        let wait = slept(state.failed("503", &AlwaysRetry, &mut ()));
+        assert_eq!(wait, 5 * SEC);
+        clock.sleep(wait);
+        begin(&mut state); // the probe
+        assert_eq!(breaker.state(), CircuitState::HalfOpen);
+        state.succeeded();
+        assert_eq!(breaker.state(), CircuitState::Closed);
+    }
+
+    #[test]
+    fn a_wait_for_the_probe_longer_than_max_retry_after_stops_the_run() {
+        let (p, clock) = (policy(|b| b.wait_on_open_circuit(true).max_retry_after(4 * SEC)), ManualClock::new());
+        let breaker = breaker(&clock, 5 * SEC);
+        let mut s = settings(&p, &clock);
+        s.breaker = Some(&breaker);
+        let mut state = start(s);
+        begin(&mut state);
+        assert!(matches!(stopped(state.failed("503", &AlwaysRetry, &mut ())), RetryError::CircuitOpen { .. }));
+    }
+
+    #[test]
+    fn a_retry_whose_delay_would_cross_the_deadline_is_not_made() {
+        let (p, clock) = (policy(|b| b.max_elapsed(3 * SEC / 2)), ManualClock::new());
+        let mut state = run(&p, &clock);
+        begin(&mut state);
+        clock.sleep(slept(state.failed("first", &AlwaysRetry, &mut ())));
+        begin(&mut state);
+        let err = stopped(state.failed("second", &AlwaysRetry, &mut ()));
+        assert!(
+            matches!(err, RetryError::DeadlineExceeded { attempts: 2, elapsed: SEC, last: Some("second"), deadline, .. }
+            if deadline == 3 * SEC / 2)
+        );
+    }
+
+    #[test]
+    fn a_retry_that_lands_exactly_on_the_deadline_is_still_made() {
+        let (p, clock) = (policy(|b| b.max_elapsed(2 * SEC)), ManualClock::new());
+        let mut state = run(&p, &clock);
+        clock.advance(SEC); // the first attempt took 1 s: the deadline counts it
+        begin(&mut state);
+        assert_eq!(slept(state.failed("503", &AlwaysRetry, &mut ())), SEC);
+    }
+
+    #[test]
+    fn the_budget_is_the_last_gate_and_stops_the_run_when_spent() {
+        let (p, clock) = (policy(|b| b.max_attempts(5)), ManualClock::new());
+        let budget = bucket(10); // two retries of 5
+        let mut s = settings(&p, &clock);
+        s.budget = Some(&budget);
+        let mut state = start(s);
+        for left in [5.0, 0.0] {
+            begin(&mut state);
+            clock.sleep(slept(state.failed("503", &AlwaysRetry, &mut ())));
+            assert_eq!(budget.level(), left);
+        }
+        begin(&mut state);
+        let err = stopped(state.failed("503", &AlwaysRetry, &mut ()));
+        assert!(matches!(err, RetryError::BudgetExhausted { attempts: 3, last: "503", .. }));
+    }
+
+    #[test]
+    fn no_tokens_are_withdrawn_for_a_retry_an_earlier_gate_refuses() {
+        let clock = ManualClock::new();
+        // Rejected, Exhausted, RetryAfterTooLong, DeadlineExceeded.
+        let cases = [
+            (policy(|b| b), Verdict::Fail),
+            (policy(|b| b.max_attempts(1)), Verdict::Retry),
+            (policy(|b| b.max_retry_after(SEC)), Verdict::RetryAfter(10 * SEC)),
+            (policy(|b| b.max_elapsed(SEC / 2)), Verdict::Retry),
+        ];
+        for (p, verdict) in cases {
+            let budget = bucket(10);
+            let mut s = settings(&p, &clock);
+            s.budget = Some(&budget);
+            let mut state = start(s);
+            begin(&mut state);
+            let _ = stopped(state.failed("e", &judged(verdict), &mut ()));
+            assert_eq!(budget.level(), 10.0);
+        }
+        // And the breaker's gate.
+        let (p, budget, breaker) = (policy(|b| b), bucket(10), breaker(&clock, 30 * SEC));
+        let mut s = settings(&p, &clock);
+        (s.budget, s.breaker) = (Some(&budget), Some(&breaker));
+        let mut state = start(s);
+        begin(&mut state);
+        assert!(matches!(stopped(state.failed("e", &AlwaysRetry, &mut ())), RetryError::CircuitOpen { .. }));
+        assert_eq!(budget.level(), 10.0);
+    }
+
+    #[test]
+    fn a_run_dropped_during_its_sleep_refunds_the_retry_it_never_made() {
+        let (p, clock, budget) = (policy(|b| b), ManualClock::new(), bucket(10));
+        let mut s = settings(&p, &clock);
+        s.budget = Some(&budget);
+        let mut state = start(s);
+        begin(&mut state);
+        let _ = slept(state.failed("503", &AlwaysRetry, &mut ()));
+        assert_eq!(budget.level(), 5.0);
+        drop(state);
+        assert_eq!(budget.level(), 10.0);
+    }
+
+    #[test]
+    fn a_run_dropped_during_a_retry_keeps_the_tokens_of_that_retry_spent() {
+        let (p, clock, budget) = (policy(|b| b), ManualClock::new(), bucket(10));
+        let mut s = settings(&p, &clock);
+        s.budget = Some(&budget);
+        let mut state = start(s);
+        begin(&mut state);
+        let _ = slept(state.failed("503", &AlwaysRetry, &mut ()));
+        begin(&mut state); // the retry is under way: it was really made
+        drop(state);
+        assert_eq!(budget.level(), 5.0);
+    }
+
+    #[test]
+    fn a_failed_retry_keeps_its_tokens_spent_and_a_successful_one_gives_them_back() {
+        let (p, clock, budget) = (policy(|b| b), ManualClock::new(), bucket(15));
+        let mut s = settings(&p, &clock);
+        s.budget = Some(&budget);
+        let mut state = start(s);
+        begin(&mut state);
+        let _ = slept(state.failed("503", &AlwaysRetry, &mut ()));
+        begin(&mut state);
+        let _ = slept(state.failed("503", &AlwaysRetry, &mut ()));
+        assert_eq!(budget.level(), 5.0);
+        begin(&mut state);
+        state.succeeded();
+        assert_eq!(budget.level(), 10.0, "the successful retry's 5 come back, the failed one's do not");
+    }
+
+    #[test]
+    fn a_retry_the_breaker_refuses_gets_its_tokens_back() {
+        let (p, clock, budget) = (policy(|b| b), ManualClock::new(), bucket(10));
+        let breaker = breaker(&clock, 30 * SEC);
+        let mut s = settings(&p, &clock);
+        (s.budget, s.breaker) = (Some(&budget), Some(&breaker));
+        let mut state = start(s);
+        begin(&mut state);
+        // Throttling is ignored by the breaker: it stays closed.
+        clock.sleep(slept(state.failed("429", &judged(Verdict::Throttled), &mut ())));
+        assert_eq!(budget.level(), 5.0);
+        breaker.isolate(); // someone else's failures, during the sleep
+        let err = stopped(state.before_attempt().expect("the breaker should refuse"));
+        assert!(matches!(err, RetryError::CircuitOpen { attempts: 2, last: Some("429"), .. }));
+        assert_eq!(budget.level(), 10.0);
+    }
+
+    #[test]
+    fn a_run_waiting_for_a_probe_keeps_its_tokens_pending_and_refunds_them_if_dropped() {
+        let (p, clock, budget) = (policy(|b| b.wait_on_open_circuit(true)), ManualClock::new(), bucket(10));
+        let breaker = breaker(&clock, 5 * SEC);
+        let mut s = settings(&p, &clock);
+        (s.budget, s.breaker) = (Some(&budget), Some(&breaker));
+        let mut state = start(s);
+        begin(&mut state);
+        let wait = slept(state.failed("503", &AlwaysRetry, &mut ()));
+        clock.sleep(wait / 5); // woken early: the breaker still refuses, the run waits on
+        assert_eq!(slept(state.before_attempt().expect("the breaker should refuse")), 4 * SEC);
+        assert_eq!(budget.level(), 5.0);
+        drop(state);
+        assert_eq!(budget.level(), 10.0);
+    }
+
+    #[test]
+    fn attempts_count_every_attempt_begun() {
+        let (p, clock) = (policy(|b| b), ManualClock::new());
+        let mut state = run(&p, &clock);
+        assert_eq!(state.attempts(), 0);
+        begin(&mut state);
+        assert_eq!(state.attempts(), 1);
+        let _ = slept(state.failed("503", &AlwaysRetry, &mut ()));
+        assert_eq!(state.attempts(), 1, "a failure is not an attempt");
+        begin(&mut state);
+        assert_eq!(state.attempts(), 2);
+    }
+
+    #[test]
+    fn failed_first_counts_the_first_attempt_the_state_never_saw() {
+        let (p, clock) = (policy(|b| b.max_attempts(2)), ManualClock::new());
+        let mut state = run(&p, &clock);
+        let _ = slept(state.failed_first("503", &AlwaysRetry, &mut ()));
+        assert_eq!(state.attempts(), 1);
+        begin(&mut state);
+        let err = stopped(state.failed("503", &AlwaysRetry, &mut ()));
+        assert!(matches!(err, RetryError::Exhausted { attempts: 2, .. }));
+    }
+
+    #[test]
+    fn the_hook_hears_of_each_retry_but_not_of_the_give_up() {
+        let (p, clock) = (policy(|b| b.max_attempts(2)), ManualClock::new());
+        let mut state = run(&p, &clock);
+        let mut heard = Vec::new();
+        let mut hook = |e: &RetryEvent<'_, &'static str>| heard.push((e.attempt, e.max_attempts, *e.error));
+        begin(&mut state);
+        let _ = slept(state.failed("first", &AlwaysRetry, &mut hook));
+        begin(&mut state);
+        let _ = stopped(state.failed("second", &AlwaysRetry, &mut hook));
+        assert_eq!(heard, [(1, 2, "first")]);
+    }
+
+    #[test]
+    fn attempt_timer_without_timeout_or_deadline_is_none() {
+        let (p, clock) = (policy(|b| b), ManualClock::new());
+        let mut state = run(&p, &clock);
+        assert!(state.attempt_timer(None).is_none());
+        assert!(state.attempt_timer(Some(Duration::ZERO)).is_none(), "a zero timeout is no timeout");
+    }
+
+    #[test]
+    fn attempt_timer_uses_the_timeout_when_the_deadline_is_further() {
+        let (p, clock) = (policy(|b| b.max_elapsed(10 * SEC)), ManualClock::new());
+        let mut state = run(&p, &clock);
+        let (mut timer, cutoff) = state.attempt_timer(Some(2 * SEC)).unwrap();
+        assert_eq!(cutoff, Cutoff::AttemptTimeout(2 * SEC));
+        clock.advance(2 * SEC - Duration::from_nanos(1));
+        assert!(poll(&mut timer).is_pending());
+        clock.advance(Duration::from_nanos(1));
+        assert!(poll(&mut timer).is_ready());
+    }
+
+    #[test]
+    fn attempt_timer_uses_what_is_left_of_the_deadline_when_that_comes_first() {
+        let (p, clock) = (policy(|b| b.max_elapsed(10 * SEC)), ManualClock::new());
+        let mut state = run(&p, &clock);
+        clock.advance(7 * SEC);
+        let (mut timer, cutoff) = state.attempt_timer(Some(5 * SEC)).unwrap();
+        assert_eq!(cutoff, Cutoff::Deadline);
+        clock.advance(3 * SEC - Duration::from_nanos(1));
+        assert!(poll(&mut timer).is_pending());
+        clock.advance(Duration::from_nanos(1));
+        assert!(poll(&mut timer).is_ready());
+    }
+
+    #[test]
+    fn attempt_timer_calls_a_tie_the_deadline_and_a_deadline_alone_bounds_the_attempt() {
+        let (p, clock) = (policy(|b| b.max_elapsed(10 * SEC)), ManualClock::new());
+        let mut state = run(&p, &clock);
+        clock.advance(7 * SEC);
+        assert_eq!(state.attempt_timer(Some(3 * SEC)).unwrap().1, Cutoff::Deadline);
+        assert_eq!(state.attempt_timer(None).unwrap().1, Cutoff::Deadline);
+        clock.advance(60 * SEC); // long past: a timer that is already due
+        let (mut timer, _) = state.attempt_timer(None).unwrap();
+        assert!(poll(&mut timer).is_ready());
+    }
+
+    #[test]
+    fn a_deadline_passing_mid_attempt_stops_with_the_last_finished_error() {
+        let (p, clock) = (policy(|b| b.max_elapsed(10 * SEC)), ManualClock::new());
+        let mut state = run(&p, &clock);
+        begin(&mut state);
+        clock.sleep(slept(state.failed("first", &AlwaysRetry, &mut ())));
+        begin(&mut state);
+        clock.advance(9 * SEC);
+        let err = stopped(state.deadline_passed());
+        assert!(matches!(err, RetryError::DeadlineExceeded { attempts: 2, last: Some("first"), elapsed, deadline, .. }
+            if elapsed == 10 * SEC && deadline == 10 * SEC));
+    }
+
+    #[test]
+    fn an_attempt_cut_by_the_deadline_counts_nothing_on_the_breaker() {
+        let (p, clock) = (policy(|b| b.max_elapsed(10 * SEC)), ManualClock::new());
+        let breaker = breaker(&clock, 30 * SEC);
+        let mut s = settings(&p, &clock);
+        s.breaker = Some(&breaker);
+        let mut state = start(s);
+        begin(&mut state);
+        clock.advance(10 * SEC);
+        let err = stopped(state.deadline_passed());
+        assert!(matches!(err, RetryError::DeadlineExceeded { attempts: 1, last: None, .. }));
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        assert_eq!(breaker.stats().failures, 0);
+    }
+}

@@ -81,6 +81,14 @@
 //! Async code `.await`s the same builder instead of calling `.call()`:
 //! `policy.retry(|| async { client.get(&url).await }).when(classify).await`.
 //!
+//! # Paths
+//!
+//! Every item has its page in the module of its concept (`backstop::breaker::BreakerConfig`,
+//! `backstop::retry::RetryFuture`), which opens with that concept. The root re-exports the
+//! few types nearly every program names (`RetryPolicy`, `Retry`, `RetryError`, `Verdict`,
+//! `CircuitBreaker`, `RetryBudget`, `Guards`, `ManualClock`, ...), so `use backstop::{..}`
+//! is enough for everyday code; the docs write those from the root and the rest by module.
+//!
 //! # Features
 //!
 //! | feature | default | adds |
@@ -110,7 +118,7 @@ pub mod config;
 pub mod docs;
 pub mod duration;
 pub mod error;
-mod guards;
+pub mod guards;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
@@ -123,16 +131,31 @@ mod sync;
 pub mod throttle;
 pub mod verdict;
 
-pub use backoff::{Backoff, Delays, Jitter};
-pub use batch::{Batch, BatchFuture, BatchOutcome};
-pub use breaker::{BreakerConfig, BreakerEvent, CircuitBreaker, CircuitOpen, CircuitState, Permit};
+// The types nearly every program names, at the root; everything has its
+// page (and its concept) in its module. See "Paths" above.
+#[doc(no_inline)]
+pub use backoff::{Backoff, Jitter};
+#[doc(no_inline)]
+pub use batch::{Batch, BatchOutcome};
+#[doc(no_inline)]
+pub use breaker::CircuitBreaker;
+#[doc(no_inline)]
 pub use budget::RetryBudget;
+#[doc(no_inline)]
 pub use clock::{Clock, ManualClock, SystemClock};
+#[doc(no_inline)]
 pub use duration::{DurationError, parse_duration};
+#[doc(no_inline)]
 pub use error::ConfigError;
-pub use guards::{Guards, GuardsBuilder};
+#[doc(no_inline)]
+pub use guards::Guards;
+#[doc(no_inline)]
 pub use pacer::Pacer;
+#[doc(no_inline)]
 pub use policy::{RetryPolicy, RetryPolicyBuilder};
+#[doc(no_inline)]
 pub use retry::{Retry, RetryError, RetryEvent};
+#[doc(no_inline)]
 pub use throttle::AdaptiveThrottle;
-pub use verdict::{Classify, Verdict};
+#[doc(no_inline)]
+pub use verdict::Verdict;

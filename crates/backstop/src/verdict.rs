@@ -64,7 +64,7 @@ impl Verdict {
 /// a function such as `backstop_http::classify`:
 ///
 /// ```
-/// use backstop::{Classify, Verdict};
+/// use backstop::{Verdict, verdict::Classify};
 ///
 /// #[derive(Debug)]
 /// enum UploadError { Throttled, Denied }

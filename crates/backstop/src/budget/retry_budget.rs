@@ -151,10 +151,14 @@ impl RetryBudget {
         }
         let now = self.now_nanos();
         let mut last = lock(&b.last_refill);
-        let gained = (now.saturating_sub(*last) as f64 / 1e9 * b.refill_per_sec * MILLI as f64) as u64;
+        let milli_per_nano = b.refill_per_sec * MILLI as f64 / 1e9;
+        let gained = (now.saturating_sub(*last) as f64 * milli_per_nano) as u64;
         if gained > 0 {
             b.put(gained);
-            *last = now;
+            // Only the time the whole thousandths paid for is used up: the
+            // remainder carries over, so frequent calls lose nothing.
+            let used = (gained as f64 / milli_per_nano) as u64;
+            *last = last.saturating_add(used).min(now);
         }
     }
 }

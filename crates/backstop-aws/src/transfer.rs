@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use backstop::clock::SleepFuture;
-use backstop::{
-    CircuitBreaker, Clock, Guards, GuardsBuilder, Pacer, RetryBudget, RetryError, RetryEvent, RetryPolicy, SystemClock,
-};
+use backstop::guards::GuardsBuilder;
+use backstop::{CircuitBreaker, Clock, Guards, Pacer, RetryBudget, RetryError, RetryEvent, RetryPolicy, SystemClock};
 
 use crate::error::{S3Error, Target, verdict_of};
 

@@ -241,13 +241,13 @@ async fn the_breaker_stops_calls_to_a_failing_s3() {
     let s3 = S3::start().await;
     // An outage, not throttling: by default a breaker does not open on `SlowDown`.
     s3.faults().otherwise(Reply::s3_error(500, "InternalError"));
-    let breaker = CircuitBreaker::new("s3", backstop::BreakerConfig::default()); // 5 in a row
+    let breaker = CircuitBreaker::new("s3", backstop::breaker::BreakerConfig::default()); // 5 in a row
     let policy = fast(3);
     for _ in 0..3 {
         let _ = backstop_aws::upload(&s3.client, BUCKET, "k", vec![1u8]).policy(&policy).breaker(&breaker).await;
     }
     assert_eq!(s3.requests_where(|r| is_put(r, "k")), 5);
-    assert_eq!(breaker.state(), backstop::CircuitState::Open);
+    assert_eq!(breaker.state(), backstop::breaker::CircuitState::Open);
 }
 
 #[tokio::test]

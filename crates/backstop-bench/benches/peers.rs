@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backstop::{Backoff, BreakerConfig, CircuitBreaker, Pacer, RetryBudget, RetryPolicy, presets};
+use backstop::{Backoff, CircuitBreaker, Pacer, RetryBudget, RetryPolicy, breaker::BreakerConfig, presets};
 use backstop_bench::{Allocations, CountingAllocator, record_allocations};
 use criterion::{Criterion, criterion_group, criterion_main};
 

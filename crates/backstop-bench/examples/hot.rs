@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use backstop::{BreakerConfig, CircuitBreaker, presets};
+use backstop::{CircuitBreaker, breaker::BreakerConfig, presets};
 
 #[inline(never)]
 fn op() -> Result<u64, &'static str> {

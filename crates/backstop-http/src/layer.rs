@@ -9,11 +9,10 @@ use std::task::{Context, Poll};
 
 use std::time::Duration;
 
+use backstop::guards::GuardsBuilder;
 use backstop::http::{classify_status, is_retryable_status};
 use backstop::retry::Name;
-use backstop::{
-    CircuitBreaker, Clock, Guards, GuardsBuilder, Pacer, RetryBudget, RetryError, RetryPolicy, Verdict, presets,
-};
+use backstop::{CircuitBreaker, Clock, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, Verdict, presets};
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;

@@ -2,8 +2,9 @@
 //! `reqwest-middleware`.
 
 use async_trait::async_trait;
+use backstop::guards::GuardsBuilder;
 use backstop::retry::Name;
-use backstop::{CircuitBreaker, Clock, Guards, GuardsBuilder, Pacer, RetryBudget, RetryError, RetryPolicy, presets};
+use backstop::{CircuitBreaker, Clock, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, presets};
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};

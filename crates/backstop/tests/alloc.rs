@@ -84,7 +84,7 @@ fn the_counter_does_count() {
 
 #[test]
 fn a_run_through_a_closed_breaker_and_a_budget_allocates_nothing() {
-    let breaker = backstop::CircuitBreaker::new("s3", backstop::BreakerConfig::default());
+    let breaker = backstop::CircuitBreaker::new("s3", backstop::breaker::BreakerConfig::default());
     let budget = backstop::RetryBudget::default();
     let policy = presets::S3_UPLOAD;
     let n = allocations_in(|| {

@@ -192,7 +192,7 @@ async fn runs_and_batches_are_awaited_the_same_way_and_are_send() {
     // A batch is awaited as a run is; both futures can be named and are `Send`.
     let run: backstop::retry::RetryFuture<'_, _, _, _, _, _, _> =
         assert_send(policy.retry(|| async { Ok::<_, S3Error>(1) }).into_future());
-    let batch: backstop::BatchFuture<'_, _, _, _, _, _, _, _> =
+    let batch: backstop::batch::BatchFuture<'_, _, _, _, _, _, _, _> =
         assert_send(policy.batch(&keys, |key| async move { Ok::<_, S3Error>(key.len()) }).into_future());
     assert_eq!(run.await.unwrap(), 1);
     assert_eq!(batch.await.into_result().unwrap(), [5, 6]);

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use backstop::breaker::Transition;
 use backstop::breaker::{BreakerConfig, BreakerError, CountAs, Window};
-use backstop::{Backoff, BreakerEvent, CircuitBreaker, CircuitState, ManualClock, Verdict};
+use backstop::{
+    Backoff, CircuitBreaker, ManualClock, Verdict,
+    breaker::{BreakerEvent, CircuitState},
+};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 

@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use backstop::breaker::BreakerConfig;
-use backstop::{Backoff, CircuitBreaker, CircuitState, ManualClock, RetryError, RetryPolicy, Verdict};
+use backstop::{Backoff, CircuitBreaker, ManualClock, RetryError, RetryPolicy, Verdict, breaker::CircuitState};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -144,7 +144,7 @@ async fn async_runs_respect_the_breaker_too() {
 struct ProbeThief {
     clock: ManualClock,
     breaker: &'static CircuitBreaker,
-    held: std::sync::Mutex<(u32, Option<backstop::Permit<'static>>)>,
+    held: std::sync::Mutex<(u32, Option<backstop::breaker::Permit<'static>>)>,
 }
 
 impl backstop::Clock for ProbeThief {

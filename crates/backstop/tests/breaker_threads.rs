@@ -6,7 +6,7 @@ use std::thread;
 use std::time::Duration;
 
 use backstop::breaker::{BreakerConfig, Window};
-use backstop::{CircuitBreaker, CircuitState, ManualClock};
+use backstop::{CircuitBreaker, ManualClock, breaker::CircuitState};
 
 #[test]
 fn only_one_probe_at_a_time_under_16_threads() {

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use backstop::breaker::{BreakerConfig, Window};
 use backstop::{
-    Backoff, CircuitBreaker, CircuitState, ManualClock, RetryBudget, RetryError, RetryEvent, RetryPolicy, Verdict,
+    Backoff, CircuitBreaker, ManualClock, RetryBudget, RetryError, RetryEvent, RetryPolicy, Verdict,
+    breaker::CircuitState,
 };
 
 const S: fn(u64) -> Duration = Duration::from_secs;

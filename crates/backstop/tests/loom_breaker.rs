@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use backstop::breaker::BreakerConfig;
-use backstop::{CircuitBreaker, CircuitState, ManualClock};
+use backstop::{CircuitBreaker, ManualClock, breaker::CircuitState};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;

@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
-use backstop::{Backoff, Delays, Jitter};
+use backstop::{Backoff, Jitter, backoff::Delays};
 
 /// A retry strategy of the study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

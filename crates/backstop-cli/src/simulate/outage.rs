@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use backstop::breaker::BreakerConfig;
 use backstop::budget::Withdrawal;
-use backstop::{Backoff, CircuitBreaker, Delays, Jitter, ManualClock, Permit, RetryBudget, Verdict};
+use backstop::{Backoff, CircuitBreaker, Jitter, ManualClock, RetryBudget, Verdict, backoff::Delays, breaker::Permit};
 
 /// Which guards the clients use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
-use backstop::{Backoff, Delays, Jitter};
+use backstop::{Backoff, Jitter, backoff::Delays};
 
 /// Whether the server sends a hint with its `SlowDown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

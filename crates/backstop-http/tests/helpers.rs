@@ -117,7 +117,7 @@ async fn send_composes_with_breaker_and_budget() {
     let client = reqwest::Client::new();
     let url = server.url("/");
     let clock = ManualClock::new();
-    let budget = RetryBudget::token_bucket().capacity(5).timeout_cost(5).build().unwrap();
+    let budget = RetryBudget::token_bucket("retry_budget").capacity(5).timeout_cost(5).build().unwrap();
     let breaker = CircuitBreaker::new("api", Default::default());
     let p = policy(5);
     let err = send(&p, || client.get(&url)).budget(&budget).breaker(&breaker).clock(&clock).await.unwrap_err();

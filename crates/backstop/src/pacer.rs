@@ -191,9 +191,9 @@ impl Pacer {
     /// A pacer named `name` (in logs), with the defaults: not pacing until
     /// the first throttling response, rates between 0.5 and 100 000 per
     /// second, a burst of 10 calls, decreases at most every 500 ms.
-    pub fn builder(name: &str) -> PacerBuilder {
+    pub fn builder(name: impl Into<StdArc<str>>) -> PacerBuilder {
         PacerBuilder {
-            name: StdArc::from(name),
+            name: name.into(),
             clock: StdArc::new(SystemClock),
             initial_rate: None,
             min_rate: 0.5,

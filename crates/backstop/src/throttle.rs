@@ -19,7 +19,7 @@
 //! use std::time::Duration;
 //! use backstop::{AdaptiveThrottle, ManualClock};
 //!
-//! let throttle = AdaptiveThrottle::builder().seed(7).clock(&ManualClock::new()).build()?;
+//! let throttle = AdaptiveThrottle::builder("api").seed(7).clock(&ManualClock::new()).build()?;
 //! for _ in 0..100 {
 //!     if throttle.try_acquire().is_ok() {
 //!         throttle.record(false); // refused: 429
@@ -95,10 +95,11 @@ impl fmt::Display for ThrottledLocally {
 impl Error for ThrottledLocally {}
 
 impl AdaptiveThrottle {
-    /// A builder: K = 2, a 2-minute window, the real clock.
-    pub fn builder() -> AdaptiveThrottleBuilder {
+    /// A throttle named `name` (in logs and errors): K = 2, a 2-minute
+    /// window, the real clock.
+    pub fn builder(name: impl Into<StdArc<str>>) -> AdaptiveThrottleBuilder {
         AdaptiveThrottleBuilder {
-            name: "adaptive_throttle".into(),
+            name: name.into(),
             k: 2.0,
             window: Duration::from_secs(120),
             clock: StdArc::new(SystemClock),
@@ -177,12 +178,6 @@ pub struct AdaptiveThrottleBuilder {
 }
 
 impl AdaptiveThrottleBuilder {
-    /// Names the throttle in errors.
-    pub fn name(mut self, name: &str) -> Self {
-        self.name = name.into();
-        self
-    }
-
     /// The multiplier K (default 2; allowed: 1 ..= 100). Lower rejects sooner.
     pub fn k(mut self, k: f64) -> Self {
         self.k = k;

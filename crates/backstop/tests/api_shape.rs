@@ -122,7 +122,7 @@ fn one_guards_value_carries_the_breaker_the_budget_and_the_clock() {
         .config(BreakerConfig::builder().consecutive_failures(2).build().unwrap())
         .clock(&clock)
         .build();
-    let budget = RetryBudget::token_bucket().capacity(500).clock(&clock).build().unwrap();
+    let budget = RetryBudget::token_bucket("retry_budget").capacity(500).clock(&clock).build().unwrap();
     let guards = Guards::builder().breaker(&breaker).budget(&budget).clock(&clock).build();
     assert_eq!(guards.breaker().map(CircuitBreaker::name), Some("s3"));
 

@@ -182,7 +182,7 @@ fn tokens_paid_for_a_retry_that_waits_on_the_circuit_are_kept_and_returned() {
             .clock(&clock)
             .build(),
     ));
-    let budget = backstop::RetryBudget::token_bucket().capacity(100).clock(&clock).build().unwrap();
+    let budget = backstop::RetryBudget::token_bucket("retry_budget").capacity(100).clock(&clock).build().unwrap();
     let thief = ProbeThief { clock: clock.clone(), breaker: b, held: Default::default() };
     let p = policy(5).to_builder().wait_on_open_circuit(true).build().unwrap();
     let calls = Cell::new(0);

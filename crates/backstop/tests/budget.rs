@@ -11,7 +11,7 @@ const S: fn(u64) -> Duration = Duration::from_secs;
 
 #[test]
 fn aws_standard_500_tokens_allow_exactly_100_retries() {
-    let budget = RetryBudget::token_bucket().build().unwrap();
+    let budget = RetryBudget::token_bucket("retry_budget").build().unwrap();
     assert_eq!(budget.level(), 500.0);
     for i in 0..100 {
         assert!(budget.try_withdraw(Verdict::Retry).is_some(), "retry {i}");
@@ -29,7 +29,7 @@ fn aws_standard_500_tokens_allow_exactly_100_retries() {
 
 #[test]
 fn timeouts_cost_more_and_successful_retries_refund_their_cost() {
-    let budget = RetryBudget::token_bucket().capacity(30).build().unwrap();
+    let budget = RetryBudget::token_bucket("retry_budget").capacity(30).build().unwrap();
     let t = budget.try_withdraw(Verdict::Timeout).unwrap();
     assert_eq!(t.cost(), 10);
     let r = budget.try_withdraw(Verdict::Throttled).unwrap();
@@ -47,7 +47,8 @@ fn timeouts_cost_more_and_successful_retries_refund_their_cost() {
 #[test]
 fn an_optional_refill_adds_tokens_with_time() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::token_bucket().capacity(10).refill_per_sec(2.5).clock(&clock).build().unwrap();
+    let budget =
+        RetryBudget::token_bucket("retry_budget").capacity(10).refill_per_sec(2.5).clock(&clock).build().unwrap();
     let _ = budget.try_withdraw(Verdict::Retry).unwrap();
     let _ = budget.try_withdraw(Verdict::Retry).unwrap();
     assert!(budget.try_withdraw(Verdict::Retry).is_none());
@@ -59,7 +60,8 @@ fn an_optional_refill_adds_tokens_with_time() {
 #[test]
 fn ratio_allows_the_floor_plus_a_share_of_requests() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::ratio().ratio(0.2).window(S(10)).min_per_sec(1.0).clock(&clock).build().unwrap();
+    let budget =
+        RetryBudget::ratio("retry_budget").ratio(0.2).window(S(10)).min_per_sec(1.0).clock(&clock).build().unwrap();
     // No requests: the floor, 1/s over 10 s.
     let granted = (0..100).filter(|_| budget.try_withdraw(Verdict::Retry).is_some()).count();
     assert_eq!(granted, 10);
@@ -78,7 +80,7 @@ fn ratio_allows_the_floor_plus_a_share_of_requests() {
 fn small_ratios_are_not_truncated_to_zero() {
     // tower#857: integer scaling made small ratios allow nothing.
     let clock = ManualClock::new();
-    let budget = RetryBudget::ratio().ratio(0.001).min_per_sec(0.0).clock(&clock).build().unwrap();
+    let budget = RetryBudget::ratio("retry_budget").ratio(0.001).min_per_sec(0.0).clock(&clock).build().unwrap();
     for _ in 0..2_999 {
         budget.record_request();
     }
@@ -90,13 +92,13 @@ fn small_ratios_are_not_truncated_to_zero() {
 #[test]
 fn bad_settings_name_their_field() {
     let cases = [
-        (RetryBudget::token_bucket().capacity(0).build().unwrap_err(), "capacity"),
-        (RetryBudget::token_bucket().capacity(4).retry_cost(5).build().unwrap_err(), "retry_cost"),
-        (RetryBudget::token_bucket().timeout_cost(0).build().unwrap_err(), "timeout_cost"),
-        (RetryBudget::token_bucket().refill_per_sec(f64::NAN).build().unwrap_err(), "refill_per_sec"),
-        (RetryBudget::ratio().ratio(-1.0).build().unwrap_err(), "ratio"),
-        (RetryBudget::ratio().window(Duration::ZERO).build().unwrap_err(), "window"),
-        (RetryBudget::ratio().min_per_sec(f64::INFINITY).build().unwrap_err(), "min_per_sec"),
+        (RetryBudget::token_bucket("retry_budget").capacity(0).build().unwrap_err(), "capacity"),
+        (RetryBudget::token_bucket("retry_budget").capacity(4).retry_cost(5).build().unwrap_err(), "retry_cost"),
+        (RetryBudget::token_bucket("retry_budget").timeout_cost(0).build().unwrap_err(), "timeout_cost"),
+        (RetryBudget::token_bucket("retry_budget").refill_per_sec(f64::NAN).build().unwrap_err(), "refill_per_sec"),
+        (RetryBudget::ratio("retry_budget").ratio(-1.0).build().unwrap_err(), "ratio"),
+        (RetryBudget::ratio("retry_budget").window(Duration::ZERO).build().unwrap_err(), "window"),
+        (RetryBudget::ratio("retry_budget").min_per_sec(f64::INFINITY).build().unwrap_err(), "min_per_sec"),
     ];
     for (err, field) in cases {
         assert_eq!(err.field(), field);
@@ -107,13 +109,13 @@ fn bad_settings_name_their_field() {
 #[test]
 fn a_small_bucket_lowers_the_default_costs_to_its_capacity() {
     // capacity(5): a retry costs 5 and a timed-out retry 5 (not 10, which would not fit).
-    let budget = RetryBudget::token_bucket().capacity(5).build().unwrap();
+    let budget = RetryBudget::token_bucket("retry_budget").capacity(5).build().unwrap();
     assert_eq!(budget.try_withdraw(Verdict::Timeout).map(|w| w.cost()), Some(5));
     assert!(budget.try_withdraw(Verdict::Retry).is_none());
-    let tiny = RetryBudget::token_bucket().capacity(3).build().unwrap();
+    let tiny = RetryBudget::token_bucket("retry_budget").capacity(3).build().unwrap();
     assert_eq!(tiny.try_withdraw(Verdict::Retry).map(|w| w.cost()), Some(3));
     // A cost set by hand that does not fit says which setting to change.
-    let err = RetryBudget::token_bucket().capacity(5).timeout_cost(10).build().unwrap_err();
+    let err = RetryBudget::token_bucket("retry_budget").capacity(5).timeout_cost(10).build().unwrap_err();
     assert_eq!(err.field(), "timeout_cost");
     assert_eq!(
         err.to_string(),
@@ -128,7 +130,7 @@ fn policy(attempts: u32) -> RetryPolicy {
 #[test]
 fn a_spent_budget_ends_the_run_at_once_keeping_the_last_error() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::token_bucket().capacity(10).name("s3").build().unwrap();
+    let budget = RetryBudget::token_bucket("s3").capacity(10).build().unwrap();
     let err = policy(10)
         .retry(|| Err::<(), _>("503 SlowDown"))
         .name("upload_to_s3")
@@ -145,7 +147,7 @@ fn a_spent_budget_ends_the_run_at_once_keeping_the_last_error() {
 #[test]
 fn successes_deposit_in_runs() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::token_bucket().capacity(10).build().unwrap();
+    let budget = RetryBudget::token_bucket("retry_budget").capacity(10).build().unwrap();
     let mut fail_once = true;
     let v = policy(3)
         .retry(|| if std::mem::take(&mut fail_once) { Err("503") } else { Ok(1) })
@@ -158,7 +160,7 @@ fn successes_deposit_in_runs() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_run_gives_its_tokens_back() {
-    let budget = RetryBudget::token_bucket().capacity(10).build().unwrap();
+    let budget = RetryBudget::token_bucket("retry_budget").capacity(10).build().unwrap();
     let clock = backstop::SystemClock; // tokio's timer, paused
     let slow = policy(5).to_builder().backoff(Backoff::constant(S(3600))).build().unwrap();
     {
@@ -175,7 +177,7 @@ async fn a_cancelled_run_gives_its_tokens_back() {
 #[test]
 fn ratio_budgets_count_each_run_as_one_request() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::ratio().ratio(0.5).min_per_sec(0.0).clock(&clock).build().unwrap();
+    let budget = RetryBudget::ratio("retry_budget").ratio(0.5).min_per_sec(0.0).clock(&clock).build().unwrap();
     for _ in 0..4 {
         policy(1).retry(|| Ok::<_, &str>(())).budget(&budget).clock(&clock).call().unwrap();
     }
@@ -188,7 +190,8 @@ fn a_ratio_refund_never_outlives_the_withdrawal_it_cancels() {
     // 10.5 s the withdrawal has left the window, and so must its refund:
     // one retry is granted, not two.
     let clock = ManualClock::new();
-    let budget = RetryBudget::ratio().ratio(0.0).min_per_sec(0.1).window(S(10)).clock(&clock).build().unwrap();
+    let budget =
+        RetryBudget::ratio("retry_budget").ratio(0.0).min_per_sec(0.1).window(S(10)).clock(&clock).build().unwrap();
     let w = budget.try_withdraw(Verdict::Retry).unwrap();
     assert!(budget.try_withdraw(Verdict::Retry).is_none());
     clock.advance(Duration::from_millis(9500));
@@ -198,7 +201,8 @@ fn a_ratio_refund_never_outlives_the_withdrawal_it_cancels() {
     assert!(budget.try_withdraw(Verdict::Retry).is_none(), "granted more than 1 per 10 s");
     // A refund inside the window still gives the retry back.
     let clock = ManualClock::new();
-    let budget = RetryBudget::ratio().ratio(0.0).min_per_sec(0.1).window(S(10)).clock(&clock).build().unwrap();
+    let budget =
+        RetryBudget::ratio("retry_budget").ratio(0.0).min_per_sec(0.1).window(S(10)).clock(&clock).build().unwrap();
     let w = budget.try_withdraw(Verdict::Retry).unwrap();
     clock.advance(S(5));
     budget.refund(w);

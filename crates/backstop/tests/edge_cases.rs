@@ -20,9 +20,9 @@ const S: fn(u64) -> Duration = Duration::from_secs;
 /// `RetryBudget::name`: the name set on the builder is the one reported.
 #[test]
 fn a_budget_reports_its_name() {
-    let budget = RetryBudget::token_bucket().name("s3-puts").build().unwrap();
+    let budget = RetryBudget::token_bucket("s3-puts").build().unwrap();
     assert_eq!(budget.name(), "s3-puts");
-    let ratio = RetryBudget::ratio().name("api").build().unwrap();
+    let ratio = RetryBudget::ratio("api").build().unwrap();
     assert_eq!(ratio.name(), "api");
     assert_eq!(RetryBudget::default().name(), "retry_budget");
 }
@@ -30,7 +30,7 @@ fn a_budget_reports_its_name() {
 /// `RetryBudget::denied`: starts at zero and counts every refusal.
 #[test]
 fn denials_are_counted_one_by_one() {
-    let budget = RetryBudget::token_bucket().capacity(5).timeout_cost(5).build().unwrap();
+    let budget = RetryBudget::token_bucket("retry_budget").capacity(5).timeout_cost(5).build().unwrap();
     assert_eq!(budget.denied(), 0);
     let _granted = budget.try_withdraw(Verdict::Retry).unwrap();
     for n in 1..=3 {
@@ -44,7 +44,8 @@ fn denials_are_counted_one_by_one() {
 #[test]
 fn a_ratio_budgets_level_goes_down_with_each_retry() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::ratio().ratio(0.5).min_per_sec(1.0).window(S(10)).clock(&clock).build().unwrap();
+    let budget =
+        RetryBudget::ratio("retry_budget").ratio(0.5).min_per_sec(1.0).window(S(10)).clock(&clock).build().unwrap();
     assert_eq!(budget.level(), 10.0, "the floor: 1/s over 10 s");
     for _ in 0..4 {
         budget.record_request();
@@ -62,8 +63,13 @@ fn a_ratio_budgets_level_goes_down_with_each_retry() {
 #[test]
 fn frequent_requests_do_not_starve_the_refill() {
     let clock = ManualClock::new();
-    let budget =
-        RetryBudget::token_bucket().capacity(5).timeout_cost(5).refill_per_sec(1.0).clock(&clock).build().unwrap();
+    let budget = RetryBudget::token_bucket("retry_budget")
+        .capacity(5)
+        .timeout_cost(5)
+        .refill_per_sec(1.0)
+        .clock(&clock)
+        .build()
+        .unwrap();
     let _w = budget.try_withdraw(Verdict::Retry).unwrap();
     assert_eq!(budget.level(), 0.0);
     // 2 s in steps of 0.5 ms, asking each time (refused: not 5 tokens yet).
@@ -276,7 +282,7 @@ fn a_hint_of_exactly_max_retry_after_is_honoured() {
 #[test]
 fn a_retry_refused_by_the_breaker_gives_its_tokens_back() {
     let clock = ManualClock::new();
-    let budget = RetryBudget::token_bucket().capacity(10).build().unwrap();
+    let budget = RetryBudget::token_bucket("retry_budget").capacity(10).build().unwrap();
     let b = CircuitBreaker::builder("db").clock(&clock).build();
     let err = constant_policy(5)
         .retry(|| Err::<(), _>("503".to_string()))

@@ -107,7 +107,7 @@ fn giving_up_is_logged_at_warn() {
 #[test]
 fn a_denied_retry_is_logged_at_warn() {
     let clock = ManualClock::new();
-    let budget = backstop::RetryBudget::token_bucket().capacity(5).timeout_cost(5).name("s3").build().unwrap();
+    let budget = backstop::RetryBudget::token_bucket("s3").capacity(5).timeout_cost(5).build().unwrap();
     let lines = logged(|| {
         let _ = policy().retry(|| Err::<(), _>("SlowDown")).name("upload_to_s3").budget(&budget).clock(&clock).call();
     });

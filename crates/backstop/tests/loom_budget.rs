@@ -9,7 +9,7 @@ use loom::thread;
 fn two_withdrawals_never_overdraw() {
     loom::model(|| {
         // Room for exactly one retry of cost 5.
-        let budget = RetryBudget::token_bucket().capacity(9).timeout_cost(9).build().unwrap();
+        let budget = RetryBudget::token_bucket("retry_budget").capacity(9).timeout_cost(9).build().unwrap();
         let threads: Vec<_> = (0..2)
             .map(|_| {
                 let b = budget.clone();
@@ -25,7 +25,7 @@ fn two_withdrawals_never_overdraw() {
 #[test]
 fn a_deposit_racing_a_withdrawal_loses_nothing_and_respects_capacity() {
     loom::model(|| {
-        let budget = RetryBudget::token_bucket().capacity(10).build().unwrap();
+        let budget = RetryBudget::token_bucket("retry_budget").capacity(10).build().unwrap();
         let withdrawal = budget.try_withdraw(Verdict::Retry).unwrap(); // 5 left
         let depositor = {
             let b = budget.clone();

@@ -93,7 +93,7 @@ fn a_budget_reports_its_level_and_denials() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
-        let budget = RetryBudget::token_bucket().capacity(10).name("s3").build().unwrap();
+        let budget = RetryBudget::token_bucket("s3").capacity(10).build().unwrap();
         let _ = budget.try_withdraw(Verdict::Retry);
         let _ = budget.try_withdraw(Verdict::Retry);
         assert!(budget.try_withdraw(Verdict::Retry).is_none());

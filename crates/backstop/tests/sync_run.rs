@@ -387,7 +387,7 @@ fn every_error_type_prints_each_cause_once() {
     assert_prints_well(&config, "SECRET");
     let duration = backstop::parse_duration("5 fortnights").unwrap_err();
     assert_prints_well(&duration, "SECRET");
-    let throttle = backstop::AdaptiveThrottle::builder().k(1.0).seed(1).build().unwrap();
+    let throttle = backstop::AdaptiveThrottle::builder("adaptive_throttle").k(1.0).seed(1).build().unwrap();
     for _ in 0..200 {
         if throttle.try_acquire().is_ok() {
             throttle.record(false);

@@ -5,7 +5,7 @@ use std::time::Duration;
 use backstop::{AdaptiveThrottle, ManualClock, RetryError, RetryPolicy, Verdict};
 
 fn throttle(clock: &ManualClock) -> AdaptiveThrottle {
-    AdaptiveThrottle::builder().seed(3).clock(clock).build().unwrap()
+    AdaptiveThrottle::builder("adaptive_throttle").seed(3).clock(clock).build().unwrap()
 }
 
 #[test]
@@ -53,8 +53,11 @@ fn refusals_raise_local_rejections_and_recovery_lowers_them() {
 
 #[test]
 fn bad_settings_name_their_field() {
-    assert_eq!(AdaptiveThrottle::builder().k(0.5).build().unwrap_err().field(), "k");
-    assert_eq!(AdaptiveThrottle::builder().window(Duration::ZERO).build().unwrap_err().field(), "window");
+    assert_eq!(AdaptiveThrottle::builder("adaptive_throttle").k(0.5).build().unwrap_err().field(), "k");
+    assert_eq!(
+        AdaptiveThrottle::builder("adaptive_throttle").window(Duration::ZERO).build().unwrap_err().field(),
+        "window"
+    );
 }
 
 #[test]

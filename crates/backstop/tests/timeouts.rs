@@ -89,7 +89,7 @@ async fn a_timeout_is_classified_like_any_error_and_judged_timeout_when_retried(
 
 #[tokio::test(start_paused = true)]
 async fn a_timed_out_retry_costs_the_budgets_timeout_cost() {
-    let budget = RetryBudget::token_bucket().capacity(100).build().unwrap();
+    let budget = RetryBudget::token_bucket("retry_budget").capacity(100).build().unwrap();
     let _ = policy(2)
         .retry(|| async {
             std::future::pending::<()>().await;

@@ -144,7 +144,7 @@ impl Client {
             Client::BackstopGuards => b
                 .with(
                     RetryMiddleware::new(presets::API_CALL)
-                        .budget(&RetryBudget::token_bucket().build()?)
+                        .budget(&RetryBudget::token_bucket("retry_budget").build()?)
                         .breaker(&CircuitBreaker::new("nginx", BreakerConfig::default())),
                 )
                 .build(),

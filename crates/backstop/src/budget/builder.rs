@@ -18,11 +18,12 @@ const DEFAULT_RETRY_COST: u32 = 5;
 const DEFAULT_TIMEOUT_COST: u32 = 10;
 
 impl RetryBudget {
-    /// A token bucket with the AWS SDKs' standard numbers: capacity 500, a
-    /// retry costs 5, a retry after a timeout 10, a success refunds 1, no refill.
-    pub fn token_bucket() -> TokenBucketBuilder {
+    /// A token bucket named `name` (in logs and metrics) with the AWS SDKs'
+    /// standard numbers: capacity 500, a retry costs 5, a retry after a
+    /// timeout 10, a success refunds 1, no refill.
+    pub fn token_bucket(name: impl Into<StdArc<str>>) -> TokenBucketBuilder {
         TokenBucketBuilder {
-            common: Common::new("retry_budget"),
+            common: Common::new(name.into()),
             capacity: 500,
             retry_cost: None,
             timeout_cost: None,
@@ -31,11 +32,12 @@ impl RetryBudget {
         }
     }
 
-    /// A ratio budget with Finagle's numbers: retries up to 20 % of the
-    /// requests of the last 10 s, and at least 10 retries a second.
-    pub fn ratio() -> RatioBuilder {
+    /// A ratio budget named `name` (in logs and metrics) with Finagle's
+    /// numbers: retries up to 20 % of the requests of the last 10 s, and at
+    /// least 10 retries a second.
+    pub fn ratio(name: impl Into<StdArc<str>>) -> RatioBuilder {
         RatioBuilder {
-            common: Common::new("retry_budget"),
+            common: Common::new(name.into()),
             ratio: 0.2,
             window: Duration::from_secs(10),
             min_per_sec: 10.0,
@@ -46,7 +48,7 @@ impl RetryBudget {
 impl Default for RetryBudget {
     /// The AWS-standard token bucket (see [`RetryBudget::token_bucket`]).
     fn default() -> Self {
-        Self::token_bucket().build().expect("the default token bucket is valid")
+        Self::token_bucket("retry_budget").build().expect("the default token bucket is valid")
     }
 }
 
@@ -58,8 +60,8 @@ struct Common {
 }
 
 impl Common {
-    fn new(name: &str) -> Self {
-        Self { name: name.into(), clock: StdArc::new(SystemClock) }
+    fn new(name: StdArc<str>) -> Self {
+        Self { name, clock: StdArc::new(SystemClock) }
     }
 
     fn build(self, kind: Kind) -> RetryBudget {
@@ -95,12 +97,6 @@ pub struct TokenBucketBuilder {
 }
 
 impl TokenBucketBuilder {
-    /// Names the budget in logs and metrics.
-    pub fn name(mut self, name: &str) -> Self {
-        self.common.name = name.into();
-        self
-    }
-
     /// The clock for refills (default: [`SystemClock`]).
     pub fn clock<C: Clock + Clone + 'static>(mut self, clock: &C) -> Self {
         self.common.clock = StdArc::new(clock.clone());
@@ -182,12 +178,6 @@ pub struct RatioBuilder {
 }
 
 impl RatioBuilder {
-    /// Names the budget in logs and metrics.
-    pub fn name(mut self, name: &str) -> Self {
-        self.common.name = name.into();
-        self
-    }
-
     /// The clock for the window (default: [`SystemClock`]).
     pub fn clock<C: Clock + Clone + 'static>(mut self, clock: &C) -> Self {
         self.common.clock = StdArc::new(clock.clone());

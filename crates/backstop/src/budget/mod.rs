@@ -17,7 +17,7 @@
 //! ```
 //! use backstop::{presets, ManualClock, RetryBudget, RetryError};
 //!
-//! let budget = RetryBudget::token_bucket().capacity(10).build()?; // 2 retries of cost 5
+//! let budget = RetryBudget::token_bucket("s3").capacity(10).build()?; // 2 retries of cost 5
 //! let clock = ManualClock::new();
 //! let err = presets::S3_UPLOAD
 //!     .retry(|| Err::<(), _>("503"))

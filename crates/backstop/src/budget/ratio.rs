@@ -37,7 +37,7 @@ mod tests {
 
     /// A ratio budget over 10 s on `clock`.
     fn budget(clock: &ManualClock, ratio: f64, min_per_sec: f64) -> RetryBudget {
-        RetryBudget::ratio().ratio(ratio).min_per_sec(min_per_sec).clock(clock).build().unwrap()
+        RetryBudget::ratio("retry_budget").ratio(ratio).min_per_sec(min_per_sec).clock(clock).build().unwrap()
     }
 
     fn advance(clock: &ManualClock, secs: f64) {

@@ -104,7 +104,8 @@ mod tests {
 
     #[test]
     fn a_retry_costs_retry_cost_and_a_retry_after_a_timeout_costs_timeout_cost() {
-        let budget = RetryBudget::token_bucket().capacity(30).retry_cost(5).timeout_cost(10).build().unwrap();
+        let budget =
+            RetryBudget::token_bucket("retry_budget").capacity(30).retry_cost(5).timeout_cost(10).build().unwrap();
         assert_eq!(budget.try_withdraw(Verdict::Retry).map(|w| w.cost()), Some(5));
         assert_eq!(budget.try_withdraw(Verdict::Timeout).map(|w| w.cost()), Some(10));
         assert_eq!(budget.level(), 15.0);
@@ -112,7 +113,7 @@ mod tests {
 
     #[test]
     fn the_standard_bucket_allows_exactly_100_retries_without_successes() {
-        let budget = RetryBudget::token_bucket().build().unwrap();
+        let budget = RetryBudget::token_bucket("retry_budget").build().unwrap();
         assert_eq!((0..200).filter_map(|_| budget.try_withdraw(Verdict::Retry)).count(), 100);
         assert_eq!(budget.level(), 0.0);
         assert_eq!(budget.denied(), 100);
@@ -120,7 +121,7 @@ mod tests {
 
     #[test]
     fn refunds_and_successes_never_fill_the_bucket_past_capacity() {
-        let budget = RetryBudget::token_bucket().capacity(10).build().unwrap();
+        let budget = RetryBudget::token_bucket("retry_budget").capacity(10).build().unwrap();
         let w = budget.try_withdraw(Verdict::Retry).unwrap();
         budget.record_success(None);
         assert_eq!(budget.level(), 6.0);
@@ -132,7 +133,8 @@ mod tests {
     #[test]
     fn refill_adds_tokens_with_time_up_to_capacity() {
         let clock = ManualClock::new();
-        let budget = RetryBudget::token_bucket().capacity(10).refill_per_sec(2.0).clock(&clock).build().unwrap();
+        let budget =
+            RetryBudget::token_bucket("retry_budget").capacity(10).refill_per_sec(2.0).clock(&clock).build().unwrap();
         let _spent = budget.try_withdraw(Verdict::Retry).unwrap();
         let _spent = budget.try_withdraw(Verdict::Retry).unwrap();
         clock.advance(Duration::from_millis(2500));
@@ -146,7 +148,8 @@ mod tests {
     #[test]
     fn time_spent_full_is_not_banked_for_later() {
         let clock = ManualClock::new();
-        let budget = RetryBudget::token_bucket().capacity(10).refill_per_sec(1.0).clock(&clock).build().unwrap();
+        let budget =
+            RetryBudget::token_bucket("retry_budget").capacity(10).refill_per_sec(1.0).clock(&clock).build().unwrap();
         clock.advance(Duration::from_secs(100));
         let _spent = budget.try_withdraw(Verdict::Retry).unwrap();
         let _spent = budget.try_withdraw(Verdict::Retry).unwrap();
@@ -158,7 +161,12 @@ mod tests {
     #[test]
     fn frequent_withdrawals_do_not_slow_the_refill() {
         let clock = ManualClock::new();
-        let budget = RetryBudget::token_bucket().capacity(10).retry_cost(10).refill_per_sec(1.0).clock(&clock).build();
+        let budget = RetryBudget::token_bucket("retry_budget")
+            .capacity(10)
+            .retry_cost(10)
+            .refill_per_sec(1.0)
+            .clock(&clock)
+            .build();
         let budget = budget.unwrap();
         let _spent = budget.try_withdraw(Verdict::Retry).unwrap();
         // A refused withdrawal every 1.5 ms for 1.5 s: each refill call sees 1.5 thousandths.

@@ -452,7 +452,7 @@ mod tests {
     }
 
     fn bucket(capacity: u32) -> RetryBudget {
-        RetryBudget::token_bucket().capacity(capacity).retry_cost(5).build().unwrap()
+        RetryBudget::token_bucket("retry_budget").capacity(capacity).retry_cost(5).build().unwrap()
     }
 
     fn breaker(clock: &ManualClock, open_for: Duration) -> CircuitBreaker {

@@ -25,6 +25,22 @@ fn main() {
                 let waker = std::task::Waker::noop();
                 black_box(fut.poll(&mut std::task::Context::from_waker(waker)).is_ready());
             }
+            "async-rt" | "async-rt-direct" => {
+                // As criterion's async benchmarks run: awaited inside one
+                // tokio block_on, where the future is moved into the caller.
+                let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                let direct = case == "async-rt-direct";
+                rt.block_on(async {
+                    for _ in 0..1_000_000 {
+                        if direct {
+                            black_box(async { op() }.await.ok());
+                        } else {
+                            black_box(policy.retry(|| async { op() }).await.ok());
+                        }
+                    }
+                });
+                return;
+            }
             "async-direct" => {
                 use std::future::Future;
                 let fut = std::pin::pin!(async { op() });

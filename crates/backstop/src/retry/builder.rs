@@ -51,12 +51,29 @@ pub struct Retry<'a, Op, E, K, C = AlwaysRetry, H = (), R = Value> {
     kind: PhantomData<fn() -> (K, R)>,
 }
 
-/// A per-attempt timeout and the function that makes its error (boxed, so
-/// setting a timeout keeps the builder's type; one allocation per run that
-/// has one, beside the timer it arms).
-pub(crate) struct AttemptTimeout<'a, E> {
-    pub(super) limit: Duration,
-    pub(super) on_timeout: Box<dyn Fn(Duration) -> E + Send + Sync + 'a>,
+/// A per-attempt timeout and the function that makes its error, boxed as
+/// one: setting a timeout keeps the builder's type, costs one allocation
+/// (beside the timer each attempt arms) and keeps the run's future small.
+pub(crate) type AttemptTimeout<'a, E> = Box<dyn TimeoutError<E> + Send + Sync + 'a>;
+
+/// The limit of an attempt, and the error of one cut by it.
+pub(crate) trait TimeoutError<E> {
+    fn limit(&self) -> Duration;
+    fn error(&self, after: Duration) -> E;
+}
+
+struct TimeoutWith<F> {
+    limit: Duration,
+    on_timeout: F,
+}
+
+impl<E, F: Fn(Duration) -> E> TimeoutError<E> for TimeoutWith<F> {
+    fn limit(&self) -> Duration {
+        self.limit
+    }
+    fn error(&self, after: Duration) -> E {
+        (self.on_timeout)(after)
+    }
 }
 
 impl<Op, E, K, C, H, R> std::fmt::Debug for Retry<'_, Op, E, K, C, H, R> {
@@ -64,7 +81,7 @@ impl<Op, E, K, C, H, R> std::fmt::Debug for Retry<'_, Op, E, K, C, H, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Retry")
             .field("settings", &self.settings)
-            .field("attempt_timeout", &self.timeout.as_ref().map(|t| t.limit))
+            .field("attempt_timeout", &self.timeout.as_ref().map(|t| t.limit()))
             .finish_non_exhaustive()
     }
 }
@@ -247,7 +264,7 @@ impl<'a, Op, E, C, H, R> Retry<'a, Op, E, Async, C, H, R> {
     where
         F: Fn(Duration) -> E + Send + Sync + 'a,
     {
-        self.timeout = (!limit.is_zero()).then(|| AttemptTimeout { limit, on_timeout: Box::new(on_timeout) });
+        self.timeout = (!limit.is_zero()).then(|| Box::new(TimeoutWith { limit, on_timeout }) as AttemptTimeout<'a, E>);
         self
     }
 }

@@ -33,19 +33,17 @@ pin_project! {
     /// are dropped with it, nothing is left running, and budget tokens
     /// withdrawn for a retry not yet made are given back.
     #[must_use = "futures do nothing unless polled"]
+    #[project = Projection]
     pub struct RetryFuture<'a, Op, Fut, C, H, E, R> {
         run: Run<'a, E>,
         op: Op,
         classifier: C,
         hook: H,
         timeout: Option<AttemptTimeout<'a, E>>,
-        // The state machine, as fields rather than an enum so that each
-        // step drops only what it ends: the attempt running (with its
-        // timer), or the sleep before the next one, or neither.
+        // The attempt running, if any; its timer and the sleep before the
+        // next one live beside the run's state, which exists by then.
         #[pin]
         attempt: Option<Fut>,
-        timer: Option<(SleepFuture, Cutoff)>,
-        sleep: Option<SleepFuture>,
         done: bool,
         report: PhantomData<fn() -> R>,
     }
@@ -56,14 +54,24 @@ pin_project! {
 /// timers, or a failed attempt, where an allocation is noise).
 struct Run<'a, E> {
     settings: RunSettings<'a>,
-    state: Option<Box<RunState<'a, E>>>,
+    state: Option<Box<Active<'a, E>>>,
+}
+
+/// What a run that is past its bare first attempt keeps: its state, the
+/// running attempt's timer, and the sleep before the next attempt.
+struct Active<'a, E> {
+    state: RunState<'a, E>,
+    timer: Option<(SleepFuture, Cutoff)>,
+    sleep: Option<SleepFuture>,
 }
 
 impl<'a, E: Display> Run<'a, E> {
     /// The state, built now if it was not.
-    fn state(&mut self) -> &mut RunState<'a, E> {
+    fn active(&mut self) -> &mut Active<'a, E> {
         let settings = &self.settings;
-        self.state.get_or_insert_with(|| Box::new(RunState::new(settings.clone())))
+        self.state.get_or_insert_with(|| {
+            Box::new(Active { state: RunState::new(settings.clone()), timer: None, sleep: None })
+        })
     }
 }
 
@@ -82,8 +90,6 @@ impl<'a, Op, Fut, C, H, E, R> RetryFuture<'a, Op, Fut, C, H, E, R> {
             hook,
             timeout,
             attempt: None,
-            timer: None,
-            sleep: None,
             done: false,
             report: PhantomData,
         }
@@ -118,77 +124,105 @@ where
 {
     type Output = Result<R::Output, RetryError<E>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         assert!(!*this.done, "RetryFuture polled after it completed");
-        loop {
-            if let Some(sleep) = this.sleep.as_mut() {
-                ready!(sleep.as_mut().poll(cx));
-                *this.sleep = None;
+        if this.run.state.is_some() {
+            return run(this, cx, None);
+        }
+        // A bare run's first attempt needs no run state: it is started and
+        // polled here, a path small enough to inline into the caller.
+        if this.attempt.is_none() {
+            if !(this.run.settings.is_bare() && this.timeout.is_none()) {
+                return run(this, cx, None);
             }
-            if this.attempt.is_none() {
-                // A bare run's first attempt starts without a run state.
-                let bare = this.run.state.is_none() && this.run.settings.is_bare() && this.timeout.is_none();
-                if !bare {
-                    let state = this.run.state();
-                    if let Some(step) = state.before_attempt() {
-                        if let Some(done) = take_step(step, state, this.sleep) {
-                            *this.done = true;
-                            return Poll::Ready(Err(done));
-                        }
-                        continue;
-                    }
-                    *this.timer = state.attempt_timer(this.timeout.as_ref().map(|t| t.limit));
-                }
-                this.attempt.set(Some(this.op.make()));
+            this.attempt.set(Some(this.op.make()));
+        }
+        let Some(fut) = this.attempt.as_mut().as_pin_mut() else { return run(this, cx, None) };
+        match ready!(fut.poll(cx)) {
+            Ok(value) => {
+                log::attempt_succeeded(&this.run.settings.name, 1);
+                *this.done = true;
+                Poll::Ready(Ok(R::report(value, 1)))
             }
-            let Some(fut) = this.attempt.as_mut().as_pin_mut() else { continue };
-            let step = match fut.poll(cx) {
-                Poll::Ready(Ok(value)) => {
-                    let attempts = match &mut this.run.state {
-                        Some(state) => {
-                            state.succeeded();
-                            state.attempts()
-                        }
-                        None => {
-                            log::attempt_succeeded(&this.run.settings.name, 1);
-                            1
-                        }
-                    };
-                    *this.done = true;
-                    return Poll::Ready(Ok(R::report(value, attempts)));
-                }
-                Poll::Ready(Err(error)) => match this.run.state {
-                    None => this.run.state().failed_first(error, this.classifier, this.hook),
-                    Some(_) => this.run.state().failed(error, this.classifier, this.hook),
-                },
-                Poll::Pending => {
-                    let Some((timer, cutoff)) = this.timer.as_mut() else {
-                        return Poll::Pending;
-                    };
-                    ready!(timer.as_mut().poll(cx));
-                    let cutoff = *cutoff;
-                    let state = this.run.state();
-                    match cutoff {
-                        Cutoff::AttemptTimeout(after) => match this.timeout.as_ref().map(|t| (t.on_timeout)(after)) {
-                            Some(error) => {
-                                let verdict = timeout_verdict(this.classifier.classify(&error));
-                                state.failed_with(error, verdict, this.hook)
-                            }
-                            None => state.deadline_passed(),
-                        },
-                        Cutoff::Deadline => state.deadline_passed(),
-                    }
-                }
-            };
-            // The attempt is over: drop it (and its timer) before going on.
-            this.attempt.set(None);
-            *this.timer = None;
-            if let Some(err) = take_step(step, this.run.state(), this.sleep) {
+            Err(error) => {
+                this.attempt.set(None);
+                let step = this.run.active().state.failed_first(error, this.classifier, this.hook);
+                run(this, cx, Some(step))
+            }
+        }
+    }
+}
+
+/// Everything but a bare run's first attempt: the run loop proper, starting
+/// with `step` when the first attempt just failed.
+#[inline(never)]
+fn run<'a, Op, Fut, T, E, C, H, R>(
+    mut this: Projection<'_, 'a, Op, Fut, C, H, E, R>,
+    cx: &mut Context<'_>,
+    mut step: Option<Step<E>>,
+) -> Poll<Result<R::Output, RetryError<E>>>
+where
+    Op: MakeAttempt<Fut>,
+    Fut: Future<Output = Result<T, E>>,
+    C: Classify<E>,
+    H: OnRetry<E>,
+    R: Report<T>,
+    E: Display,
+{
+    loop {
+        if let Some(step) = step.take() {
+            if let Some(err) = this.run.active().take_step(step) {
                 *this.done = true;
                 return Poll::Ready(Err(err));
             }
         }
+        if this.attempt.is_none() {
+            let active = this.run.active();
+            if let Some(sleep) = active.sleep.as_mut() {
+                ready!(sleep.as_mut().poll(cx));
+                active.sleep = None;
+            }
+            if let Some(next) = active.state.before_attempt() {
+                step = Some(next);
+                continue;
+            }
+            active.timer = active.state.attempt_timer(this.timeout.as_ref().map(|t| t.limit()));
+            this.attempt.set(Some(this.op.make()));
+        }
+        let Some(fut) = this.attempt.as_mut().as_pin_mut() else { continue };
+        let next = match fut.poll(cx) {
+            Poll::Ready(Ok(value)) => {
+                let active = this.run.active();
+                active.state.succeeded();
+                *this.done = true;
+                return Poll::Ready(Ok(R::report(value, active.state.attempts())));
+            }
+            Poll::Ready(Err(error)) => this.run.active().state.failed(error, this.classifier, this.hook),
+            Poll::Pending => {
+                let Some(active) = this.run.state.as_mut() else { return Poll::Pending };
+                let Some((timer, cutoff)) = active.timer.as_mut() else {
+                    return Poll::Pending;
+                };
+                ready!(timer.as_mut().poll(cx));
+                let (cutoff, state) = (*cutoff, &mut active.state);
+                match cutoff {
+                    Cutoff::AttemptTimeout(after) => match this.timeout.as_ref().map(|t| t.error(after)) {
+                        Some(error) => {
+                            let verdict = timeout_verdict(this.classifier.classify(&error));
+                            state.failed_with(error, verdict, this.hook)
+                        }
+                        None => state.deadline_passed(),
+                    },
+                    Cutoff::Deadline => state.deadline_passed(),
+                }
+            }
+        };
+        // The attempt is over: drop it (and its timer) before going on.
+        this.attempt.set(None);
+        this.run.active().timer = None;
+        step = Some(next);
     }
 }
 
@@ -202,20 +236,18 @@ fn timeout_verdict(verdict: Verdict) -> Verdict {
     }
 }
 
-/// Acts on a step: a sleep is armed (a zero delay retries at once, with no
-/// timer, which would round it up to the runtime's granularity); a stop is
-/// handed back.
-fn take_step<E: Display>(
-    step: Step<E>,
-    state: &RunState<'_, E>,
-    sleep: &mut Option<SleepFuture>,
-) -> Option<RetryError<E>> {
-    match step {
-        Step::Sleep(delay) if delay.is_zero() => None,
-        Step::Sleep(delay) => {
-            *sleep = Some(state.clock.sleep_async(delay));
-            None
+impl<E: Display> Active<'_, E> {
+    /// Acts on a step: a sleep is armed (a zero delay retries at once, with
+    /// no timer, which would round it up to the runtime's granularity); a
+    /// stop is handed back.
+    fn take_step(&mut self, step: Step<E>) -> Option<RetryError<E>> {
+        match step {
+            Step::Sleep(delay) if delay.is_zero() => None,
+            Step::Sleep(delay) => {
+                self.sleep = Some(self.state.clock.sleep_async(delay));
+                None
+            }
+            Step::Stop(err) => Some(err),
         }
-        Step::Stop(err) => Some(err),
     }
 }

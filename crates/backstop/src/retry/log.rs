@@ -37,6 +37,7 @@ impl GiveUp {
     }
 }
 
+#[inline]
 pub(crate) fn attempt_succeeded(name: &Name, attempt: u32) {
     #[cfg(feature = "metrics")]
     metrics::counter!("backstop_attempts_total", "name" => name.clone(), "outcome" => "success").increment(1);

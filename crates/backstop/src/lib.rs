@@ -18,8 +18,10 @@
 //!   exhausted, a permanent error, a deadline, a hint too long) and keeps the
 //!   last error.
 //!
-//! Around a run, three shared guards keep retries from making an outage
-//! worse, each `Clone` and meant to be shared by every call to one downstream:
+//! Around a run, four shared guards keep retries from making an outage
+//! worse, each `Clone` and meant to be shared by every call to one downstream
+//! (alone, or together as one [`Guards`] value that runs, batches, the HTTP
+//! middleware and the S3 transfers all take):
 //!
 //! - a [`CircuitBreaker`] stops calling a downstream that is down;
 //! - a [`RetryBudget`] caps retries to a small part of the traffic;

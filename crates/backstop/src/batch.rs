@@ -34,16 +34,10 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::breaker::CircuitBreaker;
-use crate::budget::RetryBudget;
-use crate::clock::Clock;
-use crate::guards::Guards;
-use crate::pacer::Pacer;
 use crate::policy::RetryPolicy;
 use crate::retry::{
-    Async, Blocking, MakeAttempt, Name, OnRetry, Retry, RetryError, RetryEvent, RetryFuture, RunSettings, Value,
+    Async, Blocking, MakeAttempt, OnRetry, Retry, RetryError, RetryEvent, RetryFuture, RunSettings, Value,
 };
-use crate::throttle::AdaptiveThrottle;
 use crate::verdict::{AlwaysRetry, Classify, RetryIf, Verdict};
 
 /// An operation a batch can run on each item: `FnMut(I) -> Result<T, E>`
@@ -241,50 +235,7 @@ impl<'a, I, Op, E, K, C, H> Batch<'a, I, Op, E, K, C, H> {
         }
     }
 
-    /// Names every item's run, as [`Retry::name`].
-    pub fn name(mut self, name: impl Into<Name>) -> Self {
-        self.settings.name = name.into();
-        self
-    }
-
-    /// Runs on this clock, as [`Retry::clock`].
-    pub fn clock(mut self, clock: &'a dyn Clock) -> Self {
-        self.settings.clock = Some(clock);
-        self
-    }
-
-    /// Takes every guard `guards` holds, as [`Retry::guards`].
-    pub fn guards(mut self, guards: &'a Guards) -> Self {
-        self.settings.set_guards(guards);
-        self
-    }
-
-    /// Asks `breaker` before every attempt of every item, as [`Retry::breaker`].
-    /// Once it opens, the remaining items fail fast with
-    /// [`RetryError::CircuitOpen`] instead of each waiting out its retries.
-    pub fn breaker(mut self, breaker: &'a CircuitBreaker) -> Self {
-        self.settings.breaker = Some(breaker);
-        self
-    }
-
-    /// Draws every item's retries from `budget`, as [`Retry::budget`].
-    pub fn budget(mut self, budget: &'a RetryBudget) -> Self {
-        self.settings.budget = Some(budget);
-        self
-    }
-
-    /// Asks `throttle` before every attempt of every item, as [`Retry::throttle`].
-    pub fn throttle(mut self, throttle: &'a AdaptiveThrottle) -> Self {
-        self.settings.throttle = Some(throttle);
-        self
-    }
-
-    /// Waits for a slot from `pacer` before every attempt of every item, as
-    /// [`Retry::pacer`].
-    pub fn pacer(mut self, pacer: &'a Pacer) -> Self {
-        self.settings.pacer = Some(pacer);
-        self
-    }
+    crate::retry::run_setters!();
 
     /// Stops at the first item whose retries fail: no further item is started
     /// (async: items already running finish, and their results are kept, after

@@ -7,14 +7,8 @@ use std::time::Duration;
 use super::attempt::{Async, Attempt};
 use super::event::RetryEvent;
 use super::report::{Value, WithAttempts};
-use super::settings::{Name, RunSettings};
-use crate::breaker::CircuitBreaker;
-use crate::budget::RetryBudget;
-use crate::clock::Clock;
-use crate::guards::Guards;
-use crate::pacer::Pacer;
+use super::settings::RunSettings;
 use crate::policy::RetryPolicy;
-use crate::throttle::AdaptiveThrottle;
 use crate::verdict::{AlwaysRetry, RetryIf, Verdict};
 
 impl RetryPolicy {
@@ -170,65 +164,7 @@ impl<'a, Op, E, K, C, H, R> Retry<'a, Op, E, K, C, H, R> {
         }
     }
 
-    /// Names the run in log lines, metrics labels and errors
-    /// (default: `"operation"`).
-    pub fn name(mut self, name: impl Into<Name>) -> Self {
-        self.settings.name = name.into();
-        self
-    }
-
-    /// Runs on this clock (default: [`SystemClock`](crate::SystemClock)); pass a
-    /// [`ManualClock`](crate::ManualClock) to test in virtual time.
-    pub fn clock(mut self, clock: &'a dyn Clock) -> Self {
-        self.settings.clock = Some(clock);
-        self
-    }
-
-    /// Takes every guard `guards` holds, and its clock if it has one (a guard
-    /// set on this run already and not in `guards` is kept).
-    pub fn guards(mut self, guards: &'a Guards) -> Self {
-        self.settings.set_guards(guards);
-        self
-    }
-
-    /// Asks `breaker` before every attempt: an open circuit ends the run at
-    /// once with [`RetryError::CircuitOpen`](crate::RetryError::CircuitOpen),
-    /// without sleeping against it (or, if the policy
-    /// [waits on open circuits](crate::RetryPolicyBuilder::wait_on_open_circuit),
-    /// waits for the probe). Every attempt's outcome is recorded on the breaker
-    /// by its verdict (see [`Permit::record`](crate::breaker::Permit::record)):
-    /// `Retry` and `Timeout` are failures; permanent errors and throttling
-    /// count as the breaker's config says (by default they do not open it).
-    pub fn breaker(mut self, breaker: &'a CircuitBreaker) -> Self {
-        self.settings.breaker = Some(breaker);
-        self
-    }
-
-    /// Draws every retry from `budget` before sleeping: when it is spent the
-    /// run ends at once with [`RetryError::BudgetExhausted`](crate::RetryError::BudgetExhausted).
-    /// The first attempt counts as a request, and a success gives tokens back.
-    pub fn budget(mut self, budget: &'a RetryBudget) -> Self {
-        self.settings.budget = Some(budget);
-        self
-    }
-
-    /// Asks `throttle` before every attempt (it may reject locally, ending the
-    /// run with [`RetryError::Throttled`](crate::RetryError::Throttled)) and
-    /// tells it every outcome.
-    pub fn throttle(mut self, throttle: &'a AdaptiveThrottle) -> Self {
-        self.settings.throttle = Some(throttle);
-        self
-    }
-
-    /// Waits for a slot from `pacer` before every attempt (never past the
-    /// deadline: a wait that would cross it ends the run with
-    /// [`RetryError::DeadlineExceeded`](crate::RetryError::DeadlineExceeded))
-    /// and tells it every outcome, so it learns the rate the downstream
-    /// accepts. See [`Pacer`].
-    pub fn pacer(mut self, pacer: &'a Pacer) -> Self {
-        self.settings.pacer = Some(pacer);
-        self
-    }
+    super::settings::run_setters!();
 }
 
 impl<'a, Op, E, C, H, R> Retry<'a, Op, E, Async, C, H, R> {

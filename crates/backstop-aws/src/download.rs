@@ -122,9 +122,14 @@ impl<'a> Kind<'a> for DownloadToFile {
     }
 }
 
-/// Checks that `path`'s directory exists, so that a download to a file that
-/// could not be written fails before its `GetObject` is sent.
+/// Checks that `path`'s directory exists and that `path` is not a directory,
+/// so that a download to a file that could not be written fails before its
+/// `GetObject` is sent.
 async fn check_directory(path: &Path) -> std::io::Result<()> {
+    if tokio::fs::metadata(path).await.is_ok_and(|meta| meta.is_dir()) {
+        let problem = format!("{} is a directory, not a file to replace", path.display());
+        return Err(std::io::Error::new(std::io::ErrorKind::IsADirectory, problem));
+    }
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

@@ -151,10 +151,11 @@ impl<'a, K> Transfer<'a, K> {
         self
     }
 
-    /// Takes every guard `guards` holds, and its clock if it has one: one
-    /// value for every transfer to a bucket (see [`Guards`]).
+    /// Takes every guard `guards` holds, and its clock if it has one (a
+    /// guard set already and not in `guards` is kept): one value for every
+    /// transfer to a bucket (see [`Guards`]).
     pub fn guards(mut self, guards: &Guards) -> Self {
-        self.settings.guards = guards.clone();
+        self.settings.edit_guards(|g| g.merge(guards));
         self
     }
 

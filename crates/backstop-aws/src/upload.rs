@@ -103,6 +103,13 @@ impl From<&Vec<u8>> for UploadData {
     }
 }
 
+impl From<&String> for UploadData {
+    /// Copies the text once.
+    fn from(text: &String) -> Self {
+        UploadData(Bytes::copy_from_slice(text.as_bytes()))
+    }
+}
+
 impl From<&str> for UploadData {
     /// Copies the text once.
     fn from(text: &str) -> Self {

@@ -237,7 +237,9 @@ pub fn classify_reqwest(e: &reqwest::Error) -> Verdict {
 ///
 /// This is the one way to reach the cause: the middleware hands its errors to
 /// `reqwest_middleware` as `Error::Middleware(anyhow::Error)`, so neither
-/// `downcast_ref` on the outer error nor `source()` alone finds it.
+/// `downcast_ref` on the outer error nor `source()` alone finds it. It is
+/// also found under an outer middleware's `.context(..)`, or under its own
+/// error whose `source()` chain leads to it.
 ///
 /// ```no_run
 /// # async fn demo(client: reqwest_middleware::ClientWithMiddleware) {
@@ -252,7 +254,13 @@ pub fn classify_reqwest(e: &reqwest::Error) -> Verdict {
 /// ```
 pub fn retry_error(error: &reqwest_middleware::Error) -> Option<&backstop::RetryError<HttpError>> {
     match error {
-        reqwest_middleware::Error::Middleware(inner) => inner.downcast_ref(),
+        // Under another middleware's context or its own error (with ours as
+        // its source), the run's error is further down the chain.
+        // (A `reqwest_middleware::Error` met on the way is looked into: its
+        // `source()` skips the error it holds.)
+        reqwest_middleware::Error::Middleware(inner) => inner.chain().find_map(|e| {
+            e.downcast_ref().or_else(|| e.downcast_ref::<reqwest_middleware::Error>().and_then(retry_error))
+        }),
         reqwest_middleware::Error::Reqwest(_) => None,
     }
 }

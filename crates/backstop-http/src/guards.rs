@@ -15,11 +15,11 @@ use http::HeaderMap;
 /// `edit_guards` that applies a change to its [`Guards`].
 macro_rules! guard_setters {
     () => {
-        /// Takes every guard `guards` holds, and its clock if it has one: one
-        /// value for every client of a downstream (see [`Guards`]).
+        /// Takes every guard `guards` holds, and its clock if it has one (a
+        /// guard set already and not in `guards` is kept): one value for
+        /// every client of a downstream (see [`Guards`]).
         pub fn guards(self, guards: &Guards) -> Self {
-            let guards = guards.clone();
-            self.edit_guards(|_| guards)
+            self.edit_guards(|g| g.merge(guards).build())
         }
 
         /// Asks `breaker` before every attempt (see [`Retry::breaker`](backstop::Retry::breaker)).

@@ -308,6 +308,7 @@ where
             fail_fast: self.fail_fast,
             concurrency: self.concurrency,
             stopped: false,
+            done: false,
         }
     }
 }
@@ -334,6 +335,7 @@ pin_project! {
         fail_fast: bool,
         concurrency: usize,
         stopped: bool,
+        done: bool,
     }
 }
 
@@ -361,6 +363,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        assert!(!*this.done, "BatchFuture polled after it completed");
         loop {
             while !*this.stopped && this.running.len() < *this.concurrency {
                 let Some((index, item)) = this.waiting.next() else { break };
@@ -387,6 +390,7 @@ where
                 // Items start in order, so the finished ones are a prefix.
                 let total = this.slots.len();
                 let results: Vec<_> = std::mem::take(this.slots).into_iter().map_while(|slot| slot).collect();
+                *this.done = true;
                 return Poll::Ready(BatchOutcome { skipped: total - results.len(), results });
             }
             if !progressed {

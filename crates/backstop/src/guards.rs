@@ -137,6 +137,19 @@ impl GuardsBuilder {
         self
     }
 
+    /// Takes every guard `guards` holds, and its clock if it has one; a guard
+    /// it does not hold is kept as it was (as [`Retry::guards`](crate::Retry::guards)
+    /// does).
+    pub fn merge(mut self, guards: &Guards) -> Self {
+        let g = &mut self.guards;
+        g.breaker = guards.breaker.clone().or(g.breaker.take());
+        g.budget = guards.budget.clone().or(g.budget.take());
+        g.throttle = guards.throttle.clone().or(g.throttle.take());
+        g.pacer = guards.pacer.clone().or(g.pacer.take());
+        g.clock = guards.clock.clone().or(g.clock.take());
+        self
+    }
+
     /// The guards.
     pub fn build(self) -> Guards {
         self.guards

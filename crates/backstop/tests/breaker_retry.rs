@@ -57,9 +57,9 @@ fn a_run_against_an_already_open_circuit_never_calls() {
         .clock(&clock)
         .call()
         .unwrap_err();
-    assert!(matches!(err, RetryError::CircuitOpen { attempts: 1, last: None, .. }));
+    assert!(matches!(err, RetryError::CircuitOpen { attempts: 0, last: None, .. }));
     // The rejection is part of the message (once), not a cause of it.
-    assert_eq!(err.to_string(), "operation stopped after 1 attempt: circuit s3 is isolated until it is reset");
+    assert_eq!(err.to_string(), "operation stopped before its first attempt: circuit s3 is isolated until it is reset");
     assert_eq!(format!("{err:#}"), err.to_string());
     assert!(std::error::Error::source(&err).is_none());
 }

@@ -292,7 +292,7 @@ fn a_retry_refused_by_the_breaker_gives_its_tokens_back() {
         .clock(&clock)
         .call()
         .unwrap_err();
-    assert!(matches!(err, RetryError::CircuitOpen { attempts: 2, .. }), "{err}");
+    assert!(matches!(err, RetryError::CircuitOpen { attempts: 1, .. }), "{err}");
     assert_eq!(clock.sleeps(), [S(1)]);
     assert_eq!(budget.level(), 10.0, "the 5 tokens of the refused retry are refunded");
 }

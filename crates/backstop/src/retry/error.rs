@@ -236,29 +236,42 @@ impl fmt::Display for Attempts {
     }
 }
 
+/// `after 2 attempts` / `before its first attempt` (a run refused before it
+/// made any: an open circuit, the throttle, a pacer wait past the deadline).
+struct After(u32);
+
+impl fmt::Display for After {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => f.write_str("before its first attempt"),
+            n => write!(f, "after {}", Attempts(n)),
+        }
+    }
+}
+
 impl<E: fmt::Display> fmt::Display for RetryError<E> {
     /// One line: what the run did and why it stopped. With `{:#}`, the last
     /// error follows, in its own `{:#}` form (the whole chain, each cause once).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (name, attempts) = self.common();
-        let n = Attempts(attempts);
+        let (n, after) = (Attempts(attempts), After(attempts));
         let secs = |d: &Duration| d.as_secs_f64();
         match self {
             Self::Exhausted { elapsed, .. } => write!(f, "{name} failed after {n} in {:.1}s", secs(elapsed)),
             Self::Rejected { attempts: 0, .. } => write!(f, "{name} failed before its first attempt"),
             Self::Rejected { .. } => write!(f, "{name} failed on attempt {attempts} with an error that is not retried"),
             Self::DeadlineExceeded { elapsed, deadline, .. } => {
-                write!(f, "{name} stopped after {n} in {:.1}s: its {:.1}s deadline came", secs(elapsed), secs(deadline),)
+                write!(f, "{name} stopped {after} in {:.1}s: its {:.1}s deadline came", secs(elapsed), secs(deadline),)
             }
             Self::RetryAfterTooLong { retry_after, max_retry_after, .. } => write!(
                 f,
-                "{name} stopped after {n}: the server asked to wait {:.1}s, longer than max_retry_after {:.1}s",
+                "{name} stopped {after}: the server asked to wait {:.1}s, longer than max_retry_after {:.1}s",
                 secs(retry_after),
                 secs(max_retry_after)
             ),
-            Self::CircuitOpen { open, .. } => write!(f, "{name} stopped after {n}: {open}"),
-            Self::BudgetExhausted { .. } => write!(f, "{name} stopped after {n}: the retry budget is spent"),
-            Self::Throttled { .. } => write!(f, "{name} stopped after {n}: the adaptive throttle rejected it locally"),
+            Self::CircuitOpen { open, .. } => write!(f, "{name} stopped {after}: {open}"),
+            Self::BudgetExhausted { .. } => write!(f, "{name} stopped {after}: the retry budget is spent"),
+            Self::Throttled { .. } => write!(f, "{name} stopped {after}: the adaptive throttle rejected it locally"),
         }?;
         match self.last_error() {
             Some(last) if f.alternate() => write!(f, ": {last:#}"),

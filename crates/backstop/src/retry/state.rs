@@ -105,11 +105,9 @@ impl<'a, E: Display> RunState<'a, E> {
                 return Some(self.pace(wait));
             }
         }
-        self.attempt = self.attempt.saturating_add(1);
         self.spent = self.pending.take();
-        if let Some(budget) = self.budget.filter(|_| self.attempt == 1) {
-            budget.record_request();
-        }
+        // An attempt the breaker or the throttle refuses is not made: it is
+        // not counted, and does not use up one of the policy's attempts.
         if let Some(breaker) = self.breaker {
             match breaker.try_acquire() {
                 Ok(permit) => self.permit = Some(permit),
@@ -124,6 +122,10 @@ impl<'a, E: Display> RunState<'a, E> {
                 emit::throttled_locally(&self.name, local.probability());
                 return Some(self.stop(GiveUp::Throttled, |name| RetryError::Throttled { name, attempts, last }));
             }
+        }
+        self.attempt = self.attempt.saturating_add(1);
+        if let Some(budget) = self.budget.filter(|_| self.attempt == 1) {
+            budget.record_request();
         }
         None
     }
@@ -581,7 +583,7 @@ mod tests {
     }
 
     #[test]
-    fn an_attempt_against_an_open_breaker_is_counted_but_never_made() {
+    fn an_attempt_the_breaker_refuses_is_neither_made_nor_counted() {
         let (p, clock) = (policy(|b| b), ManualClock::new());
         let breaker = breaker(&clock, 30 * SEC);
         breaker.isolate();
@@ -589,8 +591,8 @@ mod tests {
         s.breaker = Some(&breaker);
         let mut state = start(s);
         let err = stopped(state.before_attempt().expect("the breaker should refuse"));
-        assert!(matches!(err, RetryError::CircuitOpen { attempts: 1, last: None, .. }));
-        assert_eq!(state.attempts(), 1);
+        assert!(matches!(err, RetryError::CircuitOpen { attempts: 0, last: None, .. }));
+        assert_eq!(state.attempts(), 0);
     }
 
     #[test]
@@ -746,7 +748,7 @@ mod tests {
         assert_eq!(budget.level(), 5.0);
         breaker.isolate(); // someone else's failures, during the sleep
         let err = stopped(state.before_attempt().expect("the breaker should refuse"));
-        assert!(matches!(err, RetryError::CircuitOpen { attempts: 2, last: Some("429"), .. }));
+        assert!(matches!(err, RetryError::CircuitOpen { attempts: 1, last: Some("429"), .. }));
         assert_eq!(budget.level(), 10.0);
     }
 

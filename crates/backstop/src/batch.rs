@@ -235,7 +235,20 @@ impl<'a, I, Op, E, K, C, H> Batch<'a, I, Op, E, K, C, H> {
         }
     }
 
-    crate::retry::run_setters!();
+    /// Names every item's run in log lines, metrics labels and errors
+    /// (default: `"operation"`).
+    pub fn name(mut self, name: impl Into<crate::retry::Name>) -> Self {
+        self.settings.name = name.into();
+        self
+    }
+
+    crate::retry::run_setters!(Self);
+
+    /// The batch with its settings changed by `change`.
+    fn with_settings(mut self, change: impl FnOnce(&mut RunSettings<'a>)) -> Self {
+        change(&mut self.settings);
+        self
+    }
 
     /// Stops at the first item whose retries fail: no further item is started
     /// (async: items already running finish, and their results are kept, after
@@ -268,7 +281,7 @@ where
         let mut results = Vec::with_capacity(total);
         for (index, item) in items.into_iter().enumerate() {
             let (classifier, hook) = (Shared(&classifier), ItemHook { hook: &hook, index });
-            let run: Retry<'_, _, E, Blocking, _, _> =
+            let run: Retry<'_, _, E, Blocking, _, _, Value, RunSettings<'_>> =
                 Retry::from_parts(settings.clone(), || op(item.clone()), classifier, hook);
             let result = run.call();
             let failed = result.is_err();
@@ -315,7 +328,7 @@ where
 
 /// One item's run inside an async batch.
 type ItemRun<'a, I, Op, Fut, C, H, E> =
-    Pin<Box<RetryFuture<'a, ItemOp<Op, I>, Fut, Shared<Arc<C>>, ItemHook<Arc<H>>, E, Value>>>;
+    Pin<Box<RetryFuture<'a, ItemOp<Op, I>, Fut, Shared<Arc<C>>, ItemHook<Arc<H>>, E, Value, RunSettings<'a>>>>;
 
 pin_project! {
     /// The future of an async batch; `.await` a [`Batch`] to get one. It is

@@ -190,7 +190,7 @@ async fn runs_and_batches_are_awaited_the_same_way_and_are_send() {
     let policy = exact(3);
     let keys = vec!["a.csv".to_string(), "bb.csv".to_string()];
     // A batch is awaited as a run is; both futures can be named and are `Send`.
-    let run: backstop::retry::RetryFuture<'_, _, _, _, _, _, _> =
+    let run: backstop::retry::RetryFuture<'_, _, _, _, _, _, _, _> =
         assert_send(policy.retry(|| async { Ok::<_, S3Error>(1) }).into_future());
     let batch: backstop::batch::BatchFuture<'_, _, _, _, _, _, _, _> =
         assert_send(policy.batch(&keys, |key| async move { Ok::<_, S3Error>(key.len()) }).into_future());

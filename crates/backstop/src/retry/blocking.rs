@@ -9,12 +9,13 @@ use super::error::RetryError;
 use super::event::OnRetry;
 use super::log;
 use super::report::Report;
-use super::settings::RunSettings;
+use super::settings::Settings;
 use super::state::{RunState, Step};
 use crate::verdict::Classify;
 
-impl<Op, T, E, C, H, R> Retry<'_, Op, E, Blocking, C, H, R>
+impl<'a, Op, T, E, C, H, R, S> Retry<'a, Op, E, Blocking, C, H, R, S>
 where
+    S: Settings<'a>,
     Op: FnMut() -> Result<T, E>,
     C: Classify<E>,
     H: OnRetry<E>,
@@ -35,7 +36,7 @@ where
         let first_failure = if settings.is_bare() {
             match op() {
                 Ok(value) => {
-                    log::attempt_succeeded(&settings.name, 1);
+                    log::attempt_succeeded(settings.name(), 1);
                     return Ok(R::report(value, 1));
                 }
                 Err(error) => Some(error),
@@ -43,14 +44,14 @@ where
         } else {
             None
         };
-        call_slow::<_, _, _, _, _, R>(settings, op, classifier, hook, first_failure)
+        call_slow::<_, _, _, _, _, R>(settings.into_full(), op, classifier, hook, first_failure)
     }
 }
 
 /// Everything but a bare run's first success: the run loop proper.
 #[inline(never)]
 fn call_slow<Op, C, H, T, E, R>(
-    settings: RunSettings<'_>,
+    settings: super::settings::RunSettings<'_>,
     mut op: Op,
     classifier: C,
     mut hook: H,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::attempt::{Async, Attempt};
 use super::event::RetryEvent;
 use super::report::{Value, WithAttempts};
-use super::settings::RunSettings;
+use super::settings::{Bare, Name, RunSettings, Settings};
 use crate::policy::RetryPolicy;
 use crate::verdict::{AlwaysRetry, RetryIf, Verdict};
 
@@ -24,7 +24,7 @@ impl RetryPolicy {
     where
         Op: Attempt<K>,
     {
-        Retry::from_parts(RunSettings::new(self), op, AlwaysRetry, ())
+        Retry::from_parts(Bare::new(self), op, AlwaysRetry, ())
     }
 }
 
@@ -34,10 +34,11 @@ impl RetryPolicy {
 /// run it with [`call`](Self::call); [`Async`]: `.await` it). `C` is the
 /// classifier (default: every error is retried), `H` the
 /// [`on_retry`](Self::on_retry) callback, `R` what a success returns
-/// ([`with_attempts`](Self::with_attempts)).
+/// ([`with_attempts`](Self::with_attempts)), `S` its settings: [`Bare`] (a
+/// policy and a name) until a clock or a guard is set, [`RunSettings`] then.
 #[must_use = "a retry does nothing until .call() or .await"]
-pub struct Retry<'a, Op, E, K, C = AlwaysRetry, H = (), R = Value> {
-    pub(super) settings: RunSettings<'a>,
+pub struct Retry<'a, Op, E, K, C = AlwaysRetry, H = (), R = Value, S = Bare<'a>> {
+    pub(super) settings: S,
     pub(super) op: Op,
     pub(super) classifier: C,
     pub(super) hook: H,
@@ -70,7 +71,7 @@ impl<E, F: Fn(Duration) -> E> TimeoutError<E> for TimeoutWith<F> {
     }
 }
 
-impl<Op, E, K, C, H, R> std::fmt::Debug for Retry<'_, Op, E, K, C, H, R> {
+impl<Op, E, K, C, H, R, S: std::fmt::Debug> std::fmt::Debug for Retry<'_, Op, E, K, C, H, R, S> {
     /// The run's settings: its policy, name and guards, and its attempt timeout.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Retry")
@@ -80,19 +81,19 @@ impl<Op, E, K, C, H, R> std::fmt::Debug for Retry<'_, Op, E, K, C, H, R> {
     }
 }
 
-impl<'a, Op, E, K, C, H> Retry<'a, Op, E, K, C, H> {
-    pub(crate) fn from_parts(settings: RunSettings<'a>, op: Op, classifier: C, hook: H) -> Self {
+impl<'a, Op, E, K, C, H, S> Retry<'a, Op, E, K, C, H, Value, S> {
+    pub(crate) fn from_parts(settings: S, op: Op, classifier: C, hook: H) -> Self {
         Self { settings, op, classifier, hook, timeout: None, kind: PhantomData }
     }
 }
 
-impl<'a, Op, E, K, C, H, R> Retry<'a, Op, E, K, C, H, R> {
+impl<'a, Op, E, K, C, H, R, S: Settings<'a>> Retry<'a, Op, E, K, C, H, R, S> {
     /// Sets the classifier that decides, for each error, whether to retry
     /// ([`Verdict::Retry`]), to wait what the server asked
     /// ([`Verdict::RetryAfter`]), or to fail at once ([`Verdict::Fail`]).
     /// Any `Fn(&E) -> Verdict`: a closure (its argument's type is inferred
     /// from the operation) or a function such as `backstop_aws::classify`.
-    pub fn when<F>(self, classifier: F) -> Retry<'a, Op, E, K, F, H, R>
+    pub fn when<F>(self, classifier: F) -> Retry<'a, Op, E, K, F, H, R, S>
     where
         F: Fn(&E) -> Verdict,
     {
@@ -108,7 +109,7 @@ impl<'a, Op, E, K, C, H, R> Retry<'a, Op, E, K, C, H, R> {
 
     /// Sets a yes/no classifier: errors for which `transient` is `true` are
     /// retried, the others fail at once.
-    pub fn retry_if<P>(self, transient: P) -> Retry<'a, Op, E, K, RetryIf<P>, H, R>
+    pub fn retry_if<P>(self, transient: P) -> Retry<'a, Op, E, K, RetryIf<P>, H, R, S>
     where
         P: Fn(&E) -> bool,
     {
@@ -124,7 +125,7 @@ impl<'a, Op, E, K, C, H, R> Retry<'a, Op, E, K, C, H, R> {
 
     /// Calls `hook` with a [`RetryEvent`] before every retry's sleep:
     /// `.on_retry(|event| println!("{} in {:?}", event.error, event.delay))`.
-    pub fn on_retry<F>(self, hook: F) -> Retry<'a, Op, E, K, C, F, R>
+    pub fn on_retry<F>(self, hook: F) -> Retry<'a, Op, E, K, C, F, R, S>
     where
         F: FnMut(&RetryEvent<'_, E>),
     {
@@ -153,7 +154,7 @@ impl<'a, Op, E, K, C, H, R> Retry<'a, Op, E, K, C, H, R> {
     /// assert_eq!((etag, attempts), ("etag-1", 3));
     /// # Ok::<(), backstop::RetryError<&str>>(())
     /// ```
-    pub fn with_attempts(self) -> Retry<'a, Op, E, K, C, H, WithAttempts> {
+    pub fn with_attempts(self) -> Retry<'a, Op, E, K, C, H, WithAttempts, S> {
         Retry {
             settings: self.settings,
             op: self.op,
@@ -164,10 +165,31 @@ impl<'a, Op, E, K, C, H, R> Retry<'a, Op, E, K, C, H, R> {
         }
     }
 
-    super::settings::run_setters!();
+    /// Names the run in log lines, metrics labels and errors (default:
+    /// `"operation"`).
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.settings.rename(name.into());
+        self
+    }
+
+    super::settings::run_setters!(Retry<'a, Op, E, K, C, H, R, RunSettings<'a>>);
+
+    /// The run with its settings made full and changed by `change`.
+    fn with_settings(self, change: impl FnOnce(&mut RunSettings<'a>)) -> Retry<'a, Op, E, K, C, H, R, RunSettings<'a>> {
+        let mut settings = self.settings.into_full();
+        change(&mut settings);
+        Retry {
+            settings,
+            op: self.op,
+            classifier: self.classifier,
+            hook: self.hook,
+            timeout: self.timeout,
+            kind: PhantomData,
+        }
+    }
 }
 
-impl<'a, Op, E, C, H, R> Retry<'a, Op, E, Async, C, H, R> {
+impl<'a, Op, E, C, H, R, S> Retry<'a, Op, E, Async, C, H, R, S> {
     /// Ends an attempt that runs longer than `limit`: its future is dropped
     /// and the attempt fails with `on_timeout(limit)`. That error is
     /// classified like any other, except that a plain [`Verdict::Retry`]

@@ -21,7 +21,7 @@ use super::error::RetryError;
 use super::event::OnRetry;
 use super::log;
 use super::report::Report;
-use super::settings::RunSettings;
+use super::settings::Settings;
 use super::state::{Cutoff, RunState, Step};
 use crate::clock::SleepFuture;
 use crate::verdict::{Classify, Verdict};
@@ -34,8 +34,8 @@ pin_project! {
     /// withdrawn for a retry not yet made are given back.
     #[must_use = "futures do nothing unless polled"]
     #[project = Projection]
-    pub struct RetryFuture<'a, Op, Fut, C, H, E, R> {
-        run: Run<'a, E>,
+    pub struct RetryFuture<'a, Op, Fut, C, H, E, R, S> {
+        run: Run<'a, E, S>,
         op: Op,
         classifier: C,
         hook: H,
@@ -52,8 +52,8 @@ pin_project! {
 /// The run's settings, and its state once built. The state is boxed so the
 /// future stays small to move (it is built only for a run with guards,
 /// timers, or a failed attempt, where an allocation is noise).
-struct Run<'a, E> {
-    settings: RunSettings<'a>,
+struct Run<'a, E, S> {
+    settings: S,
     state: Option<Box<Active<'a, E>>>,
 }
 
@@ -65,19 +65,19 @@ struct Active<'a, E> {
     sleep: Option<SleepFuture>,
 }
 
-impl<'a, E: Display> Run<'a, E> {
+impl<'a, E: Display, S: Settings<'a>> Run<'a, E, S> {
     /// The state, built now if it was not.
     fn active(&mut self) -> &mut Active<'a, E> {
         let settings = &self.settings;
         self.state.get_or_insert_with(|| {
-            Box::new(Active { state: RunState::new(settings.clone()), timer: None, sleep: None })
+            Box::new(Active { state: RunState::new(settings.clone().into_full()), timer: None, sleep: None })
         })
     }
 }
 
-impl<'a, Op, Fut, C, H, E, R> RetryFuture<'a, Op, Fut, C, H, E, R> {
+impl<'a, Op, Fut, C, H, E, R, S> RetryFuture<'a, Op, Fut, C, H, E, R, S> {
     pub(crate) fn new(
-        settings: RunSettings<'a>,
+        settings: S,
         op: Op,
         classifier: C,
         hook: H,
@@ -96,8 +96,9 @@ impl<'a, Op, Fut, C, H, E, R> RetryFuture<'a, Op, Fut, C, H, E, R> {
     }
 }
 
-impl<'a, Op, Fut, T, E, C, H, R> IntoFuture for Retry<'a, Op, E, Async, C, H, R>
+impl<'a, Op, Fut, T, E, C, H, R, S> IntoFuture for Retry<'a, Op, E, Async, C, H, R, S>
 where
+    S: Settings<'a>,
     Op: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
     C: Classify<E>,
@@ -106,15 +107,16 @@ where
     E: Display,
 {
     type Output = Result<R::Output, RetryError<E>>;
-    type IntoFuture = RetryFuture<'a, Op, Fut, C, H, E, R>;
+    type IntoFuture = RetryFuture<'a, Op, Fut, C, H, E, R, S>;
 
     fn into_future(self) -> Self::IntoFuture {
         RetryFuture::new(self.settings, self.op, self.classifier, self.hook, self.timeout)
     }
 }
 
-impl<Op, Fut, T, E, C, H, R> Future for RetryFuture<'_, Op, Fut, C, H, E, R>
+impl<'a, Op, Fut, T, E, C, H, R, S> Future for RetryFuture<'a, Op, Fut, C, H, E, R, S>
 where
+    S: Settings<'a>,
     Op: MakeAttempt<Fut>,
     Fut: Future<Output = Result<T, E>>,
     C: Classify<E>,
@@ -142,7 +144,7 @@ where
         let Some(fut) = this.attempt.as_mut().as_pin_mut() else { return run(this, cx, None) };
         match ready!(fut.poll(cx)) {
             Ok(value) => {
-                log::attempt_succeeded(&this.run.settings.name, 1);
+                log::attempt_succeeded(this.run.settings.name(), 1);
                 *this.done = true;
                 Poll::Ready(Ok(R::report(value, 1)))
             }
@@ -158,8 +160,8 @@ where
 /// Everything but a bare run's first attempt: the run loop proper, starting
 /// with `step` when the first attempt just failed.
 #[inline(never)]
-fn run<'a, Op, Fut, T, E, C, H, R>(
-    mut this: Projection<'_, 'a, Op, Fut, C, H, E, R>,
+fn run<'a, Op, Fut, T, E, C, H, R, S>(
+    mut this: Projection<'_, 'a, Op, Fut, C, H, E, R, S>,
     cx: &mut Context<'_>,
     mut step: Option<Step<E>>,
 ) -> Poll<Result<R::Output, RetryError<E>>>
@@ -170,6 +172,7 @@ where
     H: OnRetry<E>,
     R: Report<T>,
     E: Display,
+    S: Settings<'a>,
 {
     loop {
         if let Some(step) = step.take() {

@@ -1,6 +1,11 @@
 //! What a run takes besides its operation, classifier and callback: the
-//! policy, the name, the clock and the guards. Shared by [`Retry`](super::Retry)
-//! and [`Batch`](crate::Batch), whose items each get a copy.
+//! policy and the name ([`Bare`]), and once any is set, the clock and the
+//! guards ([`RunSettings`]). Shared by [`Retry`](super::Retry) and
+//! [`Batch`](crate::Batch), whose items each get a copy.
+//!
+//! Which of the two a run holds is part of its type, so a run with nothing
+//! but a policy and a name is as small as it can be: its future is cheap to
+//! move into the task that awaits it.
 
 use std::borrow::Cow;
 
@@ -19,9 +24,18 @@ pub type Name = Cow<'static, str>;
 /// The name a run has unless it is given one.
 pub const DEFAULT_NAME: &str = "operation";
 
-/// A run's settings, borrowed for the run.
+/// The settings of a run given nothing but its policy and name (the default):
+/// the smallest run there is.
 #[derive(Debug, Clone)]
-pub(crate) struct RunSettings<'a> {
+pub struct Bare<'a> {
+    pub(crate) policy: &'a RetryPolicy,
+    pub(crate) name: Name,
+}
+
+/// The settings of a run given a clock or a guard: the policy, the name, the
+/// clock and the guards, borrowed for the run.
+#[derive(Debug, Clone)]
+pub struct RunSettings<'a> {
     pub(crate) policy: &'a RetryPolicy,
     pub(crate) name: Name,
     pub(crate) clock: Option<&'a dyn Clock>,
@@ -29,6 +43,70 @@ pub(crate) struct RunSettings<'a> {
     pub(crate) budget: Option<&'a RetryBudget>,
     pub(crate) throttle: Option<&'a AdaptiveThrottle>,
     pub(crate) pacer: Option<&'a Pacer>,
+}
+
+/// A run's settings: [`Bare`] or [`RunSettings`]. Implemented by those two
+/// only; the run's type says which it holds.
+pub trait Settings<'a>: Clone + sealed::Sealed {
+    /// Whether a first attempt that succeeds needs nothing at all: no guard
+    /// to ask or tell, no deadline to time.
+    #[doc(hidden)]
+    fn is_bare(&self) -> bool;
+    /// The run's name.
+    #[doc(hidden)]
+    fn name(&self) -> &Name;
+    /// Renames the run.
+    #[doc(hidden)]
+    fn rename(&mut self, name: Name);
+    /// The settings with a clock and guards (none set).
+    #[doc(hidden)]
+    fn into_full(self) -> RunSettings<'a>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Bare<'_> {}
+    impl Sealed for super::RunSettings<'_> {}
+}
+
+impl<'a> Bare<'a> {
+    pub(crate) fn new(policy: &'a RetryPolicy) -> Self {
+        Self { policy, name: Name::Borrowed(DEFAULT_NAME) }
+    }
+}
+
+impl<'a> Settings<'a> for Bare<'a> {
+    #[inline]
+    fn is_bare(&self) -> bool {
+        self.policy.max_elapsed.is_none()
+    }
+    #[inline]
+    fn name(&self) -> &Name {
+        &self.name
+    }
+    fn rename(&mut self, name: Name) {
+        self.name = name;
+    }
+    fn into_full(self) -> RunSettings<'a> {
+        RunSettings { name: self.name, ..RunSettings::new(self.policy) }
+    }
+}
+
+impl<'a> Settings<'a> for RunSettings<'a> {
+    #[inline]
+    fn is_bare(&self) -> bool {
+        RunSettings::is_bare(self)
+    }
+    #[inline]
+    fn name(&self) -> &Name {
+        &self.name
+    }
+    fn rename(&mut self, name: Name) {
+        self.name = name;
+    }
+    fn into_full(self) -> RunSettings<'a> {
+        self
+    }
 }
 
 impl<'a> RunSettings<'a> {
@@ -68,29 +146,21 @@ impl<'a> RunSettings<'a> {
     }
 }
 
-/// The setters of a run's settings, the same on [`Retry`](crate::Retry) and
-/// [`Batch`](crate::Batch): both keep them in a `settings: RunSettings<'a>`.
+/// The setters of a run's clock and guards, the same on [`Retry`](crate::Retry)
+/// and [`Batch`](crate::Batch): each type returns `$out` from a
+/// `with_settings` that applies a change to its [`RunSettings`].
 macro_rules! run_setters {
-    () => {
-        /// Names the run (each item's run, in a batch) in log lines, metrics
-        /// labels and errors (default: `"operation"`).
-        pub fn name(mut self, name: impl Into<$crate::retry::Name>) -> Self {
-            self.settings.name = name.into();
-            self
-        }
-
+    ($out:ty) => {
         /// Runs on this clock (default: [`SystemClock`](crate::SystemClock)); pass a
         /// [`ManualClock`](crate::ManualClock) to test in virtual time.
-        pub fn clock(mut self, clock: &'a dyn $crate::clock::Clock) -> Self {
-            self.settings.clock = Some(clock);
-            self
+        pub fn clock(self, clock: &'a dyn $crate::clock::Clock) -> $out {
+            self.with_settings(|s| s.clock = Some(clock))
         }
 
         /// Takes every guard `guards` holds, and its clock if it has one (a guard
         /// set already and not in `guards` is kept).
-        pub fn guards(mut self, guards: &'a $crate::guards::Guards) -> Self {
-            self.settings.set_guards(guards);
-            self
+        pub fn guards(self, guards: &'a $crate::guards::Guards) -> $out {
+            self.with_settings(|s| s.set_guards(guards))
         }
 
         /// Asks `breaker` before every attempt: an open circuit ends the run (in a
@@ -101,25 +171,22 @@ macro_rules! run_setters {
         /// by its verdict (see [`Permit::record`](crate::breaker::Permit::record)):
         /// `Retry` and `Timeout` are failures; permanent errors and throttling
         /// count as the breaker's config says (by default they do not open it).
-        pub fn breaker(mut self, breaker: &'a $crate::breaker::CircuitBreaker) -> Self {
-            self.settings.breaker = Some(breaker);
-            self
+        pub fn breaker(self, breaker: &'a $crate::breaker::CircuitBreaker) -> $out {
+            self.with_settings(|s| s.breaker = Some(breaker))
         }
 
         /// Draws every retry from `budget` before sleeping: when it is spent the
         /// run ends at once with [`RetryError::BudgetExhausted`](crate::RetryError::BudgetExhausted).
         /// The first attempt counts as a request, and a success gives tokens back.
-        pub fn budget(mut self, budget: &'a $crate::budget::RetryBudget) -> Self {
-            self.settings.budget = Some(budget);
-            self
+        pub fn budget(self, budget: &'a $crate::budget::RetryBudget) -> $out {
+            self.with_settings(|s| s.budget = Some(budget))
         }
 
         /// Asks `throttle` before every attempt (it may reject locally, ending the
         /// run with [`RetryError::Throttled`](crate::RetryError::Throttled)) and
         /// tells it every outcome.
-        pub fn throttle(mut self, throttle: &'a $crate::throttle::AdaptiveThrottle) -> Self {
-            self.settings.throttle = Some(throttle);
-            self
+        pub fn throttle(self, throttle: &'a $crate::throttle::AdaptiveThrottle) -> $out {
+            self.with_settings(|s| s.throttle = Some(throttle))
         }
 
         /// Waits for a slot from `pacer` before every attempt (never past the
@@ -127,9 +194,8 @@ macro_rules! run_setters {
         /// [`RetryError::DeadlineExceeded`](crate::RetryError::DeadlineExceeded))
         /// and tells it every outcome, so it learns the rate the downstream
         /// accepts. See [`Pacer`](crate::Pacer).
-        pub fn pacer(mut self, pacer: &'a $crate::pacer::Pacer) -> Self {
-            self.settings.pacer = Some(pacer);
-            self
+        pub fn pacer(self, pacer: &'a $crate::pacer::Pacer) -> $out {
+            self.with_settings(|s| s.pacer = Some(pacer))
         }
     };
 }

@@ -14,7 +14,9 @@ fn main() {
     let case = std::env::args().nth(1).unwrap_or_default();
     let policy = presets::DEFAULT;
     let breaker = CircuitBreaker::new("hot", BreakerConfig::default());
-    for _ in 0..1_000_000 {
+    let budget = backstop::RetryBudget::default();
+    let n: u64 = std::env::var("HOT_N").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    for _ in 0..n {
         match case.as_str() {
             "retry" => {
                 black_box(policy.retry(op).call().ok());
@@ -31,7 +33,8 @@ fn main() {
                 let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
                 let direct = case == "async-rt-direct";
                 rt.block_on(async {
-                    for _ in 0..1_000_000 {
+                    let n: u64 = std::env::var("HOT_N").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    for _ in 0..n {
                         if direct {
                             black_box(async { op() }.await.ok());
                         } else {
@@ -46,6 +49,9 @@ fn main() {
                 let fut = std::pin::pin!(async { op() });
                 let waker = std::task::Waker::noop();
                 black_box(fut.poll(&mut std::task::Context::from_waker(waker)).is_ready());
+            }
+            "full" => {
+                black_box(policy.retry(op).breaker(&breaker).budget(&budget).call().ok());
             }
             "breaker" => {
                 black_box(breaker.call(op).ok());

@@ -87,6 +87,7 @@ impl<'a> Settings<'a> for Bare<'a> {
     fn rename(&mut self, name: Name) {
         self.name = name;
     }
+    #[inline(always)]
     fn into_full(self) -> RunSettings<'a> {
         RunSettings { name: self.name, ..RunSettings::new(self.policy) }
     }
@@ -104,6 +105,7 @@ impl<'a> Settings<'a> for RunSettings<'a> {
     fn rename(&mut self, name: Name) {
         self.name = name;
     }
+    #[inline(always)]
     fn into_full(self) -> RunSettings<'a> {
         self
     }

@@ -105,7 +105,9 @@ impl<'a, E: Display> RunState<'a, E> {
                 return Some(self.pace(wait));
             }
         }
-        self.spent = self.pending.take();
+        // (Taken only when there is one: copying an empty one just written
+        // stalls the store buffer on a hot path.)
+        self.spent = if self.pending.is_some() { self.pending.take() } else { None };
         // An attempt the breaker or the throttle refuses is not made: it is
         // not counted, and does not use up one of the policy's attempts.
         if let Some(breaker) = self.breaker {

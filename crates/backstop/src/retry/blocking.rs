@@ -30,7 +30,11 @@ where
     /// attempt cannot be cut short.
     #[inline]
     pub fn call(self) -> Result<R::Output, RetryError<E>> {
-        let Retry { settings, mut op, classifier, hook, .. } = self;
+        let Retry { settings, mut op, classifier, hook, timeout, .. } = self;
+        // Only async runs have a per-attempt timeout: nothing to drop here,
+        // and no drop code on this path, which must stay small to inline.
+        debug_assert!(timeout.is_none());
+        std::mem::forget(timeout);
         // The fast path, small enough to inline into the caller: a bare
         // run's first attempt needs no run state at all.
         let first_failure = if settings.is_bare() {
@@ -44,14 +48,14 @@ where
         } else {
             None
         };
-        call_slow::<_, _, _, _, _, R>(settings.into_full(), op, classifier, hook, first_failure)
+        call_slow::<_, _, _, _, _, R, _>(settings, op, classifier, hook, first_failure)
     }
 }
 
 /// Everything but a bare run's first success: the run loop proper.
 #[inline(never)]
-fn call_slow<Op, C, H, T, E, R>(
-    settings: super::settings::RunSettings<'_>,
+fn call_slow<'a, Op, C, H, T, E, R, S>(
+    settings: S,
     mut op: Op,
     classifier: C,
     mut hook: H,
@@ -63,8 +67,9 @@ where
     H: OnRetry<E>,
     R: Report<T>,
     E: Display,
+    S: Settings<'a>,
 {
-    let mut state = RunState::new(settings);
+    let mut state = RunState::new(settings.into_full());
     let mut next = first_failure.map(|error| state.failed_first(error, &classifier, &mut hook));
     loop {
         let step = match next.take() {

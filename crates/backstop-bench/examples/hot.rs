@@ -34,7 +34,7 @@ fn main() {
                 let direct = case == "async-rt-direct";
                 rt.block_on(async {
                     let n: u64 = std::env::var("HOT_N").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    for _ in 0..n {
+                    for _ in 0..n {
                         if direct {
                             black_box(async { op() }.await.ok());
                         } else {

@@ -76,13 +76,7 @@ impl<'a, E: Display, S: Settings<'a>> Run<'a, E, S> {
 }
 
 impl<'a, Op, Fut, C, H, E, R, S> RetryFuture<'a, Op, Fut, C, H, E, R, S> {
-    pub(crate) fn new(
-        settings: S,
-        op: Op,
-        classifier: C,
-        hook: H,
-        timeout: Option<AttemptTimeout<'a, E>>,
-    ) -> Self {
+    pub(crate) fn new(settings: S, op: Op, classifier: C, hook: H, timeout: Option<AttemptTimeout<'a, E>>) -> Self {
         Self {
             run: Run { settings, state: None },
             op,
@@ -126,7 +120,7 @@ where
 {
     type Output = Result<R::Output, RetryError<E>>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         assert!(!*this.done, "RetryFuture polled after it completed");

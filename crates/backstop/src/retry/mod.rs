@@ -85,5 +85,5 @@ pub use error::RetryError;
 pub use event::{OnRetry, RetryEvent};
 pub use future::RetryFuture;
 pub use report::{Report, Value, WithAttempts};
-pub use settings::{Bare, DEFAULT_NAME, Name, RunSettings, Settings};
 pub(crate) use settings::run_setters;
+pub use settings::{Bare, DEFAULT_NAME, Name, RunSettings, Settings};

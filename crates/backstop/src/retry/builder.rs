@@ -202,6 +202,10 @@ impl<'a, Op, E, C, H, R, S> Retry<'a, Op, E, Async, C, H, R, S> {
     /// Async runs only: a blocking call cannot be cut short (give its client
     /// a timeout of its own; the deadline is checked between attempts).
     ///
+    /// The limit is checked whenever the attempt is waiting: an answer that
+    /// is already there when the run is next polled is taken, even if the
+    /// timer fired meanwhile (on a busy executor), since the work is done.
+    ///
     /// ```
     /// # async fn demo() {
     /// use std::time::Duration;

@@ -17,7 +17,7 @@ use loom::thread;
 
 fn breaker(failures: u32, probes: u32, clock: &ManualClock) -> CircuitBreaker {
     let config = BreakerConfig::builder().consecutive_failures(failures).half_open_max_calls(probes).build().unwrap();
-    CircuitBreaker::builder("loom").config(config).clock(&clock).build()
+    CircuitBreaker::builder("loom").config(config).clock(clock).build()
 }
 
 #[test]

@@ -235,8 +235,11 @@ impl Clock for SplitClock {
     }
 }
 
-#[test]
-fn with_attempts_does_not_count_attempts_refused_by_an_open_breaker() {
+/// A breaker that opens on one failure for 5 s, on its own clock; a run
+/// clock whose sleeps from the second on wake the run before the breaker's
+/// open period is over (as when another caller took the probe); and a policy
+/// of `attempts` that waits on open circuits.
+fn early_wake_setup(attempts: u32) -> (CircuitBreaker, SplitClock, RetryPolicy) {
     let breaker_clock = ManualClock::new();
     let breaker = CircuitBreaker::builder("api")
         .config(BreakerConfig::builder().consecutive_failures(1).open_for(Backoff::constant(S(5))).build().unwrap())
@@ -245,12 +248,18 @@ fn with_attempts_does_not_count_attempts_refused_by_an_open_breaker() {
     let clock =
         SplitClock { run: ManualClock::new(), breaker: breaker_clock, sleeps: Arc::new(AtomicU32::new(0)), from: 2 };
     let p = RetryPolicy::builder()
-        .max_attempts(5)
+        .max_attempts(attempts)
         .backoff(Backoff::constant(S(1)))
         .wait_on_open_circuit(true)
         .max_retry_after(S(60))
         .build()
         .unwrap();
+    (breaker, clock, p)
+}
+
+#[test]
+fn with_attempts_does_not_count_attempts_refused_by_an_open_breaker() {
+    let (breaker, clock, p) = early_wake_setup(5);
     let mut calls = 0u32;
     let r = p
         .retry(|| {
@@ -517,20 +526,7 @@ fn rejected_with_zero_attempts_prints_failed_before_its_first_attempt() {
 fn an_early_wake_against_an_open_breaker_does_not_use_up_the_last_attempt() {
     // max_attempts 2: one failure, then the probe. The run wakes once before
     // the breaker lets the probe through (as when another caller took it).
-    let breaker_clock = ManualClock::new();
-    let breaker = CircuitBreaker::builder("api")
-        .config(BreakerConfig::builder().consecutive_failures(1).open_for(Backoff::constant(S(5))).build().unwrap())
-        .clock(&breaker_clock)
-        .build();
-    let clock =
-        SplitClock { run: ManualClock::new(), breaker: breaker_clock, sleeps: Arc::new(AtomicU32::new(0)), from: 2 };
-    let p = RetryPolicy::builder()
-        .max_attempts(2)
-        .backoff(Backoff::constant(S(1)))
-        .wait_on_open_circuit(true)
-        .max_retry_after(S(60))
-        .build()
-        .unwrap();
+    let (breaker, clock, p) = early_wake_setup(2);
     let mut calls = 0u32;
     let r = p
         .retry(|| {

@@ -20,7 +20,10 @@ use backstop::http::classify_status;
 /// redacted.
 #[non_exhaustive]
 pub enum HttpError {
-    /// The server answered with a retryable status (its response is kept).
+    /// The server answered with a status that is a failure: a retryable one
+    /// (from the middleware, the layer, `send` and `fetch`), or any error
+    /// status (from [`check`]). The response is kept, so its headers
+    /// (`Retry-After`) reach the classifier.
     Status(reqwest::Response),
     /// The request did not get a response: connect, reset, timeout, body.
     Transport(reqwest::Error),
@@ -101,6 +104,13 @@ impl HttpError {
     }
 }
 
+impl From<reqwest::Error> for HttpError {
+    /// A transport failure, without its URL (see [`HttpError::transport`]).
+    fn from(e: reqwest::Error) -> Self {
+        HttpError::transport(e)
+    }
+}
+
 impl From<reqwest_middleware::Error> for HttpError {
     fn from(e: reqwest_middleware::Error) -> Self {
         match e {
@@ -176,6 +186,37 @@ impl Error for HttpError {
             HttpError::Status(_) | HttpError::TimedOut(_) => None,
         }
     }
+}
+
+/// Turns an error status (4xx, 5xx) into an [`HttpError::Status`] that keeps
+/// the response, and passes any other response through: the check to use in
+/// your own retried function instead of `error_for_status()`, whose
+/// `reqwest::Error` keeps neither the headers nor the response, so
+/// [`classify`] could not honour a `Retry-After`.
+///
+/// ```no_run
+/// use backstop_http::{HttpError, check, classify};
+///
+/// async fn fetch_forecast(client: &reqwest::Client, url: &str) -> Result<String, HttpError> {
+///     let response = check(client.get(url).send().await?)?; // a 429's Retry-After is kept
+///     Ok(response.text().await?)
+/// }
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = reqwest::Client::new();
+/// let url = "http://api.weather.test/forecast";
+/// let forecast = backstop::presets::API_CALL
+///     .retry(|| fetch_forecast(&client, url))
+///     .when(classify) // 429 and 503 honour Retry-After; 404 fails at once
+///     .await?;
+/// # let _ = forecast; Ok(()) }
+/// ```
+pub fn check(response: reqwest::Response) -> Result<reqwest::Response, HttpError> {
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        return Err(HttpError::Status(response));
+    }
+    Ok(response)
 }
 
 /// The verdict for an [`HttpError`]: statuses by

@@ -18,8 +18,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::attempts::Attempts;
-use crate::error::NotRetried;
 use crate::guards;
+use crate::layer_error::LayerError;
 use crate::options::{Options, fresh_key};
 use crate::replay::Replay;
 
@@ -34,6 +34,10 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 /// attempt when [`Options::idempotency_key`] asks for one), a request sent
 /// once is still bounded by the timeouts, and the last response is returned
 /// when the retries run out on a status.
+///
+/// A call that ends with no response to give back fails with a
+/// [`LayerError`](crate::LayerError) (boxed: downcast it) saying how many
+/// attempts were made and keeping the last attempt's error.
 ///
 /// The request body must be `Clone` (`Full<Bytes>`, `String`, ...), so every
 /// attempt sends the same request.
@@ -167,34 +171,6 @@ fn run_name<B>(req: &Request<B>) -> Name {
     Name::Owned(format!("{} {host}{port}{}", req.method(), uri.path()))
 }
 
-/// The error of a [`RetryService`] call that ended with no response to give
-/// back: the run's own message, and the last attempt's error as its source.
-#[derive(Debug)]
-struct Failed {
-    message: String,
-    not_retried: Option<NotRetried>,
-    last: Option<BoxError>,
-}
-
-impl fmt::Display for Failed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(reason) = self.not_retried {
-            write!(f, " (not retried: {reason})")?;
-        }
-        match &self.last {
-            Some(last) if f.alternate() => write!(f, ": {}", backstop::error::Chain(last.as_ref())),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl StdError for Failed {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.last.as_deref().map(|e| e as &(dyn StdError + 'static))
-    }
-}
-
 impl<S, B, R> Service<Request<B>> for RetryService<S>
 where
     S: Service<Request<B>, Response = Response<R>> + Clone + Send + 'static,
@@ -259,7 +235,7 @@ where
                             Some(Attempt::Failed(e)) => Some(e),
                             _ => None,
                         };
-                        Err(Box::new(Failed { message, not_retried, last }) as BoxError)
+                        Err(Box::new(LayerError { message, attempts, not_retried, last }) as BoxError)
                     }
                 }
             })?;

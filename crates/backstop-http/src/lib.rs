@@ -12,6 +12,7 @@
 //! | one call retried, no middleware | [`send`] (body unread) or [`fetch`] (body read inside the attempt) |
 //! | a tower/hyper client retried | [`RetryLayer`] |
 //! | a classifier for your own loop | [`classify`], [`classify_reqwest`], and `backstop::http::classify_status` |
+//! | your own retried function, with `Retry-After` honoured | [`check`] (instead of `error_for_status()`) and [`classify`] |
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,14 +47,16 @@ mod attempts;
 mod error;
 mod guards;
 mod layer;
+mod layer_error;
 mod middleware;
 mod options;
 mod replay;
 mod send;
 
 pub use attempts::Attempts;
-pub use error::{HttpError, NotRetried, classify, classify_reqwest, retry_error};
+pub use error::{HttpError, NotRetried, check, classify, classify_reqwest, retry_error};
 pub use layer::{BoxError, RetryLayer, RetryService};
+pub use layer_error::LayerError;
 pub use middleware::RetryMiddleware;
 pub use options::{IDEMPOTENCY_KEY, Options};
 pub use send::{AttemptFuture, Fetched, fetch, fetch_with, send, send_with};

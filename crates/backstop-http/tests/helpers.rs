@@ -237,3 +237,36 @@ async fn send_errors_print_each_cause_once_and_never_the_query() {
     let err = send(&p, || client.get(&url)).clock(&clock).await.unwrap_err();
     backstop_testkit::errors::assert_prints_well(&err, "SECRET");
 }
+
+/// A function of the user's own, retried: `check` keeps a 429's response,
+/// so `classify` waits what `Retry-After` asked; a 404 fails at once.
+#[tokio::test]
+async fn check_keeps_the_response_so_retry_after_is_honoured_in_your_own_function() {
+    async fn fetch_forecast(client: &reqwest::Client, url: &str) -> Result<String, HttpError> {
+        let response = backstop_http::check(client.get(url).send().await?)?;
+        Ok(response.text().await?)
+    }
+    let server = FaultServer::start();
+    server.script([Reply::status(429).header("retry-after", "7"), Reply::status(503), Reply::ok("sunny")]);
+    let client = reqwest::Client::new();
+    let url = server.url("/forecast");
+    let clock = ManualClock::new();
+    let p = RetryPolicy::builder().max_attempts(5).backoff(Backoff::constant(Duration::from_secs(1))).build().unwrap();
+    let (forecast, attempts) = p
+        .retry(|| fetch_forecast(&client, &url))
+        .when(backstop_http::classify)
+        .clock(&clock)
+        .with_attempts()
+        .await
+        .unwrap();
+    assert_eq!((forecast.as_str(), attempts), ("sunny", 3));
+    // The hint is a floor (up to twice it with the policy's jitter), then the backoff.
+    let sleeps = clock.sleeps();
+    assert!(sleeps[0] >= Duration::from_secs(7) && sleeps[0] <= Duration::from_secs(14), "{sleeps:?}");
+    assert_eq!(sleeps.len(), 2);
+
+    server.script([Reply::status(404)]);
+    let err = p.retry(|| fetch_forecast(&client, &url)).when(backstop_http::classify).clock(&clock).await.unwrap_err();
+    assert!(matches!(err, RetryError::Rejected { attempts: 1, .. }), "{err}");
+    assert_eq!(err.last_error().and_then(HttpError::status), Some(http::StatusCode::NOT_FOUND));
+}

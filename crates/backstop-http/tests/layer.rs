@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use backstop::{Backoff, RetryPolicy};
-use backstop_http::{Attempts, Options, RetryLayer};
+use backstop_http::{Attempts, LayerError, Options, RetryLayer};
 use backstop_testkit::{FaultServer, Reply};
 use bytes::Bytes;
 use http::{Method, Request};
@@ -87,6 +87,10 @@ async fn exhausted_transport_errors_are_reported() {
     let mut svc = RetryLayer::new(fast(2)).layer(client);
     let err = call(&mut svc, request(Method::GET, &server.url("/"))).await.unwrap_err();
     assert!(err.to_string().contains("failed after 2 attempts"), "{err}");
+    // The run behind the boxed error, reached by downcasting.
+    let run = err.downcast_ref::<LayerError>().expect("a LayerError");
+    assert_eq!((run.attempts(), run.not_retried()), (2, None));
+    assert!(run.last().is_some(), "the reset is kept as the last error");
 }
 
 #[tokio::test]

@@ -211,6 +211,9 @@ impl Error for HttpError {
 ///     .await?;
 /// # let _ = forecast; Ok(()) }
 /// ```
+// The error is the crate's `HttpError`, as large as the response it keeps
+// on purpose (the response is the point); the success is a response too.
+#[allow(clippy::result_large_err)]
 pub fn check(response: reqwest::Response) -> Result<reqwest::Response, HttpError> {
     let status = response.status();
     if status.is_client_error() || status.is_server_error() {

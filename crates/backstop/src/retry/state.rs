@@ -432,6 +432,23 @@ mod tests {
         start(settings(policy, clock))
     }
 
+    /// A run drawing its retries from `budget`.
+    fn budgeted<'a>(
+        policy: &'a RetryPolicy,
+        clock: &'a ManualClock,
+        budget: &'a RetryBudget,
+    ) -> RunState<'a, &'static str> {
+        let mut s = settings(policy, clock);
+        s.budget = Some(budget);
+        start(s)
+    }
+
+    /// Makes an attempt that fails with a transient error; returns the sleep before the retry.
+    fn fail_once(state: &mut RunState<'_, &'static str>) -> Duration {
+        begin(state);
+        slept(state.failed("503", &AlwaysRetry, &mut ()))
+    }
+
     fn judged(v: Verdict) -> impl Fn(&&'static str) -> Verdict {
         move |_| v
     }
@@ -653,9 +670,7 @@ mod tests {
     fn the_budget_is_the_last_gate_and_stops_the_run_when_spent() {
         let (p, clock) = (policy(|b| b.max_attempts(5)), ManualClock::new());
         let budget = bucket(10); // two retries of 5
-        let mut s = settings(&p, &clock);
-        s.budget = Some(&budget);
-        let mut state = start(s);
+        let mut state = budgeted(&p, &clock, &budget);
         for left in [5.0, 0.0] {
             begin(&mut state);
             clock.sleep(slept(state.failed("503", &AlwaysRetry, &mut ())));
@@ -678,9 +693,7 @@ mod tests {
         ];
         for (p, verdict) in cases {
             let budget = bucket(10);
-            let mut s = settings(&p, &clock);
-            s.budget = Some(&budget);
-            let mut state = start(s);
+            let mut state = budgeted(&p, &clock, &budget);
             begin(&mut state);
             let _ = stopped(state.failed("e", &judged(verdict), &mut ()));
             assert_eq!(budget.level(), 10.0);
@@ -698,11 +711,8 @@ mod tests {
     #[test]
     fn a_run_dropped_during_its_sleep_refunds_the_retry_it_never_made() {
         let (p, clock, budget) = (policy(|b| b), ManualClock::new(), bucket(10));
-        let mut s = settings(&p, &clock);
-        s.budget = Some(&budget);
-        let mut state = start(s);
-        begin(&mut state);
-        let _ = slept(state.failed("503", &AlwaysRetry, &mut ()));
+        let mut state = budgeted(&p, &clock, &budget);
+        fail_once(&mut state);
         assert_eq!(budget.level(), 5.0);
         drop(state);
         assert_eq!(budget.level(), 10.0);
@@ -711,11 +721,8 @@ mod tests {
     #[test]
     fn a_run_dropped_during_a_retry_keeps_the_tokens_of_that_retry_spent() {
         let (p, clock, budget) = (policy(|b| b), ManualClock::new(), bucket(10));
-        let mut s = settings(&p, &clock);
-        s.budget = Some(&budget);
-        let mut state = start(s);
-        begin(&mut state);
-        let _ = slept(state.failed("503", &AlwaysRetry, &mut ()));
+        let mut state = budgeted(&p, &clock, &budget);
+        fail_once(&mut state);
         begin(&mut state); // the retry is under way: it was really made
         drop(state);
         assert_eq!(budget.level(), 5.0);
@@ -724,13 +731,9 @@ mod tests {
     #[test]
     fn a_failed_retry_keeps_its_tokens_spent_and_a_successful_one_gives_them_back() {
         let (p, clock, budget) = (policy(|b| b), ManualClock::new(), bucket(15));
-        let mut s = settings(&p, &clock);
-        s.budget = Some(&budget);
-        let mut state = start(s);
-        begin(&mut state);
-        let _ = slept(state.failed("503", &AlwaysRetry, &mut ()));
-        begin(&mut state);
-        let _ = slept(state.failed("503", &AlwaysRetry, &mut ()));
+        let mut state = budgeted(&p, &clock, &budget);
+        fail_once(&mut state);
+        fail_once(&mut state);
         assert_eq!(budget.level(), 5.0);
         begin(&mut state);
         state.succeeded();

@@ -126,7 +126,16 @@ impl<'a> Kind<'a> for DownloadToFile {
 /// so that a download to a file that could not be written fails before its
 /// `GetObject` is sent.
 async fn check_directory(path: &Path) -> std::io::Result<()> {
-    if tokio::fs::metadata(path).await.is_ok_and(|meta| meta.is_dir()) {
+    // Both looks in one trip to tokio's blocking pool.
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || directory_problem(&path))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
+/// Why a file could not be written at `path`, if it could not.
+fn directory_problem(path: &Path) -> std::io::Result<()> {
+    if std::fs::metadata(path).is_ok_and(|meta| meta.is_dir()) {
         let problem = format!("{} is a directory, not a file to replace", path.display());
         return Err(std::io::Error::new(std::io::ErrorKind::IsADirectory, problem));
     }
@@ -134,7 +143,7 @@ async fn check_directory(path: &Path) -> std::io::Result<()> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    match tokio::fs::metadata(dir).await {
+    match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => Ok(()),
         Ok(_) => {
             Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, format!("{} is not a directory", dir.display())))

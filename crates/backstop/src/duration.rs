@@ -24,70 +24,186 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DurationError {
     input: String,
-    reason: &'static str,
+    reason: Reason,
 }
 
 impl fmt::Display for DurationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid duration {:?}: {}; write a number and a unit (ns, us, ms, s, m, h, d) like \"500ms\", \"30s\" or \"1m30s\"",
-            self.input, self.reason
-        )
+        write!(f, "invalid duration {:?}: {}; {HOW_TO_WRITE}", self.input, self.reason.text())
     }
 }
 
 impl std::error::Error for DurationError {}
 
+const HOW_TO_WRITE: &str = "write a number and a unit (ns, us, ms, s, m, h, d) like \"500ms\", \"30s\" or \"1m30s\"";
+
+/// Why a string is not a duration. Each reason has its whole message as a
+/// `&'static str` too, for errors raised while compiling (see [`parse_const`]).
+macro_rules! reasons {
+    ($($name:ident => $text:literal,)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum Reason { $($name,)* }
+
+        impl Reason {
+            const fn text(self) -> &'static str {
+                match self { $(Reason::$name => $text,)* }
+            }
+
+            /// The whole message, without the input (which a compile error shows by pointing at it).
+            pub(crate) const fn message(self) -> &'static str {
+                match self {
+                    $(Reason::$name => concat!(
+                        "invalid duration: ", $text,
+                        "; write a number and a unit (ns, us, ms, s, m, h, d) like \"500ms\", \"30s\" or \"1m30s\""
+                    ),)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    Empty => "it is empty",
+    Negative => "durations cannot be negative",
+    NoNumber => "expected a number",
+    NoUnit => "a number has no unit",
+    UnknownUnit => "unknown unit",
+    Malformed => "malformed number",
+    TooLarge => "too large",
+}
+
+impl DurationError {
+    /// The error for `input` (its first 64 characters are kept).
+    pub(crate) fn new(input: &str, reason: Reason) -> Self {
+        Self { input: input.chars().take(64).collect(), reason }
+    }
+}
+
 /// Parses a human duration such as `"500ms"` or `"1m30s"`; see the [module docs](self).
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
-    let fail = |reason| DurationError { input: input.chars().take(64).collect(), reason };
-    let s = input.trim();
+    parse_const(input).map_err(|reason| DurationError::new(input, reason))
+}
+
+/// The parser itself, usable in constants: `#[backstop::retry(base = "500ms")]`
+/// reads its durations with it while the program compiles.
+pub(crate) const fn parse_const(input: &str) -> Result<Duration, Reason> {
+    let s = input.trim_ascii().as_bytes();
     if s.is_empty() {
-        return Err(fail("it is empty"));
+        return Err(Reason::Empty);
     }
-    if s == "0" {
+    if eq(s, b"0") {
         return Ok(Duration::ZERO);
     }
-    if s.starts_with('-') {
-        return Err(fail("durations cannot be negative"));
+    if s[0] == b'-' {
+        return Err(Reason::Negative);
     }
     let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let (number, tail) = rest.split_at(num_len);
-        if number.is_empty() {
-            return Err(fail("expected a number"));
+    let mut i = 0;
+    while i < s.len() {
+        // <whole>[.<fraction>]
+        let (mut whole, mut fraction, mut scale, mut dots, start) = (0u128, 0u128, 1u128, 0, i);
+        while i < s.len() && (s[i].is_ascii_digit() || s[i] == b'.') {
+            if s[i] == b'.' {
+                dots += 1;
+            } else if dots == 0 {
+                whole = match checked_mul_add(whole, 10, (s[i] - b'0') as u128) {
+                    Some(w) => w,
+                    None => return Err(Reason::TooLarge),
+                };
+            } else if scale < 1_000_000_000_000_000_000 {
+                // Digits past the 18th of a fraction are below a nanosecond of any unit.
+                fraction = fraction * 10 + (s[i] - b'0') as u128;
+                scale *= 10;
+            }
+            i += 1;
         }
-        let tail = tail.trim_start(); // "5 s" reads like "5s"
-        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace()).unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let nanos_per_unit: u64 = match unit {
-            "ns" => 1,
-            "us" | "µs" => 1_000,
-            "ms" => 1_000_000,
-            "s" | "sec" | "secs" => 1_000_000_000,
-            "m" | "min" | "mins" => 60_000_000_000,
-            "h" | "hr" | "hrs" => 3_600_000_000_000,
-            "d" => 86_400_000_000_000,
-            "" => return Err(fail("a number has no unit")),
-            _ => return Err(fail("unknown unit")),
+        if i == start {
+            return Err(Reason::NoNumber);
+        }
+        if dots > 1 || i - start == dots {
+            return Err(Reason::Malformed);
+        }
+        while i < s.len() && s[i].is_ascii_whitespace() {
+            i += 1; // "5 s" reads like "5s"
+        }
+        let unit_start = i;
+        while i < s.len() && !(s[i].is_ascii_digit() || s[i] == b'.' || s[i].is_ascii_whitespace()) {
+            i += 1;
+        }
+        let nanos_per_unit: u128 = match unit_nanos(s.split_at(unit_start).1.split_at(i - unit_start).0) {
+            Ok(n) => n,
+            Err(reason) => return Err(reason),
         };
-        let part = if number.contains('.') {
-            let value: f64 = number.parse().map_err(|_| fail("malformed number"))?;
-            Duration::try_from_secs_f64(value * nanos_per_unit as f64 / 1e9).map_err(|_| fail("too large"))?
-        } else {
-            // Whole numbers are exact: no float rounding of "1500us".
-            let value: u128 = number.parse().map_err(|_| fail("too large"))?;
-            let nanos = value.checked_mul(u128::from(nanos_per_unit)).ok_or_else(|| fail("too large"))?;
-            let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| fail("too large"))?;
-            Duration::new(secs, (nanos % 1_000_000_000) as u32)
+        // Whole numbers are exact ("1500us"); a fraction is exact to the nanosecond, rounded down.
+        let nanos = match checked_mul_add(whole, nanos_per_unit, fraction * nanos_per_unit / scale) {
+            Some(n) => n,
+            None => return Err(Reason::TooLarge),
         };
-        total = total.checked_add(part).ok_or_else(|| fail("too large"))?;
-        rest = tail.trim_start();
+        let secs = nanos / 1_000_000_000;
+        if secs > u64::MAX as u128 {
+            return Err(Reason::TooLarge);
+        }
+        total = match total.checked_add(Duration::new(secs as u64, (nanos % 1_000_000_000) as u32)) {
+            Some(t) => t,
+            None => return Err(Reason::TooLarge),
+        };
+        while i < s.len() && s[i].is_ascii_whitespace() {
+            i += 1;
+        }
     }
     Ok(total)
+}
+
+/// `a · b + c`, or `None` past `u128::MAX`.
+const fn checked_mul_add(a: u128, b: u128, c: u128) -> Option<u128> {
+    match a.checked_mul(b) {
+        Some(ab) => ab.checked_add(c),
+        None => None,
+    }
+}
+
+/// Nanoseconds in one `unit`.
+const fn unit_nanos(unit: &[u8]) -> Result<u128, Reason> {
+    const UNITS: [(&str, u128); 15] = [
+        ("ns", 1),
+        ("us", 1_000),
+        ("µs", 1_000),
+        ("ms", 1_000_000),
+        ("s", 1_000_000_000),
+        ("sec", 1_000_000_000),
+        ("secs", 1_000_000_000),
+        ("m", 60_000_000_000),
+        ("min", 60_000_000_000),
+        ("mins", 60_000_000_000),
+        ("h", 3_600_000_000_000),
+        ("hr", 3_600_000_000_000),
+        ("hrs", 3_600_000_000_000),
+        ("d", 86_400_000_000_000),
+        ("", 0),
+    ];
+    let mut k = 0;
+    while k < UNITS.len() {
+        if eq(unit, UNITS[k].0.as_bytes()) {
+            return if UNITS[k].1 == 0 { Err(Reason::NoUnit) } else { Ok(UNITS[k].1) };
+        }
+        k += 1;
+    }
+    Err(Reason::UnknownUnit)
+}
+
+/// Byte-wise equality that constants can use.
+pub(crate) const fn eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Formats a duration exactly, in the largest unit that divides it
@@ -148,7 +264,7 @@ mod tests {
             ("99999999999999999999999d", "too large"),
         ] {
             let err = parse_duration(text).unwrap_err();
-            assert_eq!(err.reason, reason, "{text}");
+            assert_eq!(err.reason.text(), reason, "{text}");
             assert!(err.to_string().contains("like \"500ms\""));
         }
     }

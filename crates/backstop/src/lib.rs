@@ -109,6 +109,9 @@
 #![warn(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+#[doc(hidden)]
+#[path = "macro_support.rs"]
+pub mod __private;
 pub mod backoff;
 pub mod batch;
 pub mod breaker;
@@ -128,6 +131,7 @@ pub mod pacer;
 pub mod policy;
 pub mod presets;
 pub mod retry;
+mod rules;
 mod sliding;
 mod sync;
 pub mod throttle;
@@ -161,3 +165,7 @@ pub use retry::{Retry, RetryError, RetryEvent};
 pub use throttle::AdaptiveThrottle;
 #[doc(no_inline)]
 pub use verdict::Verdict;
+
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+pub use backstop_macros::retry;

@@ -24,6 +24,15 @@ impl Curve {
         }
     }
 
+    /// This curve starting at `base` (the constant delay for a constant curve).
+    pub(crate) const fn with_base(self, base: Duration) -> Curve {
+        match self {
+            Curve::Exponential { factor, .. } => Curve::Exponential { base, factor },
+            Curve::Linear { step, .. } => Curve::Linear { base, step },
+            Curve::Constant { .. } => Curve::Constant { delay: base },
+        }
+    }
+
     /// The nominal delay after `n` earlier retries, saturating at `cap`
     /// (the caller applies the cap to the linear and constant curves too).
     pub(crate) fn nominal(&self, n: u32, cap: Duration) -> Duration {

@@ -9,7 +9,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::scale_saturating;
+use crate::duration::DurationError;
 use crate::error::ConfigError;
+use crate::rules::{self, Broken};
 
 /// How a nominal delay `d` is randomised. Every result is capped at the
 /// backoff's `max_delay`.
@@ -96,14 +98,11 @@ impl Jitter {
         !matches!(self, Jitter::None | Jitter::Additive(Duration::ZERO))
     }
 
-    pub(crate) fn validate(self) -> Result<(), ConfigError> {
+    /// The rule this jitter breaks, if any; usable in constants.
+    pub(crate) const fn broken(self) -> Option<Broken> {
         match self {
-            Jitter::Proportional(f) if !(0.0..=1.0).contains(&f) => Err(ConfigError::new(
-                "backoff.jitter",
-                format!("is Proportional({f})"),
-                "a fraction in 0.0 ..= 1.0 (0.25 spreads delays by ±25 %)",
-            )),
-            _ => Ok(()),
+            Jitter::Proportional(f) => rules::fraction(f),
+            _ => None,
         }
     }
 }
@@ -128,32 +127,122 @@ impl FromStr for Jitter {
     /// `proportional:<fraction>` (`proportional:0.25`). The error names the
     /// field `jitter` and lists what is allowed.
     fn from_str(s: &str) -> Result<Self, ConfigError> {
-        const ALLOWED: &str = "none, full, equal, decorrelated, additive:<duration>, proportional:<fraction>";
-        let (kind, arg) = match s.trim().split_once(':') {
-            Some((k, a)) => (k, Some(a)),
-            None => (s.trim(), None),
-        };
-        let bad = |problem: String| ConfigError::new("jitter", problem, ALLOWED);
-        match (kind, arg) {
-            ("none", None) => Ok(Jitter::None),
-            ("full", None) => Ok(Jitter::Full),
-            ("equal", None) => Ok(Jitter::Equal),
-            ("decorrelated", None) => Ok(Jitter::Decorrelated),
-            ("additive", Some(d)) => crate::duration::parse_duration(d)
-                .map(Jitter::Additive)
-                .map_err(|e| bad(format!("is {s:?}, whose duration is invalid ({e})"))),
-            ("proportional", Some(f)) => f
-                .trim()
-                .parse::<f64>()
-                .map(Jitter::Proportional)
-                .map_err(|_| bad(format!("is {s:?}, whose fraction {f:?} is not a number"))),
-            ("additive" | "proportional", None) => {
-                let example = if kind == "additive" { "additive:1s" } else { "proportional:0.25" };
-                Err(bad(format!("is {s:?}, which needs a value, like {example}")))
-            }
-            _ => Err(bad(format!("is {s:?}, not a kind of jitter"))),
+        Jitter::parse_const(s).map_err(|bad| {
+            let problem = match bad {
+                BadJitter::UnknownKind => format!("is {s:?}, not a kind of jitter"),
+                BadJitter::NeedsValue { example } => format!("is {s:?}, which needs a value, like {example}"),
+                BadJitter::Duration(reason) => {
+                    let text = s.trim().split_once(':').map_or("", |(_, d)| d);
+                    format!("is {s:?}, whose duration is invalid ({})", DurationError::new(text, reason))
+                }
+                BadJitter::Fraction => format!("is {s:?}, whose fraction is not a number like 0.25"),
+            };
+            ConfigError::new("jitter", problem, JITTER_ALLOWED)
+        })
+    }
+}
+
+const JITTER_ALLOWED: &str = "none, full, equal, decorrelated, additive:<duration>, proportional:<fraction>";
+
+/// Why a text is not a [`Jitter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadJitter {
+    UnknownKind,
+    NeedsValue { example: &'static str },
+    Duration(crate::duration::Reason),
+    Fraction,
+}
+
+impl BadJitter {
+    /// The whole message, for errors raised while compiling.
+    pub(crate) const fn message(self) -> &'static str {
+        macro_rules! jitter_error {
+            ($problem:literal) => {
+                concat!(
+                    "invalid retry policy: jitter ",
+                    $problem,
+                    "; allowed: none, full, equal, decorrelated, additive:<duration>, proportional:<fraction>"
+                )
+            };
+        }
+        match self {
+            BadJitter::UnknownKind => jitter_error!("is not a kind of jitter"),
+            BadJitter::NeedsValue { .. } => jitter_error!("needs a value, like additive:1s or proportional:0.25"),
+            BadJitter::Duration(reason) => reason.message(),
+            BadJitter::Fraction => jitter_error!("has a fraction that is not a number like 0.25"),
         }
     }
+}
+
+impl Jitter {
+    /// The text parser itself, usable in constants: `#[backstop::retry(jitter = "additive:500ms")]`
+    /// reads its jitter with it while the program compiles.
+    pub(crate) const fn parse_const(text: &str) -> Result<Jitter, BadJitter> {
+        use crate::duration::eq;
+        let s = text.trim_ascii().as_bytes();
+        let mut colon = 0;
+        while colon < s.len() && s[colon] != b':' {
+            colon += 1;
+        }
+        let (kind, arg) = s.split_at(colon);
+        let has_arg = !arg.is_empty();
+        if !has_arg {
+            if eq(kind, b"none") {
+                return Ok(Jitter::None);
+            } else if eq(kind, b"full") {
+                return Ok(Jitter::Full);
+            } else if eq(kind, b"equal") {
+                return Ok(Jitter::Equal);
+            } else if eq(kind, b"decorrelated") {
+                return Ok(Jitter::Decorrelated);
+            }
+        }
+        let additive = eq(kind, b"additive");
+        if !additive && !eq(kind, b"proportional") {
+            return Err(BadJitter::UnknownKind);
+        }
+        if !has_arg {
+            let example = if additive { "additive:1s" } else { "proportional:0.25" };
+            return Err(BadJitter::NeedsValue { example });
+        }
+        let arg = arg.split_at(1).1;
+        if additive {
+            // The bytes after "additive:" are valid UTF-8: `text` is, and ':' is one byte.
+            let Ok(arg) = std::str::from_utf8(arg) else { return Err(BadJitter::UnknownKind) };
+            return match crate::duration::parse_const(arg) {
+                Ok(d) => Ok(Jitter::Additive(d)),
+                Err(reason) => Err(BadJitter::Duration(reason)),
+            };
+        }
+        match parse_fraction(arg.trim_ascii()) {
+            Some(f) => Ok(Jitter::Proportional(f)),
+            None => Err(BadJitter::Fraction),
+        }
+    }
+}
+
+/// A decimal such as `0.25`, `1` or `.5`, of at most 18 digits; correctly
+/// rounded up to 15 digits (both parts are then exact in an `f64`, so their
+/// quotient is).
+const fn parse_fraction(s: &[u8]) -> Option<f64> {
+    let (mut digits, mut scale, mut dots, mut i) = (0u64, 1u64, 0, 0);
+    while i < s.len() {
+        match s[i] {
+            b'.' => dots += 1,
+            b'0'..=b'9' if i - dots < 18 => {
+                digits = digits * 10 + (s[i] - b'0') as u64;
+                if dots == 1 {
+                    scale *= 10;
+                }
+            }
+            _ => return None,
+        }
+        i += 1;
+    }
+    if dots > 1 || s.len() == dots {
+        return None;
+    }
+    Some(digits as f64 / scale as f64)
 }
 
 impl fmt::Display for Jitter {
@@ -226,9 +315,9 @@ mod tests {
 
     #[test]
     fn proportional_fraction_is_validated() {
-        assert!(Jitter::Proportional(1.0).validate().is_ok());
+        assert_eq!(Jitter::Proportional(1.0).broken(), None);
         for f in [-0.1, 1.5, f64::NAN] {
-            let err = Jitter::Proportional(f).validate().unwrap_err();
+            let err = Jitter::Proportional(f).broken().unwrap().into_error();
             assert_eq!(err.field(), "backoff.jitter");
         }
     }

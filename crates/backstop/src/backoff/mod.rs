@@ -46,6 +46,7 @@ pub use delays::Delays;
 pub use jitter::Jitter;
 
 use crate::error::ConfigError;
+use crate::rules::{self, Broken};
 
 /// A retry delay schedule: a growth curve, a cap and a jitter.
 ///
@@ -192,24 +193,20 @@ impl Backoff {
 
     /// Checks the settings, naming the offending field and its allowed range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        match self.curve {
-            Curve::Exponential { factor, .. } if !(factor.is_finite() && factor >= 1.0) => {
-                return Err(ConfigError::new(
-                    "backoff.factor",
-                    format!("is {factor}"),
-                    "a finite number ≥ 1.0 (2.0 doubles the delay after each retry)",
-                ));
+        self.broken().map_or(Ok(()), |b| Err(b.into_error()))
+    }
+
+    /// The first rule these settings break, if any; usable in constants.
+    pub(crate) const fn broken(&self) -> Option<Broken> {
+        if let Curve::Exponential { factor, .. } = self.curve {
+            if let Some(b) = rules::factor(factor) {
+                return Some(b);
             }
-            _ => {}
         }
-        if self.base() > self.max_delay {
-            return Err(ConfigError::new(
-                "backoff.base",
-                format!("is {:?}, above max_delay {:?}", self.base(), self.max_delay),
-                "0 ..= max_delay (raise max_delay or lower the base)",
-            ));
+        if let Some(b) = rules::base_and_max(self.base(), self.max_delay) {
+            return Some(b);
         }
-        self.jitter.validate()
+        self.jitter.broken()
     }
 }
 

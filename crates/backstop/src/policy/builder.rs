@@ -84,15 +84,10 @@ impl RetryPolicyBuilder {
 
     /// Checks every setting and returns the policy, or the first bad setting.
     pub fn build(self) -> Result<RetryPolicy, ConfigError> {
-        let p = &self.policy;
-        if p.max_attempts == 0 {
-            return Err(ConfigError::new("max_attempts", "is 0".into(), "1 or more (it counts the first call)"));
+        match self.policy.broken() {
+            Some(broken) => Err(broken.into_error()),
+            None => Ok(self.policy),
         }
-        if p.max_elapsed == Some(Duration::ZERO) {
-            return Err(ConfigError::new("max_elapsed", "is 0s".into(), "more than 0s (or no deadline at all)"));
-        }
-        p.backoff.validate()?;
-        Ok(self.policy)
     }
 }
 

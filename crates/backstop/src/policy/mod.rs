@@ -17,6 +17,7 @@ use std::time::Duration;
 pub use builder::RetryPolicyBuilder;
 
 use crate::backoff::{Backoff, Delays, Jitter};
+use crate::rules::{self, Broken};
 
 /// How a call is retried: attempts, backoff, deadline, server hints, seed.
 ///
@@ -95,6 +96,17 @@ impl RetryPolicy {
             seed: None,
             wait_on_open_circuit: false,
         }
+    }
+
+    /// The first rule these settings break, if any; usable in constants.
+    pub(crate) const fn broken(&self) -> Option<Broken> {
+        if let Some(b) = rules::attempts(self.max_attempts) {
+            return Some(b);
+        }
+        if let Some(b) = rules::deadline(self.max_elapsed) {
+            return Some(b);
+        }
+        self.backoff.broken()
     }
 
     /// This policy with a single attempt and everything else kept (the

@@ -130,6 +130,81 @@ pub enum RetryError<E> {
     },
 }
 
+/// A run that ended before any attempt returned an error: its
+/// [breaker](crate::CircuitBreaker) was open, its
+/// [throttle](crate::AdaptiveThrottle) refused, or its deadline passed while
+/// it waited for its [pacer](crate::Pacer) or (async runs) during its first
+/// attempt. It is a [`RetryError`] that cannot hold a last error;
+/// [`RetryError::last_or_stopped`] gives it.
+///
+/// A function under `#[backstop::retry]` with a breaker, a throttle, a pacer
+/// or an async deadline returns its own error type, so that type must be
+/// buildable from this one: implement `From<Stopped>` for it. `io::Error`,
+/// `Box<dyn Error + Send + Sync>` and `anyhow::Error` already are.
+///
+/// ```
+/// use backstop::retry::Stopped;
+///
+/// #[derive(Debug)]
+/// enum UploadError {
+///     Io(std::io::Error),
+///     Stopped(Stopped),
+/// }
+///
+/// impl From<Stopped> for UploadError {
+///     fn from(stopped: Stopped) -> Self {
+///         UploadError::Stopped(stopped)
+///     }
+/// }
+/// ```
+pub type Stopped = RetryError<std::convert::Infallible>;
+
+/// The kind of [`io::Error`](std::io::Error) a [`Stopped`] run becomes:
+/// `TimedOut` for a deadline, `Other` for an open circuit or a throttle.
+impl From<Stopped> for std::io::Error {
+    fn from(stopped: Stopped) -> Self {
+        let kind = match stopped {
+            RetryError::DeadlineExceeded { .. } => std::io::ErrorKind::TimedOut,
+            _ => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, stopped)
+    }
+}
+
+impl<E> RetryError<E> {
+    /// The last error an attempt returned, or, if none did, the run's end as
+    /// a [`Stopped`] (same variant, name and attempts, no last error).
+    ///
+    /// ```
+    /// use backstop::{presets, CircuitBreaker};
+    ///
+    /// let breaker = CircuitBreaker::builder("s3").build();
+    /// breaker.isolate();
+    /// let err = presets::DEFAULT.retry(|| Ok::<(), std::io::Error>(())).breaker(&breaker).call().unwrap_err();
+    /// let stopped = err.last_or_stopped().unwrap_err();
+    /// assert_eq!(stopped.attempts(), 0);
+    /// assert!(stopped.circuit_open().is_some());
+    /// ```
+    pub fn last_or_stopped(self) -> Result<E, Stopped> {
+        match self {
+            Self::Exhausted { last, .. }
+            | Self::RetryAfterTooLong { last, .. }
+            | Self::BudgetExhausted { last, .. }
+            | Self::Rejected { last, .. } => Ok(last),
+            Self::DeadlineExceeded { last: Some(last), .. }
+            | Self::CircuitOpen { last: Some(last), .. }
+            | Self::Throttled { last: Some(last), .. } => Ok(last),
+            Self::DeadlineExceeded { name, attempts, elapsed, deadline, last: None } => {
+                Err(RetryError::DeadlineExceeded { name, attempts, elapsed, deadline, last: None })
+            }
+            Self::CircuitOpen { name, attempts, open, last: None } => {
+                Err(RetryError::CircuitOpen { name, attempts, open, last: None })
+            }
+            Self::Throttled { name, attempts, last: None } => Err(RetryError::Throttled { name, attempts, last: None }),
+        }
+    }
+}
+
 impl<E> RetryError<E> {
     /// The fields every variant has: name and attempts.
     fn common(&self) -> (&Name, u32) {

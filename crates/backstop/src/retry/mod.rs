@@ -81,7 +81,7 @@ mod state;
 
 pub use attempt::{Async, Attempt, Blocking, MakeAttempt};
 pub use builder::Retry;
-pub use error::RetryError;
+pub use error::{RetryError, Stopped};
 pub use event::{OnRetry, RetryEvent};
 pub use future::RetryFuture;
 pub use report::{Report, Value, WithAttempts};

@@ -1,0 +1,223 @@
+//! The function a `#[retry]` attribute writes.
+//!
+//! ```text
+//! #[retry(max_attempts = 3, breaker = S3)]
+//! fn upload(client: &Client, key: &str, data: Bytes) -> Result<String, S3Error> { BODY }
+//! ```
+//!
+//! becomes, with the same signature:
+//!
+//! ```text
+//! fn upload(client: &Client, key: &str, data: Bytes) -> Result<String, S3Error> {
+//!     const POLICY: RetryPolicy = PolicyParts::new(presets::DEFAULT).max_attempts(3).build();
+//!     let breaker = &(S3);
+//!     let run = POLICY.retry(|| -> Result<String, S3Error> { let data = data.clone(); BODY })
+//!         .name("upload")
+//!         .breaker(breaker);
+//!     match run.call() {
+//!         Ok(value) => Ok(value),
+//!         Err(err) => Err(last_or_stopped(err)),
+//!     }
+//! }
+//! ```
+//!
+//! An async function gets `|| { copies; async move BODY }` and `.await`. The
+//! policy is a constant, so backstop checks its settings while the program
+//! compiles, with the texts of its run-time errors.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{Ident, ItemFn, Path, ReturnType, Token, Type};
+
+use crate::args::{Arg, Args, Source};
+use crate::inputs::{self, Inputs};
+
+/// What an entry point (`retry`, `s3_retry`, `api_retry`) starts from.
+pub(crate) struct Entry {
+    /// The preset constant used when none is named.
+    pub(crate) preset: &'static str,
+    /// The path of the `backstop` crate, unless `crate = ..` says otherwise.
+    pub(crate) krate: &'static str,
+    /// The classifier used when neither `when` nor `retry_if` is given.
+    pub(crate) when: Option<&'static str>,
+}
+
+/// The attribute's output: the rewritten function, or the errors and the
+/// function unchanged (so that its callers do not report errors of their own).
+pub(crate) fn expand(attr: TokenStream, item: TokenStream, entry: &Entry) -> TokenStream {
+    match rewrite(attr, item.clone(), entry) {
+        Ok(tokens) => tokens,
+        Err(err) => {
+            let err = err.to_compile_error();
+            quote!(#err #item)
+        }
+    }
+}
+
+fn rewrite(attr: TokenStream, item: TokenStream, entry: &Entry) -> syn::Result<TokenStream> {
+    let args = syn::parse::Parser::parse2(Punctuated::<Arg, Token![,]>::parse_terminated, attr)?;
+    let args = Args::new(args, entry.preset)?;
+    let mut func: ItemFn = syn::parse2(item.clone()).map_err(|err| match syn::parse2::<syn::TraitItemFn>(item) {
+        Ok(f) if f.default.is_none() => syn::Error::new(
+            f.sig.span(),
+            "`#[retry]` goes on a function with a body (a trait's default method, or its impl)",
+        ),
+        _ => err,
+    })?;
+    let krate = match &args.krate {
+        Some(path) => path.clone(),
+        None => syn::parse_str::<Path>(entry.krate)?,
+    };
+    let ret = return_type(&func)?;
+    if let Some(constness) = func.sig.constness {
+        return Err(syn::Error::new(constness.span(), "a `const fn` cannot be retried: it cannot sleep"));
+    }
+    let Inputs { rebinds, mut_self } = inputs::prepare(&mut func.sig, &krate)?;
+    let is_async = func.sig.asyncness.is_some();
+
+    let policy = policy(&args.source, &krate);
+    let (guard_lets, guard_setters) = guards(&args, &krate, mut_self);
+    let name = match &args.name {
+        Some(name) => quote!(#name),
+        None => {
+            let name = func.sig.ident.to_string();
+            quote!(#name)
+        }
+    };
+    let classifier = match (&args.when, &args.retry_if, entry.when) {
+        (Some(when), _, _) => quote!(.when(#when)),
+        (None, Some(retry_if), _) => quote!(.retry_if(#retry_if)),
+        (None, None, Some(default)) => {
+            let default: TokenStream = default.parse()?;
+            quote!(.when(#default))
+        }
+        (None, None, None) => quote!(),
+    };
+
+    // A breaker, a throttle or a pacer can end a run before any attempt
+    // returns an error, and so can a deadline that passes during an async
+    // attempt (the attempt is dropped): the function's error type must then
+    // be buildable from `Stopped`. Otherwise every run ends with an error.
+    let stops_without_error = args.guards.first().map(|(key, _)| key.span()).or(args.deadline.filter(|_| is_async));
+    let into_error = match stops_without_error {
+        Some(span) => quote_spanned!(span=> #krate::__private::last_or_stopped),
+        None => quote!(#krate::__private::last_error),
+    };
+
+    let block = &func.block;
+    let run_var = Ident::new("__backstop_run", Span::mixed_site());
+    let (attempt, run) = if is_async {
+        let helper = quote_spanned!(ret.span()=> #krate::__private::future::<#ret, _, _>);
+        (quote!(#helper(|| { #(#rebinds)* async move #block })), quote!(#run_var.await))
+    } else {
+        let helper = quote_spanned!(ret.span()=> #krate::__private::blocking::<#ret, _>);
+        (quote!(#helper(|| { #(#rebinds)* #block })), quote!(#run_var.call()))
+    };
+    let body = quote! {{
+        #policy
+        #(#guard_lets)*
+        let #run_var = #krate::RetryPolicy::retry(__backstop_policy, #attempt)
+            .name(#name)
+            #classifier
+            #(#guard_setters)*;
+        match #run {
+            ::core::result::Result::Ok(value) => ::core::result::Result::Ok(value),
+            ::core::result::Result::Err(err) => ::core::result::Result::Err(#into_error(err)),
+        }
+    }};
+    func.block = syn::parse2(body)?;
+    Ok(quote!(#func))
+}
+
+/// The function's return type: a type that must be `Result<T, E>` (an alias
+/// is fine; the trait bound of the attempt checks it) and can be named in the body.
+fn return_type(func: &ItemFn) -> syn::Result<Type> {
+    let ReturnType::Type(_, ty) = &func.sig.output else {
+        return Err(syn::Error::new(
+            func.sig.paren_token.span.close(),
+            "a `#[retry]` function must return `Result<T, E>`: an attempt that returns `Err` is retried",
+        ));
+    };
+    struct FindImpl(Option<Span>);
+    impl<'ast> Visit<'ast> for FindImpl {
+        fn visit_type_impl_trait(&mut self, t: &'ast syn::TypeImplTrait) {
+            self.0.get_or_insert(t.span());
+        }
+    }
+    let mut find = FindImpl(None);
+    find.visit_type(ty);
+    if let Some(span) = find.0 {
+        return Err(syn::Error::new(
+            span,
+            "a `#[retry]` function cannot return `impl Trait`: each attempt's result is named by \
+             the function's return type; name the type, or box it",
+        ));
+    }
+    Ok((**ty).clone())
+}
+
+/// `__backstop_policy`: a reference to the run's policy.
+fn policy(source: &Source, krate: &Path) -> TokenStream {
+    let var = Ident::new("__backstop_policy", Span::call_site());
+    match source {
+        Source::Expr(expr) => quote! {
+            let #var: &#krate::RetryPolicy = &(#expr);
+        },
+        Source::Preset { constant, knobs } => {
+            let settings = knobs.iter().map(|knob| {
+                let (key, value) = (&knob.key, &knob.value);
+                quote_spanned!(value.span()=> let parts = parts.#key(#value);)
+            });
+            // The rules between settings (`base` ≤ `max`) fail at the last knob given.
+            let last = knobs.last().map_or_else(Span::call_site, |k| k.value.span());
+            let build = quote_spanned!(last=> parts.build());
+            quote! {
+                const __BACKSTOP_POLICY: #krate::RetryPolicy = {
+                    let parts = #krate::__private::PolicyParts::new(#krate::presets::#constant);
+                    #(#settings)*
+                    #build
+                };
+                let #var: &#krate::RetryPolicy = &__BACKSTOP_POLICY;
+            }
+        }
+    }
+}
+
+/// The `let`s that evaluate the guard expressions once per call, and the
+/// setters that hand them to the run. For a `&mut self` method they are
+/// clones (a guard's clone shares its state), so that they do not borrow
+/// `self` while the attempt does.
+fn guards(args: &Args, krate: &Path, mut_self: bool) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let mut lets = Vec::new();
+    let mut setters = Vec::new();
+    for (key, expr) in &args.guards {
+        let var = Ident::new(&format!("__backstop_{key}"), Span::mixed_site());
+        let ty = match key.to_string().as_str() {
+            "breaker" => quote!(CircuitBreaker),
+            "budget" => quote!(RetryBudget),
+            "throttle" => quote!(AdaptiveThrottle),
+            "pacer" => quote!(Pacer),
+            _ => quote!(Guards),
+        };
+        lets.push(if mut_self {
+            quote_spanned!(expr.span()=> let #var: &#krate::#ty = &#krate::#ty::clone(&(#expr));)
+        } else {
+            quote_spanned!(expr.span()=> let #var: &#krate::#ty = &(#expr);)
+        });
+        setters.push(quote!(.#key(#var)));
+    }
+    if let Some(clock) = &args.clock {
+        let var = Ident::new("__backstop_clock", Span::mixed_site());
+        lets.push(quote_spanned! {clock.span()=>
+            let #var = {
+                use #krate::__private::AsClock as _;
+                (#clock).as_backstop_clock()
+            };
+        });
+        setters.push(quote!(.clock(#var)));
+    }
+    (lets, setters)
+}

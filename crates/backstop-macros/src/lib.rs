@@ -1,0 +1,132 @@
+//! The attribute form of [backstop](https://docs.rs/backstop): put
+//! `#[backstop::retry]` on a function and every call to it is retried with
+//! backoff and jitter, as a Python `@retry` decorator would. Use it through
+//! `backstop` (feature `macros`, on by default), `backstop_aws` (`s3_retry`)
+//! or `backstop_http` (`api_retry`), not from this crate.
+//!
+//! ```ignore
+//! #[backstop::retry(max_attempts = 3, base = "500ms", max = "10s", jitter = "additive:500ms")]
+//! async fn fetch_weather_data(client: &reqwest::Client, url: &str) -> Result<Forecast, HttpError> {
+//!     let response = backstop_http::check(client.get(url).send().await?)?;
+//!     Ok(response.json().await?)
+//! }
+//! ```
+//!
+//! The arguments, the rules for the function's arguments and errors, and
+//! what a failure looks like are documented on [`retry`].
+
+mod args;
+mod expand;
+mod inputs;
+
+use proc_macro::TokenStream;
+
+use expand::Entry;
+
+/// Retries a function: the body runs once per attempt, with backoff between
+/// attempts, and the caller sees the function's own signature.
+///
+/// ```ignore
+/// #[backstop::retry]                                   // 5 attempts, 1 s doubling to 30 s, +U[0, 1 s]
+/// fn load(path: &Path) -> io::Result<Vec<u8>> { std::fs::read(path) }
+///
+/// #[backstop::retry(preset = s3_upload, when = classify)]
+/// fn upload_to_s3(client: &Client, key: &str, data: &[u8]) -> Result<String, S3Error> { .. }
+///
+/// #[backstop::retry(max_attempts = 3, base = "500ms", max = "10s", jitter = "additive:500ms",
+///                   deadline = "30s", breaker = S3_CIRCUIT, budget = BUDGET, name = "fetch")]
+/// async fn fetch_weather_data(client: &Client, url: &str) -> Result<Forecast, ApiError> { .. }
+///
+/// #[backstop::retry(policy = my_policy())]             // any expression giving a RetryPolicy
+/// fn f() -> Result<(), E> { .. }
+/// ```
+///
+/// # Arguments
+///
+/// | argument | value | default |
+/// |---|---|---|
+/// | `preset` | `default`, `s3_upload`, `s3_download` or `api_call` | `default` (5 attempts, 1 s doubling to 30 s, `+U[0, 1 s]`) |
+/// | `max_attempts` | attempts counting the first, ≥ 1 | the preset's |
+/// | `base`, `max` | the first delay and the cap on every delay, as `"500ms"`, `"30s"`, `"1m30s"`; `base ≤ max` | the preset's |
+/// | `factor` | growth per retry, a finite `f64` ≥ 1.0 | `2.0` |
+/// | `jitter` | `"none"`, `"full"`, `"equal"`, `"decorrelated"`, `"additive:1s"`, `"proportional:0.25"` | the preset's |
+/// | `deadline` | the whole run's deadline, > 0 | none |
+/// | `max_retry_after` | the longest server `Retry-After` to honour | `"60s"` |
+/// | `seed` | a `u64` that makes the jitter reproducible (tests) | none |
+/// | `policy` | any expression giving a `RetryPolicy` or a reference to one, instead of the above | |
+/// | `name` | the run's name in logs, metrics and errors | the function's name |
+/// | `when` | a classifier, `Fn(&E) -> Verdict` | every error is retried |
+/// | `retry_if` | a predicate, `Fn(&E) -> bool`: true retries | |
+/// | `breaker`, `budget`, `throttle`, `pacer`, `guards` | an expression naming a shared guard: a `static`, a `LazyLock`, `self.breaker` | none |
+/// | `clock` | an expression naming a clock (a `ManualClock` in tests) | the system clock, or tokio's |
+/// | `crate` | the path of `backstop`, if it is renamed | `::backstop` |
+///
+/// Settings are checked while compiling, with the texts of
+/// `RetryPolicyBuilder::build`'s errors: `max_attempts = 0` fails with
+/// "invalid retry policy: max_attempts is 0; allowed: 1 or more (it counts
+/// the first call)" pointing at the `0`, and a bad duration or jitter points
+/// at its string.
+///
+/// # The function
+///
+/// - Sync or `async`, free or a method on `&self` (or `&mut self`, when
+///   sync), generic, with borrowed or `impl Trait` arguments. It must return
+///   `Result<T, E>` (or an alias of it).
+/// - The body runs once per attempt, as if called again with the same
+///   arguments: references are shared; an argument taken by value is cloned
+///   for each attempt, so it must be `Clone` (the compile error says so at
+///   the argument; take it by reference otherwise).
+/// - On failure the function returns the last attempt's error, and the log
+///   lines and metrics name the run (`Retrying upload_to_s3 in 1.0 seconds (attempt 1/5): SlowDown`).
+///   A breaker, throttle or pacer, or a deadline passing during an async
+///   attempt, can stop the run before any attempt returns an error: `E` must
+///   then implement `From<backstop::retry::Stopped>` (`io::Error`,
+///   `Box<dyn Error + Send + Sync>` and `anyhow::Error` do).
+#[proc_macro_attribute]
+pub fn retry(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let entry = Entry { preset: "DEFAULT", krate: "::backstop", when: None };
+    expand::expand(attr.into(), item.into(), &entry).into()
+}
+
+/// [`retry`] for S3 calls, through `backstop_aws`: preset `s3_upload`
+/// (5 attempts, 1 s doubling to 30 s, `+U[0, 1 s]`) and S3's classifier
+/// (`SlowDown` and 5xx retried with S3's hints, `AccessDenied` and the like
+/// returned at once), for functions that return the SDK's `SdkError` or
+/// `backstop_aws::S3Error`. Every argument of [`retry`] works.
+///
+/// ```ignore
+/// #[backstop_aws::s3_retry]
+/// async fn upload_to_s3(client: &Client, bucket: &str, key: &str, body: &[u8]) -> Result<(), S3Error> { .. }
+/// ```
+#[proc_macro_attribute]
+pub fn s3_retry(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let entry = Entry {
+        preset: "S3_UPLOAD",
+        krate: "::backstop_aws::backstop",
+        when: Some("|error| ::backstop_aws::S3Failure::verdict(error)"),
+    };
+    expand::expand(attr.into(), item.into(), &entry).into()
+}
+
+/// [`retry`] for HTTP API calls, through `backstop_http`: preset `api_call`
+/// (3 attempts, 0.5 s doubling to 10 s, `+U[0, 0.5 s]`) and
+/// `backstop_http::classify` (429 and 5xx retried, `Retry-After` honoured up
+/// to 60 s, other 4xx returned at once), for functions that return
+/// `backstop_http::HttpError`. Turn an error status into one with
+/// `backstop_http::check(response)?`, which keeps the response's status and
+/// headers (`error_for_status()` drops `Retry-After`). Every argument of
+/// [`retry`] works.
+///
+/// ```ignore
+/// #[backstop_http::api_retry]
+/// async fn fetch_weather_data(client: &reqwest::Client, url: &str) -> Result<String, HttpError> {
+///     let response = backstop_http::check(client.get(url).send().await?)?;
+///     Ok(response.text().await?)
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn api_retry(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let entry =
+        Entry { preset: "API_CALL", krate: "::backstop_http::backstop", when: Some("::backstop_http::classify") };
+    expand::expand(attr.into(), item.into(), &entry).into()
+}

@@ -1,0 +1,203 @@
+//! What the code written by `#[backstop::retry]` (and the S3 and HTTP forms
+//! of it) calls. Not a public API: it changes without notice. Everything a
+//! user can get wrong is checked here, with messages written for them:
+//! the policy's settings while the program compiles (the same rules and
+//! texts as [`RetryPolicyBuilder::build`](crate::RetryPolicyBuilder::build)),
+//! and the function's shape through the trait bounds below.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+use crate::backoff::Jitter;
+use crate::clock::Clock;
+use crate::duration;
+use crate::policy::RetryPolicy;
+use crate::retry::{RetryError, Stopped};
+
+/// A policy put together while compiling: each setter checks its own rule,
+/// [`build`](Self::build) the rules between settings.
+#[derive(Debug)]
+pub struct PolicyParts(RetryPolicy);
+
+impl PolicyParts {
+    /// Starts from a preset.
+    pub const fn new(preset: RetryPolicy) -> Self {
+        Self(preset)
+    }
+
+    /// `max_attempts = n`.
+    pub const fn max_attempts(mut self, n: u32) -> Self {
+        if let Some(broken) = crate::rules::attempts(n) {
+            broken.fail()
+        }
+        self.0.max_attempts = n;
+        self
+    }
+
+    /// `base = "500ms"`: the first delay.
+    pub const fn base(mut self, base: &str) -> Self {
+        let b = self.0.backoff;
+        self.0.backoff = crate::backoff::Backoff { curve: b.curve.with_base(duration(base)), ..b };
+        self
+    }
+
+    /// `max = "10s"`: the cap on every delay.
+    pub const fn max(mut self, max: &str) -> Self {
+        self.0.backoff = self.0.backoff.max_delay(duration(max));
+        self
+    }
+
+    /// `factor = 2.0`.
+    pub const fn factor(mut self, factor: f64) -> Self {
+        if let Some(broken) = crate::rules::factor(factor) {
+            broken.fail()
+        }
+        self.0.backoff = self.0.backoff.factor(factor);
+        self
+    }
+
+    /// `jitter = "additive:500ms"`.
+    pub const fn jitter(mut self, text: &str) -> Self {
+        let jitter = match Jitter::parse_const(text) {
+            Ok(j) => j,
+            Err(bad) => panic!("{}", bad.message()),
+        };
+        if let Some(broken) = jitter.broken() {
+            broken.fail()
+        }
+        self.0.backoff = self.0.backoff.jitter(jitter);
+        self
+    }
+
+    /// `deadline = "30s"`: the run's deadline.
+    pub const fn deadline(mut self, deadline: &str) -> Self {
+        let deadline = Some(duration(deadline));
+        if let Some(broken) = crate::rules::deadline(deadline) {
+            broken.fail()
+        }
+        self.0.max_elapsed = deadline;
+        self
+    }
+
+    /// `max_retry_after = "60s"`.
+    pub const fn max_retry_after(mut self, cap: &str) -> Self {
+        self.0.max_retry_after = duration(cap);
+        self
+    }
+
+    /// `seed = 7`: reproducible jitter.
+    pub const fn seed(mut self, seed: u64) -> Self {
+        self.0.seed = Some(seed);
+        self
+    }
+
+    /// The policy, once the rules between settings hold (`base ≤ max`).
+    pub const fn build(self) -> RetryPolicy {
+        if let Some(broken) = self.0.broken() {
+            broken.fail()
+        }
+        self.0
+    }
+}
+
+/// A duration written in an attribute, read while compiling.
+const fn duration(text: &str) -> Duration {
+    match duration::parse_const(text) {
+        Ok(d) => d,
+        Err(reason) => panic!("{}", reason.message()),
+    }
+}
+
+/// An argument that every attempt gets a copy of.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is moved into every attempt of a `#[retry]` function, so it must be `Clone`",
+    label = "each attempt gets its own copy of this argument",
+    note = "take it by reference (`&{Self}`), or make it `Clone` (an `impl Trait` argument: add `+ Clone`)"
+)]
+pub trait Reuse: Clone {}
+
+impl<T: Clone> Reuse for T {}
+
+/// A copy of an argument for the next attempt.
+#[inline(always)]
+pub fn reuse<T: Reuse>(arg: &T) -> T {
+    arg.clone()
+}
+
+/// What a `#[retry]` function must return.
+#[diagnostic::on_unimplemented(
+    message = "a `#[retry]` function must return `Result<T, E>`, not `{Self}`",
+    label = "the retried function's return type",
+    note = "backstop retries an attempt that returns `Err`: return a `Result` (`io::Result<T>` and other aliases are fine)"
+)]
+pub trait IsResult {
+    /// The function's error type.
+    type Error: PrintableError;
+}
+
+impl<T, E: PrintableError> IsResult for Result<T, E> {
+    type Error = E;
+}
+
+/// What a `#[retry]` function's error must be.
+#[diagnostic::on_unimplemented(
+    message = "the error type `{Self}` of a `#[retry]` function must implement `Display`",
+    label = "backstop's log lines and errors print a failed attempt's error",
+    note = "derive it with `thiserror`, or implement `std::fmt::Display` for `{Self}`"
+)]
+pub trait PrintableError: Display {}
+
+impl<E: Display> PrintableError for E {}
+
+/// Fixes a blocking attempt's return type, so that `?` in the body knows the error to convert to.
+#[inline(always)]
+pub fn blocking<R: IsResult, F: FnMut() -> R>(attempt: F) -> F {
+    attempt
+}
+
+/// Fixes an async attempt's output type, so that `?` in the body knows the error to convert to.
+#[inline(always)]
+pub fn future<R: IsResult, Fut: Future<Output = R>, F: FnMut() -> Fut>(attempt: F) -> F {
+    attempt
+}
+
+/// A clock named by an attribute (`clock = CLOCK`), through any smart pointer or `LazyLock`.
+pub trait AsClock {
+    /// The clock as the run's setter takes it.
+    fn as_backstop_clock(&self) -> &dyn Clock;
+}
+
+impl<C: Clock> AsClock for C {
+    #[inline(always)]
+    fn as_backstop_clock(&self) -> &dyn Clock {
+        self
+    }
+}
+
+/// The function's error, for a run that always ends with one: without a
+/// breaker, a throttle, a pacer or (async) a deadline, every way a run ends
+/// keeps the last attempt's error.
+#[inline]
+pub fn last_error<E>(err: RetryError<E>) -> E {
+    match err.last_or_stopped() {
+        Ok(last) => last,
+        Err(stopped) => unreachable!("{stopped}: a run without guards or an async deadline keeps its last error"),
+    }
+}
+
+/// An error type that a run ended without an error can become.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot say that a `#[retry]` run stopped before any attempt failed",
+    label = "a breaker, a throttle, a pacer or an async deadline can stop the run before an attempt returns an error",
+    note = "implement `From<backstop::retry::Stopped>` for `{Self}` (io::Error, Box<dyn Error + Send + Sync> and anyhow::Error have it)"
+)]
+pub trait FromStopped: From<Stopped> {}
+
+impl<E: From<Stopped>> FromStopped for E {}
+
+/// The function's error: the last attempt's, or the run's end without one.
+#[inline]
+pub fn last_or_stopped<E: FromStopped>(err: RetryError<E>) -> E {
+    err.last_or_stopped().unwrap_or_else(E::from)
+}

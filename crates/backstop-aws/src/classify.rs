@@ -65,6 +65,32 @@ pub fn classify<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> V
     }
 }
 
+/// An error that S3's classifier judges: the SDK's `SdkError` and this
+/// crate's [`S3Error`](crate::S3Error). [`s3_retry`](crate::s3_retry) uses
+/// it when no classifier is given.
+#[diagnostic::on_unimplemented(
+    message = "`#[s3_retry]` cannot judge `{Self}` on its own",
+    label = "it judges the SDK's `SdkError<_, HttpResponse>` and `backstop_aws::S3Error`",
+    note = "give a classifier for `{Self}`: `#[s3_retry(when = my_classify)]`, a `fn(&{Self}) -> Verdict` \
+            that can call `backstop_aws::classify` on the SDK error inside"
+)]
+pub trait S3Failure {
+    /// The verdict for this error: see [`classify`].
+    fn verdict(&self) -> Verdict;
+}
+
+impl<E: ProvideErrorMetadata> S3Failure for SdkError<E, HttpResponse> {
+    fn verdict(&self) -> Verdict {
+        classify(self)
+    }
+}
+
+impl S3Failure for crate::S3Error {
+    fn verdict(&self) -> Verdict {
+        crate::S3Error::verdict(self)
+    }
+}
+
 /// The verdict for an error code and HTTP status alone (see [`classify`]).
 pub fn classify_code(code: Option<&str>, status: u16) -> Verdict {
     match code {

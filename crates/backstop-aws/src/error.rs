@@ -311,6 +311,16 @@ impl fmt::Debug for S3Error {
     }
 }
 
+/// A retried S3 call that stopped before any attempt returned an error (an
+/// open breaker, a throttle, a deadline), as an `S3Error`: the error of an
+/// [`s3_retry`](crate::s3_retry) function with a guard. Its
+/// [`original`](S3Error::original) is the [`Stopped`](backstop::retry::Stopped).
+impl From<backstop::retry::Stopped> for S3Error {
+    fn from(stopped: backstop::retry::Stopped) -> Self {
+        S3Error::new("a retried S3 call", Verdict::Fail, stopped.to_string()).caused_by(None, Box::new(stopped))
+    }
+}
+
 impl Error for S3Error {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         self.0.cause.as_deref().map(|c| c as &(dyn Error + 'static))

@@ -133,7 +133,11 @@ use backstop::Verdict;
 use backstop::retry::{Async, Retry};
 
 pub use abort_guard::{ABORT_ATTEMPTS, ABORT_TIMEOUT};
-pub use classify::{PERMANENT_CODES, THROTTLING_CODES, TRANSIENT_CODES, classify, classify_code, retry_after};
+#[cfg(feature = "macros")]
+pub use backstop_macros::s3_retry;
+pub use classify::{
+    PERMANENT_CODES, S3Failure, THROTTLING_CODES, TRANSIENT_CODES, classify, classify_code, retry_after,
+};
 pub use download::{Download, DownloadToFile, download, download_to_file};
 pub use error::S3Error;
 pub use source::Uploaded;

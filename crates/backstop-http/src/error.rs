@@ -31,6 +31,11 @@ pub enum HttpError {
     Middleware(anyhow::Error),
     /// The attempt ran past its per-attempt timeout and was dropped.
     TimedOut(Duration),
+    /// The run stopped before any attempt returned an error: its breaker was
+    /// open, its throttle refused, or its deadline passed during the first
+    /// attempt. The error of an [`api_retry`](crate::api_retry) function with
+    /// a guard or a deadline.
+    Stopped(backstop::retry::Stopped),
     /// The request failed and was deliberately not retried.
     NotRetried {
         /// Why it was not retried.
@@ -104,6 +109,12 @@ impl HttpError {
     }
 }
 
+impl From<backstop::retry::Stopped> for HttpError {
+    fn from(stopped: backstop::retry::Stopped) -> Self {
+        HttpError::Stopped(stopped)
+    }
+}
+
 impl From<reqwest::Error> for HttpError {
     /// A transport failure, without its URL (see [`HttpError::transport`]).
     fn from(e: reqwest::Error) -> Self {
@@ -135,6 +146,7 @@ impl fmt::Display for HttpError {
             HttpError::Transport(e) => f.write_str(&redact(e.to_string(), e))?,
             HttpError::Middleware(e) => write!(f, "{e}")?,
             HttpError::TimedOut(d) => write!(f, "the attempt timed out after {:.1}s", d.as_secs_f64())?,
+            HttpError::Stopped(stopped) => write!(f, "{stopped}")?,
             HttpError::NotRetried { reason, error } => write!(f, "{error} (not retried: {reason})")?,
         }
         match self.source() {
@@ -158,6 +170,7 @@ impl fmt::Debug for HttpError {
             }
             HttpError::Middleware(e) => f.debug_tuple("Middleware").field(e).finish(),
             HttpError::TimedOut(d) => f.debug_tuple("TimedOut").field(d).finish(),
+            HttpError::Stopped(stopped) => f.debug_tuple("Stopped").field(stopped).finish(),
             HttpError::NotRetried { reason, error } => {
                 f.debug_struct("NotRetried").field("reason", reason).field("error", error).finish()
             }
@@ -183,7 +196,7 @@ impl Error for HttpError {
             HttpError::Transport(e) => e.source(),
             HttpError::Middleware(e) => (**e).source(),
             HttpError::NotRetried { error, .. } => error.source(),
-            HttpError::Status(_) | HttpError::TimedOut(_) => None,
+            HttpError::Status(_) | HttpError::TimedOut(_) | HttpError::Stopped(_) => None,
         }
     }
 }
@@ -231,7 +244,7 @@ pub fn classify(error: &HttpError) -> Verdict {
         HttpError::Status(r) => classify_status(r.status(), r.headers()),
         HttpError::Transport(e) => classify_reqwest(e),
         HttpError::TimedOut(_) => Verdict::Timeout,
-        HttpError::Middleware(_) | HttpError::NotRetried { .. } => Verdict::Fail,
+        HttpError::Middleware(_) | HttpError::Stopped(_) | HttpError::NotRetried { .. } => Verdict::Fail,
     }
 }
 

@@ -54,6 +54,8 @@ mod replay;
 mod send;
 
 pub use attempts::Attempts;
+#[cfg(feature = "macros")]
+pub use backstop_macros::api_retry;
 pub use error::{HttpError, NotRetried, check, classify, classify_reqwest, retry_error};
 pub use layer::{BoxError, RetryLayer, RetryService};
 pub use layer_error::LayerError;

@@ -103,8 +103,8 @@ fn rewrite(attr: TokenStream, item: TokenStream, entry: &Entry) -> syn::Result<T
     // be buildable from `Stopped`. Otherwise every run ends with an error.
     let stops_without_error = args.guards.first().map(|(key, _)| key.span()).or(args.deadline.filter(|_| is_async));
     let into_error = match stops_without_error {
-        Some(span) => quote_spanned!(span=> #krate::__private::last_or_stopped),
-        None => quote!(#krate::__private::last_error),
+        Some(span) => quote_spanned!(span=> #krate::__private::last_or_stopped(err)),
+        None => quote!(#krate::__private::last_error(err)),
     };
 
     let block = &func.block;
@@ -125,7 +125,7 @@ fn rewrite(attr: TokenStream, item: TokenStream, entry: &Entry) -> syn::Result<T
             #(#guard_setters)*;
         match #run {
             ::core::result::Result::Ok(value) => ::core::result::Result::Ok(value),
-            ::core::result::Result::Err(err) => ::core::result::Result::Err(#into_error(err)),
+            ::core::result::Result::Err(err) => ::core::result::Result::Err(#into_error),
         }
     }};
     func.block = syn::parse2(body)?;
@@ -147,6 +147,12 @@ fn return_type(func: &ItemFn) -> syn::Result<Type> {
             self.0.get_or_insert(t.span());
         }
     }
+    if !could_be_result(ty) {
+        return Err(syn::Error::new_spanned(
+            ty,
+            "a `#[retry]` function must return `Result<T, E>`: an attempt that returns `Err` is retried",
+        ));
+    }
     let mut find = FindImpl(None);
     find.visit_type(ty);
     if let Some(span) = find.0 {
@@ -157,6 +163,24 @@ fn return_type(func: &ItemFn) -> syn::Result<Type> {
         ));
     }
     Ok((**ty).clone())
+}
+
+/// Whether `ty` may be a `Result` (or an alias of one); what is surely not
+/// one is rejected here, before the type checker's errors pile up.
+fn could_be_result(ty: &Type) -> bool {
+    const NOT_RESULTS: [&str; 22] = [
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32", "f64", "bool",
+        "char", "str", "String", "Vec", "Option", "Box", "Duration",
+    ];
+    match ty {
+        Type::Path(p) => {
+            p.qself.is_some() || p.path.segments.last().is_some_and(|s| !NOT_RESULTS.iter().any(|n| s.ident == n))
+        }
+        Type::Group(g) => could_be_result(&g.elem),
+        Type::Paren(p) => could_be_result(&p.elem),
+        Type::Macro(_) | Type::Verbatim(_) => true,
+        _ => false,
+    }
 }
 
 /// `__backstop_policy`: a reference to the run's policy.

@@ -37,15 +37,15 @@ pub(crate) fn prepare(sig: &mut Signature, krate: &Path) -> syn::Result<Inputs> 
             FnArg::Receiver(receiver) => {
                 let by_ref = receiver.reference.is_some() || matches!(*receiver.ty, Type::Reference(_));
                 if !by_ref {
-                    return Err(syn::Error::new(
-                        receiver.span(),
+                    return Err(syn::Error::new_spanned(
+                        &*receiver,
                         "a `#[retry]` method takes `&self` or `&mut self`: every attempt needs `self` \
                          again, and `self` taken by value is used up by the first",
                     ));
                 }
                 if receiver.mutability.is_some() || is_mut_ref(&receiver.ty) {
                     if is_async {
-                        return Err(async_mut_error(receiver.span(), "`&mut self`"));
+                        return Err(async_mut_error(&*receiver, "`&mut self`", "take `&self`"));
                     }
                     inputs.mut_self = true;
                 }
@@ -53,7 +53,7 @@ pub(crate) fn prepare(sig: &mut Signature, krate: &Path) -> syn::Result<Inputs> 
             FnArg::Typed(typed) => {
                 if let Type::Reference(r) = &*typed.ty {
                     if is_async && r.mutability.is_some() {
-                        return Err(async_mut_error(typed.span(), "a `&mut` argument"));
+                        return Err(async_mut_error(&*typed, "a `&mut` argument", "take `&T`"));
                     }
                     continue;
                 }
@@ -88,13 +88,13 @@ fn is_mut_ref(ty: &Type) -> bool {
     matches!(ty, Type::Reference(r) if r.mutability.is_some())
 }
 
-fn async_mut_error(span: Span, what: &str) -> syn::Error {
-    syn::Error::new(
-        span,
+fn async_mut_error(tokens: impl quote::ToTokens, what: &str, instead: &str) -> syn::Error {
+    syn::Error::new_spanned(
+        tokens,
         format!(
             "an async `#[retry]` function cannot take {what}: each attempt's future would need the \
-             one mutable borrow for itself. Take `&self` (or `&T`) and keep what changes behind a \
-             `Mutex` or an atomic, or retry a smaller function inside this one"
+             one mutable borrow for itself; {instead} and keep what changes behind a `Mutex` or an \
+             atomic, or retry a smaller function that does not need it"
         ),
     )
 }

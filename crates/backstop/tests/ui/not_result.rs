@@ -1,0 +1,9 @@
+#[backstop::retry]
+fn count() -> u32 {
+    3
+}
+
+#[backstop::retry]
+fn nothing() {}
+
+fn main() {}

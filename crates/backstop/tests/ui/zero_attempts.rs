@@ -1,0 +1,6 @@
+#[backstop::retry(max_attempts = 0)]
+fn fetch() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+fn main() {}

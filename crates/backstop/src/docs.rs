@@ -1,5 +1,6 @@
 //! A cookbook of real situations, each a page of compiling examples.
 //!
+//! - [`attribute`]: `#[backstop::retry]` on a function, beside the builder form
 //! - [`s3_upload`]: retrying an S3 upload: throttling, transient errors, permanent ones
 //! - [`weather_api`]: an HTTP API with `Retry-After` and a deadline
 //! - [`breaker`]: a circuit breaker around an upload
@@ -8,6 +9,9 @@
 //! - [`batch`]: every item of a batch, sync or async with a concurrency limit
 //! - [`testing`]: testing your own retrying code in virtual time
 //! - [`observability`]: every log line, counter and gauge, and when it is emitted
+
+#[doc = include_str!("../docs/cookbook/attribute.md")]
+pub mod attribute {}
 
 #[doc = include_str!("../docs/cookbook/s3_upload.md")]
 pub mod s3_upload {}

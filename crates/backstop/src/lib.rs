@@ -83,6 +83,24 @@
 //! Async code `.await`s the same builder instead of calling `.call()`:
 //! `policy.retry(|| async { client.get(&url).await }).when(classify).await`.
 //!
+//! Or put the retry on the function, as a Python `@retry` decorator would
+//! (the [`retry`](macro@retry) attribute; see [`docs::attribute`]):
+//!
+//! ```
+//! # use backstop::Verdict;
+//! # #[derive(Debug)] enum S3Error { SlowDown, AccessDenied }
+//! # impl std::fmt::Display for S3Error {
+//! #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{self:?}") }
+//! # }
+//! # fn classify(e: &S3Error) -> Verdict { match e { S3Error::SlowDown => Verdict::Retry, _ => Verdict::Fail } }
+//! # fn put_object(key: &str, data: &[u8]) -> Result<String, S3Error> { let _ = data; Ok(key.into()) }
+//! #[backstop::retry(preset = s3_upload, when = classify)]
+//! fn upload_to_s3(key: &str, data: &[u8]) -> Result<String, S3Error> {
+//!     put_object(key, data) // runs once per attempt
+//! }
+//! # assert_eq!(upload_to_s3("k", b"").unwrap(), "k");
+//! ```
+//!
 //! # Paths
 //!
 //! Every item has its page in the module of its concept (`backstop::breaker::BreakerConfig`,
@@ -97,6 +115,7 @@
 //! |---|---|---|
 //! | `tokio` | yes | async sleeps on tokio's timer; deadlines follow tokio's paused clock in tests |
 //! | `tracing` | yes | the log lines listed in [`docs::observability`] |
+//! | `macros` | yes | the attribute form, `#[backstop::retry]` (see [`docs::attribute`]) |
 //! | `metrics` | no | the counters listed in [`docs::observability`] |
 //! | `serde` | no | `RetryPolicy` from TOML/JSON/YAML, durations like `"500ms"` (the `config` module) |
 //! | `http` | no | status classification, `Retry-After` parsing, idempotent methods (`http` module) |

@@ -30,6 +30,18 @@ async fn op_async() -> Result<u64, &'static str> {
     op()
 }
 
+/// `op` under the attribute form, with the builder's `DEFAULT` preset.
+#[backstop::retry]
+fn op_attribute() -> Result<u64, &'static str> {
+    op()
+}
+
+/// `op_async` under the attribute form.
+#[backstop::retry]
+async fn op_async_attribute() -> Result<u64, &'static str> {
+    op()
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a tokio runtime")
 }
@@ -44,6 +56,7 @@ fn sync_success(c: &mut Criterion) {
     let mut g = c.benchmark_group("sync_success");
     g.bench_function("direct", |b| b.iter(op));
     g.bench_function("backstop", |b| b.iter(|| policy.retry(op).call()));
+    g.bench_function("backstop_attribute", |b| b.iter(op_attribute));
     g.bench_function("backon", |b| {
         use backon::BlockingRetryable;
         b.iter(|| op.retry(backon::ExponentialBuilder::default()).call())
@@ -53,6 +66,7 @@ fn sync_success(c: &mut Criterion) {
     let mut a = Allocations::new("sync_success");
     a.measure("direct", || sink(op()));
     a.measure("backstop", || sink(policy.retry(op).call()));
+    a.measure("backstop_attribute", || sink(op_attribute()));
     a.measure("backon", || {
         use backon::BlockingRetryable;
         sink(op.retry(backon::ExponentialBuilder::default()).call())
@@ -68,6 +82,7 @@ fn async_success(c: &mut Criterion) {
     let mut g = c.benchmark_group("async_success");
     g.bench_function("direct", |b| b.to_async(&rt).iter(op_async));
     g.bench_function("backstop", |b| b.to_async(&rt).iter(|| policy.retry(op_async).into_future()));
+    g.bench_function("backstop_attribute", |b| b.to_async(&rt).iter(op_async_attribute));
     g.bench_function("backon", |b| {
         use backon::Retryable;
         b.to_async(&rt).iter(|| op_async.retry(backon::ExponentialBuilder::default()))
@@ -83,6 +98,7 @@ fn async_success(c: &mut Criterion) {
     let mut a = Allocations::new("async_success");
     a.measure("direct", || sink(rt.block_on(op_async())));
     a.measure("backstop", || sink(rt.block_on(policy.retry(op_async).into_future())));
+    a.measure("backstop_attribute", || sink(rt.block_on(op_async_attribute())));
     a.measure("backon", || {
         use backon::Retryable;
         sink(rt.block_on(op_async.retry(backon::ExponentialBuilder::default()).into_future()))

@@ -26,7 +26,8 @@
 //! compiles, with the texts of its run-time errors.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
@@ -75,6 +76,13 @@ fn rewrite(attr: TokenStream, item: TokenStream, entry: &Entry) -> syn::Result<T
     if let Some(constness) = func.sig.constness {
         return Err(syn::Error::new(constness.span(), "a `const fn` cannot be retried: it cannot sleep"));
     }
+    if let Some(other) = func.attrs.iter().find(|a| is_retry_attribute(a.path())) {
+        return Err(syn::Error::new_spanned(
+            other,
+            "this function is already retried: a second retry attribute would multiply the attempts",
+        ));
+    }
+    check_constant_settings(&args, &func.sig)?;
     let Inputs { rebinds, mut_self } = inputs::prepare(&mut func.sig, &krate)?;
     let is_async = func.sig.asyncness.is_some();
 
@@ -83,7 +91,7 @@ fn rewrite(attr: TokenStream, item: TokenStream, entry: &Entry) -> syn::Result<T
     let name = match &args.name {
         Some(name) => quote!(#name),
         None => {
-            let name = func.sig.ident.to_string();
+            let name = func.sig.ident.unraw().to_string();
             quote!(#name)
         }
     };
@@ -100,36 +108,99 @@ fn rewrite(attr: TokenStream, item: TokenStream, entry: &Entry) -> syn::Result<T
     // A breaker, a throttle or a pacer can end a run before any attempt
     // returns an error, and so can a deadline that passes during an async
     // attempt (the attempt is dropped): the function's error type must then
-    // be buildable from `Stopped`. Otherwise every run ends with an error.
-    let stops_without_error = args.guards.first().map(|(key, _)| key.span()).or(args.deadline.filter(|_| is_async));
-    let into_error = match stops_without_error {
-        Some(span) => quote_spanned!(span=> #krate::__private::last_or_stopped(err)),
-        None => quote!(#krate::__private::last_error(err)),
+    // be buildable from `Stopped`. Otherwise (a budget included: it refuses
+    // retries, never the first attempt) every run ends with an error.
+    let stops_without_error = args
+        .guards
+        .iter()
+        .find(|(key, _)| key != "budget")
+        .map(|(key, _)| key.span())
+        .or(args.deadline.filter(|_| is_async));
+    // (The call is spanned at the argument that needs `From<Stopped>`, where the error then points.)
+    let end = |is_async: bool| {
+        let span = stops_without_error.unwrap_or_else(Span::call_site);
+        let run = Ident::new("__backstop_run", Span::mixed_site().located_at(span));
+        let run = if is_async { quote_spanned!(span=> #run.await) } else { quote_spanned!(span=> #run.call()) };
+        match stops_without_error {
+            Some(span) => quote_spanned!(span=> #krate::__private::last_or_stopped(#run)),
+            None => quote!(#krate::__private::last_error(#run)),
+        }
     };
 
-    let block = &func.block;
+    let stmts = &func.block.stmts;
     let run_var = Ident::new("__backstop_run", Span::mixed_site());
-    let (attempt, run) = if is_async {
+    let attempt = if is_async {
+        // The closure owns the arguments (a by-value one need not be `Sync`
+        // for the future to be `Send`); the `let` with the return type makes
+        // the body's value coerce to it (`Box<dyn Trait>`, `&str` from `&String`).
         let helper = quote_spanned!(ret.span()=> #krate::__private::future::<#ret, _, _>);
-        (quote!(#helper(|| { #(#rebinds)* async move #block })), quote!(#run_var.await))
+        let out = Ident::new("__backstop_out", Span::mixed_site());
+        let block = &func.block;
+        let attempt = quote! {
+            #helper(move || {
+                #(#rebinds)*
+                async move {
+                    #[allow(unused_braces)]
+                    let #out: #ret = #block;
+                    #out
+                }
+            })
+        };
+        attempt
     } else {
         let helper = quote_spanned!(ret.span()=> #krate::__private::blocking::<#ret, _>);
-        (quote!(#helper(|| { #(#rebinds)* #block })), quote!(#run_var.call()))
+        quote!(#helper(|| { #(#rebinds)* #(#stmts)* }))
     };
+    let end_of_run = end(is_async);
     let body = quote! {{
-        #policy
         #(#guard_lets)*
-        let #run_var = #krate::RetryPolicy::retry(__backstop_policy, #attempt)
+        let #run_var = #krate::RetryPolicy::retry(#policy, #attempt)
             .name(#name)
             #classifier
             #(#guard_setters)*;
-        match #run {
-            ::core::result::Result::Ok(value) => ::core::result::Result::Ok(value),
-            ::core::result::Result::Err(err) => ::core::result::Result::Err(#into_error),
-        }
+        #end_of_run
     }};
     func.block = syn::parse2(body)?;
     Ok(quote!(#func))
+}
+
+/// Whether `path` names one of the retry attributes (`retry`, `backstop::retry`, `s3_retry`, ...).
+fn is_retry_attribute(path: &Path) -> bool {
+    path.segments.last().is_some_and(|s| s.ident == "retry" || s.ident == "s3_retry" || s.ident == "api_retry")
+}
+
+/// The policy's settings are constants: they cannot name `Self` or the
+/// function's generic parameters (rustc's own error would speak of an inner
+/// constant item the user never wrote).
+fn check_constant_settings(args: &Args, sig: &syn::Signature) -> syn::Result<()> {
+    let Source::Preset { knobs, .. } = &args.source else { return Ok(()) };
+    let generics: Vec<&Ident> =
+        sig.generics.type_params().map(|p| &p.ident).chain(sig.generics.const_params().map(|p| &p.ident)).collect();
+    for knob in knobs {
+        let tokens = knob.value.to_token_stream();
+        if let Some(bad) = idents(tokens).find(|i| i == "Self" || i == "self" || generics.contains(&i)) {
+            return Err(syn::Error::new(
+                bad.span(),
+                format!(
+                    "`{}` is read while the program compiles, so it cannot use `{bad}`: write a literal or a \
+                     `const` outside the impl, or give a whole policy with `policy = ..`",
+                    knob.key
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every identifier in `tokens`, groups included.
+fn idents(tokens: TokenStream) -> impl Iterator<Item = Ident> {
+    tokens.into_iter().flat_map(|tree| -> Box<dyn Iterator<Item = Ident>> {
+        match tree {
+            proc_macro2::TokenTree::Ident(i) => Box::new(std::iter::once(i)),
+            proc_macro2::TokenTree::Group(g) => Box::new(idents(g.stream()).collect::<Vec<_>>().into_iter()),
+            _ => Box::new(std::iter::empty()),
+        }
+    })
 }
 
 /// The function's return type: a type that must be `Result<T, E>` (an alias
@@ -183,29 +254,34 @@ fn could_be_result(ty: &Type) -> bool {
     }
 }
 
-/// `__backstop_policy`: a reference to the run's policy.
+/// The run's policy, as a `&RetryPolicy` expression. A preset and its
+/// settings are a constant in a block of its own (so that neither its name
+/// nor any binding meets the body's); a policy expression of a `&mut self`
+/// method is cloned, so that it does not borrow `self` (see [`guards`]).
 fn policy(source: &Source, krate: &Path) -> TokenStream {
-    let var = Ident::new("__backstop_policy", Span::call_site());
     match source {
-        Source::Expr(expr) => quote! {
-            let #var: &#krate::RetryPolicy = &(#expr);
-        },
+        Source::Expr(_) => Ident::new("__backstop_policy", Span::mixed_site()).into_token_stream(),
         Source::Preset { constant, knobs } => {
+            // Each setting is a call of its own, spanned at its value: a
+            // compile-time error points there.
+            let parts = |span: Span| Ident::new("__backstop_parts", Span::mixed_site().located_at(span));
+            let start = parts(Span::call_site());
             let settings = knobs.iter().map(|knob| {
-                let (key, value) = (&knob.key, &knob.value);
-                quote_spanned!(value.span()=> let parts = parts.#key(#value);)
+                let (key, value, parts) = (&knob.key, &knob.value, parts(knob.value.span()));
+                quote_spanned!(value.span()=> let #parts = #parts.#key(#value);)
             });
             // The rules between settings (`base` ≤ `max`) fail at the last knob given.
             let last = knobs.last().map_or_else(Span::call_site, |k| k.value.span());
-            let build = quote_spanned!(last=> parts.build());
-            quote! {
-                const __BACKSTOP_POLICY: #krate::RetryPolicy = {
-                    let parts = #krate::__private::PolicyParts::new(#krate::presets::#constant);
+            let build = parts(last);
+            let build = quote_spanned!(last=> #build.build());
+            quote! {{
+                const POLICY: #krate::RetryPolicy = {
+                    let #start = #krate::__private::PolicyParts::new(#krate::presets::#constant);
                     #(#settings)*
                     #build
                 };
-                let #var: &#krate::RetryPolicy = &__BACKSTOP_POLICY;
-            }
+                &POLICY
+            }}
         }
     }
 }
@@ -217,6 +293,14 @@ fn policy(source: &Source, krate: &Path) -> TokenStream {
 fn guards(args: &Args, krate: &Path, mut_self: bool) -> (Vec<TokenStream>, Vec<TokenStream>) {
     let mut lets = Vec::new();
     let mut setters = Vec::new();
+    if let Source::Expr(expr) = &args.source {
+        let var = Ident::new("__backstop_policy", Span::mixed_site());
+        lets.push(if mut_self {
+            quote_spanned!(expr.span()=> let #var: &#krate::RetryPolicy = &#krate::RetryPolicy::clone(&(#expr));)
+        } else {
+            quote_spanned!(expr.span()=> let #var: &#krate::RetryPolicy = &(#expr);)
+        });
+    }
     for (key, expr) in &args.guards {
         let var = Ident::new(&format!("__backstop_{key}"), Span::mixed_site());
         let ty = match key.to_string().as_str() {
@@ -235,13 +319,24 @@ fn guards(args: &Args, krate: &Path, mut_self: bool) -> (Vec<TokenStream>, Vec<T
     }
     if let Some(clock) = &args.clock {
         let var = Ident::new("__backstop_clock", Span::mixed_site());
-        lets.push(quote_spanned! {clock.span()=>
-            let #var = {
-                use #krate::__private::AsClock as _;
-                (#clock).as_backstop_clock()
-            };
-        });
-        setters.push(quote!(.clock(#var)));
+        // The last setter: a `Guards` given before keeps its guards, and this clock.
+        if mut_self {
+            lets.push(quote_spanned! {clock.span()=>
+                let #var = {
+                    use #krate::__private::AsClock as _;
+                    (#clock).as_backstop_guards()
+                };
+            });
+            setters.push(quote!(.guards(&#var)));
+        } else {
+            lets.push(quote_spanned! {clock.span()=>
+                let #var = {
+                    use #krate::__private::AsClock as _;
+                    (#clock).as_backstop_clock()
+                };
+            });
+            setters.push(quote!(.clock(#var)));
+        }
     }
     (lets, setters)
 }

@@ -2,21 +2,25 @@
 //!
 //! The body runs once per attempt, as if the function were called again with
 //! the same arguments. References are shared by every attempt as they are.
-//! An argument taken by value is copied for each attempt (`Clone`; for `Copy`
-//! types that is the copy the call made anyway), so a body that moves it, or
-//! changes it (`mut buf: Vec<u8>`), starts each attempt from what the caller
-//! passed. A by-value argument that is not `Clone` is a compile error at the
-//! argument that says what to do, not a borrow-checker error inside the
-//! generated code.
+//! Each name an argument taken by value binds is copied for each attempt
+//! (`Clone`; for `Copy` types that is the copy the call made anyway), so a
+//! body that moves it, or changes it (`mut buf: Vec<u8>`), starts each attempt
+//! from what the caller passed; so does a `mut` reference that the body points
+//! elsewhere. A by-value argument that is not `Clone` is a compile error at
+//! the argument that says what to do, not a borrow-checker error inside the
+//! generated code. An argument bound to `_` is not copied. Patterns stay as
+//! written (only their `mut` moves to the copies), so the documentation of
+//! the function shows the same signature.
 //!
 //! What cannot work is rejected with its reason: `self` by value (the first
 //! attempt would use it up), and `&mut` arguments of an async function (each
 //! attempt's future would need the one mutable borrow while the run holds it).
 
-use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote_spanned};
+use proc_macro2::TokenStream;
+use quote::quote_spanned;
 use syn::spanned::Spanned;
-use syn::{FnArg, Pat, PatIdent, Path, Signature, Type};
+use syn::visit_mut::VisitMut;
+use syn::{Attribute, FnArg, Ident, PatIdent, Path, Signature, Type};
 
 /// What the arguments need.
 pub(crate) struct Inputs {
@@ -27,15 +31,16 @@ pub(crate) struct Inputs {
     pub(crate) mut_self: bool,
 }
 
-/// Rewrites the by-value arguments' patterns in `sig` (the callers' view of
-/// the signature does not change) and returns how each attempt gets them.
+/// Moves the `mut` of the arguments' bindings in `sig` to each attempt's
+/// copies (the callers' view of the signature does not change) and returns
+/// how each attempt gets its arguments.
 pub(crate) fn prepare(sig: &mut Signature, krate: &Path) -> syn::Result<Inputs> {
     let is_async = sig.asyncness.is_some();
     let mut inputs = Inputs { rebinds: Vec::new(), mut_self: false };
-    for (n, arg) in sig.inputs.iter_mut().enumerate() {
+    for arg in sig.inputs.iter_mut() {
         match arg {
             FnArg::Receiver(receiver) => {
-                let by_ref = receiver.reference.is_some() || matches!(*receiver.ty, Type::Reference(_));
+                let by_ref = receiver.reference.is_some() || matches!(peel(&receiver.ty), Type::Reference(_));
                 if !by_ref {
                     return Err(syn::Error::new_spanned(
                         &*receiver,
@@ -43,7 +48,8 @@ pub(crate) fn prepare(sig: &mut Signature, krate: &Path) -> syn::Result<Inputs> 
                          again, and `self` taken by value is used up by the first",
                     ));
                 }
-                if receiver.mutability.is_some() || is_mut_ref(&receiver.ty) {
+                let mut_ref = matches!(peel(&receiver.ty), Type::Reference(r) if r.mutability.is_some());
+                if receiver.mutability.is_some() || mut_ref {
                     if is_async {
                         return Err(async_mut_error(&*receiver, "`&mut self`", "take `&self`"));
                     }
@@ -51,41 +57,60 @@ pub(crate) fn prepare(sig: &mut Signature, krate: &Path) -> syn::Result<Inputs> 
                 }
             }
             FnArg::Typed(typed) => {
-                if let Type::Reference(r) = &*typed.ty {
-                    if is_async && r.mutability.is_some() {
-                        return Err(async_mut_error(&*typed, "a `&mut` argument", "take `&T`"));
-                    }
-                    continue;
-                }
+                let cfgs: Vec<&Attribute> =
+                    typed.attrs.iter().filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr")).collect();
+                let mut bindings = Bindings(Vec::new());
+                bindings.visit_pat_mut(&mut typed.pat);
                 let ty_span = typed.ty.span();
-                let rebind = match &mut *typed.pat {
-                    Pat::Ident(PatIdent { by_ref: None, mutability, ident, subpat: None, .. }) => {
-                        // The caller's value is never changed: only each attempt's copy is.
-                        let mutability = mutability.take();
-                        quote_spanned!(ty_span=> let #mutability #ident = #krate::__private::reuse(&#ident);)
+                match peel(&typed.ty) {
+                    Type::Reference(r) => {
+                        let mut_ref = r.mutability.is_some();
+                        if is_async && mut_ref {
+                            return Err(async_mut_error(&*typed, "a `&mut` argument", "take `&T`"));
+                        }
+                        // Every attempt shares the reference; a `mut` binding
+                        // (one the body may point elsewhere) is each attempt's own.
+                        for (ident, _) in bindings.0.iter().filter(|(_, mutable)| *mutable) {
+                            inputs.rebinds.push(if mut_ref {
+                                quote_spanned!(ty_span=> #(#cfgs)* let mut #ident = &mut *#ident;)
+                            } else {
+                                quote_spanned!(ty_span=> #(#cfgs)* let mut #ident = #ident;)
+                            });
+                        }
                     }
-                    pat => {
-                        let name = format_ident!("__backstop_arg{}", n, span = Span::mixed_site());
-                        let rebind = quote_spanned!(ty_span=> let #pat = #krate::__private::reuse(&#name););
-                        *typed.pat = Pat::Ident(PatIdent {
-                            attrs: Vec::new(),
-                            by_ref: None,
-                            mutability: None,
-                            ident: name,
-                            subpat: None,
-                        });
-                        rebind
+                    _ => {
+                        for (ident, mutable) in &bindings.0 {
+                            let mutability = mutable.then(|| quote_spanned!(ident.span()=> mut));
+                            inputs.rebinds.push(quote_spanned! {ty_span=>
+                                #(#cfgs)* let #mutability #ident = #krate::__private::reuse(&#ident);
+                            });
+                        }
                     }
-                };
-                inputs.rebinds.push(rebind);
+                }
             }
         }
     }
     Ok(inputs)
 }
 
-fn is_mut_ref(ty: &Type) -> bool {
-    matches!(ty, Type::Reference(r) if r.mutability.is_some())
+/// The names a pattern binds, and whether each was `mut` (its `mut` is taken
+/// off: the function's own binding never changes, each attempt's copy may).
+struct Bindings(Vec<(Ident, bool)>);
+
+impl VisitMut for Bindings {
+    fn visit_pat_ident_mut(&mut self, pat: &mut PatIdent) {
+        self.0.push((pat.ident.clone(), pat.mutability.take().is_some()));
+        syn::visit_mut::visit_pat_ident_mut(self, pat);
+    }
+}
+
+/// `ty` without the invisible groups (`$t:ty` from a `macro_rules!`) and parentheses around it.
+fn peel(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(g) => peel(&g.elem),
+        Type::Paren(p) => peel(&p.elem),
+        other => other,
+    }
 }
 
 fn async_mut_error(tokens: impl quote::ToTokens, what: &str, instead: &str) -> syn::Error {

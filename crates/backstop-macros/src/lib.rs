@@ -79,9 +79,20 @@ use expand::Entry;
 /// - On failure the function returns the last attempt's error, and the log
 ///   lines and metrics name the run (`Retrying upload_to_s3 in 1.0 seconds (attempt 1/5): SlowDown`).
 ///   A breaker, throttle or pacer, or a deadline passing during an async
-///   attempt, can stop the run before any attempt returns an error: `E` must
-///   then implement `From<backstop::retry::Stopped>` (`io::Error`,
-///   `Box<dyn Error + Send + Sync>` and `anyhow::Error` do).
+///   attempt (`deadline`, or one an async function's `policy` may have), can
+///   stop the run before any attempt returns an error: `E` must then
+///   implement `From<backstop::retry::Stopped>` (`io::Error`,
+///   `Box<dyn Error + Send + Sync>` and `anyhow::Error` do). A `budget` only
+///   refuses retries, so the run still ends with the last error.
+/// - In a `&mut self` method the attempt borrows `self` mutably while the run
+///   lasts. `policy`, the guards and the `clock` may still read `self`: they
+///   are cloned before the run (a guard's clone shares its state). `when`,
+///   `retry_if` and `name` may read fields the body does not touch.
+/// - Settings (`max_attempts` .. `seed`) are constants: literals or `const`
+///   items, not `Self::..` or the function's generic parameters; `name` is a
+///   `&'static str`. Arguments taken by value are cloned for every attempt,
+///   the first included. A second retry attribute on the same function is an
+///   error (the attempts would multiply).
 #[proc_macro_attribute]
 pub fn retry(attr: TokenStream, item: TokenStream) -> TokenStream {
     let entry = Entry { preset: "DEFAULT", krate: "::backstop", when: None };

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::backoff::Jitter;
 use crate::clock::Clock;
 use crate::duration;
+use crate::guards::Guards;
 use crate::policy::RetryPolicy;
 use crate::retry::{RetryError, Stopped};
 
@@ -166,38 +167,46 @@ pub fn future<R: IsResult, Fut: Future<Output = R>, F: FnMut() -> Fut>(attempt: 
 pub trait AsClock {
     /// The clock as the run's setter takes it.
     fn as_backstop_clock(&self) -> &dyn Clock;
+
+    /// A copy of the clock, in a `Guards` of its own: for a `&mut self`
+    /// method, whose clock must not borrow `self` while the attempt does.
+    fn as_backstop_guards(&self) -> Guards;
 }
 
-impl<C: Clock> AsClock for C {
+impl<C: Clock + Clone + 'static> AsClock for C {
     #[inline(always)]
     fn as_backstop_clock(&self) -> &dyn Clock {
         self
     }
+
+    fn as_backstop_guards(&self) -> Guards {
+        Guards::builder().clock(self).build()
+    }
 }
 
-/// The function's error, for a run that always ends with one: without a
-/// breaker, a throttle, a pacer or (async) a deadline, every way a run ends
+/// The function's result, for a run that always ends with an error: without
+/// a breaker, a throttle, a pacer or (async) a deadline, every way a run ends
 /// keeps the last attempt's error.
 #[inline]
-pub fn last_error<E>(err: RetryError<E>) -> E {
-    match err.last_or_stopped() {
+pub fn last_error<T, E>(run: Result<T, RetryError<E>>) -> Result<T, E> {
+    run.map_err(|err| match err.last_or_stopped() {
         Ok(last) => last,
         Err(stopped) => unreachable!("{stopped}: a run without guards or an async deadline keeps its last error"),
-    }
+    })
 }
 
 /// An error type that a run ended without an error can become.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot say that a `#[retry]` run stopped before any attempt failed",
-    label = "a breaker, a throttle, a pacer or an async deadline can stop the run before an attempt returns an error",
+    label = "a breaker, a throttle, a pacer, or a deadline passing during an async attempt (`deadline`, or one a `policy` may have) can stop the run before an attempt returns an error",
     note = "implement `From<backstop::retry::Stopped>` for `{Self}` (io::Error, Box<dyn Error + Send + Sync> and anyhow::Error have it)"
 )]
 pub trait FromStopped: From<Stopped> {}
 
 impl<E: From<Stopped>> FromStopped for E {}
 
-/// The function's error: the last attempt's, or the run's end without one.
+/// The function's result: its error is the last attempt's, or the run's end without one.
 #[inline]
-pub fn last_or_stopped<E: FromStopped>(err: RetryError<E>) -> E {
-    err.last_or_stopped().unwrap_or_else(E::from)
+pub fn last_or_stopped<T, E: FromStopped>(run: Result<T, RetryError<E>>) -> Result<T, E> {
+    run.map_err(|err| err.last_or_stopped().unwrap_or_else(E::from))
 }

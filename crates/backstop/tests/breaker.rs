@@ -1,5 +1,7 @@
 //! The circuit breaker's state machine, through the public API, in virtual time.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -361,28 +363,8 @@ async fn call_async_holds_the_permit_across_the_await() {
 
 #[test]
 fn transitions_are_logged() {
-    use std::io;
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let w = buf.clone();
-    let sub = tracing_subscriber::fmt()
-        .with_writer(move || w.clone())
-        .with_ansi(false)
-        .without_time()
-        .with_target(false)
-        .finish();
     let clock = ManualClock::new();
-    tracing::subscriber::with_default(sub, || {
+    let lines = support::logged(|| {
         let b = breaker(BreakerConfig::default(), &clock);
         for _ in 0..5 {
             fail(&b);
@@ -390,8 +372,7 @@ fn transitions_are_logged() {
         clock.advance(S(30));
         b.try_acquire().unwrap().success();
     });
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
+    let text = lines.join("\n");
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[0].starts_with(" WARN circuit s3_upload opened for 30.0s: 5 consecutive failures"), "{text}");
     assert!(lines[1].starts_with(" INFO circuit s3_upload half-open: letting 1 probe through"), "{text}");

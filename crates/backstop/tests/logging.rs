@@ -1,38 +1,13 @@
 //! The log lines a run writes with the `tracing` feature: the seeds' wording.
 #![cfg(feature = "tracing")]
 
-use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backstop::{Backoff, ManualClock, RetryPolicy, Verdict};
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
+mod support;
 
-impl io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logged(f: impl FnOnce()) -> Vec<String> {
-    let buf = Buffer::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .without_time()
-        .with_target(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    text.lines().map(str::to_owned).collect()
-}
+use support::logged;
 
 fn policy() -> RetryPolicy {
     RetryPolicy::builder()

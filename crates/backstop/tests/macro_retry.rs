@@ -3,6 +3,8 @@
 //! with borrowed arguments, methods, generics, and how each argument reaches
 //! every attempt.
 #![cfg(all(feature = "macros", feature = "tokio", feature = "tracing"))]
+// The generated code must not warn in the user's crate.
+#![deny(warnings)]
 
 use std::cell::Cell;
 use std::io;
@@ -12,6 +14,8 @@ use std::time::Duration;
 
 use backstop::retry::Stopped;
 use backstop::{CircuitBreaker, ManualClock, RetryError, RetryPolicy, Verdict, presets};
+
+mod support;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
@@ -49,7 +53,7 @@ fn upload_to_s3(calls: &Cell<u32>) -> Result<(), &'static str> {
 
 #[test]
 fn log_lines_name_the_function() {
-    let lines = logging::logged(|| upload_to_s3(&Cell::new(0)).unwrap());
+    let lines = support::logged(|| upload_to_s3(&Cell::new(0)).unwrap());
     assert_eq!(lines.len(), 3, "{lines:#?}");
     assert!(lines[0].contains("Retrying upload_to_s3 in 1.0 seconds (attempt 1/3): SlowDown"), "{lines:#?}");
     assert!(lines[1].contains("Retrying upload_to_s3 in 2.0 seconds (attempt 2/3): SlowDown"), "{lines:#?}");
@@ -364,36 +368,162 @@ async fn async_methods_and_their_futures_are_send() {
     assert_send(&hangs(calls));
 }
 
-// ---------------------------------------------------------------- logging helper
+// ---------------------------------------------------------------- found by trying to break it
 
-mod logging {
-    use std::io;
-    use std::sync::{Arc, Mutex};
+/// A body that is one expression, with no by-value argument: no `unused_braces`.
+#[backstop::retry(max_attempts = 1)]
+fn single_expression(path: &std::path::Path) -> io::Result<Vec<u8>> {
+    std::fs::read(path)
+}
 
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
+static CLOCK_REF_MUT: LazyLock<ManualClock> = LazyLock::new(ManualClock::new);
 
-    impl io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
+/// A `mut` reference the body points elsewhere starts each attempt where the caller's did.
+#[backstop::retry(max_attempts = 3, clock = CLOCK_REF_MUT)]
+fn parse_header(mut input: &str, seen: &Mutex<Vec<String>>) -> Result<u32, io::Error> {
+    input = input.trim_start_matches('#');
+    input = &input[1..];
+    seen.lock().unwrap().push(input.into());
+    Err(io::Error::other("bad header"))
+}
+
+#[test]
+fn a_mut_reference_is_fresh_on_every_attempt() {
+    let seen = Mutex::new(Vec::new());
+    assert!(parse_header("#abcdef", &seen).is_err());
+    assert_eq!(*seen.lock().unwrap(), ["bcdef"; 3]);
+}
+
+/// An argument bound to `_` is not copied (and need not be `Clone`); a
+/// destructured one copies what it binds; a `cfg`'d-out one is not there.
+struct Token;
+
+#[backstop::retry(max_attempts = 2)]
+fn patterns(_: Token, (a, mut b): (u32, String), #[cfg(any())] gone: String) -> Result<String, io::Error> {
+    b.push('!');
+    Ok(format!("{a}{b}"))
+}
+
+#[test]
+fn underscore_destructuring_and_cfg_arguments() {
+    assert_eq!(patterns(Token, (1, "x".into())).unwrap(), "1x!");
+}
+
+macro_rules! retried_with_type {
+    ($name:ident($arg:ident: $ty:ty) -> $ret:ty $body:block) => {
+        #[backstop::retry(max_attempts = 2)]
+        fn $name($arg: $ty) -> $ret $body
+    };
+}
+
+retried_with_type!(fill(buf: &mut Vec<u8>) -> Result<usize, io::Error> {
+    buf.push(1);
+    Ok(buf.len())
+});
+
+#[test]
+fn a_reference_type_from_a_macro_rules_is_a_reference() {
+    let mut buf = Vec::new();
+    assert_eq!(fill(&mut buf).unwrap(), 1);
+}
+
+#[backstop::retry(max_attempts = 1)]
+fn r#type() -> Result<&'static str, &'static str> {
+    Err("no")
+}
+
+#[test]
+fn a_raw_identifier_is_named_without_its_prefix() {
+    let lines = support::logged(|| assert!(r#type().is_err()));
+    assert!(lines[0].contains("type failed") && !lines[0].contains("r#"), "{lines:?}");
+}
+
+struct Account {
+    policy: RetryPolicy,
+    breaker: CircuitBreaker,
+    guards: backstop::Guards,
+    balance: u32,
+}
+
+impl Account {
+    /// Every setting may read `self` beside `&mut self` where it can be cloned first.
+    #[backstop::retry(policy = self.policy, breaker = self.breaker, guards = self.guards)]
+    fn deposit(&mut self, n: u32) -> Result<u32, io::Error> {
+        self.balance += n;
+        if self.balance < 3 * n { Err(io::Error::other("not yet")) } else { Ok(self.balance) }
     }
+}
 
-    pub(crate) fn logged(f: impl FnOnce()) -> Vec<String> {
-        let buf = Buffer::default();
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .without_time()
-            .with_target(false)
-            .finish();
-        tracing::subscriber::with_default(subscriber, f);
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        text.lines().map(str::to_owned).collect()
+#[test]
+fn a_mut_self_method_reads_its_policy_and_guards_from_self() {
+    let clock = ManualClock::new();
+    let mut account = Account {
+        policy: my_policy().to_builder().max_attempts(3).build().unwrap(),
+        breaker: CircuitBreaker::builder("account").clock(&clock).build(),
+        guards: backstop::Guards::builder().clock(&clock).build(),
+        balance: 0,
+    };
+    assert_eq!(account.deposit(5).unwrap(), 15);
+    assert_eq!(clock.sleeps().len(), 2);
+}
+
+static BUDGET: LazyLock<backstop::RetryBudget> =
+    LazyLock::new(|| backstop::RetryBudget::token_bucket("macro").build().unwrap());
+static CLOCK_BUDGET: LazyLock<ManualClock> = LazyLock::new(ManualClock::new);
+
+/// A budget refuses retries, never the first attempt: no `From<Stopped>` needed.
+#[backstop::retry(max_attempts = 2, budget = BUDGET, clock = CLOCK_BUDGET)]
+fn budgeted() -> Result<(), FetchError> {
+    Err(FetchError::Throttled)
+}
+
+#[test]
+fn a_budget_alone_keeps_the_error_type_free() {
+    assert_eq!(budgeted(), Err(FetchError::Throttled));
+}
+
+/// The names the attribute binds do not meet the user's.
+#[allow(non_upper_case_globals, non_camel_case_types, dead_code)]
+mod hygiene {
+    const parts: u32 = 3;
+    const __BACKSTOP_POLICY: u32 = 4;
+    pub struct value;
+    pub struct err;
+
+    #[backstop::retry(max_attempts = 2, base = "10ms")]
+    pub fn f(__backstop_policy: u32) -> Result<u32, &'static str> {
+        Ok(__backstop_policy + parts + __BACKSTOP_POLICY)
     }
+}
+
+#[test]
+fn hygiene_of_the_generated_names() {
+    assert_eq!(hygiene::f(1), Ok(8));
+}
+
+#[backstop::retry(max_attempts = 2)]
+async fn not_sync_argument(counter: Cell<u32>) -> Result<u32, io::Error> {
+    counter.set(counter.get() + 1);
+    tokio::task::yield_now().await;
+    Ok(counter.get())
+}
+
+#[backstop::retry(max_attempts = 2)]
+async fn boxed() -> Result<Box<dyn std::fmt::Debug + Send>, io::Error> {
+    Ok(Box::new(5u32))
+}
+
+impl Client {
+    #[backstop::retry(max_attempts = 2)]
+    async fn base(&self) -> Result<&str, io::Error> {
+        Ok(&self.base)
+    }
+}
+
+#[tokio::test]
+async fn async_futures_are_send_with_a_send_argument_and_the_body_value_coerces() {
+    assert_eq!(tokio::spawn(not_sync_argument(Cell::new(4))).await.unwrap().unwrap(), 5);
+    assert_eq!(format!("{:?}", boxed().await.unwrap()), "5");
+    let client = Client { base: "b".into() };
+    assert_eq!(client.base().await.unwrap(), "b");
 }

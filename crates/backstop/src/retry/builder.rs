@@ -167,6 +167,7 @@ impl<'a, Op, E, K, C, H, R, S: Settings<'a>> Retry<'a, Op, E, K, C, H, R, S> {
 
     /// Names the run in log lines, metrics labels and errors (default:
     /// `"operation"`).
+    #[inline]
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.settings.rename(name.into());
         self

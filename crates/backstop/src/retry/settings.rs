@@ -84,6 +84,7 @@ impl<'a> Settings<'a> for Bare<'a> {
     fn name(&self) -> &Name {
         &self.name
     }
+    #[inline]
     fn rename(&mut self, name: Name) {
         self.name = name;
     }
@@ -102,6 +103,7 @@ impl<'a> Settings<'a> for RunSettings<'a> {
     fn name(&self) -> &Name {
         &self.name
     }
+    #[inline]
     fn rename(&mut self, name: Name) {
         self.name = name;
     }

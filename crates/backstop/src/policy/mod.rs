@@ -4,7 +4,7 @@
 //! an optional overall deadline, how long a server's `Retry-After` may make
 //! us wait, and an optional jitter seed. It is cheap to clone, `Send + Sync`,
 //! and meant to live in a `static`, a config struct or an `Arc`, shared by
-//! every call. Running it is [`RetryPolicy::retry`]'s job (see [`crate::retry`]).
+//! every call. Running it is [`RetryPolicy::retry`]'s job (see [`mod@crate::retry`]).
 //!
 //! Policies are only made through [`RetryPolicy::builder`], whose `build()`
 //! checks every setting and returns a [`ConfigError`](crate::ConfigError) naming the bad one, or

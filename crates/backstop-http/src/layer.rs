@@ -19,12 +19,9 @@ use tower_service::Service;
 
 use crate::attempts::Attempts;
 use crate::guards;
-use crate::layer_error::LayerError;
+use crate::layer_error::{BoxError, LayerError};
 use crate::options::{Options, fresh_key};
 use crate::replay::Replay;
-
-/// The error type of a [`RetryService`]: boxed, as tower's own layers do.
-pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// A tower [`Layer`] that retries HTTP requests under a [`RetryPolicy`]
 /// (default: [`presets::API_CALL`]), with the same rules as

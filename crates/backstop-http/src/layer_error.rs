@@ -1,11 +1,13 @@
 //! The error of a [`RetryService`](crate::RetryService) call that ended with
-//! no response to give back: [`LayerError`].
+//! no response to give back: [`LayerError`], boxed as [`BoxError`].
 
 use std::error::Error as StdError;
 use std::fmt;
 
 use crate::error::NotRetried;
-use crate::layer::BoxError;
+
+/// The error type of a [`RetryService`](crate::RetryService): boxed, as tower's own layers do.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Why a call through [`RetryLayer`](crate::RetryLayer) gave no response: the
 /// run's own message (`GET api.test/forecast failed after 3 attempts in

@@ -57,8 +57,8 @@ pub use attempts::Attempts;
 #[cfg(feature = "macros")]
 pub use backstop_macros::api_retry;
 pub use error::{HttpError, NotRetried, check, classify, classify_reqwest, retry_error};
-pub use layer::{BoxError, RetryLayer, RetryService};
-pub use layer_error::LayerError;
+pub use layer::{RetryLayer, RetryService};
+pub use layer_error::{BoxError, LayerError};
 pub use middleware::RetryMiddleware;
 pub use options::{IDEMPOTENCY_KEY, Options};
 pub use send::{AttemptFuture, Fetched, fetch, fetch_with, send, send_with};

@@ -248,6 +248,26 @@ pub fn classify(error: &HttpError) -> Verdict {
     }
 }
 
+/// The error [`api_retry`](crate::api_retry) judges without a classifier:
+/// [`HttpError`], by [`classify`].
+#[diagnostic::on_unimplemented(
+    message = "`#[api_retry]` cannot judge `{Self}` on its own",
+    label = "an `api_retry` function returns `Result<_, backstop_http::HttpError>`",
+    note = "turn an error status into an `HttpError` with `backstop_http::check(response)?` (it keeps \
+            `Retry-After`; `error_for_status()` does not) and `?` converts reqwest's errors; or give a \
+            classifier for `{Self}`: `#[api_retry(when = my_classify)]`"
+)]
+pub trait HttpFailure {
+    /// The verdict for this error: see [`classify`].
+    fn verdict(&self) -> Verdict;
+}
+
+impl HttpFailure for HttpError {
+    fn verdict(&self) -> Verdict {
+        classify(self)
+    }
+}
+
 /// The kind of the I/O error behind `e`, if the connection broke.
 fn broken_connection(e: &reqwest::Error) -> Option<std::io::ErrorKind> {
     use std::io::ErrorKind::*;

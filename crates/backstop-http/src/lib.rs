@@ -56,7 +56,7 @@ mod send;
 pub use attempts::Attempts;
 #[cfg(feature = "macros")]
 pub use backstop_macros::api_retry;
-pub use error::{HttpError, NotRetried, check, classify, classify_reqwest, retry_error};
+pub use error::{HttpError, HttpFailure, NotRetried, check, classify, classify_reqwest, retry_error};
 pub use layer::{RetryLayer, RetryService};
 pub use layer_error::{BoxError, LayerError};
 pub use middleware::RetryMiddleware;

@@ -73,3 +73,22 @@ async fn an_open_breaker_sends_nothing() {
     assert!(matches!(err, HttpError::Stopped(ref s) if s.circuit_open().is_some()), "{err:?}");
     assert_eq!(server.hits(), 0);
 }
+
+static CLOCK_POST: LazyLock<ManualClock> = LazyLock::new(ManualClock::new);
+
+/// A POST the server deduplicates by its key may be retried, once the function says so.
+#[api_retry(idempotent = true, clock = CLOCK_POST)]
+async fn place_order(client: &reqwest::Client, url: &str, key: &str) -> Result<String, HttpError> {
+    let request = client.post(url).header(backstop_http::IDEMPOTENCY_KEY, key).body("{}");
+    Ok(check(request.send().await?)?.text().await?)
+}
+
+#[tokio::test]
+async fn an_idempotent_post_is_retried_when_the_function_says_so() {
+    let server = FaultServer::start();
+    server.script([Reply::status(503), Reply::status(500)]);
+    server.otherwise(Reply::ok("order 7"));
+    let got = place_order(&reqwest::Client::new(), &server.url("/orders"), "order-7").await.unwrap();
+    assert_eq!(got, "order 7");
+    assert_eq!(server.hits(), 3);
+}

@@ -14,7 +14,7 @@ use syn::{Expr, Ident, Path, Token};
 
 /// Every argument name, in the order the error for an unknown one lists them.
 const ALLOWED: &str = "preset, policy, max_attempts, base, max, factor, jitter, deadline, max_retry_after, seed, \
-                       name, when, retry_if, breaker, budget, throttle, pacer, guards, clock, crate";
+                       name, when, retry_if, breaker, budget, throttle, pacer, guards, clock, idempotent, crate";
 
 /// The presets `preset = ...` names, and the constants they stand for.
 pub(crate) const PRESETS: [(&str, &str); 4] =
@@ -64,6 +64,8 @@ pub(crate) struct Args {
     /// `breaker`, `budget`, `throttle`, `pacer`, `guards`, in that order, with the key.
     pub(crate) guards: Vec<(Ident, Expr)>,
     pub(crate) clock: Option<Expr>,
+    /// `idempotent = true`: the function's requests may be sent twice (`api_retry`).
+    pub(crate) idempotent: bool,
 }
 
 impl Args {
@@ -79,6 +81,7 @@ impl Args {
             retry_if: None,
             guards: Vec::new(),
             clock: None,
+            idempotent: false,
         };
         let mut policy: Option<(Ident, Expr)> = None;
         let mut knobs = Vec::new();
@@ -98,8 +101,13 @@ impl Args {
                     if key == "deadline" {
                         out.deadline = Some(key.span());
                     }
+                    check_integer(&key, &value)?;
                     knobs.push(Knob { key, value });
                 }
+                "idempotent" => match &value {
+                    Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. }) => out.idempotent = b.value,
+                    other => return Err(syn::Error::new_spanned(other, "`idempotent` is `true` or `false`")),
+                },
                 "name" => out.name = Some(value),
                 "when" => out.when = Some(value),
                 "retry_if" => out.retry_if = Some(value),
@@ -144,6 +152,22 @@ impl Args {
         }
         Ok(out)
     }
+}
+
+/// An integer literal given to `max_attempts` (a `u32`) or `seed` (a `u64`)
+/// fits (a constant would wrap before the range check could see it).
+fn check_integer(key: &Ident, value: &Expr) -> syn::Result<()> {
+    let Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(int), .. }) = value else { return Ok(()) };
+    let fits = match key.to_string().as_str() {
+        "max_attempts" => int.base10_parse::<u32>().is_ok(),
+        "seed" => int.base10_parse::<u64>().is_ok(),
+        _ => true,
+    };
+    if fits {
+        return Ok(());
+    }
+    let max = if key == "seed" { u64::MAX.to_string() } else { u32::MAX.to_string() };
+    Err(syn::Error::new_spanned(int, format!("`{key}` is at most {max}")))
 }
 
 /// The constant of `preset = s3_upload`, or an error listing the presets.

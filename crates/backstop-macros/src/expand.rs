@@ -40,10 +40,17 @@ use crate::inputs::{self, Inputs};
 pub(crate) struct Entry {
     /// The preset constant used when none is named.
     pub(crate) preset: &'static str,
-    /// The path of the `backstop` crate, unless `crate = ..` says otherwise.
+    /// The path of the crate the attribute comes from, unless `crate = ..`
+    /// says otherwise: `::backstop`, `::backstop_aws`, `::backstop_http`.
     pub(crate) krate: &'static str,
-    /// The classifier used when neither `when` nor `retry_if` is given.
-    pub(crate) when: Option<&'static str>,
+    /// Where `backstop` is in that crate: `""` (it is backstop) or `"::backstop"`.
+    pub(crate) backstop: &'static str,
+    /// The classifier used when neither `when` nor `retry_if` is given: a
+    /// trait of that crate, whose `verdict` judges the function's error.
+    pub(crate) failure: Option<&'static str>,
+    /// Whether the function sends HTTP requests, so that a POST or a PATCH
+    /// in it must be said to be idempotent before it is retried.
+    pub(crate) http: bool,
 }
 
 /// The attribute's output: the rewritten function, or the errors and the
@@ -68,11 +75,16 @@ fn rewrite(attr: TokenStream, item: TokenStream, entry: &Entry) -> syn::Result<T
         ),
         _ => err,
     })?;
-    let krate = match &args.krate {
+    let origin = match &args.krate {
         Some(path) => path.clone(),
         None => syn::parse_str::<Path>(entry.krate)?,
     };
+    let suffix: TokenStream = entry.backstop.parse()?;
+    let krate: Path = syn::parse2(quote!(#origin #suffix))?;
     let ret = return_type(&func)?;
+    if entry.http && !args.idempotent {
+        check_no_unsafe_method(&func.block)?;
+    }
     if let Some(constness) = func.sig.constness {
         return Err(syn::Error::new(constness.span(), "a `const fn` cannot be retried: it cannot sleep"));
     }
@@ -83,8 +95,11 @@ fn rewrite(attr: TokenStream, item: TokenStream, entry: &Entry) -> syn::Result<T
         ));
     }
     check_constant_settings(&args, &func.sig)?;
-    let Inputs { rebinds, mut_self } = inputs::prepare(&mut func.sig, &krate)?;
+    let Inputs { rebinds, owned, mut_self } = inputs::prepare(&mut func.sig, &krate)?;
     let is_async = func.sig.asyncness.is_some();
+    if is_async {
+        check_owned_not_read_beside(&args, &owned)?;
+    }
 
     let policy = policy(&args.source, &krate);
     let (guard_lets, guard_setters) = guards(&args, &krate, mut_self);
@@ -95,12 +110,13 @@ fn rewrite(attr: TokenStream, item: TokenStream, entry: &Entry) -> syn::Result<T
             quote!(#name)
         }
     };
-    let classifier = match (&args.when, &args.retry_if, entry.when) {
+    let classifier = match (&args.when, &args.retry_if, entry.failure) {
         (Some(when), _, _) => quote!(.when(#when)),
         (None, Some(retry_if), _) => quote!(.retry_if(#retry_if)),
-        (None, None, Some(default)) => {
-            let default: TokenStream = default.parse()?;
-            quote!(.when(#default))
+        (None, None, Some(failure)) => {
+            let failure: TokenStream = failure.parse()?;
+            let error = Ident::new("error", Span::mixed_site());
+            quote_spanned!(ret.span()=> .when(|#error| #origin::#failure::verdict(#error)))
         }
         (None, None, None) => quote!(),
     };
@@ -140,9 +156,10 @@ fn rewrite(attr: TokenStream, item: TokenStream, entry: &Entry) -> syn::Result<T
             #helper(move || {
                 #(#rebinds)*
                 async move {
-                    #[allow(unused_braces)]
+                    #[allow(unused_braces, unreachable_code, unused_variables)]
                     let #out: #ret = #block;
-                    #out
+                    #[allow(unreachable_code)]
+                    return #out;
                 }
             })
         };
@@ -162,6 +179,77 @@ fn rewrite(attr: TokenStream, item: TokenStream, entry: &Entry) -> syn::Result<T
     }};
     func.block = syn::parse2(body)?;
     Ok(quote!(#func))
+}
+
+/// An async function's attempts own its by-value arguments (so that the
+/// future is `Send` with a `Send` argument that is not `Sync`): the
+/// classifier and the name cannot read them.
+fn check_owned_not_read_beside(args: &Args, owned: &[Ident]) -> syn::Result<()> {
+    for (key, expr) in [("when", &args.when), ("retry_if", &args.retry_if), ("name", &args.name)] {
+        let Some(expr) = expr else { continue };
+        if let Some(found) = idents(expr.to_token_stream()).find(|i| owned.contains(i)) {
+            return Err(syn::Error::new(
+                found.span(),
+                format!(
+                    "in an async function, `{key}` cannot read `{found}`: an argument taken by value \
+                     belongs to the attempts (each gets a copy); take it by reference, or decide \
+                     from the error alone"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `#[api_retry]` retries the whole function: a POST or a PATCH in it would
+/// be sent again after a 5xx or a reset, when the server may have acted on
+/// it already. Such a function says `idempotent = true` (its requests carry
+/// an idempotency key the server honours), or is not retried this way.
+fn check_no_unsafe_method(block: &syn::Block) -> syn::Result<()> {
+    let tokens: Vec<proc_macro2::TokenTree> = block.to_token_stream().into_iter().collect();
+    if let Some(found) = unsafe_method(&tokens) {
+        return Err(syn::Error::new(
+            found.span(),
+            format!(
+                "`#[api_retry]` retries the whole function, and this one sends a {}: after a 5xx or \
+                 a reset the server may have acted on it, and a retry would send it again (a \
+                 duplicate order). If the request carries an idempotency key the server honours, \
+                 say `idempotent = true`; otherwise send it with `backstop_http::send`, which sends \
+                 a POST once unless it has an `Idempotency-Key`",
+                found.to_string().to_uppercase()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A `.post(`, `.patch(`, `Method::POST` or `Method::PATCH` in `tokens`.
+fn unsafe_method(tokens: &[proc_macro2::TokenTree]) -> Option<Ident> {
+    use proc_macro2::{Delimiter, TokenTree};
+    for (i, tree) in tokens.iter().enumerate() {
+        match tree {
+            TokenTree::Group(g) => {
+                let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+                if let Some(found) = unsafe_method(&inner) {
+                    return Some(found);
+                }
+            }
+            TokenTree::Ident(ident) => {
+                let after_dot = i > 0 && matches!(&tokens[i - 1], TokenTree::Punct(p) if p.as_char() == '.');
+                let called =
+                    matches!(tokens.get(i + 1), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis);
+                if (ident == "post" || ident == "patch") && after_dot && called {
+                    return Some(ident.clone());
+                }
+                let after_path = i > 1 && matches!(&tokens[i - 1], TokenTree::Punct(p) if p.as_char() == ':');
+                if (ident == "POST" || ident == "PATCH") && after_path {
+                    return Some(ident.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Whether `path` names one of the retry attributes (`retry`, `backstop::retry`, `s3_retry`, ...).

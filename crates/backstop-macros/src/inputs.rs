@@ -26,6 +26,8 @@ use syn::{Attribute, FnArg, Ident, PatIdent, Path, Signature, Type};
 pub(crate) struct Inputs {
     /// Statements at the top of each attempt: the copies of by-value arguments.
     pub(crate) rebinds: Vec<TokenStream>,
+    /// The names by-value arguments bind (an async function's attempts own them).
+    pub(crate) owned: Vec<Ident>,
     /// Whether the function is a method on `&mut self` (its guards are then
     /// cloned before the run, so that they do not borrow `self` beside the attempt).
     pub(crate) mut_self: bool,
@@ -36,20 +38,28 @@ pub(crate) struct Inputs {
 /// how each attempt gets its arguments.
 pub(crate) fn prepare(sig: &mut Signature, krate: &Path) -> syn::Result<Inputs> {
     let is_async = sig.asyncness.is_some();
-    let mut inputs = Inputs { rebinds: Vec::new(), mut_self: false };
+    let mut inputs = Inputs { rebinds: Vec::new(), owned: Vec::new(), mut_self: false };
     for arg in sig.inputs.iter_mut() {
         match arg {
             FnArg::Receiver(receiver) => {
-                let by_ref = receiver.reference.is_some() || matches!(peel(&receiver.ty), Type::Reference(_));
-                if !by_ref {
+                let reference = match peel(&receiver.ty) {
+                    Type::Reference(r) => Some(r),
+                    ty => pinned(ty),
+                };
+                let Some(reference) = reference else {
+                    let ty = &receiver.ty;
                     return Err(syn::Error::new_spanned(
                         &*receiver,
-                        "a `#[retry]` method takes `&self` or `&mut self`: every attempt needs `self` \
-                         again, and `self` taken by value is used up by the first",
+                        format!(
+                            "a `#[retry]` method takes `&self` or `&mut self`: every attempt needs `self` \
+                             again, and `self: {}` is taken by value (and `self` cannot be rebound for \
+                             each attempt); take `&self`",
+                            quote::ToTokens::to_token_stream(ty).to_string().replace(" ", "")
+                        ),
                     ));
-                }
-                let mut_ref = matches!(peel(&receiver.ty), Type::Reference(r) if r.mutability.is_some());
-                if receiver.mutability.is_some() || mut_ref {
+                };
+                let mut_ref = reference.mutability.is_some();
+                if mut_ref {
                     if is_async {
                         return Err(async_mut_error(&*receiver, "`&mut self`", "take `&self`"));
                     }
@@ -80,6 +90,7 @@ pub(crate) fn prepare(sig: &mut Signature, krate: &Path) -> syn::Result<Inputs> 
                     }
                     _ => {
                         for (ident, mutable) in &bindings.0 {
+                            inputs.owned.push(ident.clone());
                             let mutability = mutable.then(|| quote_spanned!(ident.span()=> mut));
                             inputs.rebinds.push(quote_spanned! {ty_span=>
                                 #(#cfgs)* let #mutability #ident = #krate::__private::reuse(&#ident);
@@ -101,6 +112,20 @@ impl VisitMut for Bindings {
     fn visit_pat_ident_mut(&mut self, pat: &mut PatIdent) {
         self.0.push((pat.ident.clone(), pat.mutability.take().is_some()));
         syn::visit_mut::visit_pat_ident_mut(self, pat);
+    }
+}
+
+/// The reference inside `Pin<&Self>` or `Pin<&mut Self>`.
+fn pinned(ty: &Type) -> Option<&syn::TypeReference> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last().filter(|s| s.ident == "Pin")?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    match args.args.first()? {
+        syn::GenericArgument::Type(inner) => match peel(inner) {
+            Type::Reference(r) => Some(r),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

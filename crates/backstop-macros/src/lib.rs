@@ -59,7 +59,8 @@ use expand::Entry;
 /// | `retry_if` | a predicate, `Fn(&E) -> bool`: true retries | |
 /// | `breaker`, `budget`, `throttle`, `pacer`, `guards` | an expression naming a shared guard: a `static`, a `LazyLock`, `self.breaker` | none |
 /// | `clock` | an expression naming a clock (a `ManualClock` in tests) | the system clock, or tokio's |
-/// | `crate` | the path of `backstop`, if it is renamed | `::backstop` |
+/// | `idempotent` | `true`: `api_retry` may retry a function that sends a POST or a PATCH | `false` |
+/// | `crate` | the path of the crate the attribute comes from (`backstop`, `backstop_aws`, `backstop_http`), if renamed | its name |
 ///
 /// Settings are checked while compiling, with the texts of
 /// `RetryPolicyBuilder::build`'s errors: `max_attempts = 0` fails with
@@ -95,7 +96,7 @@ use expand::Entry;
 ///   error (the attempts would multiply).
 #[proc_macro_attribute]
 pub fn retry(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let entry = Entry { preset: "DEFAULT", krate: "::backstop", when: None };
+    let entry = Entry { preset: "DEFAULT", krate: "::backstop", backstop: "", failure: None, http: false };
     expand::expand(attr.into(), item.into(), &entry).into()
 }
 
@@ -113,8 +114,10 @@ pub fn retry(attr: TokenStream, item: TokenStream) -> TokenStream {
 pub fn s3_retry(attr: TokenStream, item: TokenStream) -> TokenStream {
     let entry = Entry {
         preset: "S3_UPLOAD",
-        krate: "::backstop_aws::backstop",
-        when: Some("|error| ::backstop_aws::S3Failure::verdict(error)"),
+        krate: "::backstop_aws",
+        backstop: "::backstop",
+        failure: Some("S3Failure"),
+        http: false,
     };
     expand::expand(attr.into(), item.into(), &entry).into()
 }
@@ -128,6 +131,15 @@ pub fn s3_retry(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// headers (`error_for_status()` drops `Retry-After`). Every argument of
 /// [`retry`] works.
 ///
+/// The whole function is retried, so a request in it is sent again after a
+/// 5xx or a reset, when the server may already have acted on it. A function
+/// whose body sends a POST or a PATCH (`.post(..)`, `Method::POST`) is
+/// therefore a compile error unless it says `idempotent = true` (its requests
+/// carry an idempotency key the server honours); otherwise send such a
+/// request with `backstop_http::send`, which sends a POST once unless it has
+/// an `Idempotency-Key`. A request built elsewhere is not seen: the rule is
+/// yours to keep there.
+///
 /// ```ignore
 /// #[backstop_http::api_retry]
 /// async fn fetch_weather_data(client: &reqwest::Client, url: &str) -> Result<String, HttpError> {
@@ -137,7 +149,12 @@ pub fn s3_retry(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_attribute]
 pub fn api_retry(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let entry =
-        Entry { preset: "API_CALL", krate: "::backstop_http::backstop", when: Some("::backstop_http::classify") };
+    let entry = Entry {
+        preset: "API_CALL",
+        krate: "::backstop_http",
+        backstop: "::backstop",
+        failure: Some("HttpFailure"),
+        http: true,
+    };
     expand::expand(attr.into(), item.into(), &entry).into()
 }

@@ -527,3 +527,41 @@ async fn async_futures_are_send_with_a_send_argument_and_the_body_value_coerces(
     let client = Client { base: "b".into() };
     assert_eq!(client.base().await.unwrap(), "b");
 }
+
+/// A body that diverges does not warn (`todo!()` while writing the function, a `loop` that returns).
+#[backstop::retry(max_attempts = 1)]
+#[allow(dead_code)]
+async fn not_written_yet() -> Result<(), io::Error> {
+    todo!()
+}
+
+#[backstop::retry(max_attempts = 2)]
+async fn loops(calls: &AtomicU32) -> Result<u32, io::Error> {
+    loop {
+        if calls.fetch_add(1, Ordering::Relaxed) >= 3 {
+            return Ok(calls.load(Ordering::Relaxed));
+        }
+    }
+}
+
+struct Pinned {
+    polls: u32,
+}
+
+impl Pinned {
+    /// A method on `Pin<&mut Self>` is a method on a mutable reference.
+    #[backstop::retry(max_attempts = 2, clock = CLOCK_PINNED)]
+    fn poll_twice(mut self: std::pin::Pin<&mut Self>) -> Result<u32, io::Error> {
+        self.polls += 1;
+        if self.polls < 2 { Err(io::Error::other("not ready")) } else { Ok(self.polls) }
+    }
+}
+
+static CLOCK_PINNED: LazyLock<ManualClock> = LazyLock::new(ManualClock::new);
+
+#[tokio::test]
+async fn diverging_bodies_and_pinned_receivers() {
+    assert_eq!(loops(&AtomicU32::new(0)).await.unwrap(), 4);
+    let mut pinned = Pinned { polls: 0 };
+    assert_eq!(std::pin::Pin::new(&mut pinned).poll_twice().unwrap(), 2);
+}

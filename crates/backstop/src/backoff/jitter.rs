@@ -168,7 +168,7 @@ impl BadJitter {
         match self {
             BadJitter::UnknownKind => jitter_error!("is not a kind of jitter"),
             BadJitter::NeedsValue { .. } => jitter_error!("needs a value, like additive:1s or proportional:0.25"),
-            BadJitter::Duration(reason) => reason.message(),
+            BadJitter::Duration(_) => jitter_error!("has a duration that is not one; write it like additive:500ms"),
             BadJitter::Fraction => jitter_error!("has a fraction that is not a number like 0.25"),
         }
     }
@@ -206,6 +206,10 @@ impl Jitter {
             return Err(BadJitter::NeedsValue { example });
         }
         let arg = arg.split_at(1).1;
+        if arg.trim_ascii().is_empty() {
+            let example = if additive { "additive:1s" } else { "proportional:0.25" };
+            return Err(BadJitter::NeedsValue { example });
+        }
         if additive {
             // The bytes after "additive:" are valid UTF-8: `text` is, and ':' is one byte.
             let Ok(arg) = std::str::from_utf8(arg) else { return Err(BadJitter::UnknownKind) };

@@ -111,3 +111,14 @@ fn an_outage_logs_state_changes_not_a_line_per_refused_call() {
     assert!(warns.iter().any(|l| l.contains("circuit weather_api opened for 30.0s")), "{warns:#?}");
     assert!(lines.iter().all(|l| l.len() < 200), "{lines:#?}");
 }
+
+#[test]
+fn a_delay_below_a_tenth_of_a_second_is_not_written_as_zero() {
+    let clock = ManualClock::new();
+    let policy =
+        RetryPolicy::builder().max_attempts(2).backoff(Backoff::constant(Duration::from_millis(12))).build().unwrap();
+    let lines = logged(|| {
+        let _ = policy.retry(|| Err::<(), _>("busy")).name("poll").clock(&clock).call();
+    });
+    assert!(lines[0].contains("Retrying poll in 0.012 seconds (attempt 1/2): busy"), "{lines:?}");
+}

@@ -54,6 +54,19 @@ pub(crate) fn attempt_failed(name: &Name) {
     let _ = name;
 }
 
+/// A delay in seconds as the seeds write it (`1.0`, `2.5`), with three
+/// decimals below a tenth of a second, where one would say `0.0`.
+#[cfg(feature = "tracing")]
+struct Seconds(Duration);
+
+#[cfg(feature = "tracing")]
+impl Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.0.as_secs_f64();
+        if secs > 0.0 && secs < 0.1 { write!(f, "{secs:.3}") } else { write!(f, "{secs:.1}") }
+    }
+}
+
 pub(crate) fn retrying<E: Display>(name: &Name, event: &RetryEvent<'_, E>) {
     #[cfg(feature = "metrics")]
     metrics::counter!("backstop_retries_total", "name" => name.clone()).increment(1);
@@ -64,8 +77,8 @@ pub(crate) fn retrying<E: Display>(name: &Name, event: &RetryEvent<'_, E>) {
         delay_ms = event.delay.as_millis() as u64,
         elapsed_ms = event.elapsed.as_millis() as u64,
         server_hint = event.server_hint,
-        "Retrying {name} in {:.1} seconds (attempt {}/{}): {:#}",
-        event.delay.as_secs_f64(),
+        "Retrying {name} in {} seconds (attempt {}/{}): {:#}",
+        Seconds(event.delay),
         event.attempt,
         event.max_attempts,
         event.error,
@@ -92,8 +105,8 @@ pub(crate) fn waiting_for_circuit(name: &Name, open: &CircuitOpen, wait: Duratio
     #[cfg(feature = "tracing")]
     tracing::info!(
         wait_ms = wait.as_millis() as u64,
-        "{name} waits {:.1} seconds for circuit {} to let a probe through",
-        wait.as_secs_f64(),
+        "{name} waits {} seconds for circuit {} to let a probe through",
+        Seconds(wait),
         open.name()
     );
     let _ = (name, open, wait);

@@ -1,0 +1,46 @@
+//! The Lua scripts that keep a fleet's shared state in Redis, and the keys
+//! they keep it under.
+//!
+//! Every script is one atomic step on one key, so any number of workers may
+//! run them at once. Every key is [`key`]`(kind, name)`:
+//! `backstop:v1:{name}:kind`, where `v1` is the format of the value (two
+//! library versions that disagree about it use different keys, and never
+//! read each other's state) and `{name}` is a Redis Cluster hash tag (one
+//! guard's keys live on one shard). Every script sets the key's time to
+//! live, so a fleet that is gone leaves nothing behind.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// The format version of every value the scripts keep.
+pub const FORMAT: &str = "v1";
+
+/// The key of guard `name`'s state of kind `kind` (`budget`, `pace`, ...).
+///
+/// ```
+/// assert_eq!(backstop_redis::scripts::key("budget", "s3"), "backstop:v1:{s3}:budget");
+/// ```
+pub fn key(kind: &str, name: &str) -> String {
+    format!("backstop:{FORMAT}:{{{name}}}:{kind}")
+}
+
+/// Takes up to `asked` tokens from a fleet's retry budget: a lease that a
+/// worker spends on its next retries without asking Redis each time.
+/// `KEYS[1]` the bucket; `ARGV`: asked, capacity, ttl in ms, the smallest
+/// grant worth having. Returns the tokens granted (0 when fewer than the
+/// smallest grant are left). A new or expired bucket starts full.
+pub static BUDGET_TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("budget_take.lua")));
+
+/// Gives tokens back to a fleet's retry budget (an unused lease, refunds and
+/// success refills, batched). `KEYS[1]` the bucket; `ARGV`: tokens, capacity,
+/// ttl in ms. Returns the tokens held after, never above the capacity.
+pub static BUDGET_PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("budget_put.lua")));
+
+/// Reserves a fleet's next send slot by GCRA, on the Redis server's clock
+/// (one clock for the whole fleet). `KEYS[1]` the theoretical arrival time;
+/// `ARGV`: the emission interval (µs, 1e6 / rate), the burst tolerance (µs,
+/// interval × (burst − 1)), the longest wait accepted (µs), ttl in ms.
+/// Returns the wait in µs before sending, or −1 when the slot is further
+/// away than the longest wait (then nothing is reserved).
+pub static PACE_RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("pace_reserve.lua")));

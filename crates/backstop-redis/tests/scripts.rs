@@ -1,0 +1,161 @@
+//! The scripts' invariants, against a real `redis-server`: a budget's tokens
+//! are never negative nor above its capacity and every token is accounted
+//! for, under any sequence of takes and returns and under concurrent
+//! workers; a pace never lets more than its rate and burst through.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use backstop_redis::scripts::{BUDGET_PUT, BUDGET_TAKE, PACE_RESERVE, key};
+use backstop_testkit::redis::RedisServer;
+use proptest::prelude::*;
+
+const TTL_MS: u64 = 60_000;
+
+fn connect(redis: &RedisServer) -> redis::Connection {
+    let client = redis::Client::open(redis.url()).unwrap();
+    client.get_connection_with_timeout(Duration::from_secs(5)).unwrap()
+}
+
+fn take(con: &mut redis::Connection, bucket: &str, asked: u64, capacity: u64, smallest: u64) -> u64 {
+    BUDGET_TAKE.key(bucket).arg(asked).arg(capacity).arg(TTL_MS).arg(smallest).invoke(con).unwrap()
+}
+
+fn put(con: &mut redis::Connection, bucket: &str, tokens: u64, capacity: u64) -> u64 {
+    BUDGET_PUT.key(bucket).arg(tokens).arg(capacity).arg(TTL_MS).invoke(con).unwrap()
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Take(u64),
+    Put(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![(0u64..40).prop_map(Op::Take), (0u64..40).prop_map(Op::Put)]
+}
+
+#[test]
+fn a_budget_is_never_negative_nor_above_capacity_and_every_token_is_accounted_for() {
+    let redis = RedisServer::start();
+    let con = std::cell::RefCell::new(connect(&redis));
+    let case = AtomicU64::new(0);
+    proptest!(ProptestConfig::with_cases(64), |(capacity in 1u64..100, smallest in 1u64..10, ops in prop::collection::vec(op(), 1..40))| {
+        let bucket = key("budget", &format!("prop-{}", case.fetch_add(1, Ordering::Relaxed)));
+        let con = &mut *con.borrow_mut();
+        let mut model = capacity;
+        for op in ops {
+            match op {
+                Op::Take(asked) => {
+                    let granted = take(con, &bucket, asked, capacity, smallest);
+                    let expected = if asked.min(model) < smallest { 0 } else { asked.min(model) };
+                    prop_assert_eq!(granted, expected);
+                    model -= granted;
+                }
+                Op::Put(tokens) => {
+                    let held = put(con, &bucket, tokens, capacity);
+                    model = (model + tokens).min(capacity);
+                    prop_assert_eq!(held, model);
+                }
+            }
+            prop_assert!(model <= capacity);
+        }
+        let ttl: i64 = redis::cmd("PTTL").arg(&bucket).query(con).unwrap();
+        prop_assert!(ttl > 0 && ttl <= TTL_MS as i64, "the bucket expires: {}", ttl);
+    });
+}
+
+#[test]
+fn eight_workers_at_once_never_take_more_than_the_bucket_holds() {
+    let redis = RedisServer::start();
+    let bucket = Arc::new(key("budget", "concurrent"));
+    let granted = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, bucket, granted) = (redis.url(), bucket.clone(), granted.clone());
+            std::thread::spawn(move || {
+                let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+                for _ in 0..100 {
+                    let got = BUDGET_TAKE.key(&*bucket).arg(25).arg(500).arg(TTL_MS).arg(5).invoke::<u64>(&mut con);
+                    granted.fetch_add(got.unwrap(), Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(granted.load(Ordering::Relaxed), 500, "the whole bucket, and not one token more");
+    assert_eq!(redis.command(&["HGET", &bucket, "tokens"]), "$1");
+}
+
+#[test]
+fn a_pace_lets_the_burst_through_then_spaces_the_rest_by_the_interval() {
+    let redis = RedisServer::start();
+    let mut con = connect(&redis);
+    let slot = key("pace", "api");
+    // 100 requests a second (10 ms apart), a burst of 5, waits of up to 1 s.
+    let (interval, burst) = (10_000i64, 5i64);
+    let tolerance = interval * (burst - 1);
+    let mut waits = Vec::new();
+    let mut tats = Vec::new();
+    for _ in 0..50 {
+        let wait: i64 =
+            PACE_RESERVE.key(&slot).arg(interval).arg(tolerance).arg(1_000_000).arg(TTL_MS).invoke(&mut con).unwrap();
+        assert!(wait >= 0, "within the longest wait");
+        waits.push(wait);
+        let tat: String = redis::cmd("GET").arg(&slot).query(&mut con).unwrap();
+        tats.push(tat.parse::<i64>().unwrap());
+    }
+    // GCRA's invariant, on the server's clock: reserved slots are at least
+    // one interval apart, whatever the pace of the asking.
+    for pair in tats.windows(2) {
+        assert!(pair[1] - pair[0] >= interval, "slots {} µs apart", pair[1] - pair[0]);
+    }
+    // The burst goes at once; the waits never shrink while the loop outruns the rate.
+    assert!(waits.iter().take(burst as usize).all(|w| *w == 0), "{waits:?}");
+    assert!(tats[49] - tats[0] >= 49 * interval);
+}
+
+#[test]
+fn a_pace_refuses_a_slot_beyond_the_longest_wait_and_reserves_nothing_then() {
+    let redis = RedisServer::start();
+    let mut con = connect(&redis);
+    let slot = key("pace", "refusals");
+    let reserve = |con: &mut redis::Connection, max_wait: u64| -> i64 {
+        // One request every 10 s, no burst.
+        PACE_RESERVE.key(&slot).arg(10_000_000).arg(0).arg(max_wait).arg(TTL_MS).invoke(con).unwrap()
+    };
+    assert_eq!(reserve(&mut con, 0), 0, "the first request goes at once");
+    assert_eq!(reserve(&mut con, 5_000_000), -1, "the next slot is ~10 s away");
+    let wait = reserve(&mut con, 20_000_000);
+    assert!((5_000_000..=10_000_000).contains(&wait), "the refusal reserved nothing: {wait}");
+    let ttl: i64 = redis::cmd("PTTL").arg(&slot).query(&mut con).unwrap();
+    assert!(ttl > 0);
+}
+
+#[test]
+fn one_probe_lease_at_a_time_among_eight_workers() {
+    let redis = RedisServer::start();
+    let lease = Arc::new(key("probe", "s3"));
+    let winners = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..8)
+        .map(|worker| {
+            let (url, lease, winners) = (redis.url(), lease.clone(), winners.clone());
+            std::thread::spawn(move || {
+                let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+                // The half-open circuit's one probe: a lease that expires if its holder dies.
+                let got: Option<String> =
+                    redis::cmd("SET").arg(&*lease).arg(worker).arg("NX").arg("PX").arg(60_000).query(&mut con).unwrap();
+                if got.is_some() {
+                    winners.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(winners.load(Ordering::Relaxed), 1, "exactly one worker probes");
+}

@@ -3,7 +3,6 @@
 //! for, under any sequence of takes and returns and under concurrent
 //! workers; a pace never lets more than its rate and burst through.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -66,27 +65,29 @@ fn a_budget_is_never_negative_nor_above_capacity_and_every_token_is_accounted_fo
     });
 }
 
+/// Runs `work(worker, connection)` on 8 threads at once, each with its own
+/// connection, and returns the sum of what they return.
+fn on_eight_workers(redis: &RedisServer, work: impl Fn(u64, &mut redis::Connection) -> u64 + Sync) -> u64 {
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|worker| {
+                let work = &work;
+                let url = redis.url();
+                scope.spawn(move || work(worker, &mut redis::Client::open(url).unwrap().get_connection().unwrap()))
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    })
+}
+
 #[test]
 fn eight_workers_at_once_never_take_more_than_the_bucket_holds() {
     let redis = RedisServer::start();
-    let bucket = Arc::new(key("budget", "concurrent"));
-    let granted = Arc::new(AtomicU64::new(0));
-    let workers: Vec<_> = (0..8)
-        .map(|_| {
-            let (url, bucket, granted) = (redis.url(), bucket.clone(), granted.clone());
-            std::thread::spawn(move || {
-                let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
-                for _ in 0..100 {
-                    let got = BUDGET_TAKE.key(&*bucket).arg(25).arg(500).arg(TTL_MS).arg(5).invoke::<u64>(&mut con);
-                    granted.fetch_add(got.unwrap(), Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().unwrap();
-    }
-    assert_eq!(granted.load(Ordering::Relaxed), 500, "the whole bucket, and not one token more");
+    let bucket = key("budget", "concurrent");
+    let granted = on_eight_workers(&redis, |_, con| {
+        (0..100).map(|_| BUDGET_TAKE.key(&bucket).arg(25).arg(500).arg(TTL_MS).arg(5).invoke::<u64>(con).unwrap()).sum()
+    });
+    assert_eq!(granted, 500, "the whole bucket, and not one token more");
     assert_eq!(redis.command(&["HGET", &bucket, "tokens"]), "$1");
 }
 
@@ -138,24 +139,12 @@ fn a_pace_refuses_a_slot_beyond_the_longest_wait_and_reserves_nothing_then() {
 #[test]
 fn one_probe_lease_at_a_time_among_eight_workers() {
     let redis = RedisServer::start();
-    let lease = Arc::new(key("probe", "s3"));
-    let winners = Arc::new(AtomicU64::new(0));
-    let workers: Vec<_> = (0..8)
-        .map(|worker| {
-            let (url, lease, winners) = (redis.url(), lease.clone(), winners.clone());
-            std::thread::spawn(move || {
-                let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
-                // The half-open circuit's one probe: a lease that expires if its holder dies.
-                let got: Option<String> =
-                    redis::cmd("SET").arg(&*lease).arg(worker).arg("NX").arg("PX").arg(60_000).query(&mut con).unwrap();
-                if got.is_some() {
-                    winners.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.join().unwrap();
-    }
-    assert_eq!(winners.load(Ordering::Relaxed), 1, "exactly one worker probes");
+    let lease = key("probe", "s3");
+    let winners = on_eight_workers(&redis, |worker, con| {
+        // The half-open circuit's one probe: a lease that expires if its holder dies.
+        let got: Option<String> =
+            redis::cmd("SET").arg(&lease).arg(worker).arg("NX").arg("PX").arg(60_000).query(con).unwrap();
+        u64::from(got.is_some())
+    });
+    assert_eq!(winners, 1, "exactly one worker probes");
 }

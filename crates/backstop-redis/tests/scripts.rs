@@ -18,7 +18,7 @@ fn connect(redis: &RedisServer) -> redis::Connection {
 }
 
 fn take(con: &mut redis::Connection, bucket: &str, asked: u64, capacity: u64, smallest: u64) -> u64 {
-    BUDGET_TAKE.key(bucket).arg(asked).arg(capacity).arg(TTL_MS).arg(smallest).invoke(con).unwrap()
+    BUDGET_TAKE.key(bucket).arg(asked).arg(capacity).arg(TTL_MS).arg(smallest).arg(0).invoke(con).unwrap()
 }
 
 fn put(con: &mut redis::Connection, bucket: &str, tokens: u64, capacity: u64) -> u64 {
@@ -85,7 +85,9 @@ fn eight_workers_at_once_never_take_more_than_the_bucket_holds() {
     let redis = RedisServer::start();
     let bucket = key("budget", "concurrent");
     let granted = on_eight_workers(&redis, |_, con| {
-        (0..100).map(|_| BUDGET_TAKE.key(&bucket).arg(25).arg(500).arg(TTL_MS).arg(5).invoke::<u64>(con).unwrap()).sum()
+        (0..100)
+            .map(|_| BUDGET_TAKE.key(&bucket).arg(25).arg(500).arg(TTL_MS).arg(5).arg(0).invoke::<u64>(con).unwrap())
+            .sum()
     });
     assert_eq!(granted, 500, "the whole bucket, and not one token more");
     assert_eq!(redis.command(&["HGET", &bucket, "tokens"]), "$1");

@@ -28,8 +28,9 @@ pub fn key(kind: &str, name: &str) -> String {
 /// Takes up to `asked` tokens from a fleet's retry budget: a lease that a
 /// worker spends on its next retries without asking Redis each time.
 /// `KEYS[1]` the bucket; `ARGV`: asked, capacity, ttl in ms, the smallest
-/// grant worth having. Returns the tokens granted (0 when fewer than the
-/// smallest grant are left). A new or expired bucket starts full.
+/// grant worth having, tokens refilled per second (on Redis's clock).
+/// Returns the tokens granted (0 when fewer than the smallest grant are
+/// left). A new or expired bucket starts full.
 pub static BUDGET_TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("budget_take.lua")));
 
 /// Gives tokens back to a fleet's retry budget (an unused lease, refunds and
@@ -44,3 +45,47 @@ pub static BUDGET_PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_s
 /// Returns the wait in µs before sending, or −1 when the slot is further
 /// away than the longest wait (then nothing is reserved).
 pub static PACE_RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("pace_reserve.lua")));
+
+/// Reads a fleet breaker's state on Redis's clock. `KEYS`: the breaker, its
+/// probe lease. Returns `[state, ms left open, gen, probe out]`, where state
+/// is 0 closed, 1 open, 3 isolated, and `gen` grows at every change. A
+/// missing key is a closed breaker.
+pub static BREAKER_READ: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("breaker_read.lua")));
+
+/// Opens a fleet's circuit after a process's breaker tripped, unless it is
+/// open or isolated already. `KEYS`: the breaker, its probe lease; `ARGV`:
+/// the open period in ms, ttl in ms. Returns `[state, ms left open, gen,
+/// 1 if this call opened it]`.
+pub static BREAKER_TRIP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("breaker_trip.lua")));
+
+/// Asks for a fleet's probe, once its open period is over: a lease
+/// (`SET NX PX`) held by one process at a time. `KEYS`: the breaker, its
+/// probe lease; `ARGV`: the process's token, the lease's length in ms.
+/// Returns 1 when this process holds the probe.
+pub static BREAKER_PROBE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("breaker_probe.lua")));
+
+/// The probing process's verdict: closes (`1`) or re-opens (`0`) the fleet's
+/// circuit and frees the lease, if the lease is still this process's.
+/// `KEYS`: the breaker, its probe lease; `ARGV`: the token, 1 or 0, the new
+/// open period in ms, ttl in ms. Returns 1 when taken, 0 when ignored.
+pub static BREAKER_VERDICT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("breaker_verdict.lua")));
+
+/// Resets (`0`) or isolates (`3`) a fleet's circuit by hand, from any state.
+/// `KEYS`: the breaker, its probe lease; `ARGV`: the state, ttl in ms.
+/// Returns the new gen.
+pub static BREAKER_SET: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("breaker_set.lua")));
+
+/// Every script, to load on each new connection (so each call is one
+/// `EVALSHA`).
+pub(crate) fn all() -> [&'static Script; 8] {
+    [
+        &BUDGET_TAKE,
+        &BUDGET_PUT,
+        &PACE_RESERVE,
+        &BREAKER_READ,
+        &BREAKER_TRIP,
+        &BREAKER_PROBE,
+        &BREAKER_VERDICT,
+        &BREAKER_SET,
+    ]
+}

@@ -6,12 +6,13 @@
 //! close, isolate, reset) and every half-open result goes through one mutex,
 //! and callbacks run after it is released.
 
-use std::sync::Arc as StdArc;
+use std::sync::{Arc as StdArc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::config::{BreakerConfig, CountAs};
 use super::event::{self, BreakerEvent, Transition};
 use super::open::CircuitOpen;
+use super::shared::{BreakerLink, is_own};
 use super::state::{CircuitState, ONE_PROBE, Word};
 use super::window::{Recent, outcome};
 use crate::backoff::Delays;
@@ -58,6 +59,8 @@ pub(crate) struct Core {
     origin: Instant,
     rare: Mutex<Rare>,
     on_change: Option<OnStateChange>,
+    /// The store of a shared breaker, set once by `build()`.
+    pub(crate) link: OnceLock<StdArc<dyn BreakerLink>>,
 }
 
 /// What only the rare paths touch, under the mutex.
@@ -109,7 +112,14 @@ impl Core {
             clock,
             origin,
             on_change,
+            link: OnceLock::new(),
         }
+    }
+
+    /// Whether an open breaker whose period is over may go half-open here:
+    /// always for a local breaker; when its store says so for a shared one.
+    fn may_probe(&self) -> bool {
+        self.link.get().is_none_or(|link| link.may_probe())
     }
 
     #[inline]
@@ -146,6 +156,10 @@ impl Core {
                         let left = Duration::from_nanos(until - now);
                         return Err(self.reject(CircuitState::Open, Some(left)));
                     }
+                    if !self.may_probe() {
+                        // Another process holds the fleet's probe.
+                        return Err(self.reject(CircuitState::HalfOpen, Some(Duration::ZERO)));
+                    }
                     self.transition(w, CircuitState::HalfOpen, Transition::OpenPeriodOver);
                     w = self.word();
                 }
@@ -165,7 +179,10 @@ impl Core {
     /// The state, moving an open breaker whose period is over to half-open.
     pub(crate) fn state(&self) -> CircuitState {
         let w = self.word();
-        if w.state() == CircuitState::Open && self.now_nanos() >= self.open_until.load(Ordering::Acquire) {
+        if w.state() == CircuitState::Open
+            && self.now_nanos() >= self.open_until.load(Ordering::Acquire)
+            && self.may_probe()
+        {
             self.transition(w, CircuitState::HalfOpen, Transition::OpenPeriodOver);
             return self.word().state();
         }
@@ -193,7 +210,11 @@ impl Core {
                 .then(|| self.open_error(CircuitState::HalfOpen, Some(Duration::ZERO))),
             CircuitState::Open => {
                 let (now, until) = (self.now_nanos(), self.open_until.load(Ordering::Acquire));
-                (now < until).then(|| self.open_error(CircuitState::Open, Some(Duration::from_nanos(until - now))))
+                if now < until {
+                    Some(self.open_error(CircuitState::Open, Some(Duration::from_nanos(until - now))))
+                } else {
+                    (!self.may_probe()).then(|| self.open_error(CircuitState::HalfOpen, Some(Duration::ZERO)))
+                }
             }
             CircuitState::Isolated => Some(self.open_error(CircuitState::Isolated, None)),
         }
@@ -282,10 +303,10 @@ impl Core {
         // (which empties every slot): freeing it first would let another probe
         // through in between, to a downstream just judged down.
         let change = match outcome {
-            Outcome::Failure => self.change_locked(&mut rare, pw, CircuitState::Open, Transition::ProbeFailed),
+            Outcome::Failure => self.change_locked(&mut rare, pw, CircuitState::Open, Transition::ProbeFailed, None),
             Outcome::Success if rare.probe_successes + 1 >= self.config.success_threshold => {
                 let n = rare.probe_successes + 1;
-                self.change_locked(&mut rare, pw, CircuitState::Closed, Transition::ProbesSucceeded(n))
+                self.change_locked(&mut rare, pw, CircuitState::Closed, Transition::ProbesSucceeded(n), None)
             }
             Outcome::Success | Outcome::Ignored => {
                 rare.probe_successes += u32::from(outcome == Outcome::Success);
@@ -321,7 +342,7 @@ impl Core {
     /// moved on. Returns whether this call made the change.
     pub(crate) fn transition(&self, expect: Word, to: CircuitState, cause: Transition) -> bool {
         let mut rare = lock(&self.rare);
-        let change = self.change_locked(&mut rare, expect, to, cause);
+        let change = self.change_locked(&mut rare, expect, to, cause, None);
         drop(rare);
         let changed = change.is_some();
         self.report(change);
@@ -332,9 +353,45 @@ impl Core {
     pub(crate) fn force(&self, to: CircuitState, cause: Transition) {
         let mut rare = lock(&self.rare);
         let current = self.word();
-        let change = self.change_locked(&mut rare, current, to, cause);
+        let change = self.change_locked(&mut rare, current, to, cause, None);
         drop(rare);
         self.report(change);
+    }
+
+    /// A shared breaker follows its fleet to `to` (closed or isolated), from
+    /// any other state. Returns whether it changed.
+    pub(crate) fn follow(&self, to: CircuitState) -> bool {
+        let mut rare = lock(&self.rare);
+        let current = self.word();
+        if current.state() == to {
+            return false;
+        }
+        let change = self.change_locked(&mut rare, current, to, Transition::Shared, None);
+        drop(rare);
+        let changed = change.is_some();
+        self.report(change);
+        changed
+    }
+
+    /// A shared breaker follows its fleet's open circuit, which has
+    /// `remaining` to run; see `SharedBreaker::follow_open`.
+    pub(crate) fn follow_open(&self, remaining: Duration) -> bool {
+        let mut rare = lock(&self.rare);
+        let current = self.word();
+        let change = match current.state() {
+            CircuitState::Closed => {
+                self.change_locked(&mut rare, current, CircuitState::Open, Transition::Shared, Some(remaining))
+            }
+            CircuitState::Open => {
+                let until = self.now_nanos().saturating_add(u64::try_from(remaining.as_nanos()).unwrap_or(u64::MAX));
+                return self.open_until.swap(until, Ordering::AcqRel) != until;
+            }
+            CircuitState::HalfOpen | CircuitState::Isolated => return false,
+        };
+        drop(rare);
+        let changed = change.is_some();
+        self.report(change);
+        changed
     }
 
     fn change_locked(
@@ -343,6 +400,7 @@ impl Core {
         expect: Word,
         to: CircuitState,
         cause: Transition,
+        period: Option<Duration>,
     ) -> Option<Change> {
         let current = self.word();
         if !current.same_epoch(expect) {
@@ -351,7 +409,10 @@ impl Core {
         let mut open_for = None;
         match to {
             CircuitState::Open => {
-                let period = rare.open_periods.next().unwrap_or_default();
+                // Following the fleet's open period still steps this
+                // breaker's own backoff, so the periods it sets grow alike.
+                let own = rare.open_periods.next().unwrap_or_default();
+                let period = period.unwrap_or(own);
                 let nanos = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
                 self.open_until.store(self.now_nanos().saturating_add(nanos), Ordering::Release);
                 open_for = Some(period);
@@ -379,6 +440,11 @@ impl Core {
         event::circuit_changed(&event, self.config.half_open_max_calls);
         if let Some(callback) = &self.on_change {
             callback(&event);
+        }
+        if let Some(link) = self.link.get()
+            && is_own(c.cause)
+        {
+            link.changed(&event);
         }
     }
 }

@@ -53,6 +53,10 @@ pub enum Transition {
     Isolated,
     /// [`reset`](crate::CircuitBreaker::reset) was called.
     Reset,
+    /// A shared breaker followed the state its store holds for the fleet
+    /// (another process tripped it, probed it, isolated or reset it); see
+    /// [`SharedBreaker`](super::SharedBreaker).
+    Shared,
 }
 
 impl fmt::Display for Transition {
@@ -72,6 +76,7 @@ impl fmt::Display for Transition {
             Transition::OpenPeriodOver => f.write_str("the open period is over"),
             Transition::Isolated => f.write_str("isolated by hand"),
             Transition::Reset => f.write_str("reset by hand"),
+            Transition::Shared => f.write_str("the fleet's shared state"),
         }
     }
 }

@@ -57,6 +57,7 @@ mod core;
 mod event;
 mod open;
 mod permit;
+mod shared;
 mod state;
 mod window;
 
@@ -68,6 +69,7 @@ pub use config::{BreakerConfig, BreakerConfigBuilder, CountAs, MAX_HALF_OPEN_CAL
 pub use event::{BreakerEvent, Transition};
 pub use open::{BreakerError, CircuitOpen};
 pub use permit::Permit;
+pub use shared::{BreakerLink, BreakerStore, SharedBreaker};
 pub use state::CircuitState;
 
 use self::core::{Core, OnStateChange};
@@ -94,6 +96,7 @@ impl CircuitBreaker {
             config: BreakerConfig::default(),
             clock: StdArc::new(SystemClock),
             on_change: None,
+            store: None,
         }
     }
 
@@ -240,6 +243,7 @@ pub struct CircuitBreakerBuilder {
     config: BreakerConfig,
     clock: StdArc<dyn Clock>,
     on_change: Option<OnStateChange>,
+    store: Option<StdArc<dyn BreakerStore>>,
 }
 
 impl CircuitBreakerBuilder {
@@ -263,9 +267,24 @@ impl CircuitBreakerBuilder {
         self
     }
 
+    /// Shares the breaker's state with every process whose breaker of the
+    /// same name uses the same store (such as `backstop_redis::Fleet`): a
+    /// trip anywhere opens it everywhere, and one process of the fleet
+    /// probes when the open period is over. Calls still decide locally,
+    /// with no round trip to the store; see [`BreakerStore`].
+    pub fn shared<S: BreakerStore + Clone + 'static>(mut self, store: &S) -> Self {
+        self.store = Some(StdArc::new(store.clone()));
+        self
+    }
+
     /// The breaker.
     pub fn build(self) -> CircuitBreaker {
-        CircuitBreaker { core: Arc::new(Core::new(self.name, self.config, self.clock, self.on_change)) }
+        let core = Arc::new(Core::new(self.name, self.config, self.clock, self.on_change));
+        if let Some(store) = self.store {
+            let link = store.share_breaker(SharedBreaker::new(Arc::clone(&core)));
+            let _ = core.link.set(link);
+        }
+        CircuitBreaker { core }
     }
 }
 
@@ -275,6 +294,7 @@ impl fmt::Debug for CircuitBreakerBuilder {
             .field("name", &self.name)
             .field("config", &self.config)
             .field("on_state_change", &self.on_change.is_some())
+            .field("shared", &self.store.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -1,11 +1,13 @@
 //! The two budget builders, [`TokenBucketBuilder`] and [`RatioBuilder`]:
 //! where a budget's settings are checked and the budget made.
 
+use std::fmt;
 use std::sync::Arc as StdArc;
 use std::time::Duration;
 
 use super::ratio::Ratio;
 use super::retry_budget::{Inner, Kind, RetryBudget};
+use super::shared::{BudgetStore, SharedBudget};
 use super::token_bucket::{MILLI, TokenBucket};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
@@ -29,6 +31,7 @@ impl RetryBudget {
             timeout_cost: None,
             success_refund: 1,
             refill_per_sec: 0.0,
+            store: None,
         }
     }
 
@@ -74,6 +77,7 @@ impl Common {
                 origin,
                 denied: AtomicU64::new(0),
                 dry: AtomicBool::new(false),
+                link: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -94,6 +98,16 @@ pub struct TokenBucketBuilder {
     timeout_cost: Option<u32>,
     success_refund: u32,
     refill_per_sec: f64,
+    store: Option<Store>,
+}
+
+/// A budget store, held by the builder until `build()`.
+struct Store(StdArc<dyn BudgetStore>);
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BudgetStore")
+    }
 }
 
 impl TokenBucketBuilder {
@@ -136,7 +150,18 @@ impl TokenBucketBuilder {
         self
     }
 
-    /// Checks the settings and makes the budget, full.
+    /// Shares the bucket with every process whose budget of the same name
+    /// uses the same store (such as `backstop_redis::Fleet`): one bucket of
+    /// `capacity` tokens for the whole fleet, refilled at `refill_per_sec`.
+    /// Each process spends a small lease of it locally, with no round trip
+    /// per retry; see [`BudgetStore`].
+    pub fn shared<S: BudgetStore + Clone + 'static>(mut self, store: &S) -> Self {
+        self.store = Some(Store(StdArc::new(store.clone())));
+        self
+    }
+
+    /// Checks the settings and makes the budget: full, or, when
+    /// [`shared`](Self::shared), with the lease its store takes.
     pub fn build(self) -> Result<RetryBudget, ConfigError> {
         if self.capacity == 0 {
             return Err(invalid("capacity", "is 0".into(), "1 or more tokens"));
@@ -155,15 +180,22 @@ impl TokenBucketBuilder {
             return Err(invalid("refill_per_sec", format!("is {}", self.refill_per_sec), "a finite number ≥ 0"));
         }
         let capacity = u64::from(self.capacity) * MILLI;
-        Ok(self.common.build(Kind::Bucket(TokenBucket {
-            milli: AtomicU64::new(capacity),
+        let shared = self.store.is_some();
+        let budget = self.common.build(Kind::Bucket(TokenBucket {
+            milli: AtomicU64::new(if shared { 0 } else { capacity }),
             capacity,
             retry_cost,
             timeout_cost,
             success_refund: self.success_refund,
             refill_per_sec: self.refill_per_sec,
             last_refill: Mutex::new(0),
-        })))
+            shared: AtomicBool::new(shared),
+        }));
+        if let Some(Store(store)) = self.store {
+            let link = store.share_budget(SharedBudget::new(Arc::clone(&budget.inner)));
+            let _ = budget.inner.link.set(link);
+        }
+        Ok(budget)
     }
 }
 

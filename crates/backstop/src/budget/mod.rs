@@ -32,7 +32,9 @@
 mod builder;
 mod ratio;
 mod retry_budget;
+mod shared;
 mod token_bucket;
 
 pub use builder::{RatioBuilder, TokenBucketBuilder};
 pub use retry_budget::{RetryBudget, Withdrawal};
+pub use shared::{BudgetLink, BudgetStore, SharedBudget};

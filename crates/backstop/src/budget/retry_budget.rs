@@ -6,6 +6,7 @@ use std::sync::Arc as StdArc;
 use std::time::Instant;
 
 use super::ratio::Ratio;
+use super::shared::BudgetLink;
 use super::token_bucket::{MILLI, TokenBucket};
 use crate::clock::Clock;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering, lock};
@@ -26,6 +27,8 @@ pub(super) struct Inner {
     pub(super) denied: AtomicU64,
     /// Set by a refusal, cleared by a grant: the WARN is logged once per dry spell.
     pub(super) dry: AtomicBool,
+    /// The store of a shared budget, set once by `build()`.
+    pub(super) link: std::sync::OnceLock<StdArc<dyn BudgetLink>>,
 }
 
 pub(super) enum Kind {
@@ -78,8 +81,14 @@ impl RetryBudget {
         let granted = match &self.inner.kind {
             Kind::Bucket(b) => {
                 let cost = if verdict == Verdict::Timeout { b.timeout_cost } else { b.retry_cost };
-                self.refill(b);
-                b.take(u64::from(cost) * MILLI).then_some(Withdrawal { cost, at_nanos: 0 })
+                if !b.shared.load(Ordering::Relaxed) {
+                    self.refill(b);
+                }
+                let granted = b.take(u64::from(cost) * MILLI).then_some(Withdrawal { cost, at_nanos: 0 });
+                if let Some(link) = self.inner.link.get() {
+                    link.withdrew(self.level());
+                }
+                granted
             }
             Kind::Ratio(r) => {
                 let _one_at_a_time = lock(&r.withdraw);

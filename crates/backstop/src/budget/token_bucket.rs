@@ -2,7 +2,7 @@
 //! tokens that retries draw from and successes put back, kept in thousandths
 //! of a token in one atomic word.
 
-use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 
 /// Tokens are kept in thousandths, so refill rates can be fractional.
 pub(super) const MILLI: u64 = 1000;
@@ -17,6 +17,9 @@ pub(super) struct TokenBucket {
     /// Tokens per second added back with time (0: none), and when last added.
     pub(super) refill_per_sec: f64,
     pub(super) last_refill: Mutex<u64>,
+    /// A shared budget's lease (refilled by its store, not by time); false
+    /// for a local budget, and for a shared one whose store is away.
+    pub(super) shared: AtomicBool,
 }
 
 impl TokenBucket {
@@ -55,6 +58,7 @@ mod tests {
             success_refund: 1,
             refill_per_sec: 0.0,
             last_refill: Mutex::new(0),
+            shared: AtomicBool::new(false),
         }
     }
 

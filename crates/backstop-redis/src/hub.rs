@@ -1,0 +1,294 @@
+//! The fleet's thread and what it shares with the guards: all of a
+//! [`Fleet`](crate::Fleet)'s Redis traffic happens here, never on a caller's
+//! thread.
+//!
+//! The thread wakes every `refresh` for a full pass (each breaker reads the
+//! fleet's state; each budget tops up or gives back its lease), and sooner
+//! when a guard nudges it (a trip, a probe's verdict, a probe wanted, a lease
+//! running low) for just that guard's news. When a round trip fails or
+//! times out, every guard goes local (one WARN, counted) and the thread
+//! tries to reconnect every `reconnect_every`; once back, every guard
+//! rejoins the fleet's state.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use redis::{Client, RedisError};
+
+use crate::breaker::BreakerShare;
+use crate::budget::BudgetShare;
+use crate::conn::Conn;
+use crate::fleet::Settings;
+
+/// A guard the fleet keeps in step.
+#[derive(Clone)]
+pub(crate) enum Member {
+    Breaker(Arc<BreakerShare>),
+    Budget(Arc<BudgetShare>),
+}
+
+impl Member {
+    fn name(&self) -> &str {
+        match self {
+            Member::Breaker(b) => b.name(),
+            Member::Budget(b) => b.name(),
+        }
+    }
+
+    fn is_orphaned(&self) -> bool {
+        match self {
+            Member::Breaker(b) => b.is_orphaned(),
+            Member::Budget(b) => b.is_orphaned(),
+        }
+    }
+
+    fn go_local(&self) {
+        match self {
+            Member::Breaker(b) => b.go_local(),
+            Member::Budget(b) => b.go_local(),
+        }
+    }
+
+    fn rejoin(&self) {
+        match self {
+            Member::Breaker(b) => b.rejoin(),
+            Member::Budget(b) => b.rejoin(),
+        }
+    }
+
+    fn sync(&self, io: &mut Io<'_>, full: bool) -> Result<(), RedisError> {
+        match self {
+            Member::Breaker(b) => b.sync(io, full),
+            Member::Budget(b) => b.sync(io, full),
+        }
+    }
+}
+
+/// The connection and what a member's sync needs besides.
+pub(crate) struct Io<'a> {
+    pub(crate) conn: &'a mut Conn,
+    pub(crate) hub: &'a Hub,
+}
+
+/// What the fleet's thread and its guards share.
+pub(crate) struct Hub {
+    pub(crate) settings: Settings,
+    /// This process's token: names its probe leases.
+    pub(crate) token: String,
+    pub(crate) origin: Instant,
+    wake: Mutex<Wake>,
+    cv: Condvar,
+    up: AtomicBool,
+    pub(crate) round_trips: AtomicU64,
+    pub(crate) fallbacks: AtomicU64,
+    pub(crate) rejoins: AtomicU64,
+    /// Guards in the fleet's care (orphans are dropped at each pass).
+    pub(crate) guards: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Wake {
+    nudged: bool,
+    stop: bool,
+    joining: Vec<Member>,
+    /// Passes finished, for a joining guard to wait on.
+    passes: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Hub {
+    pub(crate) fn new(settings: Settings) -> Self {
+        static PROCESSES: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let token = format!("{}-{nanos}-{}", std::process::id(), PROCESSES.fetch_add(1, Ordering::Relaxed));
+        Hub {
+            settings,
+            token,
+            origin: Instant::now(),
+            wake: Mutex::new(Wake::default()),
+            cv: Condvar::new(),
+            up: AtomicBool::new(false),
+            round_trips: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+            rejoins: AtomicU64::new(0),
+            guards: AtomicUsize::new(0),
+        }
+    }
+
+    /// Nanoseconds since the hub was made, on the real clock.
+    pub(crate) fn now(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether the fleet's thread is connected to Redis.
+    pub(crate) fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    /// Asks the thread for a pass soon (never waits).
+    pub(crate) fn nudge(&self) {
+        let mut wake = lock(&self.wake);
+        if !wake.nudged {
+            wake.nudged = true;
+            self.cv.notify_all();
+        }
+    }
+
+    /// Hands a new guard to the thread and waits (at most `join_wait`) for
+    /// a pass to take it in, so it starts from the fleet's state.
+    pub(crate) fn join(&self, member: Member) {
+        let mut wake = lock(&self.wake);
+        wake.joining.push(member);
+        wake.nudged = true;
+        self.cv.notify_all();
+        // The pass under way may have begun before the guard joined: wait
+        // for the one after it.
+        let target = wake.passes + 2;
+        let deadline = Instant::now() + self.settings.join_wait;
+        while wake.passes < target && !wake.stop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            wake = self.cv.wait_timeout(wake, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+
+    pub(crate) fn stop(&self) {
+        lock(&self.wake).stop = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits up to `timeout` for a nudge; returns (stop, nudged, new members).
+    fn wait(&self, timeout: Duration) -> (bool, bool, Vec<Member>) {
+        let mut wake = lock(&self.wake);
+        if !wake.nudged && !wake.stop && !timeout.is_zero() {
+            wake = self.cv.wait_timeout(wake, timeout).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        let nudged = std::mem::take(&mut wake.nudged);
+        (wake.stop, nudged, std::mem::take(&mut wake.joining))
+    }
+
+    fn pass_done(&self) {
+        lock(&self.wake).passes += 1;
+        self.cv.notify_all();
+    }
+}
+
+/// The shortest time between two passes: a storm of nudges costs Redis at
+/// most this rate of passes per process.
+const MIN_GAP: Duration = Duration::from_millis(2);
+
+/// The fleet's thread: runs until the last `Fleet` handle is dropped.
+pub(crate) fn run(hub: Arc<Hub>, client: Client) {
+    let settings = hub.settings.clone();
+    let mut members: Vec<Member> = Vec::new();
+    let mut conn: Option<Conn> = None;
+    let mut next_connect = Instant::now();
+    let mut next_full = Instant::now();
+    let mut outage_since: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        let until = if conn.is_some() { next_full } else { next_connect.min(next_full) };
+        let (stop, _nudged, joined) = hub.wait(until.saturating_duration_since(now));
+        if stop {
+            for m in &members {
+                m.go_local();
+            }
+            hub.guards.store(0, Ordering::Relaxed);
+            break;
+        }
+        let fresh = !joined.is_empty();
+        for m in &joined {
+            // A guard joins the fleet's state if Redis is there, or starts
+            // alone until it is.
+            if conn.is_some() { m.rejoin() } else { m.go_local() }
+        }
+        members.extend(joined);
+        members.retain(|m| !m.is_orphaned());
+        hub.guards.store(members.len(), Ordering::Relaxed);
+        let now = Instant::now();
+        if conn.is_none() && now >= next_connect {
+            match Conn::open(&client, settings.timeout, &hub.round_trips) {
+                Ok(c) => {
+                    conn = Some(c);
+                    hub.up.store(true, Ordering::Release);
+                    if let Some(since) = outage_since.take() {
+                        hub.rejoins.fetch_add(1, Ordering::Relaxed);
+                        rejoined(&settings, since.elapsed());
+                    }
+                    for m in &members {
+                        m.rejoin();
+                    }
+                }
+                Err(e) => {
+                    next_connect = now + settings.reconnect_every;
+                    if outage_since.is_none() {
+                        outage_since = Some(now);
+                        went_local(&hub, &settings, &e, &members);
+                    }
+                }
+            }
+        }
+        let full = now >= next_full || fresh;
+        if full {
+            next_full = now + settings.refresh;
+        }
+        match conn.as_mut() {
+            Some(c) => {
+                let mut io = Io { conn: c, hub: &hub };
+                if let Some(e) = members.iter().find_map(|m| m.sync(&mut io, full).err()) {
+                    conn = None;
+                    hub.up.store(false, Ordering::Release);
+                    next_connect = now + settings.reconnect_every;
+                    outage_since = Some(now);
+                    went_local(&hub, &settings, &e, &members);
+                }
+            }
+            None => {
+                for m in &members {
+                    m.go_local();
+                }
+            }
+        }
+        hub.pass_done();
+        std::thread::sleep(MIN_GAP);
+    }
+}
+
+/// Redis is gone or slow: every guard works alone. One WARN per outage,
+/// naming the address (never the URL: it may hold a password).
+fn went_local(hub: &Hub, settings: &Settings, error: &RedisError, members: &[Member]) {
+    hub.up.store(false, Ordering::Release);
+    hub.fallbacks.fetch_add(1, Ordering::Relaxed);
+    for m in members {
+        m.go_local();
+    }
+    #[cfg(feature = "metrics")]
+    metrics::counter!("backstop_fleet_fallbacks_total", "redis" => settings.address.clone()).increment(1);
+    #[cfg(feature = "tracing")]
+    {
+        let names: Vec<&str> = members.iter().map(Member::name).collect();
+        tracing::warn!(
+            "Redis at {} is unreachable or slow ({}): guards [{}] work alone on local state until it is back",
+            settings.address,
+            error,
+            names.join(", ")
+        );
+    }
+    let _ = (settings, error, members.iter().map(Member::name).count());
+}
+
+fn rejoined(settings: &Settings, after: Duration) {
+    #[cfg(feature = "tracing")]
+    tracing::info!(
+        "Redis at {} is back after {:.1}s: guards rejoin the fleet's state",
+        settings.address,
+        after.as_secs_f64()
+    );
+    let _ = (settings, after);
+}

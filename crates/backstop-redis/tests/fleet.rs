@@ -1,0 +1,304 @@
+//! Shared guards through a real `redis-server`, several `Fleet`s in one
+//! process standing for several processes (each has its own thread,
+//! connection and probe token): a trip anywhere opens the circuit
+//! everywhere, one probe per open period, one budget for the fleet; Redis
+//! killed or stalled never holds up a call, and the fleet rejoins after.
+//! (`fleet_processes.rs` runs real worker processes.)
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use backstop::breaker::{BreakerConfig, CircuitState};
+use backstop::{Backoff, CircuitBreaker, RetryBudget, Verdict};
+use backstop_redis::Fleet;
+use backstop_testkit::redis::RedisServer;
+
+const REFRESH: Duration = Duration::from_millis(20);
+const TIMEOUT: Duration = Duration::from_millis(50);
+
+fn fleet(redis: &RedisServer) -> Fleet {
+    Fleet::builder(redis.url())
+        .refresh(REFRESH)
+        .timeout(TIMEOUT)
+        .reconnect_every(Duration::from_millis(20))
+        .build()
+        .unwrap()
+}
+
+fn breaker(fleet: &Fleet, name: &str, open_for: Duration) -> CircuitBreaker {
+    let config =
+        BreakerConfig::builder().consecutive_failures(2).open_for(Backoff::constant(open_for)).build().unwrap();
+    CircuitBreaker::builder(name).config(config).shared(fleet).build()
+}
+
+/// Waits until `done` holds (checking every millisecond), up to `limit`;
+/// returns how long it took.
+fn wait_until(limit: Duration, what: &str, done: impl Fn() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: still not after {limit:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    start.elapsed()
+}
+
+fn trip(breaker: &CircuitBreaker) {
+    for _ in 0..2 {
+        breaker.try_acquire().expect("closed").failure();
+    }
+    assert_eq!(breaker.state(), CircuitState::Open);
+}
+
+/// The bound the fleet promises for following a trip elsewhere: one
+/// refresh and one round trip, plus room for a loaded 2-core machine.
+fn follow_bound() -> Duration {
+    REFRESH + TIMEOUT + Duration::from_millis(250)
+}
+
+#[test]
+fn a_trip_in_one_process_opens_the_circuit_in_every_other_within_the_bound() {
+    let redis = RedisServer::start();
+    let fleets: Vec<Fleet> = (0..4).map(|_| fleet(&redis)).collect();
+    let breakers: Vec<CircuitBreaker> = fleets.iter().map(|f| breaker(f, "api", Duration::from_secs(30))).collect();
+    trip(&breakers[0]);
+    for b in &breakers[1..] {
+        let took = wait_until(Duration::from_secs(5), "another process follows the trip", || {
+            b.try_acquire().is_err_and(|open| open.state() == CircuitState::Open)
+        });
+        assert!(took <= follow_bound(), "followed after {took:?}");
+        let left = b.would_reject().unwrap().retry_after().unwrap();
+        assert!(left > Duration::from_secs(29), "the fleet's open period, not a new one: {left:?}");
+    }
+    assert!(fleets.iter().all(Fleet::is_connected));
+}
+
+#[test]
+fn one_probe_in_the_whole_fleet_per_open_period_and_its_verdict_decides_for_everyone() {
+    let redis = RedisServer::start();
+    let fleets: Vec<Fleet> = (0..8).map(|_| fleet(&redis)).collect();
+    let open_for = Duration::from_millis(150);
+    let breakers: Vec<CircuitBreaker> = fleets.iter().map(|f| breaker(f, "probe", open_for)).collect();
+    trip(&breakers[0]);
+    for b in &breakers {
+        wait_until(Duration::from_secs(5), "every process follows", || b.state() != CircuitState::Closed);
+    }
+    for (round, verdict_closes) in [(1, false), (2, true)] {
+        // Eight processes, each asking for a permit every millisecond until
+        // the probe (whoever holds it) has given its verdict: it holds the
+        // probe 100 ms first, so the others keep asking meanwhile.
+        let probes = AtomicU32::new(0);
+        let decided = AtomicBool::new(false);
+        let permits = std::thread::scope(|s| {
+            let handles: Vec<_> = breakers
+                .iter()
+                .map(|b| {
+                    let (probes, decided) = (&probes, &decided);
+                    s.spawn(move || {
+                        let start = Instant::now();
+                        while !decided.load(Ordering::SeqCst) {
+                            assert!(start.elapsed() < Duration::from_secs(5), "round {round}: no probe at all");
+                            if let Ok(permit) = b.try_acquire() {
+                                assert_eq!(permit.state(), CircuitState::HalfOpen, "round {round}: a probe");
+                                probes.fetch_add(1, Ordering::SeqCst);
+                                std::thread::sleep(Duration::from_millis(100));
+                                if verdict_closes {
+                                    permit.success()
+                                } else {
+                                    permit.failure()
+                                }
+                                decided.store(true, Ordering::SeqCst);
+                                return true;
+                            }
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        false
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).filter(|probed| *probed).count()
+        });
+        assert_eq!(permits, 1, "round {round}: exactly one probe in the fleet");
+        assert_eq!(probes.load(Ordering::SeqCst), 1);
+        let expected = if verdict_closes { CircuitState::Closed } else { CircuitState::Open };
+        for b in &breakers {
+            wait_until(Duration::from_secs(5), "every process follows the verdict", || match expected {
+                CircuitState::Closed => b.state() == CircuitState::Closed,
+                _ => b.would_reject().is_some(),
+            });
+        }
+    }
+    for b in &breakers {
+        assert!(b.try_acquire().is_ok(), "closed everywhere");
+    }
+}
+
+#[test]
+fn a_probe_abandoned_by_its_process_passes_to_another_when_its_lease_ends() {
+    let redis = RedisServer::start();
+    let lease = Duration::from_millis(300);
+    let make = || Fleet::builder(redis.url()).refresh(REFRESH).timeout(TIMEOUT).probe_lease(lease).build().unwrap();
+    let (a, b) = (make(), make());
+    let open_for = Duration::from_millis(50);
+    let (ba, bb) = (breaker(&a, "lease", open_for), breaker(&b, "lease", open_for));
+    trip(&ba);
+    wait_until(Duration::from_secs(5), "b follows", || bb.state() != CircuitState::Closed);
+    // a wins the probe, then its process hangs on it (the permit is held,
+    // never finished): b must not probe while a's lease lasts, and may after.
+    let probe = wait_until_permit(&ba);
+    let started = Instant::now();
+    let took = wait_until(Duration::from_secs(5), "b gets the probe once a's lease is over", || {
+        bb.try_acquire().is_ok_and(|p| {
+            std::mem::forget(p);
+            true
+        })
+    });
+    assert!(
+        started.elapsed() + Duration::from_millis(5) >= lease - TIMEOUT * 2,
+        "not before a's lease ended: {took:?}"
+    );
+    probe.failure(); // a's late verdict: its lease is gone, the fleet ignores it
+    std::thread::sleep(REFRESH * 5);
+    assert_ne!(bb.state(), CircuitState::Closed);
+}
+
+fn wait_until_permit(b: &CircuitBreaker) -> backstop::breaker::Permit<'_> {
+    let start = Instant::now();
+    loop {
+        if let Ok(p) = b.try_acquire() {
+            return p;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "no probe granted");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn the_fleet_shares_one_budget_and_every_token_is_accounted_for() {
+    let redis = RedisServer::start();
+    let fleets: Vec<Fleet> = (0..8).map(|_| fleet(&redis)).collect();
+    // 100 tokens at 5 a retry: 20 retries for the whole fleet.
+    let budgets: Vec<RetryBudget> = fleets
+        .iter()
+        .map(|f| RetryBudget::token_bucket("uploads").capacity(100).success_refund(0).shared(f).build().unwrap())
+        .collect();
+    let granted = AtomicU32::new(0);
+    std::thread::scope(|s| {
+        for b in &budgets {
+            let granted = &granted;
+            s.spawn(move || {
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_millis(400) {
+                    if b.try_withdraw(Verdict::Retry).is_some() {
+                        granted.fetch_add(1, Ordering::SeqCst);
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+        }
+    });
+    let granted = granted.load(Ordering::SeqCst);
+    let held: f64 = budgets.iter().map(RetryBudget::level).sum();
+    let mut con = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let in_redis: f64 = redis::cmd("HGET").arg("backstop:v1:{uploads}:budget").arg("tokens").query(&mut con).unwrap();
+    assert_eq!(
+        f64::from(granted) * 5.0 + held + in_redis,
+        100.0,
+        "granted {granted}, held {held}, in Redis {in_redis}"
+    );
+    assert!(granted >= 16, "the fleet's bucket is spent, bar what leases still hold: {granted}");
+    assert!(granted <= 20, "never more than the fleet's bucket: {granted}");
+}
+
+#[test]
+fn redis_killed_mid_run_never_holds_up_a_call_and_the_fleet_rejoins_when_it_returns() {
+    let mut redis = RedisServer::start();
+    let (a, b) = (fleet(&redis), fleet(&redis));
+    let open_for = Duration::from_millis(100);
+    let (ba, bb) = (breaker(&a, "outage", open_for), breaker(&b, "outage", open_for));
+    let budget = RetryBudget::token_bucket("outage").capacity(50).shared(&a).build().unwrap();
+    redis.kill();
+    wait_until(Duration::from_secs(5), "the fleet notices Redis is gone", || !a.is_connected() && !b.is_connected());
+    // Every call goes on local state, at local speed.
+    let mut slowest = Duration::ZERO;
+    for _ in 0..1000 {
+        let t = Instant::now();
+        if let Ok(p) = ba.try_acquire() {
+            p.success();
+        }
+        let _ = budget.try_withdraw(Verdict::Retry).map(|w| budget.refund(w));
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(slowest < TIMEOUT, "a call waited {slowest:?} on a dead Redis");
+    assert_eq!(budget.level(), 50.0, "alone, the budget is a full local bucket");
+    // Alone, a breaker trips and probes by itself (b does not hear of it).
+    trip(&ba);
+    std::thread::sleep(open_for);
+    assert_eq!(ba.try_acquire().expect("a local probe").state(), CircuitState::HalfOpen);
+    assert_eq!(bb.state(), CircuitState::Closed);
+    assert_eq!(a.stats().fallbacks, 1, "one fallback for the outage, however many failed reconnects");
+    redis.restart();
+    wait_until(Duration::from_secs(5), "both rejoin", || a.is_connected() && b.is_connected());
+    assert_eq!(a.stats().rejoins, 1);
+    // The fleet's state is rebuilt: the new Redis is empty (closed), so both
+    // follow it, and a trip is shared again.
+    wait_until(Duration::from_secs(5), "a follows the fleet's closed state", || ba.state() == CircuitState::Closed);
+    wait_until(Duration::from_secs(5), "the budget takes a lease again", || {
+        budget.level() > 0.0 && budget.level() <= 20.0
+    });
+    trip(&bb);
+    wait_until(follow_bound(), "a follows b's trip", || ba.state() != CircuitState::Closed);
+}
+
+#[test]
+fn a_stalled_redis_never_holds_up_a_call() {
+    let redis = RedisServer::start();
+    let a = fleet(&redis);
+    let b = breaker(&a, "stall", Duration::from_secs(1));
+    let budget = RetryBudget::token_bucket("stall").capacity(50).shared(&a).build().unwrap();
+    redis.stall(Duration::from_millis(600));
+    let start = Instant::now();
+    let mut slowest = Duration::ZERO;
+    while start.elapsed() < Duration::from_millis(300) {
+        let t = Instant::now();
+        b.try_acquire().expect("closed").failure();
+        let _ = b.try_acquire().map(|p| p.success());
+        let _ = budget.try_withdraw(Verdict::Retry);
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(slowest < TIMEOUT, "a call waited {slowest:?} on a stalled Redis");
+    wait_until(Duration::from_secs(5), "a stall longer than the timeout counts as an outage", || {
+        a.stats().fallbacks == 1
+    });
+    wait_until(Duration::from_secs(5), "and the fleet rejoins after it", || a.is_connected() && a.stats().rejoins == 1);
+}
+
+#[test]
+fn guards_dropped_by_their_users_leave_the_fleet_and_a_dropped_fleet_leaves_them_alone() {
+    let redis = RedisServer::start();
+    let fleet = fleet(&redis);
+    let kept = breaker(&fleet, "kept", Duration::from_secs(1));
+    for i in 0..50 {
+        drop(breaker(&fleet, &format!("passing-{i}"), Duration::from_secs(1)));
+    }
+    wait_until(Duration::from_secs(5), "the 50 dropped guards leave", || fleet.stats().guards == 1);
+    drop(fleet); // stops the fleet's thread, and returns
+    // Alone for good: the breaker still trips, and probes on local state.
+    trip(&kept);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(kept.try_acquire().expect("a local probe").state(), CircuitState::HalfOpen);
+}
+
+#[test]
+fn a_fleet_rejects_bad_settings_by_name_and_never_prints_the_url() {
+    let err = Fleet::builder("redis://:hunter2@127.0.0.1:6379/").timeout(Duration::ZERO).build().unwrap_err();
+    assert_eq!(err.to_string(), "invalid fleet setting: timeout is 0ns; allowed: 1ms ..= 10s");
+    let err = Fleet::builder("http://:hunter2@host/").build().unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(err.to_string().starts_with("invalid Redis URL"), "{err}");
+    // Redis need not be up to build: the guards start alone.
+    let fleet = Fleet::builder("redis://:hunter2@127.0.0.1:1/").timeout(Duration::from_millis(20)).build().unwrap();
+    let breaker = CircuitBreaker::builder("nobody-home").shared(&fleet).build();
+    assert!(breaker.try_acquire().is_ok());
+    assert!(!fleet.is_connected());
+    assert!(!format!("{fleet:?}").contains("hunter2"));
+}

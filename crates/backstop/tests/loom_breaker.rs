@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! RUSTFLAGS="--cfg backstop_loom" CARGO_TARGET_DIR=target/loom \
-//!     cargo test -p backstop --no-default-features --release --test loom_breaker --test loom_budget
+//!     cargo test -p backstop --no-default-features --release --test loom_breaker --test loom_budget --test loom_shared
 //! ```
 #![cfg(backstop_loom)]
 

@@ -6,7 +6,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use backstop_redis::scripts::{BUDGET_PUT, BUDGET_TAKE, PACE_RESERVE, key};
+use backstop_redis::scripts::{
+    BREAKER_PROBE, BREAKER_READ, BREAKER_SET, BREAKER_TRIP, BREAKER_VERDICT, BUDGET_PUT, BUDGET_TAKE, PACE_RESERVE, key,
+};
 use backstop_testkit::redis::RedisServer;
 use proptest::prelude::*;
 
@@ -141,12 +143,95 @@ fn a_pace_refuses_a_slot_beyond_the_longest_wait_and_reserves_nothing_then() {
 #[test]
 fn one_probe_lease_at_a_time_among_eight_workers() {
     let redis = RedisServer::start();
-    let lease = key("probe", "s3");
+    let keys = [key("breaker", "s3"), key("probe", "s3")];
+    let mut con = connect(&redis);
+    // Open, with a period already over: the fleet is waiting for a probe.
+    let _: Vec<i64> = BREAKER_TRIP.key(&keys[0]).key(&keys[1]).arg(0).arg(TTL_MS).invoke(&mut con).unwrap();
     let winners = on_eight_workers(&redis, |worker, con| {
-        // The half-open circuit's one probe: a lease that expires if its holder dies.
-        let got: Option<String> =
-            redis::cmd("SET").arg(&lease).arg(worker).arg("NX").arg("PX").arg(60_000).query(con).unwrap();
-        u64::from(got.is_some())
+        (0..50)
+            .map(|_| -> u64 {
+                BREAKER_PROBE.key(&keys[0]).key(&keys[1]).arg(format!("w{worker}")).arg(60_000).invoke(con).unwrap()
+            })
+            .max()
+            .unwrap()
     });
-    assert_eq!(winners, 1, "exactly one worker probes");
+    assert_eq!(winners, 1, "exactly one worker probes, however often they all ask");
+}
+
+#[derive(Debug, Clone)]
+enum BreakerOp {
+    Trip,
+    Probe(u8),
+    Verdict(u8, bool),
+    Reset,
+}
+
+fn breaker_op() -> impl Strategy<Value = BreakerOp> {
+    prop_oneof![
+        Just(BreakerOp::Trip),
+        (0u8..3).prop_map(BreakerOp::Probe),
+        (0u8..3, any::<bool>()).prop_map(|(w, close)| BreakerOp::Verdict(w, close)),
+        Just(BreakerOp::Reset),
+    ]
+}
+
+#[test]
+fn the_breaker_scripts_keep_one_probe_at_a_time_and_take_verdicts_only_from_its_holder() {
+    let redis = RedisServer::start();
+    let con = std::cell::RefCell::new(connect(&redis));
+    let case = AtomicU64::new(0);
+    // Open periods of 0 ms (over at once) so that the model needs no clock;
+    // leases of a minute (none expires during a case).
+    proptest!(ProptestConfig::with_cases(64), |(ops in prop::collection::vec(breaker_op(), 1..40))| {
+        let name = format!("prop-{}", case.fetch_add(1, Ordering::Relaxed));
+        let keys = [key("breaker", &name), key("probe", &name)];
+        let con = &mut *con.borrow_mut();
+        let (mut open, mut holder): (bool, Option<u8>) = (false, None);
+        let mut generation = 0i64;
+        for op in ops {
+            match op {
+                BreakerOp::Trip => {
+                    let r: Vec<i64> = BREAKER_TRIP.key(&keys[0]).key(&keys[1]).arg(0).arg(TTL_MS).invoke(con).unwrap();
+                    if !open {
+                        open = true;
+                        holder = None;
+                        generation += 1;
+                    }
+                    prop_assert_eq!(r[0], 1);
+                    prop_assert_eq!(r[2], generation);
+                }
+                BreakerOp::Probe(w) => {
+                    let won: i64 = BREAKER_PROBE.key(&keys[0]).key(&keys[1]).arg(format!("w{w}")).arg(60_000).invoke(con).unwrap();
+                    let expected = open && holder.is_none_or(|h| h == w);
+                    if expected {
+                        holder = Some(w);
+                    }
+                    prop_assert_eq!(won == 1, expected);
+                }
+                BreakerOp::Verdict(w, close) => {
+                    let taken: i64 = BREAKER_VERDICT.key(&keys[0]).key(&keys[1]).arg(format!("w{w}")).arg(u8::from(close)).arg(0).arg(TTL_MS).invoke(con).unwrap();
+                    let expected = holder == Some(w);
+                    if expected {
+                        open = !close;
+                        holder = None;
+                        generation += 1;
+                    }
+                    prop_assert_eq!(taken == 1, expected, "only the holder's verdict counts");
+                }
+                BreakerOp::Reset => {
+                    let new_gen: i64 = BREAKER_SET.key(&keys[0]).key(&keys[1]).arg(0).arg(TTL_MS).invoke(con).unwrap();
+                    generation += 1;
+                    open = false;
+                    holder = None;
+                    prop_assert_eq!(new_gen, generation);
+                }
+            }
+            let [state, _left, read_gen, probing]: [i64; 4] = BREAKER_READ.key(&keys[0]).key(&keys[1]).invoke(con).unwrap();
+            prop_assert_eq!(state, i64::from(open));
+            prop_assert_eq!(read_gen, generation);
+            prop_assert_eq!(probing == 1, holder.is_some(), "one lease at most, and only while someone probes");
+            let ttl: i64 = redis::cmd("PTTL").arg(&keys[0]).query(con).unwrap();
+            prop_assert!(ttl > 0 || generation == 0, "the state expires");
+        }
+    });
 }

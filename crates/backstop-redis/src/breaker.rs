@@ -40,6 +40,8 @@ pub(crate) struct BreakerShare {
     wants_probe: AtomicBool,
     /// Until when (ns on the hub's clock) this process holds the probe; 0: not.
     probe_until: AtomicU64,
+    /// When the probe was last asked for (ns on the hub's clock).
+    asked_at: AtomicU64,
 }
 
 impl BreakerShare {
@@ -53,6 +55,7 @@ impl BreakerShare {
             local: AtomicBool::new(false),
             wants_probe: AtomicBool::new(false),
             probe_until: AtomicU64::new(0),
+            asked_at: AtomicU64::new(0),
         }
     }
 
@@ -116,10 +119,10 @@ impl BreakerShare {
         // A probe is asked for at most once a refresh (a refusal means
         // another process holds it, or the period is not over on Redis's
         // clock), so a crowd of rejected calls costs one round trip.
-        if (full || self.probe_until.load(Ordering::Acquire) == 0)
-            && self.wants_probe.swap(false, Ordering::AcqRel)
-            && !self.holds_probe(hub)
-        {
+        let refresh = u64::try_from(hub.settings.refresh.as_nanos()).unwrap_or(u64::MAX);
+        let may_ask = hub.now().saturating_sub(self.asked_at.load(Ordering::Relaxed)) >= refresh;
+        if may_ask && self.wants_probe.swap(false, Ordering::AcqRel) && !self.holds_probe(hub) {
+            self.asked_at.store(hub.now(), Ordering::Relaxed);
             let lease = hub.settings.probe_lease;
             let won: i64 = io.conn.run(&BREAKER_PROBE, &hub.round_trips, |s| {
                 s.key(&self.keys[0]).key(&self.keys[1]).arg(&hub.token).arg(millis(lease));

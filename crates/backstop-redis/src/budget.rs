@@ -3,9 +3,12 @@
 //!
 //! The fleet's bucket lives in Redis (see [`scripts`](crate::scripts)). The
 //! local bucket holds a lease of it: when it falls below one retry's cost
-//! the thread takes a lease's worth more; when refunds and success refills
-//! pile it above two leases, the thread gives the surplus back (at most
-//! once a second, so a healthy process costs Redis almost nothing).
+//! the thread takes a lease's worth more; when refunds pile it above two
+//! leases, the thread gives the surplus back. What successes refill is owed
+//! to the fleet's bucket and given in one batch at most once a second,
+//! except for 10 s after the fleet's bucket was found full (a healthy fleet's bucket
+//! is full: its refills would change nothing), so a healthy process costs
+//! Redis one round trip per budget per 10 s.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -17,8 +20,10 @@ use redis::RedisError;
 use crate::hub::{Hub, Io};
 use crate::scripts::{self, BUDGET_PUT, BUDGET_TAKE};
 
-/// The shortest time between two give-backs.
-const GIVE_BACK_EVERY: Duration = Duration::from_secs(1);
+/// The shortest time between two batches of refills.
+const GIVE_EVERY: Duration = Duration::from_secs(1);
+/// How long a full fleet bucket is taken to stay full.
+const FULL_FOR: Duration = Duration::from_secs(10);
 
 pub(crate) struct BudgetShare {
     budget: SharedBudget,
@@ -28,8 +33,11 @@ pub(crate) struct BudgetShare {
     lease: u32,
     /// A retry found the lease low; cleared by a top-up.
     low: AtomicBool,
-    /// When the last give-back was (ns on the hub's clock).
-    gave_back: AtomicU64,
+    /// Until when the fleet's bucket is taken to be full (ns on the hub's
+    /// clock): owed refills are dropped meanwhile.
+    full_until: AtomicU64,
+    /// When refills were last given (ns on the hub's clock).
+    gave: AtomicU64,
 }
 
 impl BudgetShare {
@@ -41,7 +49,8 @@ impl BudgetShare {
             hub: Arc::downgrade(hub),
             lease,
             low: AtomicBool::new(true),
-            gave_back: AtomicU64::new(0),
+            full_until: AtomicU64::new(0),
+            gave: AtomicU64::new(0),
         }
     }
 
@@ -74,37 +83,69 @@ impl BudgetShare {
         let hub = io.hub;
         let (capacity, ttl) = (self.budget.capacity(), hub.settings.ttl_ms());
         let level = self.budget.level();
-        // On a nudge only a lease that ran low is topped up; a full pass
-        // also looks at a budget nobody nudged (an empty fleet bucket may
-        // have refilled since).
-        if level < self.low_mark() && (full || self.low.load(Ordering::Acquire)) {
+        // Only a lease that a retry found low is topped up (and a new one):
+        // a process with no retries to make asks the fleet for nothing.
+        if level < self.low_mark() && self.low.load(Ordering::Acquire) {
             self.low.store(false, Ordering::Release);
             let want = self.lease.saturating_sub(level as u32);
+            let spent = self.budget.take_spent();
             let granted: u32 = io.conn.run(&BUDGET_TAKE, &hub.round_trips, |s| {
-                s.key(&self.key).arg(want).arg(capacity).arg(ttl).arg(1).arg(self.budget.refill_per_sec());
+                s.key(&self.key).arg(want).arg(capacity).arg(ttl).arg(1).arg(self.budget.refill_per_sec()).arg(spent);
             })?;
+            if granted > 0 {
+                self.full_until.store(0, Ordering::Relaxed); // the fleet is being drawn on
+            }
             let overflow = self.budget.deposit(granted);
             if overflow > 0 {
-                self.give_back(io, overflow)?;
+                self.give(io, overflow, 0)?;
             }
             return Ok(());
         }
-        let due = hub.now().saturating_sub(self.gave_back.load(Ordering::Relaxed)) >= GIVE_BACK_EVERY.as_nanos() as u64;
-        if full && level > 2.0 * f64::from(self.lease) && due {
-            let surplus = self.budget.take_above(self.lease);
-            self.gave_back.store(hub.now(), Ordering::Relaxed);
-            self.give_back(io, surplus)?;
+        if !full {
+            return Ok(());
+        }
+        // Refills fill only the room neither the bucket nor the leases out
+        // hold, so batching them for a second cannot overfill the fleet.
+        let now = hub.now();
+        let due = now.saturating_sub(self.gave.load(Ordering::Relaxed)) >= nanos(GIVE_EVERY);
+        let mut refills = if due { self.budget.take_owed() } else { 0 };
+        if now < self.full_until.load(Ordering::Relaxed) {
+            refills = 0; // refills of a full bucket
+        }
+        let back = if level > 2.0 * f64::from(self.lease) { self.budget.take_above(self.lease) } else { 0 };
+        if back > 0 || refills > 0 {
+            self.gave.store(now, Ordering::Relaxed);
+            self.give(io, back, refills)?;
         }
         Ok(())
     }
 
-    fn give_back(&self, io: &mut Io<'_>, tokens: u32) -> Result<(), RedisError> {
+    /// The fleet's thread is stopping: everything in the lease goes back.
+    pub(crate) fn leave(&self, io: &mut Io<'_>) -> Result<(), RedisError> {
+        if self.budget.is_local() {
+            return Ok(());
+        }
+        let back = self.budget.take_above(0);
+        self.give(io, back, 0)
+    }
+
+    /// Gives `back` lease tokens and `refills` to the fleet, with the tokens
+    /// spent since last said.
+    fn give(&self, io: &mut Io<'_>, back: u32, refills: u32) -> Result<(), RedisError> {
         let (hub, capacity) = (io.hub, self.budget.capacity());
-        let _: u64 = io.conn.run(&BUDGET_PUT, &hub.round_trips, |s| {
-            s.key(&self.key).arg(tokens).arg(capacity).arg(hub.settings.ttl_ms());
+        let spent = self.budget.take_spent();
+        let held: u32 = io.conn.run(&BUDGET_PUT, &hub.round_trips, |s| {
+            s.key(&self.key).arg(back).arg(capacity).arg(hub.settings.ttl_ms()).arg(refills).arg(spent);
         })?;
+        if held >= capacity {
+            self.full_until.store(hub.now().saturating_add(nanos(FULL_FOR)), Ordering::Relaxed);
+        }
         Ok(())
     }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl BudgetLink for BudgetShare {

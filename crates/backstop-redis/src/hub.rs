@@ -92,8 +92,11 @@ struct Wake {
     nudged: bool,
     stop: bool,
     joining: Vec<Member>,
-    /// Passes finished, for a joining guard to wait on.
-    passes: u64,
+    /// How many times the thread has taken in the joining guards, and the
+    /// last intake a finished pass has synced: a joining guard waits for
+    /// the intake after it joined.
+    intake: u64,
+    synced: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -145,11 +148,10 @@ impl Hub {
         wake.joining.push(member);
         wake.nudged = true;
         self.cv.notify_all();
-        // The pass under way may have begun before the guard joined: wait
-        // for the one after it.
-        let target = wake.passes + 2;
+        // The next intake takes this guard in; wait until its pass is done.
+        let target = wake.intake + 1;
         let deadline = Instant::now() + self.settings.join_wait;
-        while wake.passes < target && !wake.stop {
+        while wake.synced < target && !wake.stop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -163,18 +165,20 @@ impl Hub {
         self.cv.notify_all();
     }
 
-    /// Waits up to `timeout` for a nudge; returns (stop, nudged, new members).
-    fn wait(&self, timeout: Duration) -> (bool, bool, Vec<Member>) {
+    /// Waits up to `timeout` for a nudge; returns whether to stop, the new
+    /// members, and the number of this intake (for `pass_done`).
+    fn wait(&self, timeout: Duration) -> (bool, Vec<Member>, u64) {
         let mut wake = lock(&self.wake);
         if !wake.nudged && !wake.stop && !timeout.is_zero() {
             wake = self.cv.wait_timeout(wake, timeout).unwrap_or_else(PoisonError::into_inner).0;
         }
-        let nudged = std::mem::take(&mut wake.nudged);
-        (wake.stop, nudged, std::mem::take(&mut wake.joining))
+        wake.nudged = false;
+        wake.intake += 1;
+        (wake.stop, std::mem::take(&mut wake.joining), wake.intake)
     }
 
-    fn pass_done(&self) {
-        lock(&self.wake).passes += 1;
+    fn pass_done(&self, intake: u64) {
+        lock(&self.wake).synced = intake;
         self.cv.notify_all();
     }
 }
@@ -194,8 +198,17 @@ pub(crate) fn run(hub: Arc<Hub>, client: Client) {
     loop {
         let now = Instant::now();
         let until = if conn.is_some() { next_full } else { next_connect.min(next_full) };
-        let (stop, _nudged, joined) = hub.wait(until.saturating_duration_since(now));
+        let (stop, joined, intake) = hub.wait(until.saturating_duration_since(now));
         if stop {
+            // A clean exit gives the budgets' leases back to the fleet.
+            if let Some(c) = conn.as_mut() {
+                let mut io = Io { conn: c, hub: &hub };
+                for m in &members {
+                    if let Member::Budget(b) = m {
+                        let _ = b.leave(&mut io);
+                    }
+                }
+            }
             for m in &members {
                 m.go_local();
             }
@@ -255,7 +268,7 @@ pub(crate) fn run(hub: Arc<Hub>, client: Client) {
                 }
             }
         }
-        hub.pass_done();
+        hub.pass_done(intake);
         std::thread::sleep(MIN_GAP);
     }
 }

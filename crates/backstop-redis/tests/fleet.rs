@@ -302,3 +302,24 @@ fn a_fleet_rejects_bad_settings_by_name_and_never_prints_the_url() {
     assert!(!fleet.is_connected());
     assert!(!format!("{fleet:?}").contains("hunter2"));
 }
+
+#[test]
+fn success_refills_never_give_the_fleet_more_than_one_bucket_of_tokens() {
+    let redis = RedisServer::start();
+    let (a, b) = (fleet(&redis), fleet(&redis));
+    let budget = |f: &Fleet| RetryBudget::token_bucket("refills").capacity(50).shared(f).build().unwrap();
+    let (spender, earner) = (budget(&a), budget(&b));
+    // Both took a lease of 20 at build: 10 are left in the fleet's bucket.
+    assert!(spender.try_withdraw(Verdict::Retry).is_some(), "a retry from the lease");
+    // A thousand successes elsewhere: refills, but the bucket and the
+    // leases out already hold the whole capacity.
+    for _ in 0..1000 {
+        earner.record_success(None);
+    }
+    std::thread::sleep(Duration::from_millis(1200)); // refills go once a second
+    wait_until(Duration::from_secs(5), "the earner gave its refills", || b.stats().round_trips > 8 + 1);
+    let mut con = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let in_redis: f64 = redis::cmd("HGET").arg("backstop:v1:{refills}:budget").arg("tokens").query(&mut con).unwrap();
+    let held = spender.level() + earner.level();
+    assert!(in_redis + held + 5.0 <= 50.0, "bucket {in_redis} + leases {held} + 5 spent: more than one bucket");
+}

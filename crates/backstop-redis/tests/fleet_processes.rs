@@ -61,7 +61,8 @@ fn worker(id: u64) {
     let redis = std::env::var("REDIS_URL").unwrap();
     let addr: SocketAddr = std::env::var("TARGET").unwrap().parse().unwrap();
     let fleet = Fleet::builder(redis).refresh(REFRESH).timeout(TIMEOUT).build().unwrap();
-    let config = BreakerConfig::builder().consecutive_failures(20).open_for(Backoff::constant(OPEN_FOR)).build().unwrap();
+    let config =
+        BreakerConfig::builder().consecutive_failures(20).open_for(Backoff::constant(OPEN_FOR)).build().unwrap();
     let breaker = CircuitBreaker::builder("fleet-api")
         .config(config)
         .on_state_change(|e: &BreakerEvent<'_>| {
@@ -162,7 +163,10 @@ fn parent() {
     for pair in probes.windows(2) {
         let gap = pair[1] - pair[0];
         // Millisecond stamps from different processes: 5 ms of slack.
-        assert!(gap + 5 >= OPEN_FOR.as_millis() as u64, "two probes {gap} ms apart, within one open period: {probes:?}");
+        assert!(
+            gap + 5 >= OPEN_FOR.as_millis() as u64,
+            "two probes {gap} ms apart, within one open period: {probes:?}"
+        );
     }
 
     // The fleet's one budget: retries during the outage, all workers together.

@@ -20,47 +20,72 @@ fn connect(redis: &RedisServer) -> redis::Connection {
 }
 
 fn take(con: &mut redis::Connection, bucket: &str, asked: u64, capacity: u64, smallest: u64) -> u64 {
-    BUDGET_TAKE.key(bucket).arg(asked).arg(capacity).arg(TTL_MS).arg(smallest).arg(0).invoke(con).unwrap()
+    BUDGET_TAKE.key(bucket).arg(asked).arg(capacity).arg(TTL_MS).arg(smallest).arg(0).arg(0).invoke(con).unwrap()
 }
 
-fn put(con: &mut redis::Connection, bucket: &str, tokens: u64, capacity: u64) -> u64 {
-    BUDGET_PUT.key(bucket).arg(tokens).arg(capacity).arg(TTL_MS).invoke(con).unwrap()
+/// Gives `back` lease tokens and `refills`, reporting `spent`; returns what
+/// the bucket and the leases out hold together.
+fn put(con: &mut redis::Connection, bucket: &str, back: u64, capacity: u64, refills: u64, spent: u64) -> u64 {
+    BUDGET_PUT.key(bucket).arg(back).arg(capacity).arg(TTL_MS).arg(refills).arg(spent).invoke(con).unwrap()
 }
 
 #[derive(Debug, Clone)]
 enum Op {
+    /// A worker takes a lease.
     Take(u64),
-    Put(u64),
+    /// A worker spends tokens of its lease (and says so).
+    Spend(u64),
+    /// A worker returns unused lease tokens.
+    Return(u64),
+    /// Successes refill.
+    Refill(u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![(0u64..40).prop_map(Op::Take), (0u64..40).prop_map(Op::Put)]
+    prop_oneof![
+        (0u64..40).prop_map(Op::Take),
+        (0u64..40).prop_map(Op::Spend),
+        (0u64..40).prop_map(Op::Return),
+        (0u64..40).prop_map(Op::Refill),
+    ]
 }
 
 #[test]
-fn a_budget_is_never_negative_nor_above_capacity_and_every_token_is_accounted_for() {
+fn a_budget_is_never_negative_and_the_bucket_and_its_leases_never_hold_more_than_its_capacity() {
     let redis = RedisServer::start();
     let con = std::cell::RefCell::new(connect(&redis));
     let case = AtomicU64::new(0);
     proptest!(ProptestConfig::with_cases(64), |(capacity in 1u64..100, smallest in 1u64..10, ops in prop::collection::vec(op(), 1..40))| {
         let bucket = key("budget", &format!("prop-{}", case.fetch_add(1, Ordering::Relaxed)));
         let con = &mut *con.borrow_mut();
-        let mut model = capacity;
+        // The model: tokens in the bucket, and tokens out on lease.
+        let (mut tokens, mut out) = (capacity, 0u64);
         for op in ops {
             match op {
                 Op::Take(asked) => {
                     let granted = take(con, &bucket, asked, capacity, smallest);
-                    let expected = if asked.min(model) < smallest { 0 } else { asked.min(model) };
+                    let expected = if asked.min(tokens) < smallest { 0 } else { asked.min(tokens) };
                     prop_assert_eq!(granted, expected);
-                    model -= granted;
+                    tokens -= granted;
+                    out += granted;
                 }
-                Op::Put(tokens) => {
-                    let held = put(con, &bucket, tokens, capacity);
-                    model = (model + tokens).min(capacity);
-                    prop_assert_eq!(held, model);
+                Op::Spend(n) => {
+                    let n = n.min(out); // a worker spends only what it holds
+                    out -= n;
+                    prop_assert_eq!(put(con, &bucket, 0, capacity, 0, n), tokens + out);
+                }
+                Op::Return(n) => {
+                    let n = n.min(out);
+                    out -= n;
+                    tokens += n;
+                    prop_assert_eq!(put(con, &bucket, n, capacity, 0, 0), tokens + out);
+                }
+                Op::Refill(n) => {
+                    tokens += n.min(capacity - tokens - out);
+                    prop_assert_eq!(put(con, &bucket, 0, capacity, n, 0), tokens + out);
                 }
             }
-            prop_assert!(model <= capacity);
+            prop_assert!(tokens + out <= capacity, "never more than one bucket of tokens");
         }
         let ttl: i64 = redis::cmd("PTTL").arg(&bucket).query(con).unwrap();
         prop_assert!(ttl > 0 && ttl <= TTL_MS as i64, "the bucket expires: {}", ttl);
@@ -88,7 +113,9 @@ fn eight_workers_at_once_never_take_more_than_the_bucket_holds() {
     let bucket = key("budget", "concurrent");
     let granted = on_eight_workers(&redis, |_, con| {
         (0..100)
-            .map(|_| BUDGET_TAKE.key(&bucket).arg(25).arg(500).arg(TTL_MS).arg(5).arg(0).invoke::<u64>(con).unwrap())
+            .map(|_| {
+                BUDGET_TAKE.key(&bucket).arg(25).arg(500).arg(TTL_MS).arg(5).arg(0).arg(0).invoke::<u64>(con).unwrap()
+            })
             .sum()
     });
     assert_eq!(granted, 500, "the whole bucket, and not one token more");

@@ -7,8 +7,11 @@
 //!   a breaker.
 //! - `throttle`: a burst against a capacity-limited server, with and
 //!   without `Retry-After`.
+//! - `fleet`: many workers through an outage with local guards and with
+//!   guards shared through Redis (real time, a real `redis-server`).
 
 pub mod chart;
+pub mod fleet;
 pub mod occ;
 pub mod outage;
 pub mod throttle;
@@ -45,6 +48,10 @@ pub struct SimulateArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// fleet: the Redis to share guards through (default: start a private
+    /// `redis-server` on a free loopback port).
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
 }
 
 fn strategy(s: &str) -> Result<Strategy, String> {
@@ -61,6 +68,8 @@ pub enum Scenario {
     Outage,
     /// A burst against a server with a fixed capacity.
     Throttle,
+    /// Many workers through an outage, local guards against guards shared through Redis.
+    Fleet,
 }
 
 /// A mean and its spread over runs.
@@ -182,6 +191,34 @@ fn throttle_rows(clients: usize, runs: u32, seed: u64) -> Vec<Row> {
     rows
 }
 
+fn fleet_rows(workers: usize, runs: u32, redis: Option<&str>) -> Result<Vec<Row>, String> {
+    let local = match redis {
+        Some(_) => None,
+        None => Some(fleet::LocalRedis::start()?),
+    };
+    let url = redis.map_or_else(|| local.as_ref().map(|l| l.url.clone()).unwrap_or_default(), str::to_owned);
+    let mut rows = Vec::new();
+    for g in fleet::Guards::ALL {
+        let outcomes = (0..runs.max(1)).map(|_| fleet::run(workers, g, &url)).collect::<Result<Vec<_>, _>>()?;
+        let pick = |f: &dyn Fn(&fleet::Outcome) -> f64| Stat::of(&outcomes.iter().map(f).collect::<Vec<_>>());
+        rows.push(Row {
+            name: g.name().into(),
+            clients: workers,
+            metrics: vec![
+                ("attempts_in_outage".into(), pick(&|o| o.attempts_in_outage as f64)),
+                ("retries_in_outage".into(), pick(&|o| o.retries_in_outage as f64)),
+                ("probes_per_open_period".into(), pick(&|o| o.probes_per_open_period)),
+                ("time_to_open_ms".into(), pick(&|o| o.time_to_open.as_secs_f64() * 1000.0)),
+                ("time_to_recover_ms".into(), pick(&|o| o.time_to_recover.as_secs_f64() * 1000.0)),
+                ("redis_trips_per_1k_calls".into(), pick(&|o| o.round_trips_per_1000_calls)),
+                ("redis_trips_per_worker_s".into(), pick(&|o| o.round_trips_per_worker_s)),
+                ("redis_fallbacks".into(), pick(&|o| o.fallbacks as f64)),
+            ],
+        });
+    }
+    Ok(rows)
+}
+
 fn print_table(title: &str, rows: &[Row]) {
     println!("{title}");
     let Some(first) = rows.first() else { return };
@@ -231,6 +268,13 @@ pub fn simulate(args: SimulateArgs) -> Result<i32, String> {
                 args.clients, args.runs
             ),
             throttle_rows(args.clients, args.runs, args.seed),
+        ),
+        Scenario::Fleet => (
+            format!(
+                "fleet: {} workers, a call every 20 ms each; the downstream fails everything from 1 s to 4 s; breaker 5 failures / 1 s open, token bucket 500; real time, real redis-server; {} runs",
+                args.clients, args.runs
+            ),
+            fleet_rows(args.clients, args.runs, args.redis.as_deref())?,
         ),
     };
     if args.json {

@@ -28,14 +28,18 @@ pub fn key(kind: &str, name: &str) -> String {
 /// Takes up to `asked` tokens from a fleet's retry budget: a lease that a
 /// worker spends on its next retries without asking Redis each time.
 /// `KEYS[1]` the bucket; `ARGV`: asked, capacity, ttl in ms, the smallest
-/// grant worth having, tokens refilled per second (on Redis's clock).
-/// Returns the tokens granted (0 when fewer than the smallest grant are
-/// left). A new or expired bucket starts full.
+/// grant worth having, tokens refilled per second (on Redis's clock), tokens
+/// the worker spent from its lease since it last said so. Returns the
+/// tokens granted (0 when fewer than the smallest grant are left). A new or
+/// expired bucket starts full. The bucket counts the tokens out on lease.
 pub static BUDGET_TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("budget_take.lua")));
 
-/// Gives tokens back to a fleet's retry budget (an unused lease, refunds and
-/// success refills, batched). `KEYS[1]` the bucket; `ARGV`: tokens, capacity,
-/// ttl in ms. Returns the tokens held after, never above the capacity.
+/// Gives tokens to a fleet's retry budget, batched: a lease's unused tokens,
+/// and success refills (which fill only the room neither the bucket nor the
+/// leases out hold). `KEYS[1]` the bucket; `ARGV`: returned, capacity, ttl in
+/// ms, refills, tokens spent from the lease since last said. Returns the
+/// tokens the bucket and the leases out hold together, never above the
+/// capacity.
 pub static BUDGET_PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("budget_put.lua")));
 
 /// Reserves a fleet's next send slot by GCRA, on the Redis server's clock

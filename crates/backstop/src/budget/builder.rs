@@ -190,6 +190,8 @@ impl TokenBucketBuilder {
             refill_per_sec: self.refill_per_sec,
             last_refill: Mutex::new(0),
             shared: AtomicBool::new(shared),
+            owed: AtomicU64::new(0),
+            spent: AtomicU64::new(0),
         }));
         if let Some(Store(store)) = self.store {
             let link = store.share_budget(SharedBudget::new(Arc::clone(&budget.inner)));

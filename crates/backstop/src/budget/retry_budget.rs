@@ -86,6 +86,9 @@ impl RetryBudget {
                 }
                 let granted = b.take(u64::from(cost) * MILLI).then_some(Withdrawal { cost, at_nanos: 0 });
                 if let Some(link) = self.inner.link.get() {
+                    if granted.is_some() && b.shared.load(Ordering::Relaxed) {
+                        b.spent.fetch_add(u64::from(cost) * MILLI, Ordering::Relaxed);
+                    }
                     link.withdrew(self.level());
                 }
                 granted
@@ -121,7 +124,15 @@ impl RetryBudget {
     /// cancelled during its sleep).
     pub fn refund(&self, withdrawal: Withdrawal) {
         match &self.inner.kind {
-            Kind::Bucket(b) => b.put(u64::from(withdrawal.cost) * MILLI),
+            Kind::Bucket(b) => {
+                let milli = u64::from(withdrawal.cost) * MILLI;
+                if b.shared.load(Ordering::Relaxed) {
+                    // Back in the lease: not spent after all.
+                    let _ =
+                        b.spent.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| Some(s.saturating_sub(milli)));
+                }
+                b.put(milli)
+            }
             Kind::Ratio(r) => r.counts.sub(withdrawal.at_nanos, [0, 1]),
         }
     }
@@ -133,7 +144,7 @@ impl RetryBudget {
     pub fn record_success(&self, retry: Option<Withdrawal>) {
         if let Kind::Bucket(b) = &self.inner.kind {
             let refund = retry.map_or(b.success_refund, |w| w.cost);
-            b.put(u64::from(refund) * MILLI);
+            b.refill_by_success(u64::from(refund) * MILLI);
         }
     }
 

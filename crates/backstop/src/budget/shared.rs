@@ -19,7 +19,7 @@ use std::sync::Arc as StdArc;
 
 use super::retry_budget::{Inner, Kind};
 use super::token_bucket::{MILLI, TokenBucket};
-use crate::sync::{Arc, Ordering};
+use crate::sync::{Arc, AtomicU64, Ordering};
 
 /// A store of retry budgets shared by many processes (such as
 /// `backstop_redis::Fleet`); given to
@@ -114,14 +114,21 @@ impl SharedBudget {
     /// and success refills that piled up), for the store to give back to
     /// the fleet. Returns how many it took.
     pub fn take_above(&self, keep: u32) -> u32 {
-        let b = self.bucket();
-        let keep = u64::from(keep) * MILLI;
-        let mut taken = 0;
-        let _ = b.milli.fetch_update(Ordering::AcqRel, Ordering::Acquire, |have| {
-            taken = have.saturating_sub(keep) / MILLI;
-            Some(have - taken * MILLI)
-        });
-        u32::try_from(taken).unwrap_or(u32::MAX)
+        take_whole(&self.bucket().milli, u64::from(keep) * MILLI)
+    }
+
+    /// Takes the whole tokens that successes refilled since the last call
+    /// (owed to the fleet's bucket, not added to the lease), for the store
+    /// to give to the fleet in one batch.
+    pub fn take_owed(&self) -> u32 {
+        take_whole(&self.bucket().owed, 0)
+    }
+
+    /// Takes the whole tokens spent from the lease since the last call (by
+    /// retries, less those refunded), for the store to report to the
+    /// fleet's bucket, which counts the tokens out on lease.
+    pub fn take_spent(&self) -> u32 {
+        take_whole(&self.bucket().spent, 0)
     }
 
     /// The store lost its connection: the budget works alone, as a local
@@ -130,6 +137,8 @@ impl SharedBudget {
         let b = self.bucket();
         if b.shared.swap(false, Ordering::AcqRel) {
             b.milli.store(b.capacity, Ordering::Release);
+            b.owed.store(0, Ordering::Release);
+            b.spent.store(0, Ordering::Release);
         }
     }
 
@@ -149,6 +158,16 @@ impl SharedBudget {
     pub fn is_local(&self) -> bool {
         !self.bucket().shared.load(Ordering::Acquire)
     }
+}
+
+/// Takes the whole tokens of `counter` (in thousandths) above `keep`.
+fn take_whole(counter: &AtomicU64, keep: u64) -> u32 {
+    let mut taken = 0;
+    let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |have| {
+        taken = have.saturating_sub(keep) / MILLI;
+        Some(have - taken * MILLI)
+    });
+    u32::try_from(taken).unwrap_or(u32::MAX)
 }
 
 impl fmt::Debug for SharedBudget {

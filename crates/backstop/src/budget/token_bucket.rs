@@ -20,12 +20,31 @@ pub(super) struct TokenBucket {
     /// A shared budget's lease (refilled by its store, not by time); false
     /// for a local budget, and for a shared one whose store is away.
     pub(super) shared: AtomicBool,
+    /// A shared budget's success refills, in thousandths, owed to the
+    /// fleet's bucket: they go there (capped by its capacity), not into the
+    /// lease, so a fleet never holds more than one bucket of tokens.
+    pub(super) owed: AtomicU64,
+    /// A shared budget's tokens spent from its lease, in thousandths, not
+    /// yet reported to the fleet's bucket (which counts its leases out).
+    pub(super) spent: AtomicU64,
 }
 
 impl TokenBucket {
     /// Takes `milli` if there is that much.
     pub(super) fn take(&self, milli: u64) -> bool {
         self.milli.fetch_update(Ordering::AcqRel, Ordering::Acquire, |have| have.checked_sub(milli)).is_ok()
+    }
+
+    /// A success refills: the local bucket, or, shared, what is owed to
+    /// the fleet (up to a capacity's worth).
+    #[inline]
+    pub(super) fn refill_by_success(&self, milli: u64) {
+        if !self.shared.load(Ordering::Relaxed) {
+            return self.put(milli);
+        }
+        if self.owed.load(Ordering::Relaxed) < self.capacity {
+            self.owed.fetch_add(milli, Ordering::Relaxed);
+        }
     }
 
     /// Adds `milli`, up to capacity; writes nothing when already full.
@@ -59,6 +78,8 @@ mod tests {
             refill_per_sec: 0.0,
             last_refill: Mutex::new(0),
             shared: AtomicBool::new(false),
+            owed: AtomicU64::new(0),
+            spent: AtomicU64::new(0),
         }
     }
 

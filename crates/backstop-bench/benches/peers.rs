@@ -285,6 +285,29 @@ fn paced_run(c: &mut Criterion) {
     record_allocations(a);
 }
 
+/// A whole guarded run with local guards and with the same guards shared
+/// through a real `redis-server` (a private one on loopback): the success
+/// path should cost the same, as no call talks to Redis.
+fn shared_run(c: &mut Criterion) {
+    let redis = backstop_testkit::redis::RedisServer::start();
+    let fleet = backstop_redis::Fleet::builder(redis.url()).build().expect("a fleet");
+    let policy = presets::DEFAULT;
+    let (breaker, budget) = (CircuitBreaker::new("bench", BreakerConfig::default()), RetryBudget::default());
+    let shared_breaker = CircuitBreaker::builder("bench").shared(&fleet).build();
+    let shared_budget = RetryBudget::token_bucket("bench").shared(&fleet).build().expect("valid");
+    let mut g = c.benchmark_group("shared_run");
+    g.bench_function("direct", |b| b.iter(op));
+    g.bench_function("backstop", |b| b.iter(|| policy.retry(op).breaker(&breaker).budget(&budget).call()));
+    g.bench_function("backstop_shared", |b| {
+        b.iter(|| policy.retry(op).breaker(&shared_breaker).budget(&shared_budget).call())
+    });
+    g.finish();
+    let mut a = Allocations::new("shared_run");
+    a.measure("backstop_shared", || sink(policy.retry(op).breaker(&shared_breaker).budget(&shared_budget).call()));
+    record_allocations(a);
+    assert!(fleet.is_connected(), "the shared guards were measured while in the fleet, not alone");
+}
+
 fn config() -> Criterion {
     Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2))
 }
@@ -292,6 +315,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = sync_success, async_success, async_three_failures, breaker_closed, breaker_threads, full_run, paced_run
+    targets = sync_success, async_success, async_three_failures, breaker_closed, breaker_threads, full_run, paced_run, shared_run
 }
 criterion_main!(benches);

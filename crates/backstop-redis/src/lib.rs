@@ -1,6 +1,7 @@
 //! backstop's guards shared by a fleet of workers through Redis: one circuit
 //! breaker and one retry budget for 50 or 500 processes calling the same S3
-//! prefix or API, instead of one of each per process.
+//! prefix or API, instead of one of each per process. (The `Pacer` is not
+//! shared yet: each process paces alone.)
 //!
 //! Without sharing, each of 500 workers has its own breaker (500 probes into
 //! a dead service every open period) and its own budget (500 × 100 retries

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-const GROUPS: [(&str, &str); 8] = [
+const GROUPS: [(&str, &str); 9] = [
     ("sync_success", "Sync retry, success on the first attempt"),
     ("async_success", "Async retry, success on the first attempt"),
     ("async_3_failures", "Async retry, success after 3 failures, zero delay"),
@@ -13,6 +13,7 @@ const GROUPS: [(&str, &str); 8] = [
     ("breaker_closed_4_threads", "Circuit breaker, closed, 4 threads on one breaker (wall time per call)"),
     ("full_run", "A full run: retry policy + breaker + budget, success path"),
     ("paced_run", "A run through a pacer, success path (idle; pacing with no wait)"),
+    ("shared_run", "A full run with local guards and with guards shared through Redis, success path"),
 ];
 
 /// The heading of BENCHMARKS.md's section of real-server scenarios, kept
@@ -74,7 +75,7 @@ fn main() {
         let _ = writeln!(md, "| case | × direct | × backstop | mean | allocations / call | bytes / call |");
         let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
         let cases = ["direct", "backstop", "backon", "retry", "tokio-retry2", "tryhard", "recloser", "failsafe"];
-        let ours_extra = ["backstop_attribute", "backstop_pacer_idle", "backstop_pacer_pacing"];
+        let ours_extra = ["backstop_attribute", "backstop_pacer_idle", "backstop_pacer_pacing", "backstop_shared"];
         for case in cases.into_iter().chain(ours_extra) {
             let Some(ns) = mean_ns(&criterion, group, case) else { continue };
             let vs_ours = ours.map_or("".into(), |o| format!("{:.2}", ns / o));
@@ -109,6 +110,10 @@ fn main() {
         "  the slot queue's lock once. Nothing allocates. That is tens of nanoseconds beside a guarded",
         "  run: small beside a network call, and the place to tighten next (a clock read per attempt",
         "  even while idle; a sampled send counter). No peer crate paces, so there is no peer row.",
+        "- *Shared guards*: the same guarded run with its breaker and budget shared through a real",
+        "  `redis-server` (`backstop-redis`). No call talks to Redis (the fleet's own thread does), so",
+        "  the success path costs what the local one does, within noise; the Redis traffic it causes",
+        "  is measured in the fleet section below.",
         "- Allocations are counted in a separate loop (not while timing), on the calling thread; the",
         "  multi-threaded groups are not counted.",
     ] {

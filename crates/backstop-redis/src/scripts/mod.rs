@@ -47,7 +47,8 @@ pub static BUDGET_PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_s
 /// `ARGV`: the emission interval (µs, 1e6 / rate), the burst tolerance (µs,
 /// interval × (burst − 1)), the longest wait accepted (µs), ttl in ms.
 /// Returns the wait in µs before sending, or −1 when the slot is further
-/// away than the longest wait (then nothing is reserved).
+/// away than the longest wait (then nothing is reserved). The groundwork of
+/// a fleet's shared pace: no guard uses it yet.
 pub static PACE_RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("pace_reserve.lua")));
 
 /// Reads a fleet breaker's state on Redis's clock. `KEYS`: the breaker, its

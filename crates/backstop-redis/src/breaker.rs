@@ -14,9 +14,9 @@ use std::time::Duration;
 use backstop::breaker::{BreakerEvent, BreakerLink, CircuitState, SharedBreaker, Transition};
 use redis::RedisError;
 
-use crate::fleet::millis;
-use crate::hub::{Hub, Io};
+use crate::hub::{Hub, Io, Member};
 use crate::scripts::{self, BREAKER_PROBE, BREAKER_READ, BREAKER_SET, BREAKER_TRIP, BREAKER_VERDICT};
+use crate::settings::millis;
 
 /// News for the fleet, from this process's breaker.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,14 +59,6 @@ impl BreakerShare {
         }
     }
 
-    pub(crate) fn name(&self) -> &str {
-        self.breaker.name()
-    }
-
-    pub(crate) fn is_orphaned(&self) -> bool {
-        self.breaker.is_orphaned()
-    }
-
     fn reports(&self) -> std::sync::MutexGuard<'_, Vec<Report>> {
         self.reports.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -75,7 +67,25 @@ impl BreakerShare {
         hub.now() < self.probe_until.load(Ordering::Acquire)
     }
 
-    pub(crate) fn go_local(&self) {
+    /// Queues news for the fleet and wakes the fleet's thread.
+    fn report(&self, report: Report) {
+        self.reports().push(report);
+        if let Some(hub) = self.hub.upgrade() {
+            hub.nudge();
+        }
+    }
+}
+
+impl Member for BreakerShare {
+    fn name(&self) -> &str {
+        self.breaker.name()
+    }
+
+    fn is_orphaned(&self) -> bool {
+        self.breaker.is_orphaned()
+    }
+
+    fn go_local(&self) {
         self.local.store(true, Ordering::Release);
         self.reports().clear();
         self.probe_until.store(0, Ordering::Release);
@@ -83,7 +93,7 @@ impl BreakerShare {
 
     /// Back from an outage: the fleet's state wins (the next pass reads it
     /// and follows it); what this process decided alone meanwhile is dropped.
-    pub(crate) fn rejoin(&self) {
+    fn rejoin(&self) {
         self.reports().clear();
         self.probe_until.store(0, Ordering::Release);
         self.local.store(false, Ordering::Release);
@@ -91,7 +101,7 @@ impl BreakerShare {
 
     /// Sends this breaker's news, asks for the probe if a call wants it,
     /// and (on a full pass) reads the fleet's state and follows it.
-    pub(crate) fn sync(&self, io: &mut Io<'_>, full: bool) -> Result<(), RedisError> {
+    fn sync(&self, io: &mut Io<'_>, full: bool) -> Result<(), RedisError> {
         let (hub, ttl) = (io.hub, io.hub.settings.ttl_ms());
         let reports = std::mem::take(&mut *self.reports());
         for report in reports {
@@ -158,13 +168,6 @@ impl BreakerShare {
             _ => {}
         }
         Ok(())
-    }
-
-    fn report(&self, report: Report) {
-        self.reports().push(report);
-        if let Some(hub) = self.hub.upgrade() {
-            hub.nudge();
-        }
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use backstop::budget::{BudgetLink, SharedBudget};
 use redis::RedisError;
 
-use crate::hub::{Hub, Io};
+use crate::hub::{Hub, Io, Member};
 use crate::scripts::{self, BUDGET_PUT, BUDGET_TAKE};
 
 /// The shortest time between two batches of refills.
@@ -54,29 +54,45 @@ impl BudgetShare {
         }
     }
 
-    pub(crate) fn name(&self) -> &str {
-        self.budget.name()
-    }
-
-    pub(crate) fn is_orphaned(&self) -> bool {
-        self.budget.is_orphaned()
-    }
-
-    pub(crate) fn go_local(&self) {
-        self.budget.go_local();
-    }
-
-    pub(crate) fn rejoin(&self) {
-        self.budget.go_shared();
-        self.low.store(true, Ordering::Release);
-    }
-
     fn low_mark(&self) -> f64 {
         f64::from(self.budget.largest_cost())
     }
 
+    /// Gives `back` lease tokens and `refills` to the fleet, with the tokens
+    /// spent since last said.
+    fn give(&self, io: &mut Io<'_>, back: u32, refills: u32) -> Result<(), RedisError> {
+        let (hub, capacity) = (io.hub, self.budget.capacity());
+        let spent = self.budget.take_spent();
+        let held: u32 = io.conn.run(&BUDGET_PUT, &hub.round_trips, |s| {
+            s.key(&self.key).arg(back).arg(capacity).arg(hub.settings.ttl_ms()).arg(refills).arg(spent);
+        })?;
+        if held >= capacity {
+            self.full_until.store(hub.now().saturating_add(nanos(FULL_FOR)), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+impl Member for BudgetShare {
+    fn name(&self) -> &str {
+        self.budget.name()
+    }
+
+    fn is_orphaned(&self) -> bool {
+        self.budget.is_orphaned()
+    }
+
+    fn go_local(&self) {
+        self.budget.go_local();
+    }
+
+    fn rejoin(&self) {
+        self.budget.go_shared();
+        self.low.store(true, Ordering::Release);
+    }
+
     /// Tops the lease up when low; gives back a surplus.
-    pub(crate) fn sync(&self, io: &mut Io<'_>, full: bool) -> Result<(), RedisError> {
+    fn sync(&self, io: &mut Io<'_>, full: bool) -> Result<(), RedisError> {
         if self.budget.is_local() {
             return Ok(());
         }
@@ -121,26 +137,12 @@ impl BudgetShare {
     }
 
     /// The fleet's thread is stopping: everything in the lease goes back.
-    pub(crate) fn leave(&self, io: &mut Io<'_>) -> Result<(), RedisError> {
+    fn leave(&self, io: &mut Io<'_>) -> Result<(), RedisError> {
         if self.budget.is_local() {
             return Ok(());
         }
         let back = self.budget.take_above(0);
         self.give(io, back, 0)
-    }
-
-    /// Gives `back` lease tokens and `refills` to the fleet, with the tokens
-    /// spent since last said.
-    fn give(&self, io: &mut Io<'_>, back: u32, refills: u32) -> Result<(), RedisError> {
-        let (hub, capacity) = (io.hub, self.budget.capacity());
-        let spent = self.budget.take_spent();
-        let held: u32 = io.conn.run(&BUDGET_PUT, &hub.round_trips, |s| {
-            s.key(&self.key).arg(back).arg(capacity).arg(hub.settings.ttl_ms()).arg(refills).arg(spent);
-        })?;
-        if held >= capacity {
-            self.full_until.store(hub.now().saturating_add(nanos(FULL_FOR)), Ordering::Relaxed);
-        }
-        Ok(())
     }
 }
 

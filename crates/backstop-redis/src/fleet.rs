@@ -13,7 +13,8 @@ use redis::{Client, ConnectionAddr};
 use crate::breaker::BreakerShare;
 use crate::budget::BudgetShare;
 use crate::error::FleetError;
-use crate::hub::{self, Hub, Member};
+use crate::hub::{self, Hub};
+use crate::settings::Settings;
 
 /// A connection to the Redis that a fleet of workers shares guard state
 /// through; give it to a guard's builder with `.shared(&fleet)`:
@@ -50,30 +51,6 @@ impl Drop for Owner {
             let _ = thread.join();
         }
     }
-}
-
-/// A fleet's settings; see [`FleetBuilder`].
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    /// `host:port`, for logs (never the URL: it may hold a password).
-    pub(crate) address: String,
-    pub(crate) timeout: Duration,
-    pub(crate) refresh: Duration,
-    pub(crate) reconnect_every: Duration,
-    pub(crate) join_wait: Duration,
-    pub(crate) key_ttl: Duration,
-    pub(crate) probe_lease: Duration,
-    pub(crate) budget_lease: Option<u32>,
-}
-
-impl Settings {
-    pub(crate) fn ttl_ms(&self) -> u64 {
-        millis(self.key_ttl)
-    }
-}
-
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 impl Fleet {
@@ -116,7 +93,7 @@ impl Fleet {
 impl BreakerStore for Fleet {
     fn share_breaker(&self, breaker: SharedBreaker) -> Arc<dyn BreakerLink> {
         let share = Arc::new(BreakerShare::new(breaker, &self.owner.hub));
-        self.owner.hub.join(Member::Breaker(Arc::clone(&share)));
+        self.owner.hub.join(Arc::clone(&share) as Arc<dyn hub::Member>);
         share
     }
 }
@@ -124,7 +101,7 @@ impl BreakerStore for Fleet {
 impl BudgetStore for Fleet {
     fn share_budget(&self, budget: SharedBudget) -> Arc<dyn BudgetLink> {
         let share = Arc::new(BudgetShare::new(budget, &self.owner.hub));
-        self.owner.hub.join(Member::Budget(Arc::clone(&share)));
+        self.owner.hub.join(Arc::clone(&share) as Arc<dyn hub::Member>);
         share
     }
 }

@@ -16,52 +16,25 @@ use std::time::{Duration, Instant};
 
 use redis::{Client, RedisError};
 
-use crate::breaker::BreakerShare;
-use crate::budget::BudgetShare;
 use crate::conn::Conn;
-use crate::fleet::Settings;
+use crate::settings::Settings;
 
-/// A guard the fleet keeps in step.
-#[derive(Clone)]
-pub(crate) enum Member {
-    Breaker(Arc<BreakerShare>),
-    Budget(Arc<BudgetShare>),
-}
-
-impl Member {
-    fn name(&self) -> &str {
-        match self {
-            Member::Breaker(b) => b.name(),
-            Member::Budget(b) => b.name(),
-        }
-    }
-
-    fn is_orphaned(&self) -> bool {
-        match self {
-            Member::Breaker(b) => b.is_orphaned(),
-            Member::Budget(b) => b.is_orphaned(),
-        }
-    }
-
-    fn go_local(&self) {
-        match self {
-            Member::Breaker(b) => b.go_local(),
-            Member::Budget(b) => b.go_local(),
-        }
-    }
-
-    fn rejoin(&self) {
-        match self {
-            Member::Breaker(b) => b.rejoin(),
-            Member::Budget(b) => b.rejoin(),
-        }
-    }
-
-    fn sync(&self, io: &mut Io<'_>, full: bool) -> Result<(), RedisError> {
-        match self {
-            Member::Breaker(b) => b.sync(io, full),
-            Member::Budget(b) => b.sync(io, full),
-        }
+/// A guard the fleet keeps in step (a shared breaker or budget).
+pub(crate) trait Member: Send + Sync {
+    /// The guard's name, for the WARN.
+    fn name(&self) -> &str;
+    /// Whether every user of the guard is gone (the fleet drops it then).
+    fn is_orphaned(&self) -> bool;
+    /// Redis is gone: work alone.
+    fn go_local(&self);
+    /// Redis is there (again): follow the fleet's state.
+    fn rejoin(&self);
+    /// Sends this guard's news and, on a `full` pass, catches up.
+    fn sync(&self, io: &mut Io<'_>, full: bool) -> Result<(), RedisError>;
+    /// The fleet's thread is stopping while Redis is there: hand back what
+    /// the guard holds of the fleet's.
+    fn leave(&self, _io: &mut Io<'_>) -> Result<(), RedisError> {
+        Ok(())
     }
 }
 
@@ -91,7 +64,7 @@ pub(crate) struct Hub {
 struct Wake {
     nudged: bool,
     stop: bool,
-    joining: Vec<Member>,
+    joining: Vec<Arc<dyn Member>>,
     /// How many times the thread has taken in the joining guards, and the
     /// last intake a finished pass has synced: a joining guard waits for
     /// the intake after it joined.
@@ -143,7 +116,7 @@ impl Hub {
 
     /// Hands a new guard to the thread and waits (at most `join_wait`) for
     /// a pass to take it in, so it starts from the fleet's state.
-    pub(crate) fn join(&self, member: Member) {
+    pub(crate) fn join(&self, member: Arc<dyn Member>) {
         let mut wake = lock(&self.wake);
         wake.joining.push(member);
         wake.nudged = true;
@@ -167,7 +140,7 @@ impl Hub {
 
     /// Waits up to `timeout` for a nudge; returns whether to stop, the new
     /// members, and the number of this intake (for `pass_done`).
-    fn wait(&self, timeout: Duration) -> (bool, Vec<Member>, u64) {
+    fn wait(&self, timeout: Duration) -> (bool, Vec<Arc<dyn Member>>, u64) {
         let mut wake = lock(&self.wake);
         if !wake.nudged && !wake.stop && !timeout.is_zero() {
             wake = self.cv.wait_timeout(wake, timeout).unwrap_or_else(PoisonError::into_inner).0;
@@ -190,7 +163,7 @@ const MIN_GAP: Duration = Duration::from_millis(2);
 /// The fleet's thread: runs until the last `Fleet` handle is dropped.
 pub(crate) fn run(hub: Arc<Hub>, client: Client) {
     let settings = hub.settings.clone();
-    let mut members: Vec<Member> = Vec::new();
+    let mut members: Vec<Arc<dyn Member>> = Vec::new();
     let mut conn: Option<Conn> = None;
     let mut next_connect = Instant::now();
     let mut next_full = Instant::now();
@@ -204,9 +177,7 @@ pub(crate) fn run(hub: Arc<Hub>, client: Client) {
             if let Some(c) = conn.as_mut() {
                 let mut io = Io { conn: c, hub: &hub };
                 for m in &members {
-                    if let Member::Budget(b) = m {
-                        let _ = b.leave(&mut io);
-                    }
+                    let _ = m.leave(&mut io);
                 }
             }
             for m in &members {
@@ -275,7 +246,7 @@ pub(crate) fn run(hub: Arc<Hub>, client: Client) {
 
 /// Redis is gone or slow: every guard works alone. One WARN per outage,
 /// naming the address (never the URL: it may hold a password).
-fn went_local(hub: &Hub, settings: &Settings, error: &RedisError, members: &[Member]) {
+fn went_local(hub: &Hub, settings: &Settings, error: &RedisError, members: &[Arc<dyn Member>]) {
     hub.up.store(false, Ordering::Release);
     hub.fallbacks.fetch_add(1, Ordering::Relaxed);
     for m in members {
@@ -285,7 +256,7 @@ fn went_local(hub: &Hub, settings: &Settings, error: &RedisError, members: &[Mem
     metrics::counter!("backstop_fleet_fallbacks_total", "redis" => settings.address.clone()).increment(1);
     #[cfg(feature = "tracing")]
     {
-        let names: Vec<&str> = members.iter().map(Member::name).collect();
+        let names: Vec<&str> = members.iter().map(|m| m.name()).collect();
         tracing::warn!(
             "Redis at {} is unreachable or slow ({}): guards [{}] work alone on local state until it is back",
             settings.address,
@@ -293,7 +264,7 @@ fn went_local(hub: &Hub, settings: &Settings, error: &RedisError, members: &[Mem
             names.join(", ")
         );
     }
-    let _ = (settings, error, members.iter().map(Member::name).count());
+    let _ = (settings, error, members.len());
 }
 
 fn rejoined(settings: &Settings, after: Duration) {

@@ -89,6 +89,7 @@ mod error;
 mod fleet;
 mod hub;
 pub mod scripts;
+mod settings;
 
 pub use error::FleetError;
 pub use fleet::{Fleet, FleetBuilder, FleetStats};

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::config::{BreakerConfig, CountAs};
 use super::event::{self, BreakerEvent, Transition};
+use super::link::{BreakerLink, is_own};
 use super::open::CircuitOpen;
-use super::shared::{BreakerLink, is_own};
 use super::state::{CircuitState, ONE_PROBE, Word};
 use super::window::{Recent, outcome};
 use crate::backoff::Delays;

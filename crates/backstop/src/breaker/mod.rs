@@ -55,6 +55,7 @@
 mod config;
 mod core;
 mod event;
+mod link;
 mod open;
 mod permit;
 mod shared;
@@ -67,9 +68,10 @@ use std::sync::Arc as StdArc;
 
 pub use config::{BreakerConfig, BreakerConfigBuilder, CountAs, MAX_HALF_OPEN_CALLS, MAX_WINDOW_CALLS, Window};
 pub use event::{BreakerEvent, Transition};
+pub use link::BreakerLink;
 pub use open::{BreakerError, CircuitOpen};
 pub use permit::Permit;
-pub use shared::{BreakerLink, BreakerStore, SharedBreaker};
+pub use shared::{BreakerStore, SharedBreaker};
 pub use state::CircuitState;
 
 use self::core::{Core, OnStateChange};

@@ -1,6 +1,7 @@
-//! A breaker whose state is shared with other processes: the traits a shared
-//! store implements ([`BreakerStore`], [`BreakerLink`]) and the handle it
-//! drives the local breaker with ([`SharedBreaker`]).
+//! A breaker whose state is shared with other processes: the store that
+//! keeps it ([`BreakerStore`]) and the handle the store drives the local
+//! breaker with ([`SharedBreaker`]). The breaker reports to the store
+//! through a [`BreakerLink`](super::BreakerLink).
 //!
 //! backstop itself knows no store; `backstop-redis` is one. The division of
 //! work keeps every call local:
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use super::config::BreakerConfig;
 use super::core::Core;
-use super::event::{BreakerEvent, Transition};
+use super::link::BreakerLink;
 use super::state::CircuitState;
 use crate::sync::Arc;
 
@@ -38,24 +39,6 @@ pub trait BreakerStore {
     /// to. Called once, by `build()`; it may wait a short, bounded time (to
     /// learn the fleet's state before the first call).
     fn share_breaker(&self, breaker: SharedBreaker) -> StdArc<dyn BreakerLink>;
-}
-
-/// What a shared breaker tells its store, and asks it. Both methods are
-/// called on the callers' threads (sync code and async tasks alike) and
-/// must return at once: no I/O.
-pub trait BreakerLink: Send + Sync {
-    /// After every change of state the breaker made itself: a trip (cause
-    /// `ConsecutiveFailures`, `FailureRate`, `SlowCallRate`), a probe's
-    /// verdict (`ProbeFailed`, `ProbesSucceeded`), `OpenPeriodOver`,
-    /// `Isolated`, `Reset`. Changes made through the [`SharedBreaker`]
-    /// handle (cause [`Transition::Shared`]) are not reported back.
-    fn changed(&self, event: &BreakerEvent<'_>);
-
-    /// The breaker's open period is over: may this process send the probe?
-    /// `false` keeps the breaker open and rejects the call (with
-    /// [`CircuitState::HalfOpen`] and a zero `retry_after`: the probe is
-    /// someone else's). A store with no connection answers `true`.
-    fn may_probe(&self) -> bool;
 }
 
 /// A store's handle on a shared breaker: reads its state and makes it follow
@@ -121,9 +104,4 @@ impl fmt::Debug for SharedBreaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedBreaker").field("name", &self.name()).field("state", &self.state()).finish()
     }
-}
-
-/// Whether a change was the breaker's own (to report to its link).
-pub(super) fn is_own(cause: Transition) -> bool {
-    cause != Transition::Shared
 }

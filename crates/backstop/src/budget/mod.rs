@@ -30,11 +30,13 @@
 //! ```
 
 mod builder;
+mod link;
 mod ratio;
 mod retry_budget;
 mod shared;
 mod token_bucket;
 
 pub use builder::{RatioBuilder, TokenBucketBuilder};
+pub use link::BudgetLink;
 pub use retry_budget::{RetryBudget, Withdrawal};
-pub use shared::{BudgetLink, BudgetStore, SharedBudget};
+pub use shared::{BudgetStore, SharedBudget};

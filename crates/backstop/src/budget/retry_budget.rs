@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::Arc as StdArc;
 use std::time::Instant;
 
+use super::link::BudgetLink;
 use super::ratio::Ratio;
-use super::shared::BudgetLink;
 use super::token_bucket::{MILLI, TokenBucket};
 use crate::clock::Clock;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering, lock};

@@ -1,6 +1,6 @@
-//! A token bucket shared with other processes: the traits a shared store
-//! implements ([`BudgetStore`], [`BudgetLink`]) and the handle it moves
-//! tokens with ([`SharedBudget`]).
+//! A token bucket shared with other processes: the store that keeps it
+//! ([`BudgetStore`]) and the handle it moves tokens with ([`SharedBudget`]).
+//! The budget reports to the store through a [`BudgetLink`](super::BudgetLink).
 //!
 //! A shared budget's local bucket holds a *lease*: tokens the store took
 //! from the fleet's bucket for this process. Retries spend it with the same
@@ -17,6 +17,7 @@
 use std::fmt;
 use std::sync::Arc as StdArc;
 
+use super::link::BudgetLink;
 use super::retry_budget::{Inner, Kind};
 use super::token_bucket::{MILLI, TokenBucket};
 use crate::sync::{Arc, AtomicU64, Ordering};
@@ -30,15 +31,6 @@ pub trait BudgetStore {
     /// by `build()`, with the local bucket empty; it may wait a short,
     /// bounded time (to take the first lease before the first retry).
     fn share_budget(&self, budget: SharedBudget) -> StdArc<dyn BudgetLink>;
-}
-
-/// What a shared budget tells its store. Called on the callers' threads:
-/// it must return at once, with no I/O.
-pub trait BudgetLink: Send + Sync {
-    /// After every retry asked for (granted or refused), with the tokens
-    /// left in the local lease: a store tops the lease up when this falls
-    /// low.
-    fn withdrew(&self, level: f64);
 }
 
 /// A store's handle on a shared token bucket: the local lease. Holding it

@@ -323,3 +323,30 @@ fn success_refills_never_give_the_fleet_more_than_one_bucket_of_tokens() {
     let held = spender.level() + earner.level();
     assert!(in_redis + held + 5.0 <= 50.0, "bucket {in_redis} + leases {held} + 5 spent: more than one bucket");
 }
+
+#[test]
+fn async_runs_through_shared_guards_on_one_thread_never_wait_on_a_stalled_redis() {
+    let redis = RedisServer::start();
+    let fleet = fleet(&redis);
+    let breaker = breaker(&fleet, "async", Duration::from_secs(1));
+    let budget = RetryBudget::token_bucket("async").capacity(50).shared(&fleet).build().unwrap();
+    let policy =
+        backstop::RetryPolicy::builder().max_attempts(2).backoff(Backoff::constant(Duration::ZERO)).build().unwrap();
+    redis.stall(Duration::from_millis(500));
+    // A current-thread runtime: a run that blocked on Redis would block every task.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let slowest = runtime.block_on(async {
+        let mut slowest = Duration::ZERO;
+        for i in 0..200u32 {
+            let t = Instant::now();
+            let _ = policy
+                .retry(|| async move { if i % 3 == 0 { Err("503") } else { Ok(i) } })
+                .breaker(&breaker)
+                .budget(&budget)
+                .await;
+            slowest = slowest.max(t.elapsed());
+        }
+        slowest
+    });
+    assert!(slowest < TIMEOUT, "an async run waited {slowest:?} on a stalled Redis");
+}

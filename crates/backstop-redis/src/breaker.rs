@@ -30,7 +30,11 @@ enum Report {
 }
 
 pub(crate) struct BreakerShare {
-    breaker: SharedBreaker,
+    name: String,
+    /// The local breaker; `None` once detached (its users are gone, or the
+    /// fleet stopped): the breaker holds this share as its link, so the
+    /// share must let go for both to be freed.
+    breaker: Mutex<Option<SharedBreaker>>,
     keys: [String; 2],
     hub: Weak<Hub>,
     reports: Mutex<Vec<Report>>,
@@ -48,8 +52,9 @@ impl BreakerShare {
     pub(crate) fn new(breaker: SharedBreaker, hub: &Arc<Hub>) -> Self {
         let name = breaker.name().to_owned();
         BreakerShare {
-            breaker,
+            breaker: Mutex::new(Some(breaker)),
             keys: [scripts::key("breaker", &name), scripts::key("probe", &name)],
+            name,
             hub: Arc::downgrade(hub),
             reports: Mutex::new(Vec::new()),
             local: AtomicBool::new(false),
@@ -61,6 +66,11 @@ impl BreakerShare {
 
     fn reports(&self) -> std::sync::MutexGuard<'_, Vec<Report>> {
         self.reports.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The local breaker, unless detached.
+    fn handle(&self) -> Option<SharedBreaker> {
+        self.breaker.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     fn holds_probe(&self, hub: &Hub) -> bool {
@@ -78,11 +88,16 @@ impl BreakerShare {
 
 impl Member for BreakerShare {
     fn name(&self) -> &str {
-        self.breaker.name()
+        &self.name
     }
 
     fn is_orphaned(&self) -> bool {
-        self.breaker.is_orphaned()
+        self.breaker.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_none_or(SharedBreaker::is_orphaned)
+    }
+
+    fn detach(&self) {
+        self.local.store(true, Ordering::Release);
+        self.breaker.lock().unwrap_or_else(PoisonError::into_inner).take();
     }
 
     fn go_local(&self) {
@@ -102,6 +117,7 @@ impl Member for BreakerShare {
     /// Sends this breaker's news, asks for the probe if a call wants it,
     /// and (on a full pass) reads the fleet's state and follows it.
     fn sync(&self, io: &mut Io<'_>, full: bool) -> Result<(), RedisError> {
+        let Some(breaker) = self.handle() else { return Ok(()) };
         let (hub, ttl) = (io.hub, io.hub.settings.ttl_ms());
         let reports = std::mem::take(&mut *self.reports());
         for report in reports {
@@ -154,16 +170,29 @@ impl Member for BreakerShare {
         if !self.reports().is_empty() {
             return Ok(()); // news since: send it first, follow next pass
         }
-        let probing_here = self.breaker.state() == CircuitState::HalfOpen && self.holds_probe(hub);
+        // While this process holds the probe, its verdict decides; a
+        // half-open breaker whose lease is gone goes back to open.
+        let probing_here = breaker.state() == CircuitState::HalfOpen && self.holds_probe(hub);
         match state {
+            // Redis has no state for this breaker (it restarted empty, or
+            // the key expired): an open breaker says so again, rather than
+            // take the silence for a close.
+            -1 => match breaker.state() {
+                CircuitState::Open | CircuitState::HalfOpen => {
+                    let left = breaker.open_remaining().unwrap_or_default();
+                    self.report(Report::Trip(left.max(Duration::from_millis(1))));
+                }
+                CircuitState::Isolated => self.report(Report::Set(3)),
+                CircuitState::Closed => {}
+            },
             0 => {
-                self.breaker.follow_closed();
+                breaker.follow_closed();
             }
             1 if !probing_here => {
-                self.breaker.follow_open(Duration::from_millis(left.unsigned_abs()));
+                breaker.follow_open(Duration::from_millis(left.unsigned_abs()));
             }
             3 => {
-                self.breaker.follow_isolated();
+                breaker.follow_isolated();
             }
             _ => {}
         }

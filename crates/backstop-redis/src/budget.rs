@@ -1,17 +1,30 @@
 //! One shared budget's part of the fleet: the [`BudgetLink`] its
 //! `RetryBudget` reports to, and the sync that keeps its lease.
 //!
-//! The fleet's bucket lives in Redis (see [`scripts`](crate::scripts)). The
-//! local bucket holds a lease of it: when it falls below one retry's cost
-//! the thread takes a lease's worth more; when refunds pile it above two
-//! leases, the thread gives the surplus back. What successes refill is owed
-//! to the fleet's bucket and given in one batch at most once a second,
-//! except for 10 s after the fleet's bucket was found full (a healthy fleet's bucket
-//! is full: its refills would change nothing), so a healthy process costs
-//! Redis one round trip per budget per 10 s.
+//! The fleet's bucket lives in Redis (see [`scripts`](crate::scripts)) and
+//! counts the tokens out on lease, so the fleet's retries never exceed one
+//! bucket:
+//!
+//! - A retry that finds the lease low nudges the fleet's thread, which
+//!   takes a lease's worth (at most one ask per refresh while the fleet's
+//!   bucket is dry).
+//! - A process that has not retried for 2 s keeps one retry's worth (so its
+//!   next first retry does not wait for Redis) and gives the rest back; it
+//!   takes that one retry's worth only while half the fleet's bucket is
+//!   there (the script enforces the floor), so quiet processes never hold
+//!   more than half the bucket. In a fleet with more processes than half
+//!   the bucket has retries for, the first retry of the others waits for a
+//!   lease (it is refused, and the lease comes in one round trip).
+//! - A process that drops a budget (its users are gone, or the fleet
+//!   stops) gives its lease back; a process that died leaves its lease
+//!   counted out until no lease has been taken for 60 s.
+//! - What successes refill is owed to the fleet's bucket and given in one
+//!   batch at most once a second, except for 10 s after the bucket was found
+//!   full (its refills would change nothing then): a healthy process costs
+//!   Redis one round trip per budget per 10 s.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use backstop::budget::{BudgetLink, SharedBudget};
@@ -24,48 +37,113 @@ use crate::scripts::{self, BUDGET_PUT, BUDGET_TAKE};
 const GIVE_EVERY: Duration = Duration::from_secs(1);
 /// How long a full fleet bucket is taken to stay full.
 const FULL_FOR: Duration = Duration::from_secs(10);
+/// `drew_at` before the first retry.
+const NEVER: u64 = u64::MAX;
+/// A lease nobody drew on for this long goes back to the fleet.
+const IDLE: Duration = Duration::from_secs(2);
+/// Leases out this long with no lease taken anywhere are forgotten (their
+/// holders died: the living give idle leases back within `IDLE`).
+const FORGET_LEASES_AFTER: Duration = Duration::from_secs(60);
 
 pub(crate) struct BudgetShare {
-    budget: SharedBudget,
+    name: String,
+    /// The local bucket; `None` once detached (its users are gone, or the
+    /// fleet stopped): the budget holds this share as its link, so the share
+    /// must let go for both to be freed.
+    budget: Mutex<Option<SharedBudget>>,
     key: String,
     hub: Weak<Hub>,
     /// Tokens per lease.
     lease: u32,
+    /// The largest retry cost: a lease below it buys nothing.
+    largest_cost: u32,
     /// A retry found the lease low; cleared by a top-up.
     low: AtomicBool,
+    /// A refund to report to the fleet's count of the tokens out.
+    refunded: AtomicBool,
+    /// The last lease asked for found the fleet's bucket dry: ask again on
+    /// the next full pass, not at every denied retry.
+    dry: AtomicBool,
+    /// Tokens in the fleet's bucket at the last look, and when this process
+    /// last asked for its one standing retry's worth (ns on the hub's clock).
+    fleet_left: AtomicU32,
+    standing_at: AtomicU64,
+    /// When a retry last drew on the lease (ns on the hub's clock; `NEVER`).
+    drew_at: AtomicU64,
     /// Until when the fleet's bucket is taken to be full (ns on the hub's
     /// clock): owed refills are dropped meanwhile.
     full_until: AtomicU64,
     /// When refills were last given (ns on the hub's clock).
     gave: AtomicU64,
+    /// The lease held when Redis was lost, to give back on the return.
+    stranded: AtomicU32,
 }
 
 impl BudgetShare {
     pub(crate) fn new(budget: SharedBudget, hub: &Arc<Hub>) -> Self {
-        let lease = hub.settings.budget_lease.unwrap_or(2 * budget.largest_cost()).min(budget.capacity());
+        let largest_cost = budget.largest_cost();
+        let lease = hub.settings.budget_lease.unwrap_or(2 * largest_cost).max(largest_cost).min(budget.capacity());
         BudgetShare {
+            name: budget.name().to_owned(),
             key: scripts::key("budget", budget.name()),
-            budget,
+            budget: Mutex::new(Some(budget)),
             hub: Arc::downgrade(hub),
             lease,
-            low: AtomicBool::new(true),
+            largest_cost,
+            low: AtomicBool::new(false),
+            refunded: AtomicBool::new(false),
+            dry: AtomicBool::new(false),
+            fleet_left: AtomicU32::new(u32::MAX),
+            standing_at: AtomicU64::new(0),
+            drew_at: AtomicU64::new(NEVER),
             full_until: AtomicU64::new(0),
             gave: AtomicU64::new(0),
+            stranded: AtomicU32::new(0),
         }
     }
 
+    /// The local bucket, unless detached.
+    fn handle(&self) -> Option<SharedBudget> {
+        self.budget.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     fn low_mark(&self) -> f64 {
-        f64::from(self.budget.largest_cost())
+        f64::from(self.largest_cost)
+    }
+
+    /// Tops the lease up to `to` tokens, leaving at least `floor` in the
+    /// fleet's bucket, and reports what was spent.
+    fn top_up(&self, io: &mut Io<'_>, budget: &SharedBudget, to: u32, floor: u32) -> Result<(), RedisError> {
+        let hub = io.hub;
+        let (capacity, ttl) = (budget.capacity(), hub.settings.ttl_ms());
+        let want = to.saturating_sub(budget.level() as u32);
+        let spent = budget.take_spent();
+        let forget = u64::try_from(FORGET_LEASES_AFTER.as_millis()).unwrap_or(u64::MAX);
+        let [granted, left]: [u32; 2] = io.conn.run(&BUDGET_TAKE, &hub.round_trips, |s| {
+            s.key(&self.key).arg(want).arg(capacity).arg(ttl).arg(1).arg(budget.refill_per_sec());
+            s.arg(spent).arg(floor).arg(forget);
+        })?;
+        self.fleet_left.store(left, Ordering::Relaxed);
+        self.dry.store(granted == 0, Ordering::Release);
+        if granted > 0 {
+            self.full_until.store(0, Ordering::Relaxed); // the fleet is being drawn on
+        }
+        let overflow = budget.deposit(granted);
+        if overflow > 0 {
+            self.give(io, budget, overflow, 0)?;
+        }
+        Ok(())
     }
 
     /// Gives `back` lease tokens and `refills` to the fleet, with the tokens
     /// spent since last said.
-    fn give(&self, io: &mut Io<'_>, back: u32, refills: u32) -> Result<(), RedisError> {
-        let (hub, capacity) = (io.hub, self.budget.capacity());
-        let spent = self.budget.take_spent();
-        let held: u32 = io.conn.run(&BUDGET_PUT, &hub.round_trips, |s| {
+    fn give(&self, io: &mut Io<'_>, budget: &SharedBudget, back: u32, refills: u32) -> Result<(), RedisError> {
+        let (hub, capacity) = (io.hub, budget.capacity());
+        let spent = budget.take_spent();
+        let [held, left]: [u32; 2] = io.conn.run(&BUDGET_PUT, &hub.round_trips, |s| {
             s.key(&self.key).arg(back).arg(capacity).arg(hub.settings.ttl_ms()).arg(refills).arg(spent);
         })?;
+        self.fleet_left.store(left, Ordering::Relaxed);
         if held >= capacity {
             self.full_until.store(hub.now().saturating_add(nanos(FULL_FOR)), Ordering::Relaxed);
         }
@@ -75,74 +153,91 @@ impl BudgetShare {
 
 impl Member for BudgetShare {
     fn name(&self) -> &str {
-        self.budget.name()
+        &self.name
     }
 
     fn is_orphaned(&self) -> bool {
-        self.budget.is_orphaned()
+        self.budget.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_none_or(SharedBudget::is_orphaned)
     }
 
     fn go_local(&self) {
-        self.budget.go_local();
+        if let Some(budget) = self.handle()
+            && !budget.is_local()
+        {
+            self.stranded.store(budget.level() as u32, Ordering::Relaxed);
+            budget.go_local();
+        }
     }
 
     fn rejoin(&self) {
-        self.budget.go_shared();
-        self.low.store(true, Ordering::Release);
+        if let Some(budget) = self.handle() {
+            budget.go_shared();
+        }
+        self.low.store(false, Ordering::Release);
+        self.dry.store(false, Ordering::Release);
     }
 
-    /// Tops the lease up when low; gives back a surplus.
+    /// Settles and tops the lease up when a retry found it low; on a full
+    /// pass, gives back a lease gone idle, a lease stranded by an outage,
+    /// a surplus of refunds and a batch of refills.
     fn sync(&self, io: &mut Io<'_>, full: bool) -> Result<(), RedisError> {
-        if self.budget.is_local() {
+        let Some(budget) = self.handle() else { return Ok(()) };
+        if budget.is_local() {
             return Ok(());
         }
-        let hub = io.hub;
-        let (capacity, ttl) = (self.budget.capacity(), hub.settings.ttl_ms());
-        let level = self.budget.level();
-        // Only a lease that a retry found low is topped up (and a new one):
-        // a process with no retries to make asks the fleet for nothing.
-        if level < self.low_mark() && self.low.load(Ordering::Acquire) {
+        let level = budget.level();
+        if self.low.load(Ordering::Acquire) && level < self.low_mark() && (full || !self.dry.load(Ordering::Acquire)) {
             self.low.store(false, Ordering::Release);
-            let want = self.lease.saturating_sub(level as u32);
-            let spent = self.budget.take_spent();
-            let granted: u32 = io.conn.run(&BUDGET_TAKE, &hub.round_trips, |s| {
-                s.key(&self.key).arg(want).arg(capacity).arg(ttl).arg(1).arg(self.budget.refill_per_sec()).arg(spent);
-            })?;
-            if granted > 0 {
-                self.full_until.store(0, Ordering::Relaxed); // the fleet is being drawn on
-            }
-            let overflow = self.budget.deposit(granted);
-            if overflow > 0 {
-                self.give(io, overflow, 0)?;
-            }
-            return Ok(());
+            return self.top_up(io, &budget, self.lease, 0);
         }
         if !full {
+            if self.refunded.swap(false, Ordering::AcqRel) {
+                return self.give(io, &budget, 0, 0);
+            }
             return Ok(());
         }
-        // Refills fill only the room neither the bucket nor the leases out
-        // hold, so batching them for a second cannot overfill the fleet.
-        let now = hub.now();
+        let refunded = self.refunded.swap(false, Ordering::AcqRel);
+        let now = io.hub.now();
+        let mut back = self.stranded.swap(0, Ordering::Relaxed);
+        let drew_at = self.drew_at.load(Ordering::Relaxed);
+        let idle = drew_at == NEVER || now.saturating_sub(drew_at) >= nanos(IDLE);
+        if idle {
+            // Quiet: keep one retry's worth, give back the rest; take one
+            // retry's worth while half the fleet's bucket is there.
+            let half = budget.capacity() / 2;
+            let looks_full = self.fleet_left.load(Ordering::Relaxed) >= half.saturating_add(self.largest_cost);
+            let stale = now.saturating_sub(self.standing_at.load(Ordering::Relaxed)) >= nanos(FULL_FOR);
+            if budget.level() < self.low_mark() && (looks_full || stale) {
+                self.standing_at.store(now, Ordering::Relaxed);
+                return self.top_up(io, &budget, self.largest_cost, half);
+            }
+            back = back.saturating_add(budget.take_above(self.largest_cost));
+        } else if level > 2.0 * f64::from(self.lease) {
+            back = back.saturating_add(budget.take_above(self.lease));
+        }
         let due = now.saturating_sub(self.gave.load(Ordering::Relaxed)) >= nanos(GIVE_EVERY);
-        let mut refills = if due { self.budget.take_owed() } else { 0 };
+        let mut refills = if due { budget.take_owed() } else { 0 };
         if now < self.full_until.load(Ordering::Relaxed) {
             refills = 0; // refills of a full bucket
         }
-        let back = if level > 2.0 * f64::from(self.lease) { self.budget.take_above(self.lease) } else { 0 };
-        if back > 0 || refills > 0 {
+        if back > 0 || refills > 0 || refunded {
             self.gave.store(now, Ordering::Relaxed);
-            self.give(io, back, refills)?;
+            self.give(io, &budget, back, refills)?;
         }
         Ok(())
     }
 
-    /// The fleet's thread is stopping: everything in the lease goes back.
     fn leave(&self, io: &mut Io<'_>) -> Result<(), RedisError> {
-        if self.budget.is_local() {
+        let Some(budget) = self.handle() else { return Ok(()) };
+        if budget.is_local() {
             return Ok(());
         }
-        let back = self.budget.take_above(0);
-        self.give(io, back, 0)
+        let back = budget.take_above(0);
+        self.give(io, &budget, back, 0)
+    }
+
+    fn detach(&self) {
+        self.budget.lock().unwrap_or_else(PoisonError::into_inner).take();
     }
 }
 
@@ -151,12 +246,20 @@ fn nanos(d: Duration) -> u64 {
 }
 
 impl BudgetLink for BudgetShare {
-    fn withdrew(&self, level: f64) {
-        if level < self.low_mark()
-            && !self.low.swap(true, Ordering::AcqRel)
+    fn refunded(&self) {
+        if !self.refunded.swap(true, Ordering::AcqRel)
             && let Some(hub) = self.hub.upgrade()
         {
             hub.nudge();
+        }
+    }
+
+    fn withdrew(&self, level: f64) {
+        if let Some(hub) = self.hub.upgrade() {
+            self.drew_at.store(hub.now(), Ordering::Relaxed);
+            if level < self.low_mark() && !self.low.swap(true, Ordering::AcqRel) {
+                hub.nudge();
+            }
         }
     }
 }

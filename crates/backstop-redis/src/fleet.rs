@@ -132,7 +132,6 @@ pub struct FleetStats {
 }
 
 /// Builds a [`Fleet`]; made by [`Fleet::builder`].
-#[derive(Debug)]
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct FleetBuilder {
     url: String,
@@ -142,6 +141,20 @@ pub struct FleetBuilder {
     key_ttl: Duration,
     probe_lease: Duration,
     budget_lease: Option<u32>,
+}
+
+impl fmt::Debug for FleetBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the URL: it may hold a password.
+        f.debug_struct("FleetBuilder")
+            .field("timeout", &self.timeout)
+            .field("refresh", &self.refresh)
+            .field("reconnect_every", &self.reconnect_every)
+            .field("key_ttl", &self.key_ttl)
+            .field("probe_lease", &self.probe_lease)
+            .field("budget_lease", &self.budget_lease)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FleetBuilder {
@@ -180,9 +193,10 @@ impl FleetBuilder {
     }
 
     /// How long the process that won a half-open probe holds it (default
-    /// 30 s; allowed: 10 ms ..= 1 h): if it has sent no verdict by then (it
-    /// died, or its call hangs), another process may probe. Keep it above
-    /// the longest call.
+    /// 30 s; allowed: 4 × `timeout` ..= 1 h): if it has sent no verdict by
+    /// then (it died, or its call hangs), another process may probe. Keep it
+    /// above the longest call. The winner gives it up locally two timeouts
+    /// early, so that its verdict reaches Redis while the lease holds.
     pub fn probe_lease(mut self, lease: Duration) -> Self {
         self.probe_lease = lease;
         self
@@ -190,8 +204,9 @@ impl FleetBuilder {
 
     /// Tokens a shared budget takes from the fleet's bucket at a time
     /// (default: twice the largest retry cost, 20 tokens with the standard
-    /// costs; allowed: ≥ 1). Larger leases mean fewer round trips and more
-    /// tokens idle in processes that do not need them.
+    /// costs; allowed: ≥ 1, and a budget raises it to its largest retry cost).
+    /// Larger leases mean fewer round trips and more tokens idle in
+    /// processes that are retrying.
     pub fn budget_lease(mut self, tokens: u32) -> Self {
         self.budget_lease = Some(tokens);
         self
@@ -211,7 +226,7 @@ impl FleetBuilder {
         check("refresh", self.refresh, ms(10), secs(60))?;
         check("reconnect_every", self.reconnect_every, ms(10), secs(600))?;
         check("key_ttl", self.key_ttl, secs(1), secs(30 * 24 * 3600))?;
-        check("probe_lease", self.probe_lease, ms(10), secs(3600))?;
+        check("probe_lease", self.probe_lease, (self.timeout * 4).max(ms(10)), secs(3600))?;
         if self.budget_lease == Some(0) {
             return Err(FleetError::setting("budget_lease", "is 0".into(), "1 or more tokens"));
         }
@@ -226,7 +241,7 @@ impl FleetBuilder {
             timeout: self.timeout,
             refresh: self.refresh,
             reconnect_every: self.reconnect_every,
-            join_wait: self.timeout * 3,
+            join_wait: (self.timeout * 3).min(Duration::from_millis(200)),
             key_ttl: self.key_ttl,
             probe_lease: self.probe_lease,
             budget_lease: self.budget_lease,

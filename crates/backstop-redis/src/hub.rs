@@ -31,11 +31,14 @@ pub(crate) trait Member: Send + Sync {
     fn rejoin(&self);
     /// Sends this guard's news and, on a `full` pass, catches up.
     fn sync(&self, io: &mut Io<'_>, full: bool) -> Result<(), RedisError>;
-    /// The fleet's thread is stopping while Redis is there: hand back what
-    /// the guard holds of the fleet's.
+    /// The guard is leaving (its users are gone, or the fleet's thread is
+    /// stopping) while Redis is there: hand back what it holds of the fleet's.
     fn leave(&self, _io: &mut Io<'_>) -> Result<(), RedisError> {
         Ok(())
     }
+    /// Lets go of the guard's local state (the handle), so that the guard,
+    /// which holds this member as its link, can be freed.
+    fn detach(&self);
 }
 
 /// The connection and what a member's sync needs besides.
@@ -160,60 +163,93 @@ impl Hub {
 /// most this rate of passes per process.
 const MIN_GAP: Duration = Duration::from_millis(2);
 
+/// A guard in the thread's care.
+struct Slot {
+    member: Arc<dyn Member>,
+    /// Its own state in Redis failed (a key of the wrong type, a script
+    /// error, a panicking callback): it works alone until then, while the
+    /// other guards go on.
+    broken_until: Option<Instant>,
+}
+
+/// Whether an error means Redis itself is gone or slow (rather than one
+/// guard's key being wrong).
+fn is_outage(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
 /// The fleet's thread: runs until the last `Fleet` handle is dropped.
 pub(crate) fn run(hub: Arc<Hub>, client: Client) {
     let settings = hub.settings.clone();
-    let mut members: Vec<Arc<dyn Member>> = Vec::new();
+    let mut slots: Vec<Slot> = Vec::new();
     let mut conn: Option<Conn> = None;
     let mut next_connect = Instant::now();
     let mut next_full = Instant::now();
-    let mut outage_since: Option<Instant> = None;
+    // From the first failure until a full pass succeeds again: one outage,
+    // one WARN, one count, however many reconnects fail or half-succeed.
+    let mut outage: Option<Instant> = None;
     loop {
         let now = Instant::now();
         let until = if conn.is_some() { next_full } else { next_connect.min(next_full) };
         let (stop, joined, intake) = hub.wait(until.saturating_duration_since(now));
         if stop {
-            // A clean exit gives the budgets' leases back to the fleet.
+            // A clean exit hands back what the guards hold of the fleet's;
+            // the first failure ends that (a stalled Redis costs one timeout).
             if let Some(c) = conn.as_mut() {
                 let mut io = Io { conn: c, hub: &hub };
-                for m in &members {
-                    let _ = m.leave(&mut io);
+                for s in &slots {
+                    if s.member.leave(&mut io).is_err() {
+                        break;
+                    }
                 }
             }
-            for m in &members {
-                m.go_local();
+            for s in &slots {
+                s.member.go_local();
+                s.member.detach();
             }
             hub.guards.store(0, Ordering::Relaxed);
             break;
         }
         let fresh = !joined.is_empty();
-        for m in &joined {
+        for member in joined {
             // A guard joins the fleet's state if Redis is there, or starts
             // alone until it is.
-            if conn.is_some() { m.rejoin() } else { m.go_local() }
+            if conn.is_some() {
+                member.rejoin()
+            } else {
+                member.go_local()
+            }
+            slots.push(Slot { member, broken_until: None });
         }
-        members.extend(joined);
-        members.retain(|m| !m.is_orphaned());
-        hub.guards.store(members.len(), Ordering::Relaxed);
+        // Guards nobody uses any more leave, handing back what they hold.
+        let mut kept = Vec::with_capacity(slots.len());
+        for s in slots {
+            if !s.member.is_orphaned() {
+                kept.push(s);
+                continue;
+            }
+            if let Some(c) = conn.as_mut() {
+                let _ = s.member.leave(&mut Io { conn: c, hub: &hub });
+            }
+            s.member.detach();
+        }
+        slots = kept;
+        hub.guards.store(slots.len(), Ordering::Relaxed);
         let now = Instant::now();
         if conn.is_none() && now >= next_connect {
             match Conn::open(&client, settings.timeout, &hub.round_trips) {
                 Ok(c) => {
                     conn = Some(c);
                     hub.up.store(true, Ordering::Release);
-                    if let Some(since) = outage_since.take() {
-                        hub.rejoins.fetch_add(1, Ordering::Relaxed);
-                        rejoined(&settings, since.elapsed());
-                    }
-                    for m in &members {
-                        m.rejoin();
+                    for s in &slots {
+                        s.member.rejoin();
                     }
                 }
                 Err(e) => {
                     next_connect = now + settings.reconnect_every;
-                    if outage_since.is_none() {
-                        outage_since = Some(now);
-                        went_local(&hub, &settings, &e, &members);
+                    if outage.is_none() {
+                        outage = Some(now);
+                        went_local(&hub, &settings, &e, &slots);
                     }
                 }
             }
@@ -222,22 +258,59 @@ pub(crate) fn run(hub: Arc<Hub>, client: Client) {
         if full {
             next_full = now + settings.refresh;
         }
-        match conn.as_mut() {
-            Some(c) => {
-                let mut io = Io { conn: c, hub: &hub };
-                if let Some(e) = members.iter().find_map(|m| m.sync(&mut io, full).err()) {
-                    conn = None;
-                    hub.up.store(false, Ordering::Release);
-                    next_connect = now + settings.reconnect_every;
-                    outage_since = Some(now);
-                    went_local(&hub, &settings, &e, &members);
+        let Some(c) = conn.as_mut() else {
+            for s in &slots {
+                s.member.go_local();
+            }
+            hub.pass_done(intake);
+            std::thread::sleep(MIN_GAP);
+            continue;
+        };
+        let mut io = Io { conn: c, hub: &hub };
+        let mut lost = None;
+        for s in &mut slots {
+            if s.broken_until.is_some_and(|t| now < t) {
+                continue;
+            }
+            if s.broken_until.take().is_some() {
+                s.member.rejoin();
+            }
+            let member = &s.member;
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| member.sync(&mut io, full)));
+            let broken = match result {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) if is_outage(&e) => {
+                    lost = Some(e);
+                    break;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "a callback panicked on the fleet's thread".to_owned(),
+            };
+            s.broken_until = Some(now + settings.reconnect_every);
+            s.member.go_local();
+            guard_broken(&settings, s.member.name(), &broken);
+        }
+        match lost {
+            Some(e) => {
+                conn = None;
+                hub.up.store(false, Ordering::Release);
+                next_connect = now + settings.reconnect_every;
+                if outage.is_none() {
+                    outage = Some(now);
+                    went_local(&hub, &settings, &e, &slots);
+                } else {
+                    for s in &slots {
+                        s.member.go_local();
+                    }
                 }
             }
-            None => {
-                for m in &members {
-                    m.go_local();
+            None if full => {
+                if let Some(since) = outage.take() {
+                    hub.rejoins.fetch_add(1, Ordering::Relaxed);
+                    rejoined(&settings, since.elapsed());
                 }
             }
+            None => {}
         }
         hub.pass_done(intake);
         std::thread::sleep(MIN_GAP);
@@ -246,25 +319,36 @@ pub(crate) fn run(hub: Arc<Hub>, client: Client) {
 
 /// Redis is gone or slow: every guard works alone. One WARN per outage,
 /// naming the address (never the URL: it may hold a password).
-fn went_local(hub: &Hub, settings: &Settings, error: &RedisError, members: &[Arc<dyn Member>]) {
+fn went_local(hub: &Hub, settings: &Settings, error: &RedisError, slots: &[Slot]) {
     hub.up.store(false, Ordering::Release);
     hub.fallbacks.fetch_add(1, Ordering::Relaxed);
-    for m in members {
-        m.go_local();
+    for s in slots {
+        s.member.go_local();
     }
     #[cfg(feature = "metrics")]
     metrics::counter!("backstop_fleet_fallbacks_total", "redis" => settings.address.clone()).increment(1);
     #[cfg(feature = "tracing")]
     {
-        let names: Vec<&str> = members.iter().map(|m| m.name()).collect();
         tracing::warn!(
-            "Redis at {} is unreachable or slow ({}): guards [{}] work alone on local state until it is back",
+            "Redis at {} is unreachable or slow ({}): {} shared guards work alone on local state until it is back",
             settings.address,
             error,
-            names.join(", ")
+            slots.len()
         );
     }
-    let _ = (settings, error, members.len());
+    let _ = (settings, error, slots.len());
+}
+
+/// One guard's own state in Redis failed: that guard works alone for a
+/// while; the others go on.
+fn guard_broken(settings: &Settings, name: &str, why: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        "shared guard {name} works alone for {:.1}s: its state in Redis at {} failed ({why})",
+        settings.reconnect_every.as_secs_f64(),
+        settings.address
+    );
+    let _ = (settings, name, why);
 }
 
 fn rejoined(settings: &Settings, after: Duration) {

@@ -27,6 +27,7 @@ struct Link {
 
 impl BudgetLink for Link {
     fn withdrew(&self, _level: f64) {}
+    fn refunded(&self) {}
 }
 
 impl BreakerLink for Link {

@@ -29,17 +29,20 @@ pub fn key(kind: &str, name: &str) -> String {
 /// worker spends on its next retries without asking Redis each time.
 /// `KEYS[1]` the bucket; `ARGV`: asked, capacity, ttl in ms, the smallest
 /// grant worth having, tokens refilled per second (on Redis's clock), tokens
-/// the worker spent from its lease since it last said so. Returns the
-/// tokens granted (0 when fewer than the smallest grant are left). A new or
+/// the worker spent from its lease since it last said so less those
+/// refunded (may be negative), tokens the bucket keeps whatever is asked
+/// (a floor), and after how many ms without a lease taken the leases out are
+/// forgotten (they were held by workers that died). Returns `[granted,
+/// tokens left]`. A new or
 /// expired bucket starts full. The bucket counts the tokens out on lease.
 pub static BUDGET_TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("budget_take.lua")));
 
 /// Gives tokens to a fleet's retry budget, batched: a lease's unused tokens,
 /// and success refills (which fill only the room neither the bucket nor the
 /// leases out hold). `KEYS[1]` the bucket; `ARGV`: returned, capacity, ttl in
-/// ms, refills, tokens spent from the lease since last said. Returns the
-/// tokens the bucket and the leases out hold together, never above the
-/// capacity.
+/// ms, refills, tokens spent from the lease since last said (less those
+/// refunded). Returns `[tokens the bucket and the leases out hold together
+/// (never above the capacity), tokens in the bucket]`.
 pub static BUDGET_PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("budget_put.lua")));
 
 /// Reserves a fleet's next send slot by GCRA, on the Redis server's clock
@@ -53,8 +56,9 @@ pub static PACE_RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include
 
 /// Reads a fleet breaker's state on Redis's clock. `KEYS`: the breaker, its
 /// probe lease. Returns `[state, ms left open, gen, probe out]`, where state
-/// is 0 closed, 1 open, 3 isolated, and `gen` grows at every change. A
-/// missing key is a closed breaker.
+/// is 0 closed, 1 open, 3 isolated, or −1 when Redis holds no state for it
+/// (never written, expired, or lost in a restart), and `gen` grows at every
+/// change.
 pub static BREAKER_READ: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("breaker_read.lua")));
 
 /// Opens a fleet's circuit after a process's breaker tripped, unless it is

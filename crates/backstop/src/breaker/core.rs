@@ -176,6 +176,15 @@ impl Core {
         }
     }
 
+    /// How long an open breaker stays open (zero once the period is over);
+    /// `None` in any other state.
+    pub(crate) fn open_remaining(&self) -> Option<Duration> {
+        (self.word().state() == CircuitState::Open).then(|| {
+            let (now, until) = (self.now_nanos(), self.open_until.load(Ordering::Acquire));
+            Duration::from_nanos(until.saturating_sub(now))
+        })
+    }
+
     /// The state, moving an open breaker whose period is over to half-open.
     pub(crate) fn state(&self) -> CircuitState {
         let w = self.word();
@@ -379,14 +388,14 @@ impl Core {
         let mut rare = lock(&self.rare);
         let current = self.word();
         let change = match current.state() {
-            CircuitState::Closed => {
+            CircuitState::Closed | CircuitState::HalfOpen => {
                 self.change_locked(&mut rare, current, CircuitState::Open, Transition::Shared, Some(remaining))
             }
             CircuitState::Open => {
                 let until = self.now_nanos().saturating_add(u64::try_from(remaining.as_nanos()).unwrap_or(u64::MAX));
                 return self.open_until.swap(until, Ordering::AcqRel) != until;
             }
-            CircuitState::HalfOpen | CircuitState::Isolated => return false,
+            CircuitState::Isolated => return false,
         };
         drop(rare);
         let changed = change.is_some();

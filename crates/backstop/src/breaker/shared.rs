@@ -71,17 +71,25 @@ impl SharedBreaker {
         self.core.word().state()
     }
 
+    /// How long the local breaker stays open, if it is open (zero once the
+    /// period is over): what a store re-sends when the fleet has forgotten
+    /// its state (a Redis that restarted empty).
+    pub fn open_remaining(&self) -> Option<Duration> {
+        self.core.open_remaining()
+    }
+
     /// Whether every [`CircuitBreaker`](super::CircuitBreaker) using this
     /// state is gone, so that only store handles hold it.
     pub fn is_orphaned(&self) -> bool {
         Arc::strong_count(&self.core) == 1
     }
 
-    /// The fleet's circuit is open for `remaining` more: a closed breaker
-    /// opens (its calls are rejected from now on), an open one takes the
-    /// fleet's end of the period. A half-open breaker is left alone (this
-    /// process holds the probe, and its verdict decides), and so is an
-    /// isolated one. Returns whether anything changed.
+    /// The fleet's circuit is open for `remaining` more: a closed or
+    /// half-open breaker opens (its calls, probes included, are rejected from
+    /// now on), an open one takes the fleet's end of the period; an isolated
+    /// one is left alone. A store must not call it while this process holds
+    /// the fleet's probe (its verdict decides). Returns whether anything
+    /// changed.
     pub fn follow_open(&self, remaining: Duration) -> bool {
         self.core.follow_open(remaining)
     }

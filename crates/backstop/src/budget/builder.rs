@@ -192,6 +192,7 @@ impl TokenBucketBuilder {
             shared: AtomicBool::new(shared),
             owed: AtomicU64::new(0),
             spent: AtomicU64::new(0),
+            refunded: AtomicU64::new(0),
         }));
         if let Some(Store(store)) = self.store {
             let link = store.share_budget(SharedBudget::new(Arc::clone(&budget.inner)));

@@ -7,4 +7,9 @@ pub trait BudgetLink: Send + Sync {
     /// left in the local lease: a store tops the lease up when this falls
     /// low.
     fn withdrew(&self, level: f64);
+
+    /// After a granted retry was refunded (its run ended before the retry
+    /// was made): the tokens are back in the lease, and the fleet's count
+    /// of the tokens out should hear of it soon.
+    fn refunded(&self);
 }

@@ -84,14 +84,15 @@ impl RetryBudget {
                 if !b.shared.load(Ordering::Relaxed) {
                     self.refill(b);
                 }
-                let granted = b.take(u64::from(cost) * MILLI).then_some(Withdrawal { cost, at_nanos: 0 });
+                let milli = u64::from(cost) * MILLI;
+                let granted = b.take(milli);
                 if let Some(link) = self.inner.link.get() {
-                    if granted.is_some() && b.shared.load(Ordering::Relaxed) {
-                        b.spent.fetch_add(u64::from(cost) * MILLI, Ordering::Relaxed);
+                    if granted && b.shared.load(Ordering::Relaxed) {
+                        b.spent.fetch_add(milli, Ordering::Relaxed);
                     }
                     link.withdrew(self.level());
                 }
-                granted
+                granted.then_some(Withdrawal { cost, at_nanos: 0 })
             }
             Kind::Ratio(r) => {
                 let _one_at_a_time = lock(&r.withdraw);
@@ -127,9 +128,11 @@ impl RetryBudget {
             Kind::Bucket(b) => {
                 let milli = u64::from(withdrawal.cost) * MILLI;
                 if b.shared.load(Ordering::Relaxed) {
-                    // Back in the lease: not spent after all.
-                    let _ =
-                        b.spent.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| Some(s.saturating_sub(milli)));
+                    // Back in the lease: the fleet counts it out again.
+                    b.refunded.fetch_add(milli, Ordering::Relaxed);
+                    if let Some(link) = self.inner.link.get() {
+                        link.refunded();
+                    }
                 }
                 b.put(milli)
             }

@@ -116,11 +116,13 @@ impl SharedBudget {
         take_whole(&self.bucket().owed, 0)
     }
 
-    /// Takes the whole tokens spent from the lease since the last call (by
-    /// retries, less those refunded), for the store to report to the
-    /// fleet's bucket, which counts the tokens out on lease.
-    pub fn take_spent(&self) -> u32 {
-        take_whole(&self.bucket().spent, 0)
+    /// Takes the tokens spent from the lease since the last call, less those
+    /// refunded to it (so it may be negative), for the store to report to
+    /// the fleet's bucket, which counts the tokens out on lease.
+    pub fn take_spent(&self) -> i64 {
+        let b = self.bucket();
+        let spent = i64::from(take_whole(&b.spent, 0));
+        spent - i64::from(take_whole(&b.refunded, 0))
     }
 
     /// The store lost its connection: the budget works alone, as a local
@@ -129,8 +131,9 @@ impl SharedBudget {
         let b = self.bucket();
         if b.shared.swap(false, Ordering::AcqRel) {
             b.milli.store(b.capacity, Ordering::Release);
-            b.owed.store(0, Ordering::Release);
-            b.spent.store(0, Ordering::Release);
+            for counter in [&b.owed, &b.spent, &b.refunded] {
+                counter.store(0, Ordering::Release);
+            }
         }
     }
 

@@ -24,9 +24,11 @@ pub(super) struct TokenBucket {
     /// fleet's bucket: they go there (capped by its capacity), not into the
     /// lease, so a fleet never holds more than one bucket of tokens.
     pub(super) owed: AtomicU64,
-    /// A shared budget's tokens spent from its lease, in thousandths, not
-    /// yet reported to the fleet's bucket (which counts its leases out).
+    /// A shared budget's tokens spent from its lease, and refunded to it,
+    /// in thousandths, not yet reported to the fleet's bucket (which counts
+    /// its leases out).
     pub(super) spent: AtomicU64,
+    pub(super) refunded: AtomicU64,
 }
 
 impl TokenBucket {
@@ -80,6 +82,7 @@ mod tests {
             shared: AtomicBool::new(false),
             owed: AtomicU64::new(0),
             spent: AtomicU64::new(0),
+            refunded: AtomicU64::new(0),
         }
     }
 

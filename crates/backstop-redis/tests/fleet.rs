@@ -5,49 +5,16 @@
 //! killed or stalled never holds up a call, and the fleet rejoins after.
 //! (`fleet_processes.rs` runs real worker processes.)
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use backstop::breaker::{BreakerConfig, CircuitState};
+use backstop::breaker::CircuitState;
 use backstop::{Backoff, CircuitBreaker, RetryBudget, Verdict};
 use backstop_redis::Fleet;
 use backstop_testkit::redis::RedisServer;
-
-const REFRESH: Duration = Duration::from_millis(20);
-const TIMEOUT: Duration = Duration::from_millis(50);
-
-fn fleet(redis: &RedisServer) -> Fleet {
-    Fleet::builder(redis.url())
-        .refresh(REFRESH)
-        .timeout(TIMEOUT)
-        .reconnect_every(Duration::from_millis(20))
-        .build()
-        .unwrap()
-}
-
-fn breaker(fleet: &Fleet, name: &str, open_for: Duration) -> CircuitBreaker {
-    let config =
-        BreakerConfig::builder().consecutive_failures(2).open_for(Backoff::constant(open_for)).build().unwrap();
-    CircuitBreaker::builder(name).config(config).shared(fleet).build()
-}
-
-/// Waits until `done` holds (checking every millisecond), up to `limit`;
-/// returns how long it took.
-fn wait_until(limit: Duration, what: &str, done: impl Fn() -> bool) -> Duration {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "{what}: still not after {limit:?}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    start.elapsed()
-}
-
-fn trip(breaker: &CircuitBreaker) {
-    for _ in 0..2 {
-        breaker.try_acquire().expect("closed").failure();
-    }
-    assert_eq!(breaker.state(), CircuitState::Open);
-}
+use support::{REFRESH, TIMEOUT, breaker, fleet, trip, wait_until, wait_until_permit};
 
 /// The bound the fleet promises for following a trip elsewhere: one
 /// refresh and one round trip, plus room for a loaded 2-core machine.
@@ -159,17 +126,6 @@ fn a_probe_abandoned_by_its_process_passes_to_another_when_its_lease_ends() {
     probe.failure(); // a's late verdict: its lease is gone, the fleet ignores it
     std::thread::sleep(REFRESH * 5);
     assert_ne!(bb.state(), CircuitState::Closed);
-}
-
-fn wait_until_permit(b: &CircuitBreaker) -> backstop::breaker::Permit<'_> {
-    let start = Instant::now();
-    loop {
-        if let Ok(p) = b.try_acquire() {
-            return p;
-        }
-        assert!(start.elapsed() < Duration::from_secs(5), "no probe granted");
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 #[test]

@@ -5,6 +5,8 @@
 //! settings a user should not pass. Each was a defect found by a red-team
 //! pass, and is a regression test now.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,51 +14,7 @@ use backstop::breaker::{BreakerConfig, CircuitState, Transition};
 use backstop::{Backoff, CircuitBreaker, RetryBudget, Verdict};
 use backstop_redis::Fleet;
 use backstop_testkit::redis::RedisServer;
-
-const REFRESH: Duration = Duration::from_millis(20);
-const TIMEOUT: Duration = Duration::from_millis(50);
-
-fn fleet(redis: &RedisServer) -> Fleet {
-    Fleet::builder(redis.url())
-        .refresh(REFRESH)
-        .timeout(TIMEOUT)
-        .reconnect_every(Duration::from_millis(20))
-        .build()
-        .unwrap()
-}
-
-fn breaker(fleet: &Fleet, name: &str, open_for: Duration) -> CircuitBreaker {
-    let config =
-        BreakerConfig::builder().consecutive_failures(2).open_for(Backoff::constant(open_for)).build().unwrap();
-    CircuitBreaker::builder(name).config(config).shared(fleet).build()
-}
-
-fn trip(breaker: &CircuitBreaker) {
-    for _ in 0..2 {
-        breaker.try_acquire().expect("closed").failure();
-    }
-    assert_eq!(breaker.state(), CircuitState::Open);
-}
-
-fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "{what}: still not after {limit:?}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    start.elapsed()
-}
-
-fn wait_until_permit(b: &CircuitBreaker) -> backstop::breaker::Permit<'_> {
-    let start = Instant::now();
-    loop {
-        if let Ok(p) = b.try_acquire() {
-            return p;
-        }
-        assert!(start.elapsed() < Duration::from_secs(5), "no probe granted");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
+use support::{REFRESH, TIMEOUT, breaker, fleet, trip, wait_until, wait_until_permit};
 
 fn con(redis: &RedisServer) -> redis::Connection {
     redis::Client::open(redis.url()).unwrap().get_connection().unwrap()

@@ -9,7 +9,7 @@ pub trait BreakerLink: Send + Sync {
     /// After every change of state the breaker made itself: a trip (cause
     /// `ConsecutiveFailures`, `FailureRate`, `SlowCallRate`), a probe's
     /// verdict (`ProbeFailed`, `ProbesSucceeded`), `OpenPeriodOver`,
-    /// `Isolated`, `Reset`. Changes made through the [`SharedBreaker`]
+    /// `Isolated`, `Reset`. Changes made through the [`SharedBreaker`](super::SharedBreaker)
     /// handle (cause [`Transition::Shared`]) are not reported back.
     fn changed(&self, event: &BreakerEvent<'_>);
 

@@ -1,0 +1,62 @@
+//! What the fleet tests share: fleets with short refreshes on a private
+//! redis-server, a breaker that trips on two failures, and waiting for
+//! something the fleet's thread will do.
+#![allow(dead_code)] // each test file uses its own part
+
+use std::time::{Duration, Instant};
+
+use backstop::breaker::{BreakerConfig, CircuitState, Permit};
+use backstop::{Backoff, CircuitBreaker};
+use backstop_redis::Fleet;
+use backstop_testkit::redis::RedisServer;
+
+pub const REFRESH: Duration = Duration::from_millis(20);
+pub const TIMEOUT: Duration = Duration::from_millis(50);
+
+/// A fleet on `redis` refreshing every 20 ms, with a 50 ms timeout.
+pub fn fleet(redis: &RedisServer) -> Fleet {
+    Fleet::builder(redis.url())
+        .refresh(REFRESH)
+        .timeout(TIMEOUT)
+        .reconnect_every(Duration::from_millis(20))
+        .build()
+        .unwrap()
+}
+
+/// A shared breaker that trips on 2 failures in a row.
+pub fn breaker(fleet: &Fleet, name: &str, open_for: Duration) -> CircuitBreaker {
+    let config =
+        BreakerConfig::builder().consecutive_failures(2).open_for(Backoff::constant(open_for)).build().unwrap();
+    CircuitBreaker::builder(name).config(config).shared(fleet).build()
+}
+
+/// Trips a `breaker(..)`.
+pub fn trip(breaker: &CircuitBreaker) {
+    for _ in 0..2 {
+        breaker.try_acquire().expect("closed").failure();
+    }
+    assert_eq!(breaker.state(), CircuitState::Open);
+}
+
+/// Waits until `done` holds (checking every millisecond), up to `limit`;
+/// returns how long it took.
+pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: still not after {limit:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    start.elapsed()
+}
+
+/// Waits (up to 5 s) for a permit: a probe, once the fleet grants it.
+pub fn wait_until_permit(b: &CircuitBreaker) -> Permit<'_> {
+    let start = Instant::now();
+    loop {
+        if let Ok(p) = b.try_acquire() {
+            return p;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "no probe granted");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

@@ -16,8 +16,10 @@
 //!   the bucket has retries for, the first retry of the others waits for a
 //!   lease (it is refused, and the lease comes in one round trip).
 //! - A process that drops a budget (its users are gone, or the fleet
-//!   stops) gives its lease back; a process that died leaves its lease
-//!   counted out until no lease has been taken for 60 s.
+//!   stops) gives its lease back; an outage's lease goes back on the
+//!   return. Redis keeps each process's lease out, and a process holding one
+//!   says so at least every 20 s: the lease of a process unheard of for
+//!   60 s (it died) is forgotten, and the room it held refills.
 //! - What successes refill is owed to the fleet's bucket and given in one
 //!   batch at most once a second, except for 10 s after the bucket was found
 //!   full (its refills would change nothing then): a healthy process costs
@@ -41,9 +43,14 @@ const FULL_FOR: Duration = Duration::from_secs(10);
 const NEVER: u64 = u64::MAX;
 /// A lease nobody drew on for this long goes back to the fleet.
 const IDLE: Duration = Duration::from_secs(2);
-/// Leases out this long with no lease taken anywhere are forgotten (their
-/// holders died: the living give idle leases back within `IDLE`).
+/// A process's lease unheard of for this long is forgotten (it died); a
+/// living process holding a lease says so every `HEARTBEAT`.
 const FORGET_LEASES_AFTER: Duration = Duration::from_secs(60);
+const HEARTBEAT: Duration = Duration::from_secs(20);
+
+fn forget_ms() -> u64 {
+    u64::try_from(FORGET_LEASES_AFTER.as_millis()).unwrap_or(u64::MAX)
+}
 
 pub(crate) struct BudgetShare {
     name: String,
@@ -51,7 +58,8 @@ pub(crate) struct BudgetShare {
     /// fleet stopped): the budget holds this share as its link, so the share
     /// must let go for both to be freed.
     budget: Mutex<Option<SharedBudget>>,
-    key: String,
+    /// The bucket's key and the key of its leases out.
+    keys: [String; 2],
     hub: Weak<Hub>,
     /// Tokens per lease.
     lease: u32,
@@ -77,6 +85,9 @@ pub(crate) struct BudgetShare {
     gave: AtomicU64,
     /// The lease held when Redis was lost, to give back on the return.
     stranded: AtomicU32,
+    /// When this process last told the fleet of its lease (ns on the hub's
+    /// clock).
+    said_at: AtomicU64,
 }
 
 impl BudgetShare {
@@ -85,7 +96,7 @@ impl BudgetShare {
         let lease = hub.settings.budget_lease.unwrap_or(2 * largest_cost).max(largest_cost).min(budget.capacity());
         BudgetShare {
             name: budget.name().to_owned(),
-            key: scripts::key("budget", budget.name()),
+            keys: [scripts::key("budget", budget.name()), scripts::key("leases", budget.name())],
             budget: Mutex::new(Some(budget)),
             hub: Arc::downgrade(hub),
             lease,
@@ -99,6 +110,7 @@ impl BudgetShare {
             full_until: AtomicU64::new(0),
             gave: AtomicU64::new(0),
             stranded: AtomicU32::new(0),
+            said_at: AtomicU64::new(0),
         }
     }
 
@@ -118,11 +130,11 @@ impl BudgetShare {
         let (capacity, ttl) = (budget.capacity(), hub.settings.ttl_ms());
         let want = to.saturating_sub(budget.level() as u32);
         let spent = budget.take_spent();
-        let forget = u64::try_from(FORGET_LEASES_AFTER.as_millis()).unwrap_or(u64::MAX);
         let [granted, left]: [u32; 2] = io.conn.run(&BUDGET_TAKE, &hub.round_trips, |s| {
-            s.key(&self.key).arg(want).arg(capacity).arg(ttl).arg(1).arg(budget.refill_per_sec());
-            s.arg(spent).arg(floor).arg(forget);
+            s.key(&self.keys[0]).key(&self.keys[1]).arg(want).arg(capacity).arg(ttl).arg(1);
+            s.arg(budget.refill_per_sec()).arg(spent).arg(floor).arg(forget_ms()).arg(&hub.token);
         })?;
+        self.said_at.store(hub.now(), Ordering::Relaxed);
         self.fleet_left.store(left, Ordering::Relaxed);
         self.dry.store(granted == 0, Ordering::Release);
         if granted > 0 {
@@ -141,8 +153,10 @@ impl BudgetShare {
         let (hub, capacity) = (io.hub, budget.capacity());
         let spent = budget.take_spent();
         let [held, left]: [u32; 2] = io.conn.run(&BUDGET_PUT, &hub.round_trips, |s| {
-            s.key(&self.key).arg(back).arg(capacity).arg(hub.settings.ttl_ms()).arg(refills).arg(spent);
+            s.key(&self.keys[0]).key(&self.keys[1]).arg(back).arg(capacity).arg(hub.settings.ttl_ms());
+            s.arg(refills).arg(spent).arg(forget_ms()).arg(&hub.token);
         })?;
+        self.said_at.store(hub.now(), Ordering::Relaxed);
         self.fleet_left.store(left, Ordering::Relaxed);
         if held >= capacity {
             self.full_until.store(hub.now().saturating_add(nanos(FULL_FOR)), Ordering::Relaxed);
@@ -164,7 +178,7 @@ impl Member for BudgetShare {
         if let Some(budget) = self.handle()
             && !budget.is_local()
         {
-            self.stranded.store(budget.level() as u32, Ordering::Relaxed);
+            self.stranded.fetch_add(budget.level() as u32, Ordering::Relaxed);
             budget.go_local();
         }
     }
@@ -220,7 +234,9 @@ impl Member for BudgetShare {
         if now < self.full_until.load(Ordering::Relaxed) {
             refills = 0; // refills of a full bucket
         }
-        if back > 0 || refills > 0 || refunded {
+        let heartbeat =
+            budget.level() > 0.0 && now.saturating_sub(self.said_at.load(Ordering::Relaxed)) >= nanos(HEARTBEAT);
+        if back > 0 || refills > 0 || refunded || heartbeat {
             self.gave.store(now, Ordering::Relaxed);
             self.give(io, &budget, back, refills)?;
         }

@@ -24,8 +24,9 @@ fn bucket(redis: &RedisServer, name: &str) -> (String, String) {
     let mut c = con(redis);
     let key = format!("backstop:v1:{{{name}}}:budget");
     let tokens: Option<String> = redis::cmd("HGET").arg(&key).arg("tokens").query(&mut c).unwrap();
-    let out: Option<String> = redis::cmd("HGET").arg(&key).arg("out").query(&mut c).unwrap();
-    (tokens.unwrap_or_default(), out.unwrap_or_default())
+    let leases: Vec<String> = redis::cmd("HVALS").arg(format!("backstop:v1:{{{name}}}:leases")).query(&mut c).unwrap();
+    let out: f64 = leases.iter().filter_map(|v| v.split(':').next()?.parse::<f64>().ok()).sum();
+    (tokens.unwrap_or_default(), out.to_string())
 }
 
 /// A healthy fleet of 8 processes sharing 100 tokens, nobody retrying: quiet processes keep at most one
@@ -423,4 +424,68 @@ fn a_write_pause_is_one_outage() {
     std::thread::sleep(Duration::from_millis(3500));
     let stats = f.stats();
     assert!(stats.fallbacks <= 1, "one 3 s pause: {stats:?}");
+}
+
+fn bucket_fields(redis: &RedisServer, name: &str) -> String {
+    let key = format!("backstop:v1:{{{name}}}:budget");
+    let v: Vec<String> = redis::cmd("HGETALL").arg(&key).query(&mut con(redis)).unwrap();
+    v.join(" ")
+}
+
+/// Twelve short Redis blips, each with a lease partly spent and not yet
+/// reported: the spend is reported on the return, and the fleet's bucket
+/// refills to one bucket (nothing stays counted out for good).
+#[test]
+fn short_blips_with_a_lease_partly_spent_lose_no_token() {
+    let redis = RedisServer::start();
+    let f = Fleet::builder(redis.url())
+        .refresh(support::REFRESH)
+        .timeout(support::TIMEOUT)
+        .reconnect_every(Duration::from_millis(20))
+        .budget_lease(20)
+        .build()
+        .unwrap();
+    let _traffic = breaker(&f, "leak", Duration::from_secs(1));
+    let b = RetryBudget::token_bucket("leak")
+        .capacity(100)
+        .retry_cost(5)
+        .timeout_cost(5)
+        .refill_per_sec(1000.0)
+        .shared(&f)
+        .build()
+        .unwrap();
+    for i in 0..12u64 {
+        // get a full lease (20), spend 3 retries (15) without falling low: the spend is unreported
+        let t = Instant::now();
+        while b.level() < 15.0 && t.elapsed() < Duration::from_secs(2) {
+            if b.level() <= 5.0 {
+                let _ = b.try_withdraw(Verdict::Retry);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if b.level() < 15.0 {
+            break; // the fleet has no lease left to give
+        }
+        for _ in 0..2 {
+            let _ = b.try_withdraw(Verdict::Retry);
+        }
+        redis.stall(Duration::from_millis(300));
+        wait_until(Duration::from_secs(5), "stall seen", || f.stats().fallbacks == i + 1);
+        wait_until(Duration::from_secs(5), "rejoin", || f.is_connected() && f.stats().rejoins == i + 1);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Quiet for 3 s with a 1000/s refill: the fleet's bucket is full again (tokens in Redis + this
+    // process's lease, the only lease there is, make one bucket).
+    std::thread::sleep(Duration::from_secs(3));
+    let mut c = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let tokens: f64 = redis::cmd("HGET").arg("backstop:v1:{leak}:budget").arg("tokens").query(&mut c).unwrap();
+    let _ = b.try_withdraw(Verdict::Retry); // a take: Redis refills by time
+    std::thread::sleep(Duration::from_millis(100));
+    let tokens2: f64 = redis::cmd("HGET").arg("backstop:v1:{leak}:budget").arg("tokens").query(&mut c).unwrap();
+    assert!(
+        tokens.max(tokens2) + b.level() >= 90.0,
+        "a 100-token fleet bucket refilling 1000/s holds {tokens}/{tokens2} + lease {} after blips: {}",
+        b.level(),
+        bucket_fields(&redis, "leak")
+    );
 }

@@ -19,9 +19,15 @@ fn connect(redis: &RedisServer) -> redis::Connection {
     client.get_connection_with_timeout(Duration::from_secs(5)).unwrap()
 }
 
+/// The key of a test bucket's leases out.
+fn leases(bucket: &str) -> String {
+    format!("{bucket}:leases")
+}
+
 fn take(con: &mut redis::Connection, bucket: &str, asked: u64, capacity: u64, smallest: u64) -> u64 {
     let [granted, _left]: [u64; 2] = BUDGET_TAKE
         .key(bucket)
+        .key(leases(bucket))
         .arg(asked)
         .arg(capacity)
         .arg(TTL_MS)
@@ -30,6 +36,7 @@ fn take(con: &mut redis::Connection, bucket: &str, asked: u64, capacity: u64, sm
         .arg(0)
         .arg(0)
         .arg(60_000)
+        .arg("w")
         .invoke(con)
         .unwrap();
     granted
@@ -38,8 +45,18 @@ fn take(con: &mut redis::Connection, bucket: &str, asked: u64, capacity: u64, sm
 /// Gives `back` lease tokens and `refills`, reporting `spent`; returns what
 /// the bucket and the leases out hold together.
 fn put(con: &mut redis::Connection, bucket: &str, back: u64, capacity: u64, refills: u64, spent: u64) -> u64 {
-    let [together, _in_bucket]: [u64; 2] =
-        BUDGET_PUT.key(bucket).arg(back).arg(capacity).arg(TTL_MS).arg(refills).arg(spent).invoke(con).unwrap();
+    let [together, _in_bucket]: [u64; 2] = BUDGET_PUT
+        .key(bucket)
+        .key(leases(bucket))
+        .arg(back)
+        .arg(capacity)
+        .arg(TTL_MS)
+        .arg(refills)
+        .arg(spent)
+        .arg(60_000)
+        .arg("w")
+        .invoke(con)
+        .unwrap();
     together
 }
 
@@ -106,6 +123,37 @@ fn a_budget_is_never_negative_and_the_bucket_and_its_leases_never_hold_more_than
     });
 }
 
+#[test]
+fn a_lease_unheard_of_for_the_forget_time_is_forgotten_and_its_room_refills() {
+    let redis = RedisServer::start();
+    let mut con = connect(&redis);
+    let bucket = key("budget", "forget");
+    let lease = |con: &mut redis::Connection, worker: &str, asked: u64, forget_ms: u64| -> [u64; 2] {
+        let mut take = BUDGET_TAKE.prepare_invoke();
+        take.key(&bucket).key(leases(&bucket)).arg(asked).arg(100).arg(TTL_MS).arg(1);
+        take.arg(0).arg(0).arg(0).arg(forget_ms).arg(worker).invoke(con).unwrap()
+    };
+    let refill = |con: &mut redis::Connection, worker: &str, tokens: u64| -> u64 {
+        let mut put = BUDGET_PUT.prepare_invoke();
+        put.key(&bucket).key(leases(&bucket)).arg(0).arg(100).arg(TTL_MS).arg(tokens);
+        put.arg(0).arg(60_000).arg(worker).invoke::<[u64; 2]>(con).unwrap()[0]
+    };
+    assert_eq!(lease(&mut con, "dies", 40, 60_000), [40, 60]);
+    assert_eq!(lease(&mut con, "lives", 40, 60_000), [40, 20]);
+    // Refills fill no room: the two leases are counted out.
+    assert_eq!(refill(&mut con, "lives", 100), 100);
+    assert_eq!(redis.command(&["HGET", &bucket, "tokens"]), "$2");
+    std::thread::sleep(Duration::from_millis(20));
+    // "lives" says it is alive (a take of 0) with a forget time of 10 ms:
+    // "dies", unheard of for 20 ms, is forgotten; its own lease is not.
+    assert_eq!(lease(&mut con, "lives", 0, 10), [0, 20]);
+    assert_eq!(redis.command(&["HEXISTS", &leases(&bucket), "dies"]), ":0");
+    assert_eq!(redis.command(&["HEXISTS", &leases(&bucket), "lives"]), ":1");
+    // The room the dead lease held refills; the living one still counts.
+    assert_eq!(refill(&mut con, "lives", 100), 100);
+    assert_eq!(lease(&mut con, "other", 100, 60_000)[0], 60, "100 less the living lease of 40");
+}
+
 /// Runs `work(worker, connection)` on 8 threads at once, each with its own
 /// connection, and returns the sum of what they return.
 fn on_eight_workers(redis: &RedisServer, work: impl Fn(u64, &mut redis::Connection) -> u64 + Sync) -> u64 {
@@ -125,11 +173,12 @@ fn on_eight_workers(redis: &RedisServer, work: impl Fn(u64, &mut redis::Connecti
 fn eight_workers_at_once_never_take_more_than_the_bucket_holds() {
     let redis = RedisServer::start();
     let bucket = key("budget", "concurrent");
-    let granted = on_eight_workers(&redis, |_, con| {
+    let granted = on_eight_workers(&redis, |worker, con| {
         (0..100)
             .map(|_| {
                 BUDGET_TAKE
                     .key(&bucket)
+                    .key(leases(&bucket))
                     .arg(25)
                     .arg(500)
                     .arg(TTL_MS)
@@ -138,6 +187,7 @@ fn eight_workers_at_once_never_take_more_than_the_bucket_holds() {
                     .arg(0)
                     .arg(0)
                     .arg(60_000)
+                    .arg(format!("w{worker}"))
                     .invoke::<[u64; 2]>(con)
                     .unwrap()[0]
             })

@@ -1,42 +1,57 @@
 -- backstop-redis: take up to ARGV[1] tokens from the fleet's retry budget.
--- KEYS[1]  the bucket (a hash: tokens; at, the ms of the last refill; out,
---          tokens leased to workers and not yet reported spent or returned;
---          out_at, the ms of the last lease taken)
--- ARGV[1]  tokens asked for (a lease: several retries' worth)
+-- KEYS[1]  the bucket (a hash: tokens; at, the ms of the last refill)
+-- KEYS[2]  the leases out (a hash: worker token -> "tokens out:last seen ms")
+-- ARGV[1]  tokens asked for (a lease: several retries' worth; 0 only says
+--          this worker is alive and settles what it spent)
 -- ARGV[2]  the bucket's capacity (a new or expired bucket starts full)
--- ARGV[3]  the key's time to live, ms (an abandoned fleet leaves nothing)
+-- ARGV[3]  the keys' time to live, ms (an abandoned fleet leaves nothing)
 -- ARGV[4]  the smallest grant worth having; less is 0
 -- ARGV[5]  tokens added per second by time (0: none), on Redis's clock
 -- ARGV[6]  tokens this worker spent from its lease since it last said so,
 --          less those refunded to it (may be negative)
--- ARGV[7]  tokens the bucket keeps whatever is asked (a worker that is not
---          retrying keeps one retry's worth only while half the bucket is
---          there; 0 for a worker that is retrying)
--- ARGV[8]  after how many ms without a lease taken the leases out are
---          forgotten (workers give idle leases back; what is still out
---          then was held by workers that died)
+-- ARGV[7]  tokens the bucket keeps whatever is asked (a floor)
+-- ARGV[8]  after how many ms unheard a worker's lease is forgotten (it died;
+--          living workers holding a lease say so more often than that)
+-- ARGV[9]  this worker's token
 -- Returns {tokens granted, whole tokens left in the bucket}.
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local asked = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local rate = tonumber(ARGV[5])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at', 'out', 'out_at')
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local held = tonumber(state[1] or capacity)
 local at = tonumber(state[2] or now)
-local out = tonumber(state[3] or 0)
-if now - tonumber(state[4] or now) > tonumber(ARGV[8]) then
-  out = 0
+-- The leases out: this worker's, settled; the others', unless forgotten.
+local mine = 0
+local others = 0
+local leases = redis.call('HGETALL', KEYS[2])
+for i = 1, #leases, 2 do
+  local out, seen = string.match(leases[i + 1], '^([%d%.]+):(%d+)$')
+  out, seen = tonumber(out or 0), tonumber(seen or 0)
+  if leases[i] == ARGV[9] then
+    mine = out
+  elseif now - seen > tonumber(ARGV[8]) then
+    redis.call('HDEL', KEYS[2], leases[i])
+  else
+    others = others + out
+  end
 end
-out = math.min(capacity, math.max(0, out - tonumber(ARGV[6])))
+mine = math.max(0, mine - tonumber(ARGV[6]))
 if rate > 0 and now > at then
   -- Time refills what is neither in the bucket nor out on lease.
-  held = math.max(held, math.min(capacity - out, held + (now - at) * rate / 1000))
+  held = math.max(held, math.min(capacity - mine - others, held + (now - at) * rate / 1000))
 end
-local grant = math.min(asked, math.floor(held - tonumber(ARGV[7])))
+local grant = math.min(tonumber(ARGV[1]), math.floor(held - tonumber(ARGV[7])))
 if grant < tonumber(ARGV[4]) then
   grant = 0
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(held - grant), 'at', now, 'out', out + grant, 'out_at', now)
+mine = mine + grant
+redis.call('HSET', KEYS[1], 'tokens', tostring(held - grant), 'at', now)
+if mine > 0 then
+  redis.call('HSET', KEYS[2], ARGV[9], tostring(mine) .. ':' .. now)
+else
+  redis.call('HDEL', KEYS[2], ARGV[9])
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return {grant, math.floor(held - grant)}

@@ -27,22 +27,23 @@ pub fn key(kind: &str, name: &str) -> String {
 
 /// Takes up to `asked` tokens from a fleet's retry budget: a lease that a
 /// worker spends on its next retries without asking Redis each time.
-/// `KEYS[1]` the bucket; `ARGV`: asked, capacity, ttl in ms, the smallest
+/// `KEYS`: the bucket, the leases out (worker token → tokens out and when it
+/// was last heard from). `ARGV`: asked, capacity, ttl in ms, the smallest
 /// grant worth having, tokens refilled per second (on Redis's clock), tokens
 /// the worker spent from its lease since it last said so less those
-/// refunded (may be negative), tokens the bucket keeps whatever is asked
-/// (a floor), and after how many ms without a lease taken the leases out are
-/// forgotten (they were held by workers that died). Returns `[granted,
-/// tokens left]`. A new or
-/// expired bucket starts full. The bucket counts the tokens out on lease.
+/// refunded (may be negative), tokens the bucket keeps whatever is asked (a
+/// floor), after how many ms unheard a worker's lease is forgotten (it
+/// died), the worker's token. Returns `[granted, tokens left]`. A new or
+/// expired bucket starts full.
 pub static BUDGET_TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("budget_take.lua")));
 
 /// Gives tokens to a fleet's retry budget, batched: a lease's unused tokens,
 /// and success refills (which fill only the room neither the bucket nor the
-/// leases out hold). `KEYS[1]` the bucket; `ARGV`: returned, capacity, ttl in
-/// ms, refills, tokens spent from the lease since last said (less those
-/// refunded). Returns `[tokens the bucket and the leases out hold together
-/// (never above the capacity), tokens in the bucket]`.
+/// leases out hold). `KEYS`: the bucket, the leases out. `ARGV`: returned,
+/// capacity, ttl in ms, refills, tokens spent from the lease since last said
+/// (less those refunded), after how many ms unheard a lease is forgotten,
+/// the worker's token. Returns `[tokens the bucket and the leases out hold
+/// together (never above the capacity), tokens in the bucket]`.
 pub static BUDGET_PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("budget_put.lua")));
 
 /// Reserves a fleet's next send slot by GCRA, on the Redis server's clock

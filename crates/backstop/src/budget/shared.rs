@@ -130,10 +130,10 @@ impl SharedBudget {
     pub fn go_local(&self) {
         let b = self.bucket();
         if b.shared.swap(false, Ordering::AcqRel) {
+            // What was spent from the lease, refunded to it or owed to the
+            // fleet before now stays counted, for the store to report when
+            // it is back; while alone, nothing adds to those counts.
             b.milli.store(b.capacity, Ordering::Release);
-            for counter in [&b.owed, &b.spent, &b.refunded] {
-                counter.store(0, Ordering::Release);
-            }
         }
     }
 

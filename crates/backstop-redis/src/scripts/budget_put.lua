@@ -19,30 +19,13 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local capacity = tonumber(ARGV[2])
 local held = tonumber(redis.call('HGET', KEYS[1], 'tokens') or capacity)
 local back = tonumber(ARGV[1])
-local mine = 0
-local others = 0
-local leases = redis.call('HGETALL', KEYS[2])
-for i = 1, #leases, 2 do
-  local out, seen = string.match(leases[i + 1], '^([%d%.]+):(%d+)$')
-  out, seen = tonumber(out or 0), tonumber(seen or 0)
-  if leases[i] == ARGV[7] then
-    mine = out
-  elseif now - seen > tonumber(ARGV[6]) then
-    redis.call('HDEL', KEYS[2], leases[i])
-  else
-    others = others + out
-  end
-end
+local mine, others = leases_out(ARGV[7], tonumber(ARGV[6]), now)
 mine = math.max(0, mine - tonumber(ARGV[5]) - back)
 held = math.min(capacity, held + back)
 local room = math.max(0, capacity - held - mine - others)
 held = held + math.min(room, tonumber(ARGV[4]))
 redis.call('HSET', KEYS[1], 'tokens', tostring(held))
-if mine > 0 then
-  redis.call('HSET', KEYS[2], ARGV[7], tostring(mine) .. ':' .. now)
-else
-  redis.call('HDEL', KEYS[2], ARGV[7])
-end
+lease_set(ARGV[7], mine, now)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return {math.floor(math.min(capacity, held + mine + others)), math.floor(held)}

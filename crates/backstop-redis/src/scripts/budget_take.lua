@@ -22,20 +22,7 @@ local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local held = tonumber(state[1] or capacity)
 local at = tonumber(state[2] or now)
 -- The leases out: this worker's, settled; the others', unless forgotten.
-local mine = 0
-local others = 0
-local leases = redis.call('HGETALL', KEYS[2])
-for i = 1, #leases, 2 do
-  local out, seen = string.match(leases[i + 1], '^([%d%.]+):(%d+)$')
-  out, seen = tonumber(out or 0), tonumber(seen or 0)
-  if leases[i] == ARGV[9] then
-    mine = out
-  elseif now - seen > tonumber(ARGV[8]) then
-    redis.call('HDEL', KEYS[2], leases[i])
-  else
-    others = others + out
-  end
-end
+local mine, others = leases_out(ARGV[9], tonumber(ARGV[8]), now)
 mine = math.max(0, mine - tonumber(ARGV[6]))
 if rate > 0 and now > at then
   -- Time refills what is neither in the bucket nor out on lease.
@@ -47,11 +34,7 @@ if grant < tonumber(ARGV[4]) then
 end
 mine = mine + grant
 redis.call('HSET', KEYS[1], 'tokens', tostring(held - grant), 'at', now)
-if mine > 0 then
-  redis.call('HSET', KEYS[2], ARGV[9], tostring(mine) .. ':' .. now)
-else
-  redis.call('HDEL', KEYS[2], ARGV[9])
-end
+lease_set(ARGV[9], mine, now)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return {grant, math.floor(held - grant)}

@@ -35,7 +35,8 @@ pub fn key(kind: &str, name: &str) -> String {
 /// floor), after how many ms unheard a worker's lease is forgotten (it
 /// died), the worker's token. Returns `[granted, tokens left]`. A new or
 /// expired bucket starts full.
-pub static BUDGET_TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("budget_take.lua")));
+pub static BUDGET_TAKE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("leases.lua"), include_str!("budget_take.lua"))));
 
 /// Gives tokens to a fleet's retry budget, batched: a lease's unused tokens,
 /// and success refills (which fill only the room neither the bucket nor the
@@ -44,7 +45,8 @@ pub static BUDGET_TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_
 /// (less those refunded), after how many ms unheard a lease is forgotten,
 /// the worker's token. Returns `[tokens the bucket and the leases out hold
 /// together (never above the capacity), tokens in the bucket]`.
-pub static BUDGET_PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("budget_put.lua")));
+pub static BUDGET_PUT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("leases.lua"), include_str!("budget_put.lua"))));
 
 /// Reserves a fleet's next send slot by GCRA, on the Redis server's clock
 /// (one clock for the whole fleet). `KEYS[1]` the theoretical arrival time;

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use backstop::breaker::{BreakerLink, BreakerStore, SharedBreaker};
 use backstop::budget::{BudgetLink, BudgetStore, SharedBudget};
+use backstop::pacer::{PacerLink, PacerStore, SharedPacer};
 use redis::{Client, ConnectionAddr};
 
 use crate::breaker::BreakerShare;
 use crate::budget::BudgetShare;
 use crate::error::FleetError;
 use crate::hub::{self, Hub};
+use crate::pace::PaceShare;
 use crate::settings::Settings;
 
 /// A connection to the Redis that a fleet of workers shares guard state
@@ -101,6 +103,14 @@ impl BreakerStore for Fleet {
 impl BudgetStore for Fleet {
     fn share_budget(&self, budget: SharedBudget) -> Arc<dyn BudgetLink> {
         let share = Arc::new(BudgetShare::new(budget, &self.owner.hub));
+        self.owner.hub.join(Arc::clone(&share) as Arc<dyn hub::Member>);
+        share
+    }
+}
+
+impl PacerStore for Fleet {
+    fn share_pacer(&self, pacer: SharedPacer) -> Arc<dyn PacerLink> {
+        let share = Arc::new(PaceShare::new(pacer, &self.owner.hub));
         self.owner.hub.join(Arc::clone(&share) as Arc<dyn hub::Member>);
         share
     }

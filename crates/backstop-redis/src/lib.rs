@@ -1,33 +1,36 @@
 //! backstop's guards shared by a fleet of workers through Redis: one circuit
-//! breaker and one retry budget for 50 or 500 processes calling the same S3
-//! prefix or API, instead of one of each per process. (The `Pacer` is not
-//! shared yet: each process paces alone.)
+//! breaker, one retry budget and one pace for 50 or 500 processes calling
+//! the same S3 prefix or API, instead of one of each per process.
 //!
 //! Without sharing, each of 500 workers has its own breaker (500 probes into
-//! a dead service every open period) and its own budget (500 × 100 retries
-//! during an outage). With a [`Fleet`]:
+//! a dead service every open period), its own budget (500 × 100 retries
+//! during an outage) and its own pace (500 × the rate the API accepts).
+//! With a [`Fleet`]:
 //!
 //! ```no_run
-//! use backstop::{presets, CircuitBreaker, RetryBudget};
+//! use backstop::{presets, CircuitBreaker, Pacer, RetryBudget};
 //! use backstop_redis::Fleet;
 //!
 //! let fleet = Fleet::builder("redis://127.0.0.1:6379/").build()?;
 //! let breaker = CircuitBreaker::builder("weather_api").shared(&fleet).build();
 //! let budget = RetryBudget::token_bucket("weather_api").shared(&fleet).build()?;
+//! let pacer = Pacer::builder("weather_api").shared(&fleet).build()?;
 //!
 //! let forecast = presets::API_CALL
 //!     .retry(|| Ok::<_, std::io::Error>("sunny"))
 //!     .breaker(&breaker)
 //!     .budget(&budget)
+//!     .pacer(&pacer)
 //!     .call()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The guards are the same `CircuitBreaker` and `RetryBudget` types the
-//! rest of backstop takes (runs, the middleware, the layer, the S3 helpers,
-//! the attribute), built with `.shared(&fleet)`. backstop's core defines the
-//! traits ([`BreakerStore`](backstop::breaker::BreakerStore),
-//! [`BudgetStore`](backstop::budget::BudgetStore)); this crate implements
+//! The guards are the same `CircuitBreaker`, `RetryBudget` and `Pacer`
+//! types the rest of backstop takes (runs, the middleware, the layer, the
+//! S3 helpers, the attribute), built with `.shared(&fleet)`. backstop's core
+//! defines the traits ([`BreakerStore`](backstop::breaker::BreakerStore),
+//! [`BudgetStore`](backstop::budget::BudgetStore),
+//! [`PacerStore`](backstop::pacer::PacerStore)); this crate implements
 //! them, and the core knows nothing of Redis.
 //!
 //! # What is shared
@@ -42,6 +45,12 @@
 //!   fleet, refilled at `refill_per_sec`. Each process spends a small lease
 //!   of it (two retries' worth by default) and tops it up when it runs low,
 //!   so total retries across the fleet stay within one bucket.
+//! - **The pace.** One rate for the fleet, learned as one pacer learns it
+//!   (CUBIC) from every process's refusals, stated limits and successes;
+//!   its slots are handed out by GCRA (the generic cell rate algorithm, as
+//!   redis-cell uses it) on one time line, in runs sized to each process's
+//!   demand, so the processes *together* send at the rate. Until the first
+//!   refusal nobody waits.
 //!
 //! # The hot path stays local
 //!
@@ -51,7 +60,8 @@
 //! [`Fleet`]), so sync callers and async tasks alike never wait on Redis.
 //! That traffic grows with processes and with failures, not with calls:
 //! one read per breaker per refresh, a lease per two retries, a verdict per
-//! probe (measured in BENCHMARKS.md).
+//! probe, one sync per pacer per refresh (and, while pacing, one more per
+//! run of slots a busy process takes) (measured in BENCHMARKS.md).
 //!
 //! # When Redis is slow or gone
 //!
@@ -59,7 +69,8 @@
 //! fails, the fleet logs one WARN, counts it ([`FleetStats::fallbacks`];
 //! `backstop_fleet_fallbacks_total` with the `metrics` feature), and every
 //! guard works alone: the breaker as a local breaker with the same
-//! settings, the budget as a full local bucket with the same settings. The
+//! settings, the budget as a full local bucket with the same settings, the
+//! pacer alone at its share of the fleet's last rate. The
 //! thread tries Redis again every second; once it answers, the guards
 //! rejoin: the fleet's state wins over what a process decided alone.
 //!
@@ -88,6 +99,7 @@ mod conn;
 mod error;
 mod fleet;
 mod hub;
+mod pace;
 pub mod scripts;
 mod settings;
 

@@ -8,8 +8,10 @@
 //! - every worker open within the bound after the first trip;
 //! - every worker closed after the recovery.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +20,7 @@ use backstop::{Backoff, CircuitBreaker, Jitter, RetryBudget, RetryError, RetryPo
 use backstop_redis::Fleet;
 use backstop_testkit::redis::RedisServer;
 use backstop_testkit::{FaultServer, Reply};
+use support::get;
 
 const WORKERS: usize = 8;
 const REFRESH: Duration = Duration::from_millis(100);
@@ -41,20 +44,6 @@ fn main() {
 
 fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-/// One call: a GET over a fresh connection; the status code, or an error.
-fn get(addr: SocketAddr) -> Result<(), String> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
-    stream.write_all(b"GET /work HTTP/1.1\r\nHost: fleet\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut reply = String::new();
-    let _ = stream.read_to_string(&mut reply);
-    match reply.split(' ').nth(1) {
-        Some("200") => Ok(()),
-        Some(code) => Err(format!("HTTP {code}")),
-        None => Err("no reply".into()),
-    }
 }
 
 fn worker(id: u64) {

@@ -1,13 +1,14 @@
 //! The scripts' invariants, against a real `redis-server`: a budget's tokens
 //! are never negative nor above its capacity and every token is accounted
 //! for, under any sequence of takes and returns and under concurrent
-//! workers; a pace never lets more than its rate and burst through.
+//! workers; a pace grants slots on one time line at its rate, and its rate
+//! stays within its bounds whatever the workers report.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use backstop_redis::scripts::{
-    BREAKER_PROBE, BREAKER_READ, BREAKER_SET, BREAKER_TRIP, BREAKER_VERDICT, BUDGET_PUT, BUDGET_TAKE, PACE_RESERVE, key,
+    BREAKER_PROBE, BREAKER_READ, BREAKER_SET, BREAKER_TRIP, BREAKER_VERDICT, BUDGET_PUT, BUDGET_TAKE, PACE_SYNC, key,
 };
 use backstop_testkit::redis::RedisServer;
 use proptest::prelude::*;
@@ -197,49 +198,123 @@ fn eight_workers_at_once_never_take_more_than_the_bucket_holds() {
     assert_eq!(redis.command(&["HGET", &bucket, "tokens"]), "$1");
 }
 
-#[test]
-fn a_pace_lets_the_burst_through_then_spaces_the_rest_by_the_interval() {
-    let redis = RedisServer::start();
-    let mut con = connect(&redis);
-    let slot = key("pace", "api");
-    // 100 requests a second (10 ms apart), a burst of 5, waits of up to 1 s.
-    let (interval, burst) = (10_000i64, 5i64);
-    let tolerance = interval * (burst - 1);
-    let mut waits = Vec::new();
-    let mut tats = Vec::new();
-    for _ in 0..50 {
-        let wait: i64 =
-            PACE_RESERVE.key(&slot).arg(interval).arg(tolerance).arg(1_000_000).arg(TTL_MS).invoke(&mut con).unwrap();
-        assert!(wait >= 0, "within the longest wait");
-        waits.push(wait);
-        let tat: String = redis::cmd("GET").arg(&slot).query(&mut con).unwrap();
-        tats.push(tat.parse::<i64>().unwrap());
-    }
-    // GCRA's invariant, on the server's clock: reserved slots are at least
-    // one interval apart, whatever the pace of the asking.
-    for pair in tats.windows(2) {
-        assert!(pair[1] - pair[0] >= interval, "slots {} µs apart", pair[1] - pair[0]);
-    }
-    // The burst goes at once; the waits never shrink while the loop outruns the rate.
-    assert!(waits.iter().take(burst as usize).all(|w| *w == 0), "{waits:?}");
-    assert!(tats[49] - tats[0] >= 49 * interval);
+/// One worker's report to a fleet's pace, and what it asks.
+#[derive(Debug, Clone, Copy, Default)]
+struct Report {
+    sends: u64,
+    successes: u64,
+    throttled: bool,
+    limit: f64,
+    limit_ms: u64,
+    wanted: u64,
+    initial: f64,
+}
+
+/// The pace's settings in these tests: 1 ..= 1 000 a second, decreases at
+/// most every 500 ms, a burst of 5, grants starting at most 1 s ahead.
+/// Returns `[rate (milli), wait µs, granted, measured (milli)]`.
+fn sync(con: &mut redis::Connection, key: &str, r: Report) -> [i64; 4] {
+    PACE_SYNC
+        .key(key)
+        .arg(r.sends)
+        .arg(r.successes)
+        .arg(u8::from(r.throttled))
+        .arg(r.limit)
+        .arg(r.limit_ms)
+        .arg(r.wanted)
+        .arg(1.0)
+        .arg(1000.0)
+        .arg(r.initial)
+        .arg(500)
+        .arg(5)
+        .arg(1_000_000)
+        .arg(TTL_MS)
+        .invoke(con)
+        .unwrap()
+}
+
+fn tat(con: &mut redis::Connection, key: &str) -> i64 {
+    let tat: String = redis::cmd("HGET").arg(key).arg("tat").query(con).unwrap();
+    tat.parse().unwrap()
 }
 
 #[test]
-fn a_pace_refuses_a_slot_beyond_the_longest_wait_and_reserves_nothing_then() {
+fn a_pace_grants_runs_of_slots_on_one_time_line_and_refuses_past_the_latest_start() {
     let redis = RedisServer::start();
     let mut con = connect(&redis);
-    let slot = key("pace", "refusals");
-    let reserve = |con: &mut redis::Connection, max_wait: u64| -> i64 {
-        // One request every 10 s, no burst.
-        PACE_RESERVE.key(&slot).arg(10_000_000).arg(0).arg(max_wait).arg(TTL_MS).invoke(con).unwrap()
-    };
-    assert_eq!(reserve(&mut con, 0), 0, "the first request goes at once");
-    assert_eq!(reserve(&mut con, 5_000_000), -1, "the next slot is ~10 s away");
-    let wait = reserve(&mut con, 20_000_000);
-    assert!((5_000_000..=10_000_000).contains(&wait), "the refusal reserved nothing: {wait}");
-    let ttl: i64 = redis::cmd("PTTL").arg(&slot).query(&mut con).unwrap();
-    assert!(ttl > 0);
+    let pace = key("pace", "api");
+    // 100 a second: slots 10 ms apart; asks of 4 slots, far faster than that.
+    let ask = Report { wanted: 4, initial: 100.0, ..Report::default() };
+    let [rate, wait, granted, _] = sync(&mut con, &pace, ask);
+    assert_eq!((rate, wait, granted), (100_000, 0, 4), "the first run of slots starts now");
+    let mut before = tat(&mut con, &pace);
+    let mut refused = 0;
+    for _ in 0..60 {
+        let [_, wait, granted, _] = sync(&mut con, &pace, ask);
+        let after = tat(&mut con, &pace);
+        if granted == 0 {
+            // Past the latest start (1 s): nothing reserved.
+            refused += 1;
+            assert_eq!(after, before, "a refused ask moved the time line");
+            continue;
+        }
+        assert_eq!(granted, 4);
+        assert!(wait <= 1_000_000, "a grant starting {wait} µs ahead");
+        // GCRA: each run moves the fleet's one time line on by its slots.
+        assert!(after - before >= 4 * 10_000 - 1, "the time line moved {} µs for 4 slots", after - before);
+        before = after;
+    }
+    // 60 asks of 4 slots is 2.4 s of slots: those past 1 s ahead were refused.
+    assert!(refused >= 20, "only {refused} asks refused");
+}
+
+#[test]
+fn a_refusal_drops_the_fleets_rate_to_beta_of_what_the_fleet_sent_once_per_interval() {
+    let redis = RedisServer::start();
+    let mut con = connect(&redis);
+    let pace = key("pace", "cubic");
+    let [rate, _, granted, _] = sync(&mut con, &pace, Report { sends: 50, wanted: 3, ..Report::default() });
+    assert_eq!((rate, granted), (0, 0), "not pacing before a refusal: nothing is reserved");
+    let [rate, _, granted, measured] =
+        sync(&mut con, &pace, Report { sends: 50, throttled: true, wanted: 3, ..Report::default() });
+    let expected = (measured as f64 * 0.7).clamp(1_000.0, 1_000_000.0);
+    assert!((rate as f64 - expected).abs() <= 1.0, "rate {rate} after a refusal at {measured} (milli/s)");
+    assert_eq!(granted, 3, "pacing: slots are reserved at once");
+    // Refusals of calls sent at the old rate, within 500 ms: the same event.
+    let [again, ..] = sync(&mut con, &pace, Report { throttled: true, ..Report::default() });
+    assert_eq!(again, rate);
+    // A stated limit below the rate caps it at once.
+    let [capped, ..] = sync(&mut con, &pace, Report { limit: 2.0, limit_ms: 60_000, ..Report::default() });
+    assert_eq!(capped, 2_000);
+    let [grown, ..] = sync(&mut con, &pace, Report { successes: 5, ..Report::default() });
+    assert!(grown <= 2_000, "successes grew the rate past the stated limit: {grown}");
+}
+
+/// Whatever workers report, the fleet's rate stays within its bounds, a
+/// grant is never more than asked nor starts past the latest start, and
+/// nothing is granted while the fleet does not pace.
+#[test]
+fn a_fleet_pace_stays_within_its_bounds_whatever_the_workers_report() {
+    let redis = RedisServer::start();
+    let con = std::cell::RefCell::new(connect(&redis));
+    let case = AtomicU64::new(0);
+    let report = (0u64..500, 0u64..5, any::<bool>(), prop_oneof![Just(0.0), 0.5f64..5000.0], 0u64..20);
+    proptest!(ProptestConfig::with_cases(48), |(reports in prop::collection::vec(report, 1..30))| {
+        let pace = key("pace", &format!("prop-{}", case.fetch_add(1, Ordering::Relaxed)));
+        let con = &mut *con.borrow_mut();
+        for (sends, successes, throttled, limit, wanted) in reports {
+            let r = Report { sends, successes, throttled, limit, limit_ms: 1_000, wanted, initial: 0.0 };
+            let [rate, wait, granted, measured] = sync(con, &pace, r);
+            prop_assert!(measured >= 0);
+            prop_assert!(granted >= 0 && granted.unsigned_abs() <= wanted);
+            prop_assert!((0..=1_000_000).contains(&wait));
+            if rate == 0 {
+                prop_assert_eq!(granted, 0);
+            } else {
+                prop_assert!((1_000..=1_000_000).contains(&rate), "rate {} outside 1 ..= 1000 /s", rate);
+            }
+        }
+    });
 }
 
 #[test]

@@ -48,14 +48,19 @@ pub static BUDGET_TAKE: LazyLock<Script> =
 pub static BUDGET_PUT: LazyLock<Script> =
     LazyLock::new(|| Script::new(concat!(include_str!("leases.lua"), include_str!("budget_put.lua"))));
 
-/// Reserves a fleet's next send slot by GCRA, on the Redis server's clock
-/// (one clock for the whole fleet). `KEYS[1]` the theoretical arrival time;
-/// `ARGV`: the emission interval (µs, 1e6 / rate), the burst tolerance (µs,
-/// interval × (burst − 1)), the longest wait accepted (µs), ttl in ms.
-/// Returns the wait in µs before sending, or −1 when the slot is further
-/// away than the longest wait (then nothing is reserved). The groundwork of
-/// a fleet's shared pace: no guard uses it yet.
-pub static PACE_RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("pace_reserve.lua")));
+/// One worker's sync with a fleet's shared pace (`KEYS[1]`, a hash): adds
+/// its reports to the fleet's rate, learned by CUBIC (RFC 8312) on the
+/// Redis server's clock, and reserves the slots it wants by GCRA (the
+/// generic cell rate algorithm, ATM Forum TM 4.0, as redis-cell uses it:
+/// one theoretical arrival time for the fleet, moved on by one emission
+/// interval per slot). `ARGV`: sends since the last sync, successes while
+/// pacing, 1 if refused, a stated limit per second (0: none) and how long
+/// it holds in ms, slots wanted, min rate, max rate, initial rate (0: none),
+/// min ms between decreases, burst, the latest a grant may start (µs from
+/// now), ttl in ms. Returns `[rate in milli-calls per second (0: not
+/// pacing), µs until the first granted slot, slots granted, the fleet's
+/// measured send rate in milli-calls per second]`.
+pub static PACE_SYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("pace_sync.lua")));
 
 /// Reads a fleet breaker's state on Redis's clock. `KEYS`: the breaker, its
 /// probe lease. Returns `[state, ms left open, gen, probe out]`, where state
@@ -93,7 +98,7 @@ pub(crate) fn all() -> [&'static Script; 8] {
     [
         &BUDGET_TAKE,
         &BUDGET_PUT,
-        &PACE_RESERVE,
+        &PACE_SYNC,
         &BREAKER_READ,
         &BREAKER_TRIP,
         &BREAKER_PROBE,

@@ -3,6 +3,8 @@
 //! something the fleet's thread will do.
 #![allow(dead_code)] // each test file uses its own part
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use backstop::breaker::{BreakerConfig, CircuitState, Permit};
@@ -58,5 +60,20 @@ pub fn wait_until_permit(b: &CircuitBreaker) -> Permit<'_> {
         }
         assert!(start.elapsed() < Duration::from_secs(5), "no probe granted");
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// One call: a GET over a fresh connection; `Ok` for a 200, else the
+/// status (`HTTP 429`) or the error.
+pub fn get(addr: SocketAddr) -> Result<(), String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
+    stream.write_all(b"GET /work HTTP/1.1\r\nHost: fleet\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    match reply.split(' ').nth(1) {
+        Some("200") => Ok(()),
+        Some(code) => Err(format!("HTTP {code}")),
+        None => Err("no reply".into()),
     }
 }

@@ -72,11 +72,19 @@ use std::fmt;
 use std::sync::Arc as StdArc;
 use std::time::{Duration, Instant};
 
+mod link;
+mod schedule;
+mod shared;
+
+pub use link::PacerLink;
+pub use shared::{PacerStore, SharedPacer};
+
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::sliding::SlidingCounts;
-use crate::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, lock};
 use crate::verdict::Verdict;
+use schedule::{PENDING, Schedule};
 
 /// CUBIC's multiplicative decrease.
 const BETA: f64 = 0.7;
@@ -107,45 +115,16 @@ struct Inner {
     min_rate: f64,
     max_rate: f64,
     min_decrease_interval: Duration,
+    initial_rate: Option<f64>,
     adapt: Mutex<Adapt>,
-}
-
-/// Which slot goes when, while pacing.
-struct Schedule {
-    /// Nanoseconds between slots.
-    interval: u64,
-    /// Slots given back by callers that gave up before their turn, for the
-    /// next callers to take (the queue stays at its rate, not behind them).
-    released: Vec<u64>,
-    /// The next slot number to hand out.
-    next: u64,
-    /// Slot `anchor` goes at time `anchor_at` (ns since origin); the ones
-    /// after it one interval apart.
-    anchor: u64,
-    anchor_at: u64,
-}
-
-impl Schedule {
-    fn due(&self, slot: u64) -> u64 {
-        let ahead = slot.saturating_sub(self.anchor);
-        self.anchor_at.saturating_add(ahead.saturating_mul(self.interval))
-    }
-
-    /// Re-anchors at the first slot not yet due, keeping its time: the
-    /// slots after it follow at the new `interval`. (Moving that slot to
-    /// "now" would pull the queue a fraction of a slot earlier at every
-    /// change, and frequent small changes would send it in a bunch.)
-    fn respace(&mut self, now: u64, interval: u64) {
-        if self.interval != 0 && self.anchor_at < now {
-            let gone = (now - self.anchor_at).div_ceil(self.interval).min(self.next.saturating_sub(self.anchor));
-            self.anchor += gone;
-            self.anchor_at = self.anchor_at.saturating_add(gone.saturating_mul(self.interval));
-        } else if self.interval == 0 {
-            self.anchor = self.next;
-            self.anchor_at = now;
-        }
-        self.interval = interval;
-    }
+    /// The store of a shared pacer, set once by `build()`.
+    link: std::sync::OnceLock<StdArc<dyn PacerLink>>,
+    /// Shared and with its store: the fleet sets the rate and grants the
+    /// slots, and refusals and successes go to the store.
+    shared: AtomicBool,
+    /// Sends and successes (while pacing) since the store last took them.
+    sends: AtomicU64,
+    successes: AtomicU64,
 }
 
 /// A caller's place in a [`Pacer`]'s queue, from [`Pacer::take_slot`]; ask
@@ -200,6 +179,7 @@ impl Pacer {
             max_rate: 100_000.0,
             burst: 10,
             min_decrease_interval: Duration::from_millis(500),
+            store: None,
         }
     }
 
@@ -209,7 +189,8 @@ impl Pacer {
     }
 
     /// The calls per second it lets through now, or `None` while it is not
-    /// pacing (no throttling seen yet).
+    /// pacing (no throttling seen yet). A shared pacer following its fleet
+    /// answers the fleet's rate (the whole fleet's, not this process's).
     pub fn rate(&self) -> Option<f64> {
         match self.inner.interval.load(Ordering::Acquire) {
             0 => None,
@@ -222,6 +203,15 @@ impl Pacer {
         nanos(self.inner.clock.now().saturating_duration_since(self.inner.origin)).saturating_add(EPOCH)
     }
 
+    /// Counts a call as sent: for the measured rate, and for the store.
+    #[inline]
+    fn count_sent(&self, now: u64) {
+        self.inner.sent.add(now, [1]);
+        if self.inner.link.get().is_some() {
+            self.inner.sends.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Takes a place in the queue, or `None` when the pacer is not pacing
     /// and the call may go now (it is counted as sent). A caller that gives
     /// up before its slot comes should [`release`](Self::release) it.
@@ -230,7 +220,7 @@ impl Pacer {
         let now = self.now_nanos();
         let slot = self.take_locked(&mut lock(&self.inner.schedule), now);
         if slot.is_none() {
-            self.inner.sent.add(now, [1]);
+            self.count_sent(now);
         }
         slot.map(Slot)
     }
@@ -243,7 +233,7 @@ impl Pacer {
         let inner = &*self.inner;
         let now = self.now_nanos();
         if held.is_none() && inner.interval.load(Ordering::Acquire) == 0 {
-            inner.sent.add(now, [1]);
+            self.count_sent(now);
             return (None, Duration::ZERO);
         }
         let mut s = lock(&inner.schedule);
@@ -251,14 +241,28 @@ impl Pacer {
             Some(slot) => Some(slot.0),
             None => self.take_locked(&mut s, now),
         };
-        let due = slot.map_or(0, |slot| s.due(slot));
+        let wait = slot.map_or(0, |slot| self.until(&s, slot, now));
         drop(s);
         match slot {
-            Some(slot) if due > now => (Some(Slot(slot)), Duration::from_nanos(due - now)),
+            Some(slot) if wait > 0 => (Some(Slot(slot)), Duration::from_nanos(wait)),
             _ => {
-                inner.sent.add(now, [1]);
+                self.count_sent(now);
                 (None, Duration::ZERO)
             }
+        }
+    }
+
+    /// Nanoseconds until `slot` is due. A slot no grant of the fleet covers
+    /// yet is asked for, and its caller looks again a little later.
+    fn until(&self, s: &Schedule, slot: u64, now: u64) -> u64 {
+        match s.due(slot) {
+            PENDING => {
+                if let Some(link) = self.inner.link.get() {
+                    link.waiting();
+                }
+                s.pending_wait(slot)
+            }
+            due => due.saturating_sub(now),
         }
     }
 
@@ -267,13 +271,16 @@ impl Pacer {
         if s.interval == 0 {
             return None;
         }
+        let tolerance = s.interval.saturating_mul(u64::from(self.inner.burst - 1));
+        if s.is_following() {
+            s.expire(now, tolerance.max(s.interval));
+        }
         // A slot someone gave up, still to come, goes first.
         if !s.released.is_empty() {
-            let (anchor, anchor_at, interval) = (s.anchor, s.anchor_at, s.interval);
-            let to_come =
-                |slot: u64| slot >= anchor && anchor_at.saturating_add((slot - anchor).saturating_mul(interval)) >= now;
-            let reuse = s.released.iter().copied().filter(|&slot| to_come(slot)).min();
-            s.released.retain(|&slot| Some(slot) != reuse && to_come(slot));
+            let mut released = std::mem::take(&mut s.released);
+            let reuse = released.iter().copied().filter(|&slot| s.to_come(slot, now)).min();
+            released.retain(|&slot| Some(slot) != reuse && s.to_come(slot, now));
+            s.released = released;
             if reuse.is_some() {
                 return reuse;
             }
@@ -281,8 +288,7 @@ impl Pacer {
         let slot = s.next;
         s.next += 1;
         // After a quiet spell, let at most `burst` calls go at once.
-        let tolerance = s.interval.saturating_mul(u64::from(self.inner.burst - 1));
-        if s.due(slot).saturating_add(tolerance) < now {
+        if s.is_local() && s.due(slot).saturating_add(tolerance) < now {
             s.anchor = slot;
             s.anchor_at = now.saturating_sub(tolerance);
         }
@@ -295,63 +301,98 @@ impl Pacer {
     pub fn release(&self, slot: Slot) {
         let now = self.now_nanos();
         let mut s = lock(&self.inner.schedule);
-        if slot.0 >= s.anchor && s.due(slot.0) > now {
+        if s.to_come(slot.0, now) && s.due(slot.0) > now {
             s.released.push(slot.0);
         }
     }
 
     /// How long until `slot` may go. Ask again after waiting (a rate change
     /// since moves it) until it answers zero, then send: that answer counts
-    /// the call as sent, for the measured rate.
+    /// the call as sent, for the measured rate. (A shared pacer's slot that
+    /// waits for the fleet's grant answers a short wait: look again then.)
     pub fn wait(&self, slot: Slot) -> Duration {
         let now = self.now_nanos();
-        let due = lock(&self.inner.schedule).due(slot.0);
-        if due > now {
-            return Duration::from_nanos(due - now);
+        let wait = self.until(&lock(&self.inner.schedule), slot.0, now);
+        if wait > 0 {
+            return Duration::from_nanos(wait);
         }
-        self.inner.sent.add(now, [1]);
+        self.count_sent(now);
         Duration::ZERO
     }
 
     /// Takes a slot and says how long until it is due (zero when not
     /// pacing), counting the call as sent: for callers that wait once and
-    /// go, without asking again.
+    /// go, without asking again. (A shared pacer's slot that waits for the
+    /// fleet's grant answers an estimate: prefer [`take_slot`](Self::take_slot)
+    /// and [`wait`](Self::wait), as runs do.)
     pub fn reserve(&self) -> Duration {
         let now = self.now_nanos();
         let mut s = lock(&self.inner.schedule);
-        let due = self.take_locked(&mut s, now).map_or(now, |slot| s.due(slot));
+        let wait = self.take_locked(&mut s, now).map_or(0, |slot| self.until(&s, slot, now));
         drop(s);
-        self.inner.sent.add(now, [1]);
-        Duration::from_nanos(due.saturating_sub(now))
+        self.count_sent(now);
+        Duration::from_nanos(wait)
+    }
+
+    /// Whether the fleet decides the rate (shared, and with its store).
+    fn follows_fleet(&self) -> bool {
+        self.inner.shared.load(Ordering::Acquire)
     }
 
     /// Learns from a failed call's verdict: a refusal (`Throttled`,
     /// `RetryAfter`) lowers the rate; other verdicts say nothing about it.
-    /// (The refused call itself waits out its hint in its own run.)
+    /// (The refused call itself waits out its hint in its own run.) A
+    /// shared pacer tells its fleet, and waits for the fleet's slots from
+    /// then on.
     pub fn record(&self, verdict: Verdict) {
-        if verdict.is_refusal() {
+        if !verdict.is_refusal() {
+            return;
+        }
+        if self.follows_fleet() {
+            if let Some(link) = self.inner.link.get() {
+                link.throttled();
+            }
+            let now = self.now_nanos();
+            let guess = self.rate().unwrap_or_else(|| self.measured(now) * BETA);
+            self.follow_locked(now, guess);
+        } else {
             self.throttled();
         }
     }
 
-    /// Learns from a success: while pacing, the rate grows along the cubic.
+    /// Learns from a success: while pacing, the rate grows along the cubic
+    /// (a shared pacer counts it for the fleet, which grows the rate).
     #[inline]
     pub fn record_success(&self) {
         if self.inner.interval.load(Ordering::Relaxed) != 0 {
-            self.grow();
+            if self.follows_fleet() {
+                self.inner.successes.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.grow();
+            }
         }
     }
 
     /// Caps the rate from what the server said of its limits: `remaining`
     /// calls allowed in the next `reset` (`backstop::http::rate_limit` reads
     /// them from a response's headers). Starts pacing if the cap is below the
-    /// rate being sent; the cap holds until `reset` has passed.
+    /// rate being sent; the cap holds until `reset` has passed. A shared
+    /// pacer gives the cap to its fleet (the server's limit is the fleet's).
     pub fn observe_limit(&self, remaining: u64, reset: Duration) {
         let now = self.now_nanos();
         let secs = reset.as_secs_f64().max(0.001);
         let ceiling = (remaining as f64 / secs).clamp(self.inner.min_rate, self.inner.max_rate);
-        let until = now.saturating_add(nanos(reset));
         let sending = self.rate().unwrap_or_else(|| self.measured(now));
+        if self.follows_fleet() {
+            if let Some(link) = self.inner.link.get() {
+                link.limited(ceiling, reset);
+            }
+            if ceiling < sending {
+                self.follow_locked(now, ceiling);
+            }
+            return;
+        }
+        let until = now.saturating_add(nanos(reset));
         let mut adapt = lock(&self.inner.adapt);
         adapt.ceiling = Some((ceiling, until));
         if ceiling < sending {
@@ -428,6 +469,15 @@ impl Pacer {
             self.inner.interval.store(interval, Ordering::Release);
         }
     }
+
+    /// Follows the fleet at `per_sec` (the fleet's rate): every slot not
+    /// handed out yet waits for the fleet's grants.
+    fn follow_locked(&self, now: u64, per_sec: f64) {
+        let interval = interval_of(per_sec.clamp(self.inner.min_rate, self.inner.max_rate));
+        let mut s = lock(&self.inner.schedule);
+        s.follow(now, interval);
+        self.inner.interval.store(interval, Ordering::Release);
+    }
 }
 
 /// Builds a [`Pacer`]; see [`Pacer::builder`].
@@ -440,6 +490,7 @@ pub struct PacerBuilder {
     max_rate: f64,
     burst: u32,
     min_decrease_interval: Duration,
+    store: Option<StdArc<dyn PacerStore>>,
 }
 
 impl fmt::Debug for PacerBuilder {
@@ -450,6 +501,7 @@ impl fmt::Debug for PacerBuilder {
             .field("min_rate", &self.min_rate)
             .field("max_rate", &self.max_rate)
             .field("burst", &self.burst)
+            .field("shared", &self.store.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -496,7 +548,20 @@ impl PacerBuilder {
         self
     }
 
+    /// Shares the pace with every process whose pacer has this name in
+    /// `store` (such as `backstop_redis::Fleet`): the fleet learns one rate
+    /// from everyone's refusals and successes, and hands out its slots so
+    /// that the processes *together* send at it, not each of them. Calls
+    /// still wait locally; see [`SharedPacer`] for the division of work. The
+    /// settings should be the same in every process.
+    pub fn shared<S: PacerStore + Clone + 'static>(mut self, store: &S) -> Self {
+        self.store = Some(StdArc::new(store.clone()));
+        self
+    }
+
     /// Checks every setting and returns the pacer, or the first bad setting.
+    /// A [`shared`](Self::shared) pacer joins its store here (which may
+    /// wait a short, bounded time to learn the fleet's rate).
     pub fn build(self) -> Result<Pacer, ConfigError> {
         let err = |field, problem: String, allowed| Err(ConfigError::of("pacer", field, problem, allowed));
         let rate_ok = |r: f64| r.is_finite() && r > 0.0 && r <= 1e9;
@@ -525,13 +590,13 @@ impl PacerBuilder {
         let interval = self.initial_rate.map_or(0, interval_of);
         // A burst may go at once from the start.
         let anchor_at = EPOCH - interval.saturating_mul(u64::from(self.burst - 1)).min(EPOCH);
-        Ok(Pacer {
+        let pacer = Pacer {
             inner: Arc::new(Inner {
                 name: self.name,
                 clock: self.clock,
                 origin,
                 interval: AtomicU64::new(interval),
-                schedule: Mutex::new(Schedule { interval, released: Vec::new(), next: 0, anchor: 0, anchor_at }),
+                schedule: Mutex::new(Schedule::new(interval, anchor_at)),
                 sent: SlidingCounts::new(nanos(MEASURE_WINDOW), 8),
                 burst: self.burst,
                 min_rate: self.min_rate,
@@ -544,8 +609,18 @@ impl PacerBuilder {
                     decreased: false,
                     ceiling: None,
                 }),
+                initial_rate: self.initial_rate,
+                link: std::sync::OnceLock::new(),
+                shared: AtomicBool::new(self.store.is_some()),
+                sends: AtomicU64::new(0),
+                successes: AtomicU64::new(0),
             }),
-        })
+        };
+        if let Some(store) = self.store {
+            let link = store.share_pacer(SharedPacer::new(pacer.clone()));
+            let _ = pacer.inner.link.set(link);
+        }
+        Ok(pacer)
     }
 }
 

@@ -1,0 +1,129 @@
+-- backstop-redis: one worker's sync with a fleet's shared pace.
+--
+-- The rate: one for the whole fleet, learned as one pacer learns it (TCP
+-- CUBIC, RFC 8312, applied to request rates, as the AWS SDKs' adaptive
+-- retry mode does), from every worker's reports, on the Redis server's
+-- clock. A refusal drops it to BETA times the rate the fleet was sending;
+-- successes grow it along the cubic, never past twice what the fleet sends.
+--
+-- The slots: GCRA, the generic cell rate algorithm (ATM Forum TM 4.0, as
+-- redis-cell uses it). One theoretical arrival time (TAT) for the fleet;
+-- a grant of n slots starts at TAT - tolerance (or now) and moves TAT on by
+-- n emission intervals, so the workers together send at the rate.
+--
+-- KEYS[1]  the pace (a hash)
+-- ARGV[1]  calls the worker sent since its last sync
+-- ARGV[2]  its successes while pacing since its last sync
+-- ARGV[3]  1 if it was refused (throttled) since its last sync
+-- ARGV[4]  a limit the server stated, calls per second (0: none)
+-- ARGV[5]  how long that limit holds, ms
+-- ARGV[6]  slots wanted
+-- ARGV[7]  min rate      ARGV[8]  max rate      ARGV[9]  initial rate (0: none)
+-- ARGV[10] min ms between decreases   ARGV[11] burst (slots)
+-- ARGV[12] the latest a grant may start, µs from now
+-- ARGV[13] the key's time to live, ms
+-- Returns {rate (milli-calls per second; 0: not pacing), µs until the first
+-- granted slot, slots granted, the fleet's measured send rate (milli-calls
+-- per second)}.
+local BETA, C, WINDOW = 0.7, 0.4, 1000000
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local f = redis.call('HMGET', KEYS[1], 'rate', 'max', 'dec', 'tat', 'win', 'cur', 'prev', 'born', 'ceil', 'ceil_until')
+local rate, max, dec = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
+local tat = tonumber(f[4]) or now
+local win, cur, prev = tonumber(f[5]) or now, tonumber(f[6]) or 0, tonumber(f[7]) or 0
+local born = tonumber(f[8]) or now
+local ceil, ceil_until = tonumber(f[9]), tonumber(f[10])
+local minr, maxr = tonumber(ARGV[7]), tonumber(ARGV[8])
+local function clamp(r)
+  return math.min(math.max(r, minr), maxr)
+end
+
+-- What the fleet sends: two one-second buckets, sliding.
+local gone = now - win
+if gone < 0 or gone >= 2 * WINDOW then
+  prev, cur, win = 0, 0, now
+elseif gone >= WINDOW then
+  prev, cur, win = cur, 0, win + WINDOW
+end
+cur = cur + tonumber(ARGV[1])
+local span = math.min(1, math.max(0.1, (now - born) / WINDOW))
+local measured = (prev * (1 - (now - win) / WINDOW) + cur) / span
+
+local initial = tonumber(ARGV[9])
+if not rate and initial > 0 then
+  rate, max = clamp(initial), clamp(initial)
+end
+local decreased = false
+if ARGV[3] == '1' and not (rate and dec and now - dec < tonumber(ARGV[10]) * 1000) then
+  -- Refused: the calls sent at the old rate say nothing new until
+  -- min_decrease_interval has passed.
+  local sending = measured
+  if rate then
+    sending = math.min(rate, math.max(measured, minr))
+  end
+  max = math.max(sending, minr)
+  dec, decreased = now, true
+  rate = clamp(max * BETA)
+end
+local limit = tonumber(ARGV[4])
+if limit > 0 then
+  limit = clamp(limit)
+  ceil, ceil_until = limit, now + tonumber(ARGV[5]) * 1000
+  local sending = rate or measured
+  if limit < sending then
+    max, dec, decreased = clamp(sending), now, true
+    rate = limit
+  end
+end
+if rate and dec and not decreased and tonumber(ARGV[2]) > 0 then
+  local k = (max * (1 - BETA) / C) ^ (1 / 3)
+  local t = (now - dec) / 1000000
+  local grown = math.min(C * (t - k) ^ 3 + max, 2 * math.max(measured, minr))
+  if ceil and now < ceil_until then
+    grown = math.min(grown, ceil)
+  end
+  rate = clamp(grown)
+end
+if ceil and now >= ceil_until then
+  ceil, ceil_until = nil, nil
+end
+
+local wait, granted = 0, 0
+local wanted = tonumber(ARGV[6])
+if rate and wanted > 0 then
+  local interval = 1000000 / rate
+  local tolerance = interval * (tonumber(ARGV[11]) - 1)
+  tat = math.max(tat, now)
+  local start = math.max(0, tat - tolerance - now)
+  if start <= tonumber(ARGV[12]) then
+    wait, granted = start, wanted
+    tat = tat + wanted * interval
+  end
+end
+
+local fields = {'tat', string.format('%d', tat), 'win', string.format('%d', win), 'cur', cur, 'prev', prev,
+  'born', string.format('%d', born)}
+if rate then
+  for _, v in ipairs({'rate', string.format('%.17g', rate), 'max', string.format('%.17g', max)}) do
+    fields[#fields + 1] = v
+  end
+end
+if dec then
+  fields[#fields + 1] = 'dec'
+  fields[#fields + 1] = string.format('%d', dec)
+end
+if ceil then
+  for _, v in ipairs({'ceil', string.format('%.17g', ceil), 'ceil_until', string.format('%d', ceil_until)}) do
+    fields[#fields + 1] = v
+  end
+else
+  redis.call('HDEL', KEYS[1], 'ceil', 'ceil_until')
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('PEXPIRE', KEYS[1], ARGV[13])
+local milli = 0
+if rate then
+  milli = math.floor(rate * 1000)
+end
+return {milli, math.floor(wait), granted, math.floor(measured * 1000)}

@@ -1,8 +1,11 @@
-//! Support for backstop's benchmarks: a counting global allocator, and the
-//! allocation records the report reads beside criterion's timings.
+//! Support for backstop's benchmarks: a private nginx ([`nginx`]), a
+//! counting global allocator, and the allocation records the report reads
+//! beside criterion's timings.
 //!
 //! Counts are thread-local (a `Cell` per thread), so counting costs the
 //! measured code no atomic operation.
+
+pub mod nginx;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -62,6 +62,11 @@ pub(crate) struct PaceShare {
     /// it waits, so it queues behind the others instead of losing every
     /// race to the processes whose callers come back first.
     refused_since: AtomicU64,
+    /// The size of the last ask, which doubles while callers wait.
+    ramp: AtomicU64,
+    /// Back from working alone: the next sync offers this process's rate,
+    /// for the fleet to carry on with if Redis lost the pace.
+    reseed: AtomicBool,
     /// The fleet's rate (0: not pacing) and measured send rate at the last
     /// sync, as `f64` bits.
     fleet_rate: AtomicU64,
@@ -82,6 +87,8 @@ impl PaceShare {
             waiting: AtomicBool::new(false),
             asked_at: AtomicU64::new(0),
             refused_since: AtomicU64::new(u64::MAX),
+            ramp: AtomicU64::new(0),
+            reseed: AtomicBool::new(false),
             fleet_rate: AtomicU64::new(0),
             fleet_sent: AtomicU64::new(0),
         }
@@ -107,7 +114,9 @@ impl PaceShare {
     fn share(&self, pacer: &SharedPacer) -> Option<f64> {
         let rate = f64::from_bits(self.fleet_rate.load(Ordering::Acquire));
         if rate <= 0.0 {
-            return pacer.initial_rate();
+            // The fleet was not pacing, as far as this process heard: its
+            // own rate (a refusal it saw, not yet reported), or the initial.
+            return pacer.rate().or(pacer.initial_rate());
         }
         let sent = f64::from_bits(self.fleet_sent.load(Ordering::Acquire));
         let part = if sent > 0.0 { (pacer.measured_rate() / sent).clamp(0.0, 1.0) } else { 1.0 };
@@ -148,6 +157,7 @@ impl Member for PaceShare {
             // What was sent alone is not the fleet's news.
             let _ = (pacer.take_sends(), pacer.take_successes());
         }
+        self.reseed.store(true, Ordering::Release);
         self.local.store(false, Ordering::Release);
     }
 
@@ -169,22 +179,36 @@ impl Member for PaceShare {
         }
         let fleet_rate = f64::from_bits(self.fleet_rate.load(Ordering::Acquire));
         let most = if fleet_rate > 0.0 { (fleet_rate * refresh.as_secs_f64()).ceil() as u64 } else { MOST_SLOTS };
-        let wanted = if may_ask || throttled { pacer.slots_wanted(refresh).min(most.clamp(1, MOST_SLOTS)) } else { 0 };
+        let most = most.clamp(1, MOST_SLOTS);
+        let mut wanted = if may_ask || throttled { pacer.slots_wanted(refresh).min(most) } else { 0 };
+        // While callers wait, each ask doubles (up to `most`): a process's
+        // recent demand, which the grants themselves bounded, would keep a
+        // busy process below the fleet's rate.
+        let ramp =
+            if waiting && wanted > 0 { (self.ramp.load(Ordering::Relaxed) * 2).clamp(wanted, most) } else { wanted };
         if wanted > 0 {
+            self.ramp.store(ramp, Ordering::Relaxed);
+            wanted = ramp;
             self.asked_at.store(now, Ordering::Relaxed);
         }
         let (limit_rate, limit_ms) = limit.map_or((0.0, 0), |(rate, reset)| (rate, millis(reset)));
-        let refused_for = now.saturating_sub(self.refused_since.load(Ordering::Relaxed)) / 1000;
-        let latest_start = u64::try_from((refresh * 2).as_micros()).unwrap_or(u64::MAX).saturating_add(refused_for);
-        let [rate, wait, granted, sent]: [i64; 4] = io.conn.run(&PACE_SYNC, &hub.round_trips, |s| {
+        // How far ahead a grant may start: two refreshes, plus as long as
+        // this process has been refused, up to four more (the script takes a
+        // time line further ahead than ten refreshes for garbage).
+        let lag = u64::try_from((refresh * 2).as_micros()).unwrap_or(u64::MAX);
+        let refused_for = (now.saturating_sub(self.refused_since.load(Ordering::Relaxed)) / 1000).min(lag * 2);
+        let latest_start = lag.saturating_add(refused_for);
+        let seed = if self.reseed.load(Ordering::Acquire) { pacer.rate().unwrap_or(0.0) } else { 0.0 };
+        let (rate, wait, granted, sent): (String, i64, i64, i64) = io.conn.run(&PACE_SYNC, &hub.round_trips, |s| {
             s.key(&self.key);
             s.arg(pacer.take_sends()).arg(pacer.take_successes()).arg(u8::from(throttled));
             s.arg(limit_rate).arg(limit_ms).arg(wanted);
             s.arg(pacer.min_rate()).arg(pacer.max_rate()).arg(pacer.initial_rate().unwrap_or(0.0));
             s.arg(millis(pacer.min_decrease_interval())).arg(pacer.burst()).arg(latest_start);
-            s.arg(hub.settings.ttl_ms());
+            s.arg(hub.settings.ttl_ms()).arg(lag).arg(seed);
         })?;
-        let rate = rate as f64 / 1000.0;
+        self.reseed.store(false, Ordering::Release);
+        let rate = rate.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0).unwrap_or(0.0);
         self.fleet_rate.store(rate.to_bits(), Ordering::Release);
         self.fleet_sent.store((sent as f64 / 1000.0).to_bits(), Ordering::Release);
         if rate <= 0.0 {

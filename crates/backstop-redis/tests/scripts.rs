@@ -208,13 +208,17 @@ struct Report {
     limit_ms: u64,
     wanted: u64,
     initial: f64,
+    /// The worker's own rate (0: not pacing).
+    seed: f64,
+    /// How late reports may be, µs (0: 100 ms, a refresh of 50 ms).
+    lag_us: u64,
 }
 
 /// The pace's settings in these tests: 1 ..= 1 000 a second, decreases at
 /// most every 500 ms, a burst of 5, grants starting at most 1 s ahead.
 /// Returns `[rate (milli), wait µs, granted, measured (milli)]`.
 fn sync(con: &mut redis::Connection, key: &str, r: Report) -> [i64; 4] {
-    PACE_SYNC
+    let (rate, wait, granted, measured): (String, i64, i64, i64) = PACE_SYNC
         .key(key)
         .arg(r.sends)
         .arg(r.successes)
@@ -229,9 +233,17 @@ fn sync(con: &mut redis::Connection, key: &str, r: Report) -> [i64; 4] {
         .arg(5)
         .arg(1_000_000)
         .arg(TTL_MS)
+        .arg(if r.lag_us == 0 { 100_000 } else { r.lag_us })
+        .arg(r.seed)
         .invoke(con)
-        .unwrap()
+        .unwrap();
+    let rate: f64 = rate.parse().unwrap();
+    [(rate * 1000.0).round() as i64, wait, granted, measured]
 }
+
+/// A short lag, for the test of a refusal within it of a pace's first
+/// report (the rate holds at its lowest until then).
+const LAG_US: u64 = 5_000;
 
 fn tat(con: &mut redis::Connection, key: &str) -> i64 {
     let tat: String = redis::cmd("HGET").arg(key).arg("tat").query(con).unwrap();
@@ -273,21 +285,75 @@ fn a_refusal_drops_the_fleets_rate_to_beta_of_what_the_fleet_sent_once_per_inter
     let redis = RedisServer::start();
     let mut con = connect(&redis);
     let pace = key("pace", "cubic");
-    let [rate, _, granted, _] = sync(&mut con, &pace, Report { sends: 50, wanted: 3, ..Report::default() });
+    let [rate, _, granted, _] =
+        sync(&mut con, &pace, Report { sends: 50, wanted: 3, lag_us: LAG_US, ..Report::default() });
     assert_eq!((rate, granted), (0, 0), "not pacing before a refusal: nothing is reserved");
-    let [rate, _, granted, measured] =
-        sync(&mut con, &pace, Report { sends: 50, throttled: true, wanted: 3, ..Report::default() });
+    // Refused at once: the other workers may not have reported their sends
+    // yet, so the fleet holds at its lowest rate (1/s) until they have.
+    let [held, ..] = sync(&mut con, &pace, Report { sends: 50, throttled: true, lag_us: LAG_US, ..Report::default() });
+    assert_eq!(held, 1_000);
+    std::thread::sleep(Duration::from_micros(LAG_US + 1_000));
+    let [rate, _, granted, measured] = sync(&mut con, &pace, Report { wanted: 3, lag_us: LAG_US, ..Report::default() });
     let expected = (measured as f64 * 0.7).clamp(1_000.0, 1_000_000.0);
     assert!((rate as f64 - expected).abs() <= 1.0, "rate {rate} after a refusal at {measured} (milli/s)");
-    assert_eq!(granted, 3, "pacing: slots are reserved at once");
+    assert!(granted >= 1, "pacing: slots are reserved at once");
     // Refusals of calls sent at the old rate, within 500 ms: the same event.
-    let [again, ..] = sync(&mut con, &pace, Report { throttled: true, ..Report::default() });
+    let [again, ..] = sync(&mut con, &pace, Report { throttled: true, lag_us: LAG_US, ..Report::default() });
     assert_eq!(again, rate);
     // A stated limit below the rate caps it at once.
-    let [capped, ..] = sync(&mut con, &pace, Report { limit: 2.0, limit_ms: 60_000, ..Report::default() });
+    let [capped, ..] =
+        sync(&mut con, &pace, Report { limit: 2.0, limit_ms: 60_000, lag_us: LAG_US, ..Report::default() });
     assert_eq!(capped, 2_000);
-    let [grown, ..] = sync(&mut con, &pace, Report { successes: 5, ..Report::default() });
+    let [grown, ..] = sync(&mut con, &pace, Report { successes: 5, lag_us: LAG_US, ..Report::default() });
     assert!(grown <= 2_000, "successes grew the rate past the stated limit: {grown}");
+}
+
+#[test]
+fn a_pace_hash_holding_garbage_is_repaired_not_followed() {
+    let redis = RedisServer::start();
+    let mut con = connect(&redis);
+    let pace = key("pace", "garbage");
+    let ask = Report { wanted: 2, initial: 100.0, ..Report::default() };
+    for (field, value) in [
+        ("rate", "nan"),
+        ("rate", "inf"),
+        ("rate", "-5"),
+        ("rate", "0"),
+        ("rate", "1e308"),
+        ("max", "nan"),
+        ("dec", "1e300"),
+        ("tat", "1e18"),
+        ("tat", "nan"),
+        ("win", "-inf"),
+        ("cur", "nan"),
+        ("born", "1e300"),
+        ("ceil", "nan"),
+        ("hold", "inf"),
+        ("sum", "nan"),
+    ] {
+        let _: () = redis::cmd("DEL").arg(&pace).query(&mut con).unwrap();
+        let _: () = redis::cmd("HSET").arg(&pace).arg(field).arg(value).query(&mut con).unwrap();
+        let [rate, wait, granted, measured] = sync(&mut con, &pace, ask);
+        // 100 a second (the initial rate, or the repaired rate within
+        // bounds), and slots granted within the latest start.
+        assert!((1_000..=1_000_000).contains(&rate), "{field}={value}: rate {rate}");
+        assert_eq!(granted, 2, "{field}={value}: nothing granted (wait {wait} µs)");
+        assert!(wait <= 1_000_000 && measured >= 0, "{field}={value}: wait {wait}, measured {measured}");
+    }
+}
+
+#[test]
+fn a_pace_redis_lost_carries_on_at_the_reporting_workers_rate() {
+    let redis = RedisServer::start();
+    let mut con = connect(&redis);
+    let pace = key("pace", "lost");
+    // An empty key, and a worker pacing at 133/s: the fleet paces at it,
+    // rather than forget it was throttled.
+    let [rate, ..] = sync(&mut con, &pace, Report { seed: 133.0, ..Report::default() });
+    assert_eq!(rate, 133_000);
+    // Once the fleet has a rate, a worker's own does not change it.
+    let [rate, ..] = sync(&mut con, &pace, Report { seed: 500.0, ..Report::default() });
+    assert_eq!(rate, 133_000);
 }
 
 /// Whatever workers report, the fleet's rate stays within its bounds, a
@@ -303,7 +369,7 @@ fn a_fleet_pace_stays_within_its_bounds_whatever_the_workers_report() {
         let pace = key("pace", &format!("prop-{}", case.fetch_add(1, Ordering::Relaxed)));
         let con = &mut *con.borrow_mut();
         for (sends, successes, throttled, limit, wanted) in reports {
-            let r = Report { sends, successes, throttled, limit, limit_ms: 1_000, wanted, initial: 0.0 };
+            let r = Report { sends, successes, throttled, limit, limit_ms: 1_000, wanted, ..Report::default() };
             let [rate, wait, granted, measured] = sync(con, &pace, r);
             prop_assert!(measured >= 0);
             prop_assert!(granted >= 0 && granted.unsigned_abs() <= wanted);

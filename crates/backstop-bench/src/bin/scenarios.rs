@@ -28,7 +28,6 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,71 +39,7 @@ use reqwest_retry::RetryTransientMiddleware;
 use reqwest_retry::policies::ExponentialBackoff;
 use tokio::sync::Semaphore;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
-
-fn root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
-
-/// A private nginx, stopped (and its directory removed) when dropped, on
-/// panic too.
-struct Nginx {
-    script: PathBuf,
-    dir: PathBuf,
-    port: u16,
-    keep: bool,
-}
-
-impl Nginx {
-    fn start(keep: bool) -> Result<Self, Error> {
-        let script = root().join("scripts/nginx.sh");
-        let dir = std::env::temp_dir().join(format!("backstop-scenarios-{}", std::process::id()));
-        let mut nginx = Nginx { script, dir, port: 0, keep };
-        // The guard exists before the start, so a half-started nginx is stopped.
-        let status = Command::new("bash").arg(&nginx.script).arg("start").arg(&nginx.dir).status()?;
-        if !status.success() {
-            return Err(format!("{} start failed: {status}", nginx.script.display()).into());
-        }
-        nginx.port = fs::read_to_string(nginx.dir.join("port"))?.trim().parse()?;
-        Ok(nginx)
-    }
-
-    fn access_log(&self) -> PathBuf {
-        self.dir.join("access.log")
-    }
-
-    /// The access log's length now: a run's lines are the ones after it.
-    fn log_len(&self) -> Result<u64, Error> {
-        Ok(fs::metadata(self.access_log())?.len())
-    }
-
-    /// The lines logged since `offset` for run `tag`: `(msec, i, status)`.
-    fn lines(&self, offset: u64, tag: &str) -> Result<Vec<(f64, usize, u16)>, Error> {
-        let bytes = fs::read(self.access_log())?;
-        let text = String::from_utf8_lossy(&bytes[(offset as usize).min(bytes.len())..]);
-        let needle = format!("run={tag}&i=");
-        let mut out = Vec::new();
-        for line in text.lines() {
-            let mut parts = line.split(' ');
-            let (Some(msec), Some(uri), Some(status)) = (parts.next(), parts.next(), parts.next()) else { continue };
-            let Some(at) = uri.find(&needle) else { continue };
-            let i = uri[at + needle.len()..].split('&').next().and_then(|s| s.parse().ok()).unwrap_or(usize::MAX);
-            out.push((msec.parse().unwrap_or(0.0), i, status.parse().unwrap_or(0)));
-        }
-        Ok(out)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = Command::new("bash").arg(&self.script).arg("stop").arg(&self.dir).status();
-        if self.keep {
-            eprintln!("nginx logs kept in {}", self.dir.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
-}
+use backstop_bench::nginx::{Error, Nginx};
 
 #[derive(Clone, Copy, Debug)]
 enum Client {

@@ -57,9 +57,13 @@ pub static BUDGET_PUT: LazyLock<Script> =
 /// pacing, 1 if refused, a stated limit per second (0: none) and how long
 /// it holds in ms, slots wanted, min rate, max rate, initial rate (0: none),
 /// min ms between decreases, burst, the latest a grant may start (µs from
-/// now), ttl in ms. Returns `[rate in milli-calls per second (0: not
+/// now), ttl in ms, how late reports may be (µs; a refusal sooner than that
+/// after the pace began holds the rate at its lowest until every worker has
+/// reported), the worker's own rate (0: none; carried on if Redis lost the
+/// pace). Returns `[the rate in calls per second, as a string ("0": not
 /// pacing), µs until the first granted slot, slots granted, the fleet's
-/// measured send rate in milli-calls per second]`.
+/// measured send rate in milli-calls per second]`. Fields that are not
+/// finite numbers within bounds are taken as missing.
 pub static PACE_SYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("pace_sync.lua")));
 
 /// Reads a fleet breaker's state on Redis's clock. `KEYS`: the breaker, its

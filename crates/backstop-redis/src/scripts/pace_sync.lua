@@ -22,19 +22,46 @@
 -- ARGV[10] min ms between decreases   ARGV[11] burst (slots)
 -- ARGV[12] the latest a grant may start, µs from now
 -- ARGV[13] the key's time to live, ms
--- Returns {rate (milli-calls per second; 0: not pacing), µs until the first
--- granted slot, slots granted, the fleet's measured send rate (milli-calls
--- per second)}.
+-- ARGV[14] how late workers' reports of their sends may be, µs (2 refreshes)
+-- ARGV[15] the worker's own rate now (0: not pacing), to carry on with if
+--          Redis lost the pace
+-- Returns {the rate, calls per second as a string ('0': not pacing), µs
+-- until the first granted slot, slots granted, the fleet's measured send
+-- rate in milli-calls per second}.
 local BETA, C, WINDOW = 0.7, 0.4, 1000000
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local f = redis.call('HMGET', KEYS[1], 'rate', 'max', 'dec', 'tat', 'win', 'cur', 'prev', 'born', 'ceil', 'ceil_until')
-local rate, max, dec = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
-local tat = tonumber(f[4]) or now
-local win, cur, prev = tonumber(f[5]) or now, tonumber(f[6]) or 0, tonumber(f[7]) or 0
-local born = tonumber(f[8]) or now
-local ceil, ceil_until = tonumber(f[9]), tonumber(f[10])
+local f = redis.call('HMGET', KEYS[1], 'rate', 'max', 'dec', 'tat', 'win', 'cur', 'prev', 'born', 'ceil', 'ceil_until',
+  'hold', 'hold_at', 'sum')
+-- A field is read only if it is a finite number within bounds: a hash
+-- someone wrote garbage into (nan, inf, a time in the future) is repaired,
+-- not followed.
+local function field(i, lo, hi)
+  local x = tonumber(f[i])
+  if x and x == x and x >= lo and x <= hi then
+    return x
+  end
+  return nil
+end
+local FAR = 1e18
+local rate, max, dec = field(1, 1e-12, 1e9), field(2, 1e-12, 1e9), field(3, 0, now)
+local born = field(8, 0, now) or now
+local win = field(5, born, now) or now
+local cur, prev = field(6, 0, FAR) or 0, field(7, 0, FAR) or 0
+local ceil, ceil_until = field(9, 1e-12, 1e9), field(10, 0, FAR)
+-- A first decrease waiting for every worker's report (the rate before, 0: none).
+local hold, hold_at = field(11, 0, 1e9), field(12, born, now)
+if not hold_at then
+  hold = nil
+end
+-- Every send reported since the pace began.
+local sum = (field(13, 0, FAR) or 0) + tonumber(ARGV[1])
+local lag = tonumber(ARGV[14])
 local minr, maxr = tonumber(ARGV[7]), tonumber(ARGV[8])
+-- The fleet's time line: no grant starts more than three lags ahead, nor
+-- runs longer than half a lag or one slot at the lowest rate, so a time
+-- line further ahead than that is garbage (and would wedge the pace).
+local tat = field(4, 0, now + 5 * lag + 1000000 / minr) or now
 local function clamp(r)
   return math.min(math.max(r, minr), maxr)
 end
@@ -51,20 +78,40 @@ local span = math.min(1, math.max(0.1, (now - born) / WINDOW))
 local measured = (prev * (1 - (now - win) / WINDOW) + cur) / span
 
 local initial = tonumber(ARGV[9])
-if not rate and initial > 0 then
+local seed = tonumber(ARGV[15])
+if not rate and seed > 0 then
+  -- Redis lost the pace (a restart, an expiry) while the processes still
+  -- pace: the reporting process's rate carries on.
+  rate, max = clamp(seed), clamp(seed)
+elseif not rate and initial > 0 then
   rate, max = clamp(initial), clamp(initial)
 end
 local decreased = false
-if ARGV[3] == '1' and not (rate and dec and now - dec < tonumber(ARGV[10]) * 1000) then
-  -- Refused: the calls sent at the old rate say nothing new until
-  -- min_decrease_interval has passed.
-  local sending = measured
-  if rate then
-    sending = math.min(rate, math.max(measured, minr))
+local function decrease(before, sending)
+  if before and before > 0 then
+    sending = math.min(before, math.max(measured, minr))
   end
   max = math.max(sending, minr)
   dec, decreased = now, true
   rate = clamp(max * BETA)
+end
+if hold and now - born >= lag then
+  -- Every worker has reported what it sent since the pace began: the
+  -- fleet's rate until the refusal (each worker went on for about half a
+  -- refresh, a quarter of the lag, before it heard of the hold).
+  decrease(hold, sum / math.max(0.1, (hold_at - born + lag / 4) / WINDOW))
+  hold, hold_at = nil, nil
+elseif ARGV[3] == '1' and not hold and not (rate and dec and now - dec < tonumber(ARGV[10]) * 1000) then
+  -- Refused: the calls sent at the old rate say nothing new until
+  -- min_decrease_interval has passed.
+  if now - born < lag then
+    -- Too soon to know what the fleet sends (the other workers have not
+    -- reported yet): hold at the lowest rate until they have.
+    hold, hold_at = rate or 0, now
+    rate, max = minr, max or minr
+  else
+    decrease(rate, measured)
+  end
 end
 local limit = tonumber(ARGV[4])
 if limit > 0 then
@@ -90,8 +137,13 @@ if ceil and now >= ceil_until then
 end
 
 local wait, granted = 0, 0
+-- At most a refresh (half a lag) of the fleet's rate to one process at once.
 local wanted = tonumber(ARGV[6])
-if rate and wanted > 0 then
+if rate then
+  wanted = math.min(wanted, math.max(1, math.ceil(rate * lag / 2000000)))
+end
+-- (Nothing while a first decrease waits for the reports: its rate is a stopgap.)
+if rate and wanted > 0 and not hold then
   local interval = 1000000 / rate
   local tolerance = interval * (tonumber(ARGV[11]) - 1)
   tat = math.max(tat, now)
@@ -109,6 +161,15 @@ if rate then
     fields[#fields + 1] = v
   end
 end
+fields[#fields + 1] = 'sum'
+fields[#fields + 1] = string.format('%d', sum)
+if hold then
+  for _, v in ipairs({'hold', string.format('%.17g', hold), 'hold_at', string.format('%d', hold_at)}) do
+    fields[#fields + 1] = v
+  end
+else
+  redis.call('HDEL', KEYS[1], 'hold', 'hold_at')
+end
 if dec then
   fields[#fields + 1] = 'dec'
   fields[#fields + 1] = string.format('%d', dec)
@@ -122,8 +183,8 @@ else
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('PEXPIRE', KEYS[1], ARGV[13])
-local milli = 0
+local shown = '0'
 if rate then
-  milli = math.floor(rate * 1000)
+  shown = string.format('%.17g', rate)
 end
-return {milli, math.floor(wait), granted, math.floor(measured * 1000)}
+return {shown, math.floor(wait), granted, math.floor(measured * 1000)}

@@ -273,7 +273,9 @@ impl Pacer {
         }
         let tolerance = s.interval.saturating_mul(u64::from(self.inner.burst - 1));
         if s.is_following() {
-            s.expire(now, tolerance.max(s.interval));
+            // Granted slots go up to a burst's tolerance late (at least two
+            // slots, and 2 ms: at high rates a thread's wake-up is later).
+            s.expire(now, tolerance.max(2 * s.interval).max(2_000_000));
         }
         // A slot someone gave up, still to come, goes first.
         if !s.released.is_empty() {
@@ -323,12 +325,22 @@ impl Pacer {
     /// Takes a slot and says how long until it is due (zero when not
     /// pacing), counting the call as sent: for callers that wait once and
     /// go, without asking again. (A shared pacer's slot that waits for the
-    /// fleet's grant answers an estimate: prefer [`take_slot`](Self::take_slot)
-    /// and [`wait`](Self::wait), as runs do.)
+    /// fleet's grant answers when it would come at the fleet's rate, after
+    /// the slots granted: prefer [`take_slot`](Self::take_slot) and
+    /// [`wait`](Self::wait), as runs do, which follow the grants exactly.)
     pub fn reserve(&self) -> Duration {
         let now = self.now_nanos();
         let mut s = lock(&self.inner.schedule);
-        let wait = self.take_locked(&mut s, now).map_or(0, |slot| self.until(&s, slot, now));
+        let wait = self.take_locked(&mut s, now).map_or(0, |slot| match s.due(slot) {
+            // Not granted yet: the caller will not ask again, so it gets
+            // the time its slot would come at the fleet's rate (and the
+            // fleet is asked for it).
+            PENDING => {
+                let _ = self.until(&s, slot, now);
+                s.pending_estimate(slot, now).saturating_sub(now)
+            }
+            due => due.saturating_sub(now),
+        });
         drop(s);
         self.count_sent(now);
         Duration::from_nanos(wait)

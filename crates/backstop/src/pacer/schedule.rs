@@ -151,9 +151,24 @@ impl Schedule {
         self.grants.push_back(Grant { first, count, at, interval });
     }
 
-    /// Slots taken but not covered by a grant.
+    /// Slots taken but not covered by a grant, less those their callers
+    /// gave back (nobody waits for them: asking the fleet for them would
+    /// take slots from the other processes).
     pub(super) fn pending(&self) -> u64 {
-        if self.following { self.next.saturating_sub(self.granted_end) } else { 0 }
+        if !self.following {
+            return 0;
+        }
+        let given_back = self.released.iter().filter(|&&slot| slot >= self.granted_end).count() as u64;
+        self.next.saturating_sub(self.granted_end).saturating_sub(given_back)
+    }
+
+    /// When a pending slot may come, at the earliest: after the last grant
+    /// (or now), its place among the pending slots at the current interval.
+    /// An estimate, for callers that wait once and go.
+    pub(super) fn pending_estimate(&self, slot: u64, now: u64) -> u64 {
+        let last = self.grants.back().map_or(now, |g| g.at.saturating_add(g.count * g.interval)).max(now);
+        let ahead = slot.saturating_sub(self.granted_end).saturating_add(1);
+        last.saturating_add(ahead.saturating_mul(self.interval))
     }
 
     /// How long a caller whose slot is pending waits before looking again:

@@ -62,8 +62,6 @@ pub(crate) struct PaceShare {
     /// it waits, so it queues behind the others instead of losing every
     /// race to the processes whose callers come back first.
     refused_since: AtomicU64,
-    /// The size of the last ask, which doubles while callers wait.
-    ramp: AtomicU64,
     /// Back from working alone: the next sync offers this process's rate,
     /// for the fleet to carry on with if Redis lost the pace.
     reseed: AtomicBool,
@@ -87,7 +85,6 @@ impl PaceShare {
             waiting: AtomicBool::new(false),
             asked_at: AtomicU64::new(0),
             refused_since: AtomicU64::new(u64::MAX),
-            ramp: AtomicU64::new(0),
             reseed: AtomicBool::new(false),
             fleet_rate: AtomicU64::new(0),
             fleet_sent: AtomicU64::new(0),
@@ -172,7 +169,11 @@ impl Member for PaceShare {
         let waiting = self.waiting.swap(false, Ordering::AcqRel);
         let now = hub.now();
         let gap = u64::try_from((refresh / 4).as_nanos()).unwrap_or(u64::MAX);
-        let may_ask = now.saturating_sub(self.asked_at.load(Ordering::Relaxed)) >= gap;
+        // After a refused ask (the fleet's time line is full), wait a
+        // quarter refresh before asking again; after a granted one, ask at
+        // once (a busy process asks when half its slots are handed out).
+        let refused = self.refused_since.load(Ordering::Relaxed) != u64::MAX;
+        let may_ask = !refused || now.saturating_sub(self.asked_at.load(Ordering::Relaxed)) >= gap;
         let news = throttled || limit.is_some() || (waiting && may_ask);
         if !full && !news {
             return Ok(());
@@ -180,15 +181,12 @@ impl Member for PaceShare {
         let fleet_rate = f64::from_bits(self.fleet_rate.load(Ordering::Acquire));
         let most = if fleet_rate > 0.0 { (fleet_rate * refresh.as_secs_f64()).ceil() as u64 } else { MOST_SLOTS };
         let most = most.clamp(1, MOST_SLOTS);
-        let mut wanted = if may_ask || throttled { pacer.slots_wanted(refresh).min(most) } else { 0 };
-        // While callers wait, each ask doubles (up to `most`): a process's
-        // recent demand, which the grants themselves bounded, would keep a
-        // busy process below the fleet's rate.
-        let ramp =
-            if waiting && wanted > 0 { (self.ramp.load(Ordering::Relaxed) * 2).clamp(wanted, most) } else { wanted };
+        // The callers waiting, plus a refresh of recent demand. Asked again
+        // when half of it is handed out (`waiting`), a busy process can
+        // double its rate each refresh, and a process never holds more
+        // slots than it uses.
+        let wanted = if may_ask || throttled { pacer.slots_wanted(refresh).min(most) } else { 0 };
         if wanted > 0 {
-            self.ramp.store(ramp, Ordering::Relaxed);
-            wanted = ramp;
             self.asked_at.store(now, Ordering::Relaxed);
         }
         let (limit_rate, limit_ms) = limit.map_or((0.0, 0), |(rate, reset)| (rate, millis(reset)));
@@ -222,7 +220,9 @@ impl Member for PaceShare {
             self.refused_since.store(u64::MAX, Ordering::Relaxed);
         }
         if granted > 0 {
-            pacer.grant(Duration::from_micros(wait.unsigned_abs()), granted.unsigned_abs(), rate);
+            // Usable half a refresh late: a process with fewer callers than
+            // the fleet's rate has slots uses its run at its own pace.
+            pacer.grant(Duration::from_micros(wait.unsigned_abs()), granted.unsigned_abs(), rate, refresh / 2);
         }
         Ok(())
     }

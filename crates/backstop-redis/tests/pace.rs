@@ -119,8 +119,11 @@ fn against_a_real_rate_limiter_the_fleet_learns_one_rate_near_its_limit() {
             scope.spawn(|| hammer(p, 2, Duration::from_millis(2500), call));
         }
     });
+    // Once every process has synced since the last success: one rate.
+    support::wait_until(Duration::from_secs(2), "one rate for the fleet", || {
+        pacers.iter().all(|p| p.rate().is_some() && p.rate() == pacers[0].rate())
+    });
     let rate = pacers[0].rate().expect("the fleet paces after the 429s");
-    assert!(pacers.iter().all(|p| p.rate() == Some(rate)), "one rate for the fleet");
     // Settled: measure what the server answers over one more second.
     let (before, refused_before) = (server.hits(), refusals.load(Ordering::Relaxed));
     std::thread::scope(|scope| {

@@ -2,8 +2,9 @@
 //! worker-second, for a healthy fleet and for a failing one. Eight workers
 //! (threads, each with its own `Fleet`: its own thread and connection, as a
 //! process would have) call an in-process operation about 1,000 times a
-//! second each for 5 s, through a shared breaker and a shared budget, on a
-//! private `redis-server` (installed from Debian's packages when missing).
+//! second each for 5 s, through a shared breaker and a shared budget (and,
+//! in the last run, a shared pacer that paces them), on a private
+//! `redis-server` (installed from Debian's packages when missing).
 //!
 //! `cargo run --release -p backstop-bench --bin fleet_traffic`
 
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use backstop::breaker::BreakerConfig;
-use backstop::{Backoff, CircuitBreaker, RetryBudget, RetryPolicy};
+use backstop::{Backoff, CircuitBreaker, Pacer, RetryBudget, RetryPolicy};
 use backstop_redis::Fleet;
 use backstop_testkit::redis::RedisServer;
 
@@ -25,7 +26,7 @@ struct Traffic {
     round_trips: u64,
 }
 
-fn run(redis: &RedisServer, name: &str, failing: bool) -> Traffic {
+fn run(redis: &RedisServer, name: &str, failing: bool, paced: bool) -> Traffic {
     let calls = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut fleets = Vec::new();
@@ -36,6 +37,9 @@ fn run(redis: &RedisServer, name: &str, failing: bool) -> Traffic {
             BreakerConfig::builder().consecutive_failures(5).open_for(Backoff::constant(Duration::from_secs(1)));
         let breaker = CircuitBreaker::builder(name).config(config.build().expect("valid")).shared(&fleet).build();
         let budget = RetryBudget::token_bucket(name).shared(&fleet).build().expect("valid");
+        // A shared pacer that paces (a fleet's limit of 2,000 calls a
+        // second, below the ~8,000 the workers would send), or none.
+        let pacer = paced.then(|| Pacer::builder(name).initial_rate(2000.0).shared(&fleet).build().expect("valid"));
         let policy = RetryPolicy::builder()
             .max_attempts(3)
             .backoff(Backoff::constant(Duration::ZERO))
@@ -45,8 +49,11 @@ fn run(redis: &RedisServer, name: &str, failing: bool) -> Traffic {
         let (calls, stop) = (Arc::clone(&calls), Arc::clone(&stop));
         threads.push(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let _ =
-                    policy.retry(|| if failing { Err("503") } else { Ok(()) }).breaker(&breaker).budget(&budget).call();
+                let run = policy.retry(|| if failing { Err("503") } else { Ok(()) }).breaker(&breaker).budget(&budget);
+                let _ = match &pacer {
+                    Some(pacer) => run.pacer(pacer).call(),
+                    None => run.call(),
+                };
                 calls.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(EVERY);
             }
@@ -70,8 +77,12 @@ fn main() {
     let redis = RedisServer::start();
     println!("| fleet | calls | round trips | per 1,000 calls | per worker-second |");
     println!("|---|---:|---:|---:|---:|");
-    for (label, name, failing) in [("healthy", "healthy", false), ("failing (every call fails)", "failing", true)] {
-        let t = run(&redis, name, failing);
+    for (label, name, failing, paced) in [
+        ("healthy", "healthy", false, false),
+        ("failing (every call fails)", "failing", true, false),
+        ("healthy, and a shared pacer pacing the fleet at 2,000/s", "paced", false, true),
+    ] {
+        let t = run(&redis, name, failing, paced);
         println!(
             "| {label} | {} | {} | {:.1} | {:.1} |",
             t.calls,

@@ -15,7 +15,8 @@ pub trait PacerLink: Send + Sync {
     /// `reset` has passed (from [`Pacer::observe_limit`](super::Pacer::observe_limit)).
     fn limited(&self, per_sec: f64, reset: Duration);
 
-    /// A caller waits for a slot that no grant covers yet: the store should
-    /// ask the fleet for slots soon.
+    /// A caller waits for a slot that no grant covers yet, or the granted
+    /// slots have run low (half of the last grant is handed out): the store
+    /// should ask the fleet for slots soon.
     fn waiting(&self);
 }

@@ -289,6 +289,11 @@ impl Pacer {
         }
         let slot = s.next;
         s.next += 1;
+        if s.running_low() {
+            if let Some(link) = self.inner.link.get() {
+                link.waiting();
+            }
+        }
         // After a quiet spell, let at most `burst` calls go at once.
         if s.is_local() && s.due(slot).saturating_add(tolerance) < now {
             s.anchor = slot;

@@ -14,13 +14,15 @@ use std::collections::VecDeque;
 pub(super) const PENDING: u64 = u64::MAX;
 
 /// A run of `count` slots from slot `first`, the first at `at` (ns on the
-/// pacer's time line), the others `interval` apart.
+/// pacer's time line), the others `interval` apart, each usable until
+/// `late` ns after its time.
 #[derive(Debug, Clone, Copy)]
 struct Grant {
     first: u64,
     count: u64,
     at: u64,
     interval: u64,
+    late: u64,
 }
 
 impl Grant {
@@ -52,6 +54,9 @@ pub(super) struct Schedule {
     following: bool,
     /// The first slot number no grant covers.
     granted_end: u64,
+    /// The last grant's size, and whether its running low was signalled.
+    last_count: u64,
+    low_told: bool,
 }
 
 impl Schedule {
@@ -65,6 +70,8 @@ impl Schedule {
             grants: VecDeque::new(),
             following: false,
             granted_end: 0,
+            last_count: 0,
+            low_told: false,
         }
     }
 
@@ -144,11 +151,24 @@ impl Schedule {
     }
 
     /// Adds the fleet's grant of `count` slots, the first at `at`, the
-    /// others `interval` apart: it covers the oldest pending slots.
-    pub(super) fn grant(&mut self, at: u64, count: u64, interval: u64) {
+    /// others `interval` apart, each usable until `late` after its time: it
+    /// covers the oldest pending slots.
+    pub(super) fn grant(&mut self, at: u64, count: u64, interval: u64, late: u64) {
         let first = self.granted_end;
         self.granted_end += count;
-        self.grants.push_back(Grant { first, count, at, interval });
+        self.grants.push_back(Grant { first, count, at, interval, late });
+        (self.last_count, self.low_told) = (count, false);
+    }
+
+    /// Whether the granted slots have just run low (half of the last grant
+    /// or less left to hand out): true once per grant, for the store to ask
+    /// for more before callers have to wait.
+    pub(super) fn running_low(&mut self) -> bool {
+        if !self.following || self.low_told || self.unused() * 2 > self.last_count {
+            return false;
+        }
+        self.low_told = true;
+        true
     }
 
     /// Slots taken but not covered by a grant, less those their callers
@@ -184,12 +204,14 @@ impl Schedule {
         self.granted_end.saturating_sub(self.next)
     }
 
-    /// Skips granted slots whose time passed more than `grace` ago without
-    /// a caller (the fleet's time line has moved on: sending them now would
-    /// add to what others send), and forgets grants that are over.
+    /// Skips granted slots whose time passed more than `grace` (or their
+    /// grant's own `late`, if longer) ago without a caller (the fleet's time
+    /// line has moved on: sending them now would add to what others send),
+    /// and forgets grants that are over.
     pub(super) fn expire(&mut self, now: u64, grace: u64) {
-        let late = now.saturating_sub(grace);
         while let Some(g) = self.grants.front().copied() {
+            let grace = grace.max(g.late);
+            let late = now.saturating_sub(grace);
             if self.next < g.end() && g.at < late {
                 // Slot j of the grant is gone when at + j·interval < late.
                 let gone = (late - g.at).div_ceil(g.interval.max(1)).min(g.count);
@@ -215,7 +237,7 @@ mod tests {
         s.next = 2; // two slots went out before
         s.follow(1_000, 100);
         assert_eq!(s.due(2), PENDING);
-        s.grant(5_000, 2, 100);
+        s.grant(5_000, 2, 100, 0);
         assert_eq!((s.due(2), s.due(3), s.due(4)), (5_000, 5_100, PENDING));
         s.next = 5;
         assert_eq!((s.pending(), s.unused()), (1, 0));
@@ -228,7 +250,7 @@ mod tests {
     fn granted_slots_nobody_took_in_time_are_skipped() {
         let mut s = Schedule::new(0, 0);
         s.follow(0, 100);
-        s.grant(1_000, 10, 100);
+        s.grant(1_000, 10, 100, 0);
         s.expire(1_450, 200); // slots due before 1 250 are gone: 0, 1, 2
         assert_eq!(s.next, 3);
         s.next = 10;

@@ -145,16 +145,19 @@ impl SharedPacer {
     }
 
     /// Slots the fleet reserved for this process: `count` of them, the
-    /// first `wait` from now, the others one slot of `fleet_rate` apart.
+    /// first `wait` from now, the others one slot of `fleet_rate` apart,
+    /// each usable until `late` after its time (a process whose callers come
+    /// slower than the fleet's rate uses its run at its own pace; the fleet
+    /// then sends up to `late` of its rate in a bunch, never more slots).
     /// They go to the callers waiting longest.
-    pub fn grant(&self, wait: Duration, count: u64, fleet_rate: f64) {
+    pub fn grant(&self, wait: Duration, count: u64, fleet_rate: f64, late: Duration) {
         let pacer = &self.pacer;
         let inner = &*pacer.inner;
         let interval = interval_of(fleet_rate.clamp(inner.min_rate, inner.max_rate));
         let at = pacer.now_nanos().saturating_add(nanos(wait));
         let mut s = lock(&inner.schedule);
         if s.is_following() {
-            s.grant(at, count, interval);
+            s.grant(at, count, interval, nanos(late));
         }
     }
 

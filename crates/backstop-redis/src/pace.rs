@@ -12,14 +12,16 @@
 //!   the pacer waits for the fleet's slots from then on.
 //! - While the fleet paces, each sync also reserves the slots this process
 //!   is about to need: its callers waiting now, plus one refresh of its
-//!   recent demand (at most one refresh of the fleet's rate). A caller
-//!   beyond the last grant nudges the thread, which asks again at most every
-//!   quarter refresh. Grants start at most two refreshes ahead, plus as long
-//!   as the process has been refused: a fleet that wants more than its rate
-//!   queues mostly in its processes, not in Redis (no slot is reserved far
-//!   ahead for a caller long gone), and a refused process queues behind the
-//!   others rather than losing every race to those whose callers come back
-//!   first.
+//!   recent demand (at most one refresh of the fleet's rate; the script caps
+//!   it too). A caller beyond the last grant, or a grant half handed out,
+//!   nudges the thread, which asks again at once (a busy process can double
+//!   its rate each refresh) — or, after a refused ask, a quarter refresh
+//!   later. Grants start at most two refreshes ahead, plus as long as the
+//!   process has been refused (up to four more): a fleet that wants more
+//!   than its rate queues mostly in its processes, not in Redis (no slot is
+//!   reserved far ahead for a caller long gone), and a refused process
+//!   queues behind the others rather than losing every race to those whose
+//!   callers come back first. Granted slots may go half a refresh late.
 //! - Redis gone: the pacer paces alone at its share of the fleet's last
 //!   rate (the fleet's rate times this process's part of the fleet's sends),
 //!   and adapts alone until Redis is back.

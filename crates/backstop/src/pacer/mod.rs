@@ -45,6 +45,14 @@
 //! a call costs one atomic load and one atomic add; while pacing, a short
 //! critical section. Nothing allocates.
 //!
+//! # Shared by a fleet
+//!
+//! [`PacerBuilder::shared`] gives the pacer to a store (such as
+//! `backstop_redis::Fleet`) so that many processes learn one rate and take
+//! their slots from one time line: together they send at the rate the
+//! server accepts, not each of them. Calls still wait locally; see
+//! [`SharedPacer`] for the division of work.
+//!
 //! # Pacer or adaptive throttle?
 //!
 //! A [`Pacer`] makes callers **wait** and sends everything, later: right for

@@ -35,15 +35,17 @@ use syn::{Ident, ItemFn, Path, ReturnType, Token, Type};
 
 use crate::args::{Arg, Args, Source};
 use crate::inputs::{self, Inputs};
+use crate::krate::{self, Holder};
 
 /// What an entry point (`retry`, `s3_retry`, `api_retry`) starts from.
 pub(crate) struct Entry {
     /// The preset constant used when none is named.
     pub(crate) preset: &'static str,
-    /// The path of the crate the attribute comes from, unless `crate = ..`
-    /// says otherwise: `::backstop`, `::backstop_aws`, `::backstop_http`.
-    pub(crate) krate: &'static str,
-    /// Where `backstop` is in that crate: `""` (it is backstop) or `"::backstop"`.
+    /// The crates the attribute may come through, in the order they are
+    /// looked for among the package's dependencies (see [`krate`](crate::krate)).
+    pub(crate) holders: &'static [Holder],
+    /// Where `backstop` is in a crate that `crate = ..` names: `""` (it is
+    /// backstop) or `"::backstop"`.
     pub(crate) backstop: &'static str,
     /// The classifier used when neither `when` nor `retry_if` is given: a
     /// trait of that crate, whose `verdict` judges the function's error.
@@ -75,11 +77,18 @@ fn rewrite(attr: TokenStream, item: TokenStream, entry: &Entry) -> syn::Result<T
         ),
         _ => err,
     })?;
-    let origin = match &args.krate {
-        Some(path) => path.clone(),
-        None => syn::parse_str::<Path>(entry.krate)?,
+    let (origin, suffix) = match &args.krate {
+        Some(path) => (path.clone(), entry.backstop),
+        None => match krate::find(entry.holders) {
+            Ok(Some(found)) => (syn::parse_str::<Path>(&format!("::{}", found.name))?, found.holder.inner),
+            Ok(None) => {
+                let holder = entry.holders[0];
+                (syn::parse_str::<Path>(&format!("::{}", holder.package.replace('-', "_")))?, holder.inner)
+            }
+            Err(message) => return Err(syn::Error::new(Span::call_site(), message)),
+        },
     };
-    let suffix: TokenStream = entry.backstop.parse()?;
+    let suffix: TokenStream = suffix.parse()?;
     let krate: Path = syn::parse2(quote!(#origin #suffix))?;
     let ret = return_type(&func)?;
     if entry.http && !args.idempotent {
@@ -350,21 +359,35 @@ fn policy(source: &Source, krate: &Path) -> TokenStream {
     match source {
         Source::Expr(_) => Ident::new("__backstop_policy", Span::mixed_site()).into_token_stream(),
         Source::Preset { constant, knobs } => {
-            // Each setting is a call of its own, spanned at its value: a
-            // compile-time error points there.
-            let parts = |span: Span| Ident::new("__backstop_parts", Span::mixed_site().located_at(span));
-            let start = parts(Span::call_site());
+            // Each setting is checked on its own, and a broken rule panics
+            // in this constant at the setting's value: the compile error is
+            // the rule's message pointing there, and nothing more.
+            let parts = Ident::new("__backstop_parts", Span::mixed_site());
+            let message = Ident::new("__backstop_message", Span::mixed_site());
+            let ok = Ident::new("__backstop_ok", Span::mixed_site());
+            let checked = |span: Span, call: TokenStream| {
+                quote_spanned! {span=>
+                    let #parts = match #call {
+                        ::core::result::Result::Ok(#ok) => #ok,
+                        ::core::result::Result::Err(#message) => ::core::panic!("{}", #message),
+                    };
+                }
+            };
             let settings = knobs.iter().map(|knob| {
-                let (key, value, parts) = (&knob.key, &knob.value, parts(knob.value.span()));
-                quote_spanned!(value.span()=> let #parts = #parts.#key(#value);)
+                let (key, value) = (&knob.key, &knob.value);
+                checked(value.span(), quote!(#parts.#key(#value)))
             });
             // The rules between settings (`base` ≤ `max`) fail at the last knob given.
             let last = knobs.last().map_or_else(Span::call_site, |k| k.value.span());
-            let build = parts(last);
-            let build = quote_spanned!(last=> #build.build());
+            let build = quote_spanned! {last=>
+                match #parts.build() {
+                    ::core::result::Result::Ok(#ok) => #ok,
+                    ::core::result::Result::Err(#message) => ::core::panic!("{}", #message),
+                }
+            };
             quote! {{
                 const POLICY: #krate::RetryPolicy = {
-                    let #start = #krate::__private::PolicyParts::new(#krate::presets::#constant);
+                    let #parts = #krate::__private::PolicyParts::new(#krate::presets::#constant);
                     #(#settings)*
                     #build
                 };

@@ -18,6 +18,7 @@
 mod args;
 mod expand;
 mod inputs;
+mod krate;
 
 use proc_macro::TokenStream;
 
@@ -60,7 +61,7 @@ use expand::Entry;
 /// | `breaker`, `budget`, `throttle`, `pacer`, `guards` | an expression naming a shared guard: a `static`, a `LazyLock`, `self.breaker` | none |
 /// | `clock` | an expression naming a clock (a `ManualClock` in tests) | the system clock, or tokio's |
 /// | `idempotent` | `true`: `api_retry` may retry a function that sends a POST or a PATCH | `false` |
-/// | `crate` | the path of the crate the attribute comes from (`backstop`, `backstop_aws`, `backstop_http`), if renamed | its name |
+/// | `crate` | where the crate is, when it is not a dependency of the package (it comes through a crate of yours): the path of `backstop` for `retry`, of `backstop_aws` for `s3_retry`, of `backstop_http` for `api_retry` | found in `Cargo.toml`: `backstop`, or `backstop_http::backstop` / `backstop_aws::backstop` with only those, renames followed |
 ///
 /// Settings are checked while compiling, with the texts of
 /// `RetryPolicyBuilder::build`'s errors: `max_attempts = 0` fails with
@@ -96,7 +97,7 @@ use expand::Entry;
 ///   error (the attempts would multiply).
 #[proc_macro_attribute]
 pub fn retry(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let entry = Entry { preset: "DEFAULT", krate: "::backstop", backstop: "", failure: None, http: false };
+    let entry = Entry { preset: "DEFAULT", holders: krate::CORE, backstop: "", failure: None, http: false };
     expand::expand(attr.into(), item.into(), &entry).into()
 }
 
@@ -114,7 +115,7 @@ pub fn retry(attr: TokenStream, item: TokenStream) -> TokenStream {
 pub fn s3_retry(attr: TokenStream, item: TokenStream) -> TokenStream {
     let entry = Entry {
         preset: "S3_UPLOAD",
-        krate: "::backstop_aws",
+        holders: krate::AWS,
         backstop: "::backstop",
         failure: Some("S3Failure"),
         http: false,
@@ -151,7 +152,7 @@ pub fn s3_retry(attr: TokenStream, item: TokenStream) -> TokenStream {
 pub fn api_retry(attr: TokenStream, item: TokenStream) -> TokenStream {
     let entry = Entry {
         preset: "API_CALL",
-        krate: "::backstop_http",
+        holders: krate::HTTP,
         backstop: "::backstop",
         failure: Some("HttpFailure"),
         http: true,

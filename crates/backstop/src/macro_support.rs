@@ -18,8 +18,17 @@ use crate::retry::{RetryError, Stopped};
 
 /// A policy put together while compiling: each setter checks its own rule,
 /// [`build`](Self::build) the rules between settings.
+///
+/// A broken rule comes back as its message (the text of
+/// [`RetryPolicyBuilder::build`](crate::RetryPolicyBuilder::build)'s error), and
+/// the constant the attribute writes panics with it right there, at the
+/// argument's span: the compile error is that one message pointing at the
+/// value, with no trace through this module.
 #[derive(Debug)]
 pub struct PolicyParts(RetryPolicy);
+
+/// What a setter of [`PolicyParts`] gives: the parts, or the broken rule's message.
+pub type Checked = Result<PolicyParts, &'static str>;
 
 impl PolicyParts {
     /// Starts from a preset.
@@ -28,85 +37,99 @@ impl PolicyParts {
     }
 
     /// `max_attempts = n`.
-    pub const fn max_attempts(mut self, n: u32) -> Self {
+    pub const fn max_attempts(mut self, n: u32) -> Checked {
         if let Some(broken) = crate::rules::attempts(n) {
-            broken.fail()
+            return Err(broken.message());
         }
         self.0.max_attempts = n;
-        self
+        Ok(self)
     }
 
     /// `base = "500ms"`: the first delay.
-    pub const fn base(mut self, base: &str) -> Self {
+    pub const fn base(mut self, base: &str) -> Checked {
+        let base = match duration(base) {
+            Ok(d) => d,
+            Err(message) => return Err(message),
+        };
         let b = self.0.backoff;
-        self.0.backoff = crate::backoff::Backoff { curve: b.curve.with_base(duration(base)), ..b };
-        self
+        self.0.backoff = crate::backoff::Backoff { curve: b.curve.with_base(base), ..b };
+        Ok(self)
     }
 
     /// `max = "10s"`: the cap on every delay.
-    pub const fn max(mut self, max: &str) -> Self {
-        self.0.backoff = self.0.backoff.max_delay(duration(max));
-        self
+    pub const fn max(mut self, max: &str) -> Checked {
+        let max = match duration(max) {
+            Ok(d) => d,
+            Err(message) => return Err(message),
+        };
+        self.0.backoff = self.0.backoff.max_delay(max);
+        Ok(self)
     }
 
     /// `factor = 2.0`.
-    pub const fn factor(mut self, factor: f64) -> Self {
+    pub const fn factor(mut self, factor: f64) -> Checked {
         if let Some(broken) = crate::rules::factor(factor) {
-            broken.fail()
+            return Err(broken.message());
         }
         self.0.backoff = self.0.backoff.factor(factor);
-        self
+        Ok(self)
     }
 
     /// `jitter = "additive:500ms"`.
-    pub const fn jitter(mut self, text: &str) -> Self {
+    pub const fn jitter(mut self, text: &str) -> Checked {
         let jitter = match Jitter::parse_const(text) {
             Ok(j) => j,
-            Err(bad) => panic!("{}", bad.message()),
+            Err(bad) => return Err(bad.message()),
         };
         if let Some(broken) = jitter.broken() {
-            broken.fail()
+            return Err(broken.message());
         }
         self.0.backoff = self.0.backoff.jitter(jitter);
-        self
+        Ok(self)
     }
 
     /// `deadline = "30s"`: the run's deadline.
-    pub const fn deadline(mut self, deadline: &str) -> Self {
-        let deadline = Some(duration(deadline));
+    pub const fn deadline(mut self, deadline: &str) -> Checked {
+        let deadline = match duration(deadline) {
+            Ok(d) => Some(d),
+            Err(message) => return Err(message),
+        };
         if let Some(broken) = crate::rules::deadline(deadline) {
-            broken.fail()
+            return Err(broken.message());
         }
         self.0.max_elapsed = deadline;
-        self
+        Ok(self)
     }
 
     /// `max_retry_after = "60s"`.
-    pub const fn max_retry_after(mut self, cap: &str) -> Self {
-        self.0.max_retry_after = duration(cap);
-        self
+    pub const fn max_retry_after(mut self, cap: &str) -> Checked {
+        self.0.max_retry_after = match duration(cap) {
+            Ok(d) => d,
+            Err(message) => return Err(message),
+        };
+        Ok(self)
     }
 
     /// `seed = 7`: reproducible jitter.
-    pub const fn seed(mut self, seed: u64) -> Self {
+    pub const fn seed(mut self, seed: u64) -> Checked {
         self.0.seed = Some(seed);
-        self
+        Ok(self)
     }
 
     /// The policy, once the rules between settings hold (`base ≤ max`).
-    pub const fn build(self) -> RetryPolicy {
+    pub const fn build(self) -> Result<RetryPolicy, &'static str> {
         if let Some(broken) = self.0.broken() {
-            broken.fail()
+            return Err(broken.message());
         }
-        self.0
+        Ok(self.0)
     }
 }
 
 /// A duration written in an attribute, read while compiling.
-const fn duration(text: &str) -> Duration {
+const fn duration(text: &str) -> Result<Duration, &'static str> {
     match duration::parse_const(text) {
-        Ok(d) => d,
-        Err(reason) => panic!("{}", reason.message()),
+        Ok(d) => Ok(d),
+        Err(reason) => Err(reason.message()),
     }
 }
 

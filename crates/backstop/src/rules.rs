@@ -70,11 +70,6 @@ impl Broken {
         let (field, allowed) = self.field_and_allowed();
         ConfigError::new(field, problem, allowed)
     }
-
-    /// Fails the compilation of the constant being evaluated with this rule's message.
-    pub(crate) const fn fail(self) -> ! {
-        panic!("{}", self.message())
-    }
 }
 
 /// The rule `max_attempts` follows.

@@ -51,12 +51,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // S3_UPLOAD by default: 5 attempts, 1 s doubling to 30 s, +U[0, 1 s].
     let report = "station,bikes\nCentraal,12\nNeude,4\n";
-    let (uploaded, attempts) = backstop_aws::upload(&client, &bucket, "processed/run-42.csv", report)
+    let (uploaded, sent) = backstop_aws::upload(&client, &bucket, "processed/run-42.csv", report)
         .guards(&s3)
         .on_retry(|event| eprintln!("retrying after: {}", event.error))
-        .with_attempts()
+        .with_report()
         .await?;
-    println!("uploaded in {attempts} attempt(s), ETag {}", uploaded.e_tag.unwrap_or_default());
+    println!(
+        "uploaded in {} request(s), {} of them retries; ETag {}",
+        sent.requests,
+        sent.retries,
+        uploaded.e_tag.unwrap_or_default()
+    );
 
     let back = backstop_aws::download(&client, &bucket, "processed/run-42.csv").guards(&s3).await?;
     println!("downloaded {} bytes", back.len());

@@ -203,7 +203,7 @@ impl Drop for AbortGuard {
                     return;
                 }
                 Ok(Err(e)) => e,
-                Err(_) => format!("no answer in {:.0}s", ABORT_TIMEOUT.as_secs_f64()),
+                Err(_) => format!("no answer in {} seconds", backstop::duration::Seconds(ABORT_TIMEOUT)),
             };
             tracing::warn!(
                 bucket = %bucket,

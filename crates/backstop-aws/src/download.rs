@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::{S3Error, Target};
 use crate::temp_file::TempFile;
-use crate::transfer::{Kind, Transfer, TransferFuture};
+use crate::transfer::{Kind, Settings, Transfer, TransferFuture};
 
 /// Downloads `bucket/key` into memory, retrying under the
 /// [`S3_DOWNLOAD`](presets::S3_DOWNLOAD) preset unless
@@ -26,7 +26,7 @@ use crate::transfer::{Kind, Transfer, TransferFuture};
 /// let csv = backstop_aws::download(&client, "bike-data", "raw/2026-11-22.csv").await?;
 /// # let _ = csv; Ok(()) }
 /// ```
-pub fn download<'a>(client: &'a Client, bucket: &str, key: &str) -> Transfer<'a, Download> {
+pub fn download(client: &Client, bucket: &str, key: &str) -> Transfer<'static, Download> {
     Transfer::new(client, Download { bucket: bucket.to_owned(), key: key.to_owned() }, &presets::S3_DOWNLOAD)
 }
 
@@ -37,12 +37,12 @@ pub fn download<'a>(client: &'a Client, bucket: &str, key: &str) -> Transfer<'a,
 /// (`.<name>.backstop-<random>.part`), renamed into place at the end. A
 /// failed download, or one whose future is dropped at any moment, leaves
 /// `path` as it was and no temporary file behind.
-pub fn download_to_file<'a>(
-    client: &'a Client,
+pub fn download_to_file(
+    client: &Client,
     bucket: &str,
     key: &str,
     path: impl AsRef<Path>,
-) -> Transfer<'a, DownloadToFile> {
+) -> Transfer<'static, DownloadToFile> {
     let kind = DownloadToFile { bucket: bucket.to_owned(), key: key.to_owned(), path: path.as_ref().to_owned() };
     Transfer::new(client, kind, &presets::S3_DOWNLOAD)
 }
@@ -62,15 +62,14 @@ pub struct DownloadToFile {
     path: PathBuf,
 }
 
-impl<'a> Kind<'a> for Download {
+impl Kind for Download {
     type Output = Bytes;
 
-    fn run(t: Transfer<'a, Self>) -> TransferFuture<'a, Bytes> {
-        let Download { bucket, key } = t.kind;
-        let client = t.client;
+    fn run<'a>(self, client: Client, settings: Settings<'a>) -> TransferFuture<'a, Bytes> {
+        let Download { bucket, key } = self;
         Box::pin(async move {
             let target = Target::object(&bucket, &key);
-            t.settings
+            settings
                 .run("GetObject", target, || async {
                     let request = client.get_object().bucket(&bucket).key(&key);
                     let out = send_once!(request, "GetObject", target)?;
@@ -82,23 +81,22 @@ impl<'a> Kind<'a> for Download {
     }
 }
 
-impl<'a> Kind<'a> for DownloadToFile {
+impl Kind for DownloadToFile {
     type Output = u64;
 
-    fn run(t: Transfer<'a, Self>) -> TransferFuture<'a, u64> {
-        let DownloadToFile { bucket, key, path } = t.kind;
-        let client = t.client;
+    fn run<'a>(self, client: Client, settings: Settings<'a>) -> TransferFuture<'a, u64> {
+        let DownloadToFile { bucket, key, path } = self;
         Box::pin(async move {
             let target = Target::object(&bucket, &key);
             // Nothing is sent for a file that could not be written.
             if let Err(error) = check_directory(&path).await {
-                let name = format!("GetObject {bucket}");
+                let name = target.run_name("GetObject");
                 let last = S3Error::io("GetObject", target, format!("cannot write {}", path.display()), error);
-                return Err(RetryError::Rejected { name: name.into(), attempts: 0, last });
+                return Err(RetryError::Rejected { name, attempts: 0, last });
             }
             // The guard exists before the file does (see `TempFile`).
             let temp = TempFile::beside(&path);
-            t.settings
+            settings
                 .run("GetObject", target, || async {
                     let io = |what: &str, e| {
                         S3Error::io("GetObject", target, format!("{what} {}", temp.path().display()), e)

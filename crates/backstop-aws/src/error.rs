@@ -48,6 +48,12 @@ impl<'a> Target<'a> {
         Self { upload_id: Some(upload_id), ..self }
     }
 
+    /// The name of a run of `operation` on this object, in logs, metrics
+    /// and errors: `PutObject s3://bike-data/raw/day.csv`.
+    pub(crate) fn run_name(&self, operation: &str) -> backstop::retry::Name {
+        backstop::retry::Name::Owned(format!("{operation} s3://{}/{}", self.bucket, self.key))
+    }
+
     /// Part `number` of this object's multipart upload.
     pub(crate) fn part(self, number: i32) -> Self {
         Self { part: Some(number), ..self }
@@ -170,7 +176,7 @@ impl S3Error {
 
     /// An attempt cut by its per-attempt timeout: retried as a timeout.
     pub(crate) fn timed_out(operation: &'static str, target: Target<'_>, after: Duration) -> Self {
-        let detail = format!("the attempt timed out after {:.1}s", after.as_secs_f64());
+        let detail = format!("the attempt timed out after {} seconds", backstop::duration::Seconds(after));
         Self::new(operation, Verdict::Timeout, detail).at(target)
     }
 

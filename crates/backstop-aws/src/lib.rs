@@ -142,7 +142,8 @@ pub use download::{Download, DownloadToFile, download, download_to_file};
 pub use error::S3Error;
 pub use source::Uploaded;
 pub use transfer::{
-    DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, Kind, MIN_PART_SIZE, Transfer, TransferFuture, WithAttempts,
+    DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, Kind, MIN_PART_SIZE, Transfer, TransferFuture, TransferReport,
+    WithReport,
 };
 pub use upload::{Upload, UploadData, UploadFile, upload, upload_file};
 

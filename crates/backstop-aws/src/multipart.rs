@@ -87,8 +87,8 @@ async fn send_parts(
     let parts: Vec<(i32, u64, u64)> = (0..len.div_ceil(s.part_size))
         .map(|i| (i as i32 + 1, i * s.part_size, s.part_size.min(len - i * s.part_size)))
         .collect();
-    // Each part's first attempt, then one more per retry (see `Settings::attempts`).
-    s.attempts.fetch_add(parts.len() as u32, Ordering::Relaxed);
+    // Each part's first attempt, then one more per retry (see `Settings::report`).
+    s.report.requests.fetch_add(parts.len() as u32, Ordering::Relaxed);
     s.policy
         .batch(parts, |(number, offset, size)| async move {
             let target = upload.part(number);
@@ -109,10 +109,11 @@ async fn send_parts(
             Ok(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_owned)).build())
         })
         .when(verdict_of)
-        .name(format!("UploadPart {}", upload.bucket))
+        .name(upload.run_name("UploadPart"))
         .guards(&s.guards)
         .on_retry(|_, event| {
-            s.attempts.fetch_add(1, Ordering::Relaxed);
+            s.report.requests.fetch_add(1, Ordering::Relaxed);
+            s.report.retries.fetch_add(1, Ordering::Relaxed);
             s.retrying(event);
         })
         .concurrency(s.concurrency)

@@ -1,9 +1,10 @@
 //! The helpers' shared builder: [`Transfer`], with its retry settings.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
@@ -20,45 +21,76 @@ pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
 /// S3's smallest part (all parts but the last): 5 MiB.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
-/// One S3 transfer, configured and not yet started: made by
-/// [`upload`](crate::upload), [`upload_file`](crate::upload_file),
-/// [`download`](crate::download) or [`download_to_file`](crate::download_to_file);
-/// `.await` it to run it.
+/// One S3 transfer: made by [`upload`](crate::upload),
+/// [`upload_file`](crate::upload_file), [`download`](crate::download) or
+/// [`download_to_file`](crate::download_to_file), configured with the
+/// methods below, then `.await`ed (or spawned) to run it.
 ///
 /// Every attempt switches the SDK's own retries off (so attempts are not
-/// multiplied: 5 of ours × 3 of the SDK's would be 15), and is named by
-/// operation and bucket in logs and metrics (`PutObject bike-data`); its
-/// errors ([`S3Error`]) name the object, `s3://bucket/key`, and the part.
+/// multiplied: 5 of ours × 3 of the SDK's would be 15), and its run is named
+/// by operation and object in logs and metrics (`PutObject s3://bike-data/raw/day.csv`);
+/// its errors ([`S3Error`]) name the object and the part.
+///
+/// A transfer is a future of its own, `Send`, and `'static` unless an
+/// [`on_retry`](Self::on_retry) callback borrows: it keeps a clone of the
+/// client (a `Client` is a handle, cheap to clone), so pipelines spawn
+/// transfers as they are written:
+///
+/// ```no_run
+/// # async fn demo(client: aws_sdk_s3::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// let mut uploads = Vec::new();
+/// for day in 1..=28 {
+///     let key = format!("raw/2026-02-{day:02}.csv");
+///     uploads.push(tokio::spawn(backstop_aws::upload(&client, "bike-data", &key, vec![0u8; 1024])));
+/// }
+/// for upload in uploads {
+///     upload.await??;
+/// }
+/// # Ok(()) }
+/// ```
 ///
 /// Dropping the future (a caller's timeout, a shutdown) cleans up: a
-/// multipart upload under way is aborted in the background, and a file
-/// download leaves no temporary file behind.
-///
-/// A transfer borrows its client, so to spawn one, move the client in:
-/// `tokio::spawn(async move { backstop_aws::download(&client, bucket, key).await })`.
-/// The future is `Send`.
+/// multipart upload under way is aborted,
+/// and a file download leaves no temporary file behind.
 #[must_use = "a transfer does nothing until .await"]
-pub struct Transfer<'a, K> {
-    pub(crate) client: &'a Client,
-    pub(crate) kind: K,
+pub struct Transfer<'a, K: Kind> {
+    pub(crate) client: Client,
+    /// What it moves; taken when the transfer starts.
+    pub(crate) kind: Option<K>,
     pub(crate) settings: Settings<'a>,
+    /// The transfer under way, once polled.
+    running: Option<TransferFuture<'a, K::Output>>,
 }
 
 /// A callback before every retry of any request of a transfer.
 type OnRetry<'a> = Arc<dyn Fn(&RetryEvent<'_, S3Error>) + Send + Sync + 'a>;
 
-/// The retry settings of a transfer.
+/// The retry settings of a transfer (public in a private module: a kind of
+/// transfer is made here only).
 #[derive(Clone)]
-pub(crate) struct Settings<'a> {
+pub struct Settings<'a> {
     pub(crate) policy: RetryPolicy,
     pub(crate) guards: Guards,
     pub(crate) on_retry: Option<OnRetry<'a>>,
-    /// Attempts made by every request of the transfer, counted as they succeed.
-    pub(crate) attempts: Arc<AtomicU32>,
+    /// What the transfer sent, counted as its requests succeed.
+    pub(crate) report: Arc<Counts>,
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) multipart_threshold: u64,
     pub(crate) part_size: u64,
     pub(crate) concurrency: usize,
+}
+
+impl std::fmt::Debug for Settings<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("policy", &self.policy)
+            .field("guards", &self.guards)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("multipart_threshold", &self.multipart_threshold)
+            .field("part_size", &self.part_size)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Settings<'a> {
@@ -67,7 +99,7 @@ impl<'a> Settings<'a> {
             policy: policy.clone(),
             guards: Guards::default(),
             on_retry: None,
-            attempts: Arc::default(),
+            report: Arc::default(),
             attempt_timeout: None,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             part_size: DEFAULT_PART_SIZE,
@@ -75,8 +107,7 @@ impl<'a> Settings<'a> {
         }
     }
 
-    /// Runs `op` under the settings, named `operation bucket` (the key is
-    /// left out of the name, which labels metrics; the errors name it).
+    /// Runs `op` under the settings, named `operation s3://bucket/key`.
     pub(crate) async fn run<T, F, Fut>(
         &self,
         operation: &'static str,
@@ -87,7 +118,7 @@ impl<'a> Settings<'a> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, S3Error>>,
     {
-        let name = format!("{operation} {}", target.bucket);
+        let name = target.run_name(operation);
         let (value, attempts) = self
             .policy
             .retry(op)
@@ -100,7 +131,8 @@ impl<'a> Settings<'a> {
             })
             .with_attempts()
             .await?;
-        self.attempts.fetch_add(attempts, Ordering::Relaxed);
+        self.report.requests.fetch_add(attempts, Ordering::Relaxed);
+        self.report.retries.fetch_add(attempts - 1, Ordering::Relaxed);
         Ok(value)
     }
 
@@ -125,7 +157,7 @@ impl<'a> Settings<'a> {
     }
 }
 
-impl<K: std::fmt::Debug> std::fmt::Debug for Transfer<'_, K> {
+impl<K: Kind + std::fmt::Debug> std::fmt::Debug for Transfer<'_, K> {
     /// What the transfer moves and its retry settings (the client is left out).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transfer")
@@ -137,9 +169,9 @@ impl<K: std::fmt::Debug> std::fmt::Debug for Transfer<'_, K> {
     }
 }
 
-impl<'a, K> Transfer<'a, K> {
-    pub(crate) fn new(client: &'a Client, kind: K, policy: &RetryPolicy) -> Self {
-        Self { client, kind, settings: Settings::new(policy) }
+impl<'a, K: Kind> Transfer<'a, K> {
+    pub(crate) fn new(client: &Client, kind: K, policy: &RetryPolicy) -> Self {
+        Self { client: client.clone(), kind: Some(kind), settings: Settings::new(policy), running: None }
     }
 
     /// The retry policy (default: [`presets::S3_UPLOAD`](backstop::presets::S3_UPLOAD)
@@ -190,12 +222,17 @@ impl<'a, K> Transfer<'a, K> {
 
     /// Calls `hook` before every retry of any request of the transfer (each
     /// part of a multipart upload included), with the failed attempt's error.
-    pub fn on_retry<F>(mut self, hook: F) -> Self
+    /// A hook that borrows makes the transfer borrow for as long (it is then
+    /// awaited where it was made, not spawned).
+    pub fn on_retry<'b, F>(self, hook: F) -> Transfer<'b, K>
     where
-        F: Fn(&RetryEvent<'_, S3Error>) + Send + Sync + 'a,
+        'a: 'b,
+        F: Fn(&RetryEvent<'_, S3Error>) + Send + Sync + 'b,
     {
-        self.settings.on_retry = Some(Arc::new(hook));
-        self
+        let Transfer { client, kind, settings, running: _ } = self;
+        let mut settings: Settings<'b> = settings;
+        settings.on_retry = Some(Arc::new(hook));
+        Transfer { client, kind, settings, running: None }
     }
 
     /// Drops an attempt that takes longer than `limit` and retries it as a
@@ -228,32 +265,62 @@ impl<'a, K> Transfer<'a, K> {
         self
     }
 
-    /// Makes the transfer return `(output, attempts)`: how many requests it
-    /// sent, retries included (a single `PutObject` or `GetObject` that
-    /// succeeded at once: 1; a multipart upload: its create, parts and
-    /// complete, with their retries).
-    pub fn with_attempts(self) -> Transfer<'a, WithAttempts<K>> {
-        Transfer { client: self.client, kind: WithAttempts(self.kind), settings: self.settings }
+    /// Makes the transfer return `(output, report)`: what it sent to do it
+    /// ([`TransferReport`]: requests and retries).
+    pub fn with_report(self) -> Transfer<'a, WithReport<K>> {
+        Transfer { client: self.client, kind: self.kind.map(WithReport), settings: self.settings, running: None }
     }
 }
 
-/// A transfer that also returns its attempt count; see [`Transfer::with_attempts`].
+/// What a transfer sent, from [`Transfer::with_report`]: every request to S3,
+/// and how many of them were retries. An attempt is one try of one request,
+/// as everywhere in backstop; a transfer is several requests, each with its
+/// own attempts:
+///
+/// | transfer | `requests` with no retries |
+/// |---|---|
+/// | a `PutObject` or a `GetObject` | 1 |
+/// | a multipart upload of `n` parts | `n + 2` (the create, each part, the complete) |
+///
+/// Each retry adds one to both counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct TransferReport {
+    /// Requests sent, retries included.
+    pub requests: u32,
+    /// Of those, how many were retries of a failed attempt.
+    pub retries: u32,
+}
+
+/// The counts behind a [`TransferReport`], shared by a transfer's requests.
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    pub(crate) requests: AtomicU32,
+    pub(crate) retries: AtomicU32,
+}
+
+impl Counts {
+    fn report(&self) -> TransferReport {
+        TransferReport {
+            requests: self.requests.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A transfer that also returns its [`TransferReport`]; see [`Transfer::with_report`].
 #[derive(Debug)]
-pub struct WithAttempts<K>(K);
+pub struct WithReport<K>(K);
 
-impl<'a, K: Kind<'a>> Kind<'a> for WithAttempts<K>
-where
-    K::Output: Send + 'a,
-{
-    type Output = (K::Output, u32);
+impl<K: Kind> Kind for WithReport<K> {
+    type Output = (K::Output, TransferReport);
 
-    fn run(t: Transfer<'a, Self>) -> TransferFuture<'a, Self::Output> {
-        let attempts = Arc::clone(&t.settings.attempts);
-        let inner = Transfer { client: t.client, kind: t.kind.0, settings: t.settings };
-        let run = K::run(inner);
+    fn run<'a>(self, client: Client, settings: Settings<'a>) -> TransferFuture<'a, Self::Output> {
+        let counts = Arc::clone(&settings.report);
+        let run = self.0.run(client, settings);
         Box::pin(async move {
             let output = run.await?;
-            Ok((output, attempts.load(Ordering::Relaxed)))
+            Ok((output, counts.report()))
         })
     }
 }
@@ -261,21 +328,30 @@ where
 /// A boxed future of a transfer.
 pub type TransferFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, RetryError<S3Error>>> + Send + 'a>>;
 
-/// What a kind of transfer does when awaited: implemented by [`Upload`](crate::Upload),
-/// [`UploadFile`](crate::UploadFile), [`Download`](crate::Download) and
-/// [`DownloadToFile`](crate::DownloadToFile).
-pub trait Kind<'a>: Sized {
+/// What a kind of transfer does when it starts: implemented by
+/// [`Upload`](crate::Upload), [`UploadFile`](crate::UploadFile),
+/// [`Download`](crate::Download) and [`DownloadToFile`](crate::DownloadToFile)
+/// (and only by this crate).
+pub trait Kind: Sized {
     /// What the transfer gives back.
-    type Output;
-    /// Runs the transfer.
-    fn run(transfer: Transfer<'a, Self>) -> TransferFuture<'a, Self::Output>;
+    type Output: Send + 'static;
+    /// Starts the transfer with its client and settings.
+    fn run<'a>(self, client: Client, settings: Settings<'a>) -> TransferFuture<'a, Self::Output>;
 }
 
-impl<'a, K: Kind<'a>> IntoFuture for Transfer<'a, K> {
+impl<K: Kind + Unpin> Future for Transfer<'_, K> {
     type Output = Result<K::Output, RetryError<S3Error>>;
-    type IntoFuture = TransferFuture<'a, K::Output>;
 
-    fn into_future(self) -> Self::IntoFuture {
-        K::run(self)
+    /// Starts the transfer on the first poll (the settings are final by
+    /// then), and runs it.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let running = match (&mut this.running, this.kind.take()) {
+            (Some(running), _) => running,
+            (None, Some(kind)) => this.running.insert(kind.run(this.client.clone(), this.settings.clone())),
+            // Only a transfer that was never made can have neither.
+            (None, None) => return Poll::Pending,
+        };
+        running.as_mut().poll(cx)
     }
 }

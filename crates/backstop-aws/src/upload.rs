@@ -39,7 +39,7 @@ use crate::transfer::{Kind, Settings, Transfer, TransferFuture};
 /// backstop_aws::upload(&client, "bike-data", "processed/header.bin", &buffer[..]).await?;
 /// # Ok(()) }
 /// ```
-pub fn upload<'a>(client: &'a Client, bucket: &str, key: &str, data: impl Into<UploadData>) -> Transfer<'a, Upload> {
+pub fn upload(client: &Client, bucket: &str, key: &str, data: impl Into<UploadData>) -> Transfer<'static, Upload> {
     let kind = Upload { bucket: bucket.to_owned(), key: key.to_owned(), data: data.into().0 };
     Transfer::new(client, kind, &presets::S3_UPLOAD)
 }
@@ -47,12 +47,7 @@ pub fn upload<'a>(client: &'a Client, bucket: &str, key: &str, data: impl Into<U
 /// Uploads the file at `path` to `bucket/key`, reading it again for every
 /// attempt (and only the part's range for each part of a multipart upload),
 /// so a large file is never held in memory.
-pub fn upload_file<'a>(
-    client: &'a Client,
-    bucket: &str,
-    key: &str,
-    path: impl AsRef<Path>,
-) -> Transfer<'a, UploadFile> {
+pub fn upload_file(client: &Client, bucket: &str, key: &str, path: impl AsRef<Path>) -> Transfer<'static, UploadFile> {
     let kind = UploadFile { bucket: bucket.to_owned(), key: key.to_owned(), path: path.as_ref().to_owned() };
     Transfer::new(client, kind, &presets::S3_UPLOAD)
 }
@@ -133,32 +128,32 @@ pub struct UploadFile {
     path: PathBuf,
 }
 
-impl<'a> Kind<'a> for Upload {
+impl Kind for Upload {
     type Output = Uploaded;
 
-    fn run(t: Transfer<'a, Self>) -> TransferFuture<'a, Uploaded> {
-        let Upload { bucket, key, data } = t.kind;
+    fn run<'a>(self, client: Client, settings: Settings<'a>) -> TransferFuture<'a, Uploaded> {
+        let Upload { bucket, key, data } = self;
         let len = data.len() as u64;
-        Box::pin(send(t.client, t.settings, bucket, key, Source::Memory(data), len))
+        Box::pin(async move { send(&client, settings, bucket, key, Source::Memory(data), len).await })
     }
 }
 
-impl<'a> Kind<'a> for UploadFile {
+impl Kind for UploadFile {
     type Output = Uploaded;
 
-    fn run(t: Transfer<'a, Self>) -> TransferFuture<'a, Uploaded> {
-        let UploadFile { bucket, key, path } = t.kind;
+    fn run<'a>(self, client: Client, settings: Settings<'a>) -> TransferFuture<'a, Uploaded> {
+        let UploadFile { bucket, key, path } = self;
         Box::pin(async move {
             let len = match tokio::fs::metadata(&path).await {
                 Ok(meta) => meta.len(),
                 Err(e) => {
                     let target = Target::object(&bucket, &key);
                     let error = S3Error::io("PutObject", target, format!("reading {}", path.display()), e);
-                    let name = format!("PutObject {bucket}").into();
+                    let name = target.run_name("PutObject");
                     return Err(RetryError::Rejected { name, attempts: 0, last: error });
                 }
             };
-            send(t.client, t.settings, bucket, key, Source::File(path), len).await
+            send(&client, settings, bucket, key, Source::File(path), len).await
         })
     }
 }

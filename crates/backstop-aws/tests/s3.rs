@@ -221,7 +221,7 @@ async fn a_part_that_always_stalls_fails_as_a_timeout_naming_the_part() {
     assert_eq!((last.operation(), last.part(), last.verdict()), ("UploadPart", Some(1), Verdict::Timeout));
     assert_eq!(
         last.to_string(),
-        "UploadPart failed for s3://bike-data/reports/q3.bin (part 1): the attempt timed out after 0.3s"
+        "UploadPart failed for s3://bike-data/reports/q3.bin (part 1): the attempt timed out after 0.3 seconds"
     );
     assert_eq!(s3.requests_where(is_abort), 1, "aborted once it failed");
     assert!(s3.pending_uploads().is_empty(), "orphaned parts: {:?}", s3.pending_uploads());
@@ -291,34 +291,40 @@ async fn any_sdk_call_can_be_retried_with_the_macro() {
 use md5::Digest;
 
 #[tokio::test]
-async fn a_transfer_reports_its_attempts_and_every_retry() {
+async fn a_transfer_reports_its_requests_and_every_retry() {
     let s3 = S3::start().await;
     s3.script([Reply::s3_error(503, "SlowDown"), Reply::s3_error(500, "InternalError")]);
     let retried = std::sync::Mutex::new(Vec::new());
-    let (uploaded, attempts) = backstop_aws::upload(&s3.client, BUCKET, "k", vec![7u8; 100])
+    let (uploaded, report) = backstop_aws::upload(&s3.client, BUCKET, "k", vec![7u8; 100])
         .policy(&fast(5))
         .on_retry(|event| retried.lock().unwrap().push(event.error.code().map(str::to_owned)))
-        .with_attempts()
+        .with_report()
         .await
         .unwrap();
-    assert_eq!((uploaded.parts, attempts), (1, 3));
+    assert_eq!((uploaded.parts, report.requests, report.retries), (1, 3, 2));
     assert_eq!(*retried.lock().unwrap(), [Some("SlowDown".to_owned()), Some("InternalError".to_owned())]);
 
     // A multipart upload counts every request: the create, each part with
     // its retries, and the complete.
     s3.faults().fail_matching(2, |r| is_part(r, 2), Reply::s3_error(503, "SlowDown"));
-    let (_, attempts) = backstop_aws::upload(&s3.client, BUCKET, "big.bin", data(11 * MIB))
+    let (_, report) = backstop_aws::upload(&s3.client, BUCKET, "big.bin", data(11 * MIB))
         .policy(&fast(5))
         .multipart_threshold(6 * MIB as u64)
         .part_size(5 * MIB as u64)
-        .with_attempts()
+        .with_report()
         .await
         .unwrap();
-    assert_eq!(attempts, 1 + (3 + 2) + 1);
+    assert_eq!((report.requests, report.retries), (1 + (3 + 2) + 1, 2));
 
-    // A download that succeeds at once: one attempt.
-    let (got, attempts) = backstop_aws::download(&s3.client, BUCKET, "k").with_attempts().await.unwrap();
-    assert_eq!((got.len(), attempts), (100, 1));
+    // A 20 MiB upload with no retries: five requests (create, 3 parts,
+    // complete), and no retry.
+    let (_, report) =
+        backstop_aws::upload(&s3.client, BUCKET, "twenty.bin", data(20 * MIB)).with_report().await.unwrap();
+    assert_eq!((report.requests, report.retries), (5, 0));
+
+    // A download that succeeds at once: one request.
+    let (got, report) = backstop_aws::download(&s3.client, BUCKET, "k").with_report().await.unwrap();
+    assert_eq!((got.len(), report.requests, report.retries), (100, 1, 0));
 }
 
 #[tokio::test]
@@ -342,7 +348,57 @@ async fn a_download_into_a_missing_directory_fails_before_sending_anything() {
     let err = backstop_aws::download_to_file(&s3.client, BUCKET, "raw/trips.csv", &path).await.unwrap_err();
     assert!(matches!(err, RetryError::Rejected { attempts: 0, .. }), "{err}");
     let shown = format!("{err:#}");
-    assert!(shown.starts_with("GetObject bike-data failed before its first attempt"), "{shown}");
+    assert!(shown.starts_with("GetObject s3://bike-data/raw/trips.csv failed before its first attempt"), "{shown}");
     assert!(shown.contains("does not exist"), "{shown}");
     assert_eq!(s3.requests_where(|r| is_get(r, "raw/trips.csv")), 0, "no GET was sent");
+}
+
+#[tokio::test]
+async fn transfers_are_spawned_as_written_and_run_concurrently() {
+    let s3 = S3::start().await;
+    s3.faults().fail_matching(3, |r| r.method == http::Method::PUT, Reply::s3_error(503, "SlowDown"));
+    let policy = fast(5);
+    // `tokio::spawn(backstop_aws::upload(&client, ..))`: the transfer owns a
+    // clone of the client and is a `'static` future.
+    let uploads: Vec<_> = (0..16)
+        .map(|i| {
+            let key = format!("spawned/{i}.bin");
+            tokio::spawn(backstop_aws::upload(&s3.client, BUCKET, &key, vec![i as u8; 1000]).policy(&policy))
+        })
+        .collect();
+    for upload in uploads {
+        upload.await.unwrap().unwrap();
+    }
+    let downloads: Vec<_> = (0..16)
+        .map(|i| tokio::spawn(backstop_aws::download(&s3.client, BUCKET, &format!("spawned/{i}.bin"))))
+        .collect();
+    for (i, download) in downloads.into_iter().enumerate() {
+        assert_eq!(download.await.unwrap().unwrap(), vec![i as u8; 1000]);
+    }
+    // The three refused PUTs were retried (a connection the proxy closed after
+    // a 503 may cost another).
+    assert!(s3.requests_where(|r| r.method == http::Method::PUT) >= 16 + 3, "three refused, retried");
+}
+
+#[tokio::test]
+async fn runs_are_named_after_the_object_and_a_missing_key_says_no_such_key() {
+    let s3 = S3::start().await;
+    let names = std::sync::Mutex::new(Vec::new());
+    s3.script([Reply::s3_error(503, "SlowDown")]);
+    backstop_aws::upload(&s3.client, BUCKET, "raw/day.csv", "a,b")
+        .policy(&fast(3))
+        .on_retry(|event| names.lock().unwrap().push(event.name.to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(*names.lock().unwrap(), ["PutObject s3://bike-data/raw/day.csv"]);
+
+    let err = backstop_aws::download(&s3.client, BUCKET, "raw/missing.csv").policy(&fast(3)).await.unwrap_err();
+    assert!(matches!(err, RetryError::Rejected { attempts: 1, .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "GetObject s3://bike-data/raw/missing.csv failed on attempt 1 with an error that is not retried"
+    );
+    let last = err.last_error().unwrap();
+    assert_eq!(last.code(), Some("NoSuchKey"));
+    assert!(last.to_string().starts_with("GetObject failed for s3://bike-data/raw/missing.csv: NoSuchKey"), "{last}");
 }

@@ -1,5 +1,5 @@
 //! The edges of the S3 surface, as a hostile user finds them: borrowed uploads,
-//! `download_to_file` paths, `Transfer::with_attempts`, `on_retry`, `guards`.
+//! `download_to_file` paths, `Transfer::with_report`, `on_retry`, `guards`.
 //! Each test asserts what a user would expect.
 
 mod common;
@@ -97,19 +97,19 @@ async fn download_to_a_dot_dot_path_leaves_nothing_outside_its_directory() {
 }
 
 #[tokio::test]
-async fn with_attempts_counts_a_retried_create_of_a_multipart_upload() {
+async fn with_report_counts_a_retried_create_of_a_multipart_upload() {
     let s3 = S3::start().await;
     s3.faults().fail_matching(1, is_create, Reply::s3_error(503, "ServiceUnavailable"));
-    let (up, attempts) = backstop_aws::upload(&s3.client, BUCKET, "big.bin", data(11 * MIB))
+    let (up, report) = backstop_aws::upload(&s3.client, BUCKET, "big.bin", data(11 * MIB))
         .policy(&fast(3))
         .multipart_threshold(6 * MIB as u64)
         .part_size(5 * MIB as u64)
-        .with_attempts()
+        .with_report()
         .await
         .unwrap();
     assert_eq!(up.parts, 3);
-    // create ×2, 3 parts, complete.
-    assert_eq!(attempts, 2 + 3 + 1);
+    // create ×2, 3 parts, complete: 6 requests, one of them a retry.
+    assert_eq!((report.requests, report.retries), (2 + 3 + 1, 1));
 }
 
 #[tokio::test]
@@ -120,7 +120,7 @@ async fn a_part_failing_for_good_is_an_error_and_the_upload_is_aborted() {
         .policy(&fast(3))
         .multipart_threshold(6 * MIB as u64)
         .part_size(5 * MIB as u64)
-        .with_attempts()
+        .with_report()
         .await;
     let err = r.unwrap_err();
     assert!(matches!(err, RetryError::Rejected { attempts: 1, .. }), "{err:?}");
@@ -178,13 +178,13 @@ async fn transfer_keeps_a_breaker_set_before_guards_that_hold_none() {
 }
 
 #[tokio::test]
-async fn transfer_with_attempts_counts_one_for_a_plain_put_and_get() {
+async fn transfer_with_report_counts_one_request_for_a_plain_put_and_get() {
     let s3 = S3::start().await;
-    let (_, n) = backstop_aws::upload(&s3.client, BUCKET, "k.bin", "x").policy(&fast(2)).with_attempts().await.unwrap();
-    assert_eq!(n, 1);
+    let (_, r) = backstop_aws::upload(&s3.client, BUCKET, "k.bin", "x").policy(&fast(2)).with_report().await.unwrap();
+    assert_eq!((r.requests, r.retries), (1, 0));
     s3.faults().fail_matching(1, is_get, Reply::s3_error(503, "SlowDown"));
-    let (b, n) = backstop_aws::download(&s3.client, BUCKET, "k.bin").policy(&fast(3)).with_attempts().await.unwrap();
-    assert_eq!((&b[..], n), (&b"x"[..], 2));
+    let (b, r) = backstop_aws::download(&s3.client, BUCKET, "k.bin").policy(&fast(3)).with_report().await.unwrap();
+    assert_eq!((&b[..], r.requests, r.retries), (&b"x"[..], 2, 1));
 }
 
 #[tokio::test]

@@ -13,7 +13,6 @@ mod schedule;
 mod simulate;
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -35,15 +34,6 @@ enum Cmd {
     Simulate(simulate::SimulateArgs),
 }
 
-/// A duration in seconds, as short as it is exact to the millisecond:
-/// `0.5s`, `1s`, `1.25s`, `30s`.
-pub(crate) fn fmt_secs(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    let text = format!("{:.3}", ms.round() / 1000.0);
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text}s")
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -57,19 +47,5 @@ fn main() -> ExitCode {
             eprintln!("backstop: {message}");
             ExitCode::from(2)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seconds_read_well() {
-        assert_eq!(fmt_secs(Duration::from_millis(500)), "0.5s");
-        assert_eq!(fmt_secs(Duration::from_secs(1)), "1s");
-        assert_eq!(fmt_secs(Duration::from_millis(1250)), "1.25s");
-        assert_eq!(fmt_secs(Duration::from_secs(30)), "30s");
-        assert_eq!(fmt_secs(Duration::ZERO), "0s");
     }
 }

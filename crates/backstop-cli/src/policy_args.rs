@@ -6,11 +6,28 @@ use std::time::Duration;
 use backstop::{Backoff, Jitter, RetryPolicy, parse_duration};
 use clap::Args;
 
+/// The presets `--preset` names.
+const PRESETS: [&str; 4] = ["default", "s3-upload", "s3-download", "api-call"];
+
+/// `--preset`'s help: each preset and every setting it brings, as the
+/// library prints it (so the help cannot drift from the presets).
+fn preset_help() -> String {
+    let mut help = String::from(
+        "Start from a preset (default: default). The flags below change only what they name: \
+         a preset's jitter stays unless --jitter is given.",
+    );
+    for name in PRESETS {
+        if let Some(policy) = backstop::config::preset_by_name(name) {
+            help.push_str(&format!("\n  {name}: {policy}"));
+        }
+    }
+    help
+}
+
 /// How to retry: start from `--preset` or `--policy FILE`, then apply flags.
 #[derive(Debug, Clone, Args)]
 pub struct PolicyArgs {
-    /// Start from a preset: default, s3-upload, s3-download, api-call.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help = preset_help())]
     pub preset: Option<String>,
     /// Start from a policy file (TOML, as backstop::config reads).
     #[arg(long, value_name = "FILE", conflicts_with = "preset")]
@@ -51,9 +68,8 @@ impl PolicyArgs {
     /// The policy, or a one-line reason why not.
     pub fn build(&self) -> Result<RetryPolicy, String> {
         let start = match (&self.preset, &self.policy) {
-            (Some(name), _) => backstop::config::preset_by_name(name).ok_or_else(|| {
-                format!("unknown preset {name:?}; allowed: default, s3-upload, s3-download, api-call")
-            })?,
+            (Some(name), _) => backstop::config::preset_by_name(name)
+                .ok_or_else(|| format!("unknown preset {name:?}; allowed: {}", PRESETS.join(", ")))?,
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?

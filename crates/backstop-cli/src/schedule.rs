@@ -7,8 +7,8 @@ use backstop::RetryPolicy;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use crate::fmt_secs;
 use crate::policy_args::PolicyArgs;
+use backstop::duration::Seconds;
 
 /// `backstop schedule [policy options] [--format table|json]`
 #[derive(Debug, Args)]
@@ -90,8 +90,13 @@ pub fn schedule(args: ScheduleArgs) -> Result<i32, String> {
     let deadline = policy.max_elapsed();
     match args.format {
         Format::Json => {
+            let backoff = policy.backoff();
             let out = serde_json::json!({
+                "policy": policy.to_string(),
                 "max_attempts": policy.max_attempts(),
+                "base_ms": ms(backoff.base()),
+                "factor": backoff.get_factor(),
+                "max_delay_ms": ms(backoff.get_max_delay()),
                 "jitter": policy.backoff().get_jitter().to_string(),
                 "deadline_ms": deadline.map(ms),
                 "retries": rows,
@@ -99,13 +104,9 @@ pub fn schedule(args: ScheduleArgs) -> Result<i32, String> {
             println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
         }
         Format::Table => {
-            let d = |v: f64| fmt_secs(Duration::from_secs_f64(v / 1000.0));
-            println!(
-                "{} attempts, jitter {}{}",
-                policy.max_attempts(),
-                policy.backoff().get_jitter(),
-                deadline.map(|t| format!(", deadline {}", fmt_secs(t))).unwrap_or_default()
-            );
+            let d = |v: f64| Seconds(Duration::from_secs_f64(v / 1000.0));
+            println!("policy: {policy}");
+            println!("delays in seconds, over {} sampled runs:", args.samples.max(1));
             println!(
                 "{:>5}  {:>9}  {:>9}  {:>9}  {:>9}  {:>11}",
                 "retry", "min", "median", "p99", "max", "worst total"
@@ -124,8 +125,8 @@ pub fn schedule(args: ScheduleArgs) -> Result<i32, String> {
             let over = deadline.and_then(|t| rows.iter().find(|r| r.worst_total_ms > ms(t)).map(|r| (t, r)));
             if let Some((deadline, first_over)) = over {
                 println!(
-                    "warning: in the worst case the sleeps alone pass the {} deadline at retry {}: later retries may not happen",
-                    fmt_secs(deadline),
+                    "warning: in the worst case the sleeps alone pass the deadline of {} seconds at retry {}: later retries may not happen",
+                    Seconds(deadline),
                     first_over.retry
                 );
             }

@@ -47,8 +47,8 @@ fn a_command_failing_twice_then_succeeding_takes_three_attempts() {
     assert_eq!(stdout(&out), "attempt 1\nattempt 2\nattempt 3\n", "stdout passes through");
     let err = stderr(&out);
     assert!(err.contains("Retrying sh -c"), "{err}");
-    assert!(err.contains("in 0.005s (attempt 2/5): exit status 1"), "{err}");
-    assert!(err.contains("in 0.01s (attempt 3/5): exit status 1"), "{err}");
+    assert!(err.contains("in 0.005 seconds (attempt 1/5): exit status 1"), "{err}");
+    assert!(err.contains("in 0.01 seconds (attempt 2/5): exit status 1"), "{err}");
 }
 
 #[test]
@@ -69,7 +69,8 @@ fn a_command_that_always_fails_keeps_its_exit_status() {
     assert_eq!(out.status.code(), Some(7));
     let err = stderr(&out);
     assert_eq!(err.lines().filter(|l| *l == "oops").count(), 3, "stderr passes through: {err}");
-    assert!(err.contains("(attempt 3/3): exit status 7"), "{err}");
+    assert!(err.contains("(attempt 2/3): exit status 7"), "the attempt that failed: {err}");
+    assert!(!err.contains("(attempt 3/3)"), "the last failure is the give-up line: {err}");
     assert!(err.contains("backstop: sh -c echo oops >&2; exit 7: gave up after 3 attempts: exit status 7"), "{err}");
 }
 
@@ -79,7 +80,7 @@ fn a_hung_command_is_ended_and_reported_like_timeout() {
     let out = backstop(&["run", "--attempts", "2", "--base", "1ms", "--attempt-timeout", "150ms", "--", "sleep", "30"]);
     assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
     assert!(started.elapsed() < Duration::from_secs(10), "ended, not waited for");
-    assert!(stderr(&out).contains("timed out after 0.15s"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("timed out after 0.15 seconds"), "{}", stderr(&out));
 }
 
 #[test]
@@ -174,7 +175,7 @@ fn a_timed_out_attempt_leaves_no_process_of_its_group_behind() {
     ]);
     assert_eq!(leftovers(&stray), Vec::<i32>::new(), "`sleep {stray}` outlived its attempt");
     assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
-    assert!(stderr(&out).contains("gave up after 2 attempts: timed out after 0.3s"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("gave up after 2 attempts: timed out after 0.3 seconds"), "{}", stderr(&out));
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
 
@@ -235,7 +236,7 @@ fn the_deadline_ends_a_running_attempt_and_its_group_and_is_not_retried() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert!(!err.contains("Retrying"), "{err}");
     assert!(
-        err.contains("deadline reached after 1 attempts: the 0.5s deadline came, and the attempt was ended"),
+        err.contains("deadline reached after 1 attempt: the deadline of 0.5 seconds came, and the attempt was ended"),
         "{err}"
     );
 }
@@ -264,7 +265,7 @@ fn the_deadline_cuts_the_attempt_after_timed_out_ones() {
     let (err, left) = (stderr(&out), leftovers(&sleep));
     assert_eq!(left, Vec::<i32>::new());
     assert_eq!(out.status.code(), Some(124), "{err}");
-    assert!(err.contains("timed out after 0.4s"), "a timed-out attempt is retried: {err}");
+    assert!(err.contains("timed out after 0.4 seconds"), "a timed-out attempt is retried: {err}");
     assert!(err.lines().last().unwrap_or_default().contains("deadline reached after"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
@@ -325,7 +326,38 @@ fn quiet_and_json_logs() {
     let lines: Vec<serde_json::Value> = stderr(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines[0]["event"], "retry");
     assert_eq!(lines[0]["attempt"], 1);
+    assert_eq!(lines[0]["max_attempts"], 2);
+    assert_eq!(lines[0]["name"], "sh -c exit 1");
+    let message = lines[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Retrying sh -c exit 1 in ") && message.ends_with(" seconds (attempt 1/2): exit status 1")
+    );
     assert_eq!(lines[1]["event"], "gave_up");
+}
+
+#[test]
+fn verbose_shows_the_effective_policy_and_help_shows_what_a_preset_brings() {
+    let out = backstop(&["run", "-v", "--attempts", "1", "--base", "100ms", "--", "true"]);
+    assert_eq!(
+        stderr(&out).lines().next().unwrap_or_default(),
+        "Running true under 1 attempt; exponential from 100ms, ×2, capped at 30s, jitter additive:1s; \
+         no deadline; Retry-After up to 1m",
+        "the preset's jitter stays, and -v says so"
+    );
+    let help = stdout(&backstop(&["run", "--help"]));
+    assert!(
+        help.contains("api-call: 3 attempts; exponential from 500ms, ×2, capped at 10s, jitter additive:500ms"),
+        "{help}"
+    );
+}
+
+#[test]
+fn each_study_ends_with_what_to_conclude() {
+    let out = backstop(&["simulate", "--clients", "50", "--runs", "3"]);
+    let text = stdout(&out);
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with("conclusion: use jitter: "), "{text}");
+    assert!(last.contains("`none` looks fastest only because it never waits"), "{text}");
 }
 
 #[test]
@@ -357,8 +389,13 @@ fn a_policy_file_is_read() {
     let out = backstop(&["schedule", "--policy", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.starts_with("4 attempts, jitter none"), "{text}");
-    assert!(text.contains("0.25s") && text.contains("0.5s") && text.contains("1.75s"), "{text}");
+    assert!(
+        text.starts_with("policy: 4 attempts; exponential from 250ms, ×2, capped at 30s, jitter none;"),
+        "the header shows the whole policy: {text}"
+    );
+    let rows: Vec<Vec<&str>> = text.lines().skip(3).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0][1], "0.25", "{text}");
+    assert_eq!(rows[2][5], "1.8", "two significant digits, as every duration backstop prints: {text}");
 }
 
 #[test]
@@ -366,15 +403,17 @@ fn the_api_call_schedule_without_jitter_is_exact() {
     let out = backstop(&["schedule", "--preset", "api-call", "--jitter", "none"]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
-    let rows: Vec<Vec<&str>> = text.lines().skip(2).map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(rows, [vec!["1", "0.5s", "0.5s", "0.5s", "0.5s", "0.5s"], vec!["2", "1s", "1s", "1s", "1s", "1.5s"]]);
+    assert!(text.lines().nth(1).unwrap_or_default().starts_with("delays in seconds"), "{text}");
+    let rows: Vec<Vec<&str>> = text.lines().skip(3).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows, [vec!["1", "0.5", "0.5", "0.5", "0.5", "0.5"], vec!["2", "1.0", "1.0", "1.0", "1.0", "1.5"]]);
 }
 
 #[test]
 fn the_schedule_warns_when_the_worst_case_passes_the_deadline() {
     let out = backstop(&["schedule", "--preset", "s3-upload", "--deadline", "10s", "--format", "table"]);
     assert!(
-        stdout(&out).contains("warning: in the worst case the sleeps alone pass the 10s deadline at retry 4"),
+        stdout(&out)
+            .contains("warning: in the worst case the sleeps alone pass the deadline of 10.0 seconds at retry 4"),
         "{}",
         stdout(&out)
     );
@@ -436,7 +475,7 @@ fn on_a_terminal_a_countdown_shows_while_waiting() {
         format!("{} run --attempts 2 --base 300ms --jitter none -- sh -c 'exit 1'", env!("CARGO_BIN_EXE_backstop"));
     let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().expect("script(1) runs");
     let text = stdout(&out);
-    assert!(text.contains("next attempt in 0.2s"), "{text:?}");
+    assert!(text.contains("next attempt in 0.2"), "{text:?}");
     // Without a terminal, no countdown.
     let plain = backstop(&["run", "--attempts", "2", "--base", "50ms", "--jitter", "none", "--", "sh", "-c", "exit 1"]);
     assert!(!stderr(&plain).contains("next attempt in"));

@@ -145,7 +145,9 @@ impl fmt::Display for HttpError {
             // Stored without URL when made here; redact one a caller left in.
             HttpError::Transport(e) => f.write_str(&redact(e.to_string(), e))?,
             HttpError::Middleware(e) => write!(f, "{e}")?,
-            HttpError::TimedOut(d) => write!(f, "the attempt timed out after {:.1}s", d.as_secs_f64())?,
+            HttpError::TimedOut(d) => {
+                write!(f, "the attempt timed out after {} seconds", backstop::duration::Seconds(*d))?
+            }
             HttpError::Stopped(stopped) => write!(f, "{stopped}")?,
             HttpError::NotRetried { reason, error } => write!(f, "{error} (not retried: {reason})")?,
         }

@@ -138,7 +138,7 @@ struct TimedOut(Duration);
 
 impl fmt::Display for TimedOut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the attempt timed out after {:.1}s", self.0.as_secs_f64())
+        write!(f, "the attempt timed out after {} seconds", backstop::duration::Seconds(self.0))
     }
 }
 

@@ -63,6 +63,12 @@ pub use middleware::RetryMiddleware;
 pub use options::{IDEMPOTENCY_KEY, Options};
 pub use send::{AttemptFuture, Fetched, fetch, fetch_with, send, send_with};
 
+/// A run named after its request, `GET https://example.test/forecast`: the
+/// method and URL without query or credentials, which may hold secrets.
+pub(crate) fn request_name(request: &reqwest::Request) -> backstop::retry::Name {
+    backstop::retry::Name::Owned(format!("{} {}", request.method(), redacted(request.url())))
+}
+
 /// A URL for logs and errors: scheme, host, port and path, without
 /// credentials or query (which may hold secrets).
 pub(crate) fn redacted(url: &reqwest::Url) -> String {

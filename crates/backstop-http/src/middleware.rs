@@ -3,7 +3,6 @@
 
 use async_trait::async_trait;
 use backstop::guards::GuardsBuilder;
-use backstop::retry::Name;
 use backstop::{CircuitBreaker, Clock, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, presets};
 use http::Extensions;
 use reqwest::{Request, Response};
@@ -76,12 +75,6 @@ impl RetryMiddleware {
     }
 }
 
-/// `GET example.test/forecast`: the method and URL without query or
-/// credentials, which may hold secrets.
-fn run_name(req: &Request) -> Name {
-    Name::Owned(format!("{} {}", req.method(), crate::redacted(req.url())))
-}
-
 #[async_trait]
 impl Middleware for RetryMiddleware {
     async fn handle(
@@ -100,7 +93,7 @@ impl Middleware for RetryMiddleware {
         if replay == Replay::Allowed && template.is_none() {
             replay = Replay::Once(NotRetried::StreamBody);
         }
-        let name = run_name(&req);
+        let name = crate::request_name(&req);
         let mut first = Some(req);
         let pacer = self.guards.pacer();
         let attempt = || {

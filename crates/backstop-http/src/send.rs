@@ -158,13 +158,16 @@ where
     // How the attempt that was sent ended, for a refusal to say; none if
     // it was cut off (a timeout, the deadline) before it was answered.
     let ended = Arc::new(Mutex::new(None::<String>));
+    // The first request is built now, to name the run after it; the first
+    // attempt sends it, later ones build their own.
+    let mut first = Some(make().build_split());
+    let name = first.as_ref().and_then(|(_, request)| request.as_ref().ok()).map(crate::request_name);
     let op = move || -> AttemptFuture<T> {
-        let builder = make();
+        let (client, request) = first.take().unwrap_or_else(|| make().build_split());
         let key = key.clone();
         let sent_once = Arc::clone(&sent_once);
         let ended = Arc::clone(&ended);
         Box::pin(async move {
-            let (client, request) = builder.build_split();
             let mut request = request.map_err(HttpError::transport)?;
             let method = request.method().clone();
             let reason = match options.prepare(&method, request.headers_mut(), || key) {
@@ -201,7 +204,11 @@ where
     let classifier = move |error: &HttpError| {
         if seen.load(Ordering::Acquire) { Verdict::Fail } else { classify(error) }
     };
-    policy.retry(op).when(classifier)
+    let run = policy.retry(op).when(classifier);
+    match name {
+        Some(name) => run.name(name),
+        None => run, // the request could not be built: its first attempt fails with why
+    }
 }
 
 /// A whole response, from [`fetch`]: status, headers and the complete body.

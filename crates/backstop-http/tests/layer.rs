@@ -119,5 +119,9 @@ async fn a_post_through_the_layer_is_sent_once_and_bounded_by_the_timeout() {
     assert_eq!(server.hits(), 1);
     let printed = backstop_testkit::errors::assert_prints_well(err.as_ref(), "SECRET");
     assert!(printed.contains("(not retried: its method is not idempotent"), "{printed}");
-    assert!(printed.ends_with("the attempt timed out after 0.1s"), "{printed}");
+    assert!(printed.ends_with("the attempt timed out after 0.15 seconds"), "{printed}");
+    assert!(
+        printed.starts_with("POST 127.0.0.1:") && printed.contains("/orders failed after 1 attempt ("),
+        "{printed}"
+    );
 }

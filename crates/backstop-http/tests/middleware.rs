@@ -251,7 +251,10 @@ async fn a_request_sent_once_is_still_bounded_by_the_timeouts() {
     assert_eq!(server.hits(), 1);
     let retry = retry_error(&err);
     assert!(matches!(retry.last_error(), Some(HttpError::NotRetried { reason: NotRetried::NotIdempotent, .. })));
-    assert!(format!("{err:#}").contains("timed out after 0.1s (not retried: its method is not idempotent"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("timed out after 0.15 seconds (not retried: its method is not idempotent"),
+        "{err:#}"
+    );
     let chunks: Vec<Result<&'static str, std::io::Error>> = vec![Ok("part 1,"), Ok("part 2")];
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
     let err = c.put(server.url("/upload")).body(body).send().await.unwrap_err();

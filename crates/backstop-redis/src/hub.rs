@@ -344,8 +344,8 @@ fn went_local(hub: &Hub, settings: &Settings, error: &RedisError, slots: &[Slot]
 fn guard_broken(settings: &Settings, name: &str, why: &str) {
     #[cfg(feature = "tracing")]
     tracing::warn!(
-        "shared guard {name} works alone for {:.1}s: its state in Redis at {} failed ({why})",
-        settings.reconnect_every.as_secs_f64(),
+        "shared guard {name} works alone for {} seconds: its state in Redis at {} failed ({why})",
+        backstop::duration::Seconds(settings.reconnect_every),
         settings.address
     );
     let _ = (settings, name, why);
@@ -354,9 +354,9 @@ fn guard_broken(settings: &Settings, name: &str, why: &str) {
 fn rejoined(settings: &Settings, after: Duration) {
     #[cfg(feature = "tracing")]
     tracing::info!(
-        "Redis at {} is back after {:.1}s: guards rejoin the fleet's state",
+        "Redis at {} is back after {} seconds: guards rejoin the fleet's state",
         settings.address,
-        after.as_secs_f64()
+        backstop::duration::Seconds(after)
     );
     let _ = (settings, after);
 }

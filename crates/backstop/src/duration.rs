@@ -1,6 +1,7 @@
-//! Human durations: `"500ms"`, `"30s"`, `"1m30s"`, `"1.5h"`.
+//! Human durations: `"500ms"`, `"30s"`, `"1m30s"`, `"1.5h"` read, and
+//! [`Seconds`] written.
 //!
-//! Used by policy files (the `serde` feature) and the `backstop` CLI. The
+//! Read by policy files (the `serde` feature) and the `backstop` CLI. The
 //! grammar is one or more `<number><unit>` pairs, optionally separated by
 //! spaces, with units `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`, `d`; a number
 //! may have a fraction. `"0"` alone is zero. Anything else, negative values
@@ -76,6 +77,46 @@ impl DurationError {
     /// The error for `input` (its first 64 characters are kept).
     pub(crate) fn new(input: &str, reason: Reason) -> Self {
         Self { input: input.chars().take(64).collect(), reason }
+    }
+}
+
+/// A duration as every backstop line prints it, in seconds: two significant
+/// digits with at least one decimal (`1.0`, `2.5`, `30.0`, `0.11`, `0.048`),
+/// trailing zeros past the first decimal dropped (`0.5`, not `0.50`). The log
+/// lines, the errors and the `backstop` command write `in 1.0 seconds`, as
+/// the seeds' `Retrying upload_to_s3 in 1.0 seconds (attempt 1/5)` does.
+///
+/// ```
+/// use std::time::Duration;
+/// use backstop::duration::Seconds;
+///
+/// assert_eq!(Seconds(Duration::from_secs(1)).to_string(), "1.0");
+/// assert_eq!(Seconds(Duration::from_millis(1566)).to_string(), "1.6");
+/// assert_eq!(Seconds(Duration::from_millis(107)).to_string(), "0.11");
+/// assert_eq!(Seconds(Duration::from_millis(48)).to_string(), "0.048");
+/// assert_eq!(Seconds(Duration::from_millis(500)).to_string(), "0.5");
+/// assert_eq!(Seconds(Duration::from_secs(90)).to_string(), "90.0");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub Duration);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.as_secs_f64();
+        // Decimals for two significant digits, at least one; at most 9 (nanoseconds).
+        let decimals =
+            if secs >= 1.0 || secs == 0.0 { 1 } else { (1 - secs.log10().floor() as i32).clamp(1, 9) as usize };
+        let text = format!("{secs:.decimals$}");
+        // A value that rounded up to the next power of ten (0.0996 -> "0.100") has one digit too many.
+        let text = match text.find('.') {
+            Some(dot) => {
+                let trimmed = text.trim_end_matches('0');
+                let keep = trimmed.len().max(dot + 2);
+                text[..keep].to_owned()
+            }
+            None => text,
+        };
+        f.pad(&text)
     }
 }
 
@@ -229,6 +270,20 @@ pub fn format_duration(d: Duration) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn seconds_print_two_significant_digits_and_at_least_one_decimal() {
+        let shown = |d: Duration| Seconds(d).to_string();
+        assert_eq!(shown(Duration::ZERO), "0.0");
+        assert_eq!(shown(Duration::from_nanos(1)), "0.000000001");
+        assert_eq!(shown(Duration::from_micros(99_600)), "0.1");
+        assert_eq!(shown(Duration::from_millis(5)), "0.005");
+        assert_eq!(shown(Duration::from_millis(150)), "0.15");
+        assert_eq!(shown(Duration::from_millis(9_960)), "10.0");
+        assert_eq!(shown(Duration::from_millis(1_250)), "1.2");
+        assert_eq!(shown(Duration::from_secs(3_600)), "3600.0");
+        assert_eq!(shown(Duration::MAX).split('.').nth(1), Some("0"));
+    }
 
     #[test]
     fn reads_every_unit() {

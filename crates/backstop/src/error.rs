@@ -22,8 +22,8 @@
 //!     .clock(&clock)
 //!     .call()
 //!     .unwrap_err();
-//! assert_eq!(err.to_string(), "upload_to_s3 failed after 2 attempts in 1.0s");
-//! assert_eq!(format!("{err:#}"), "upload_to_s3 failed after 2 attempts in 1.0s: connection reset");
+//! assert_eq!(err.to_string(), "upload_to_s3 failed after 2 attempts in 1.0 seconds");
+//! assert_eq!(format!("{err:#}"), "upload_to_s3 failed after 2 attempts in 1.0 seconds: connection reset");
 //! # Ok::<(), backstop::ConfigError>(())
 //! ```
 

@@ -40,7 +40,7 @@ fn the_seeds_default_trips_after_five_consecutive_failures() {
     assert_eq!(open.state(), CircuitState::Open);
     assert_eq!(open.retry_after(), Some(S(30)));
     assert_eq!(open.name(), "s3_upload");
-    assert_eq!(open.to_string(), "circuit s3_upload is open; next probe in 30.0s");
+    assert_eq!(open.to_string(), "circuit s3_upload is open; next probe in 30.0 seconds");
 }
 
 #[test]
@@ -374,7 +374,7 @@ fn transitions_are_logged() {
     });
     let text = lines.join("\n");
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(lines[0].starts_with(" WARN circuit s3_upload opened for 30.0s: 5 consecutive failures"), "{text}");
+    assert!(lines[0].starts_with(" WARN circuit s3_upload opened for 30.0 seconds: 5 consecutive failures"), "{text}");
     assert!(lines[1].starts_with(" INFO circuit s3_upload half-open: letting 1 probe through"), "{text}");
     assert!(lines[2].starts_with(" INFO circuit s3_upload closed: 1 probe succeeded"), "{text}");
 }

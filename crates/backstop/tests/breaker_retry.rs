@@ -42,7 +42,7 @@ fn an_open_circuit_ends_the_retries_at_once_and_keeps_the_last_error() {
     assert_eq!(err.circuit_open().unwrap().state(), CircuitState::Open);
     assert_eq!(
         format!("{err:#}"),
-        "upload_to_s3 stopped after 2 attempts: circuit s3 is open; next probe in 30.0s: 503 #2"
+        "upload_to_s3 stopped after 2 attempts: circuit s3 is open; next probe in 30.0 seconds: 503 #2"
     );
 }
 

@@ -38,9 +38,14 @@ fn retries_and_the_final_success_are_logged_at_info() {
     });
     assert_eq!(lines.len(), 3, "{lines:#?}");
     assert!(lines[0].starts_with(" INFO Retrying upload_to_s3 in 1.0 seconds (attempt 1/5): SlowDown"), "{}", lines[0]);
-    // Fields add what the message does not say, and repeat nothing it does.
-    assert!(lines[0].ends_with("delay_ms=1000 elapsed_ms=0 server_hint=false"), "{}", lines[0]);
-    assert!(!lines[0].contains("name=") && !lines[0].contains("attempt="), "{}", lines[0]);
+    // The documented fields follow, for JSON logs and filters (see tests/json_log.rs).
+    assert!(
+        lines[0].ends_with(
+            "name=upload_to_s3 attempt=1 max_attempts=5 delay_ms=1000 elapsed_ms=0 server_hint=false error=SlowDown"
+        ),
+        "{}",
+        lines[0]
+    );
     assert!(lines[1].starts_with(" INFO Retrying upload_to_s3 in 2.0 seconds (attempt 2/5)"), "{}", lines[1]);
     assert!(lines[2].starts_with(" INFO upload_to_s3 succeeded on attempt 3"), "{}", lines[2]);
 }
@@ -72,7 +77,11 @@ fn giving_up_is_logged_at_warn() {
             .call();
     });
     assert_eq!(lines.len(), 3, "{lines:#?}");
-    assert!(lines[1].starts_with(" WARN upload_to_s3 failed after 2 attempts in 1.0s: SlowDown"), "{}", lines[1]);
+    assert!(
+        lines[1].starts_with(" WARN upload_to_s3 failed after 2 attempts in 1.0 seconds: SlowDown"),
+        "{}",
+        lines[1]
+    );
     assert!(lines[1].contains("reason=\"attempts\""), "{}", lines[1]);
     assert!(
         lines[2].starts_with(" WARN upload_to_s3 failed on attempt 1 with an error that is not retried: AccessDenied")
@@ -108,7 +117,7 @@ fn an_outage_logs_state_changes_not_a_line_per_refused_call() {
     });
     let warns: Vec<_> = lines.iter().filter(|l| l.starts_with(" WARN")).collect();
     assert_eq!(warns.len(), 6, "{warns:#?}");
-    assert!(warns.iter().any(|l| l.contains("circuit weather_api opened for 30.0s")), "{warns:#?}");
+    assert!(warns.iter().any(|l| l.contains("circuit weather_api opened for 30.0 seconds")), "{warns:#?}");
     assert!(lines.iter().all(|l| l.len() < 200), "{lines:#?}");
 }
 

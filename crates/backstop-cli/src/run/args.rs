@@ -38,6 +38,10 @@ pub struct RunArgs {
     /// Print retry lines as JSON objects, one a line.
     #[arg(long)]
     pub json_log: bool,
+    /// Also print the policy the run uses, every setting (a preset's jitter
+    /// included), before the first attempt.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -38,7 +38,7 @@ impl Clock for CountdownClock {
             if interrupted().is_some() {
                 break;
             }
-            let _ = write!(err, "\r\x1b[2K  next attempt in {:.1}s", left.as_secs_f64());
+            let _ = write!(err, "\r\x1b[2K  next attempt in {} seconds", backstop::duration::Seconds(left));
             let _ = err.flush();
             std::thread::sleep(left.min(Duration::from_millis(100)));
         }

@@ -8,6 +8,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use backstop::Verdict;
+use backstop::duration::Seconds;
 
 /// How one attempt of the command failed.
 #[derive(Debug)]
@@ -30,8 +31,10 @@ impl fmt::Display for Failure {
         match self {
             Failure::Exit(code) => write!(f, "exit status {code}"),
             Failure::Signal(sig) => write!(f, "killed by signal {sig}"),
-            Failure::TimedOut(d) => write!(f, "timed out after {}", crate::fmt_secs(*d)),
-            Failure::Deadline(d) => write!(f, "the {} deadline came, and the attempt was ended", crate::fmt_secs(*d)),
+            Failure::TimedOut(d) => write!(f, "timed out after {} seconds", Seconds(*d)),
+            Failure::Deadline(d) => {
+                write!(f, "the deadline of {} seconds came, and the attempt was ended", Seconds(*d))
+            }
             Failure::Spawn(e) => write!(f, "could not start: {e}"),
         }
     }
@@ -95,7 +98,7 @@ mod tests {
         let deadline = Failure::Deadline(Duration::from_millis(500));
         assert_eq!(rules.verdict(&deadline), Verdict::Fail);
         assert_eq!(deadline.exit_code(), 124);
-        assert_eq!(deadline.to_string(), "the 0.5s deadline came, and the attempt was ended");
+        assert_eq!(deadline.to_string(), "the deadline of 0.5 seconds came, and the attempt was ended");
         assert_eq!(rules.verdict(&Failure::TimedOut(Duration::from_secs(1))), Verdict::Timeout);
     }
 }

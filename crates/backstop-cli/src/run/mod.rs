@@ -75,7 +75,9 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         foreground: args.foreground,
     };
     let launch = Launch { limits, deadline: args.policy.deadline };
-    let report = Report { shown: args.command.join(" "), quiet: args.quiet, json: args.json_log };
+    let report =
+        Report { shown: args.command.join(" "), quiet: args.quiet, json: args.json_log, verbose: args.verbose };
+    report.starting(&policy);
     let clock = CountdownClock { show: !report.quiet && !report.json && std::io::stderr().is_terminal() };
     let result = policy
         .retry(|| attempt(&args.command, launch))
@@ -87,7 +89,7 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     match result {
         Ok(()) => Ok(0),
         Err(err) => {
-            report.gave_up(&err);
+            report.gave_up(&err, policy.max_attempts());
             Ok(err.into_inner().map_or(1, |f| f.exit_code()))
         }
     }

@@ -11,6 +11,7 @@
 //!   guards shared through Redis (real time, a real `redis-server`).
 
 pub mod chart;
+mod conclusion;
 pub mod fleet;
 pub mod occ;
 pub mod outage;
@@ -282,6 +283,15 @@ pub fn simulate(args: SimulateArgs) -> Result<i32, String> {
         println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
     } else {
         print_table(&title, &rows);
+        let conclusion = match args.scenario {
+            Scenario::Occ => conclusion::occ(&rows),
+            Scenario::Outage => conclusion::outage(&rows),
+            Scenario::Throttle => conclusion::throttle(&rows),
+            Scenario::Fleet => conclusion::fleet(&rows),
+        };
+        if let Some(line) = conclusion {
+            println!("{line}");
+        }
         if let Some(path) = &args.svg {
             println!("chart: {}", path.display());
         }

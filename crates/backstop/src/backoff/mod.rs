@@ -74,6 +74,23 @@ pub struct Backoff {
     pub(crate) jitter: Jitter,
 }
 
+impl std::fmt::Display for Backoff {
+    /// The schedule in the config files' words: `exponential from 1s, ×2,
+    /// capped at 30s, jitter additive:1s`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::duration::format_duration as d;
+        match self.curve {
+            Curve::Exponential { base, factor } => write!(f, "exponential from {}, ×{factor}", d(base))?,
+            Curve::Linear { base, step } => write!(f, "linear from {}, +{} per retry", d(base), d(step))?,
+            Curve::Constant { delay } => write!(f, "constant {}", d(delay))?,
+        }
+        if self.max_delay != Duration::MAX {
+            write!(f, ", capped at {}", d(self.max_delay))?;
+        }
+        write!(f, ", jitter {}", self.jitter)
+    }
+}
+
 impl Backoff {
     /// A delay that multiplies by [`factor`](Self::factor) (default 2.0) after
     /// every retry: `base`, `2·base`, `4·base`, ... No cap and no jitter until

@@ -96,8 +96,8 @@ pub(crate) fn circuit_changed(event: &BreakerEvent<'_>, probes: u32) {
         match event.to {
             CircuitState::Open => tracing::warn!(
                 from,
-                "circuit {name} opened for {:.1}s: {cause}",
-                event.open_for.unwrap_or_default().as_secs_f64()
+                "circuit {name} opened for {} seconds: {cause}",
+                crate::duration::Seconds(event.open_for.unwrap_or_default())
             ),
             CircuitState::HalfOpen => tracing::info!(
                 from,

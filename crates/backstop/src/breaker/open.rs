@@ -49,7 +49,9 @@ impl fmt::Display for CircuitOpen {
                 write!(f, "circuit {name} is half-open and all its probe slots are taken")
             }
             (_, None) => write!(f, "circuit {name} is isolated until it is reset"),
-            (state, Some(d)) => write!(f, "circuit {name} is {state}; next probe in {:.1}s", d.as_secs_f64()),
+            (state, Some(d)) => {
+                write!(f, "circuit {name} is {state}; next probe in {} seconds", crate::duration::Seconds(d))
+            }
         }
     }
 }

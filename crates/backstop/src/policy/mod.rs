@@ -179,6 +179,35 @@ impl RetryPolicy {
     }
 }
 
+impl std::fmt::Display for RetryPolicy {
+    /// Every setting, in the config files' words (what `backstop run -v` and
+    /// `backstop schedule` print):
+    ///
+    /// ```
+    /// assert_eq!(
+    ///     backstop::presets::S3_UPLOAD.to_string(),
+    ///     "5 attempts; exponential from 1s, ×2, capped at 30s, jitter additive:1s; no deadline; Retry-After up to 1m"
+    /// );
+    /// ```
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::duration::format_duration as d;
+        let plural = if self.max_attempts == 1 { "" } else { "s" };
+        write!(f, "{} attempt{plural}; {}; ", self.max_attempts, self.backoff)?;
+        match self.max_elapsed {
+            Some(deadline) => write!(f, "deadline {}", d(deadline))?,
+            None => f.write_str("no deadline")?,
+        }
+        write!(f, "; Retry-After up to {}", d(self.max_retry_after))?;
+        if let Some(seed) = self.seed {
+            write!(f, "; seed {seed}")?;
+        }
+        if self.wait_on_open_circuit {
+            f.write_str("; waits for an open circuit's probe")?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         DEFAULT

@@ -40,7 +40,7 @@ where
         let first_failure = if settings.is_bare() {
             match op() {
                 Ok(value) => {
-                    log::attempt_succeeded(settings.name(), 1);
+                    log::attempt_succeeded(settings.name());
                     return Ok(R::report(value, 1));
                 }
                 Err(error) => Some(error),

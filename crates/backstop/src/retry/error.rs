@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::Name;
 use crate::breaker::CircuitOpen;
+use crate::duration::Seconds;
 
 /// The error of a retried operation that did not succeed.
 ///
@@ -38,7 +39,9 @@ use crate::breaker::CircuitOpen;
 ///
 /// `elapsed` is measured on the run's [`Clock`](crate::Clock): from the first
 /// call when the policy has a deadline, otherwise from the first failure (the
-/// success path reads no clock at all).
+/// success path reads no clock at all). `Exhausted` prints it
+/// (`failed after 5 attempts in 7.5 seconds`) unless it is zero, as it is
+/// for a single attempt without a deadline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RetryError<E> {
@@ -330,19 +333,22 @@ impl<E: fmt::Display> fmt::Display for RetryError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (name, attempts) = self.common();
         let (n, after) = (Attempts(attempts), After(attempts));
-        let secs = |d: &Duration| d.as_secs_f64();
         match self {
-            Self::Exhausted { elapsed, .. } => write!(f, "{name} failed after {n} in {:.1}s", secs(elapsed)),
+            // A run without a deadline counts time from its first failure,
+            // so a single attempt has nothing to report.
+            Self::Exhausted { elapsed, .. } if elapsed.is_zero() => write!(f, "{name} failed after {n}"),
+            Self::Exhausted { elapsed, .. } => write!(f, "{name} failed after {n} in {} seconds", Seconds(*elapsed)),
             Self::Rejected { attempts: 0, .. } => write!(f, "{name} failed before its first attempt"),
             Self::Rejected { .. } => write!(f, "{name} failed on attempt {attempts} with an error that is not retried"),
             Self::DeadlineExceeded { elapsed, deadline, .. } => {
-                write!(f, "{name} stopped {after} in {:.1}s: its {:.1}s deadline came", secs(elapsed), secs(deadline),)
+                let (elapsed, deadline) = (Seconds(*elapsed), Seconds(*deadline));
+                write!(f, "{name} stopped {after} in {elapsed} seconds: its deadline of {deadline} seconds came")
             }
             Self::RetryAfterTooLong { retry_after, max_retry_after, .. } => write!(
                 f,
-                "{name} stopped {after}: the server asked to wait {:.1}s, longer than max_retry_after {:.1}s",
-                secs(retry_after),
-                secs(max_retry_after)
+                "{name} stopped {after}: the server asked to wait {} seconds, longer than max_retry_after ({} seconds)",
+                Seconds(*retry_after),
+                Seconds(*max_retry_after)
             ),
             Self::CircuitOpen { open, .. } => write!(f, "{name} stopped {after}: {open}"),
             Self::BudgetExhausted { .. } => write!(f, "{name} stopped {after}: the retry budget is spent"),

@@ -138,7 +138,7 @@ where
         let Some(fut) = this.attempt.as_mut().as_pin_mut() else { return run(this, cx, None) };
         match ready!(fut.poll(cx)) {
             Ok(value) => {
-                log::attempt_succeeded(this.run.settings.name(), 1);
+                log::attempt_succeeded(this.run.settings.name());
                 *this.done = true;
                 Poll::Ready(Ok(R::report(value, 1)))
             }

@@ -9,6 +9,8 @@ use super::Name;
 use super::error::RetryError;
 use super::event::RetryEvent;
 use crate::breaker::CircuitOpen;
+#[cfg(feature = "tracing")]
+use crate::duration::Seconds;
 
 /// Why a run gave up, for the `reason` label.
 #[derive(Debug, Clone, Copy)]
@@ -37,15 +39,26 @@ impl GiveUp {
     }
 }
 
+/// An attempt succeeded: counted (with `metrics`), not logged (a first
+/// attempt's success is the hot path; a later one's is [`succeeded_after_retry`]).
 #[inline]
-pub(crate) fn attempt_succeeded(name: &Name, attempt: u32) {
+pub(crate) fn attempt_succeeded(name: &Name) {
     #[cfg(feature = "metrics")]
     metrics::counter!("backstop_attempts_total", "name" => name.clone(), "outcome" => "success").increment(1);
+    let _ = name;
+}
+
+/// The run succeeded after one retry or more: one INFO line.
+pub(crate) fn succeeded_after_retry(name: &Name, attempt: u32, max_attempts: u32, elapsed: Duration) {
     #[cfg(feature = "tracing")]
-    if attempt > 1 {
-        tracing::info!(name = %name, attempt, "{name} succeeded on attempt {attempt}");
-    }
-    let _ = (name, attempt);
+    tracing::info!(
+        name = %name,
+        attempt,
+        max_attempts,
+        elapsed_ms = elapsed.as_millis() as u64,
+        "{name} succeeded on attempt {attempt}"
+    );
+    let _ = (name, attempt, max_attempts, elapsed);
 }
 
 pub(crate) fn attempt_failed(name: &Name) {
@@ -54,29 +67,18 @@ pub(crate) fn attempt_failed(name: &Name) {
     let _ = name;
 }
 
-/// A delay in seconds as the seeds write it (`1.0`, `2.5`), with three
-/// decimals below a tenth of a second, where one would say `0.0`.
-#[cfg(feature = "tracing")]
-struct Seconds(Duration);
-
-#[cfg(feature = "tracing")]
-impl Display for Seconds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secs = self.0.as_secs_f64();
-        if secs > 0.0 && secs < 0.1 { write!(f, "{secs:.3}") } else { write!(f, "{secs:.1}") }
-    }
-}
-
 pub(crate) fn retrying<E: Display>(name: &Name, event: &RetryEvent<'_, E>) {
     #[cfg(feature = "metrics")]
     metrics::counter!("backstop_retries_total", "name" => name.clone()).increment(1);
     #[cfg(feature = "tracing")]
-    // The message says the name, attempt and error; the fields add only
-    // what it does not (exact milliseconds, whether a server asked).
     tracing::info!(
+        name = %name,
+        attempt = event.attempt,
+        max_attempts = event.max_attempts,
         delay_ms = event.delay.as_millis() as u64,
         elapsed_ms = event.elapsed.as_millis() as u64,
         server_hint = event.server_hint,
+        error = %Alternate(event.error),
         "Retrying {name} in {} seconds (attempt {}/{}): {:#}",
         Seconds(event.delay),
         event.attempt,
@@ -86,24 +88,60 @@ pub(crate) fn retrying<E: Display>(name: &Name, event: &RetryEvent<'_, E>) {
     let _ = (name, event);
 }
 
-pub(crate) fn gave_up<E: Display>(name: &Name, why: GiveUp, error: &RetryError<E>) {
+/// The run gave up: `max_attempts` is the policy's, `elapsed` the run's
+/// time (none if it ended before its clock was read).
+pub(crate) fn gave_up<E: Display>(
+    name: &Name,
+    why: GiveUp,
+    error: &RetryError<E>,
+    max_attempts: u32,
+    elapsed: Option<Duration>,
+) {
     #[cfg(feature = "metrics")]
     metrics::counter!("backstop_exhausted_total", "name" => name.clone(), "reason" => why.label()).increment(1);
     // A call refused before anything ran (an open circuit, the throttle)
     // happens once per call in an outage: DEBUG, counted by `metrics`;
     // the state change behind it is the WARN.
     #[cfg(feature = "tracing")]
-    if error.last_error().is_none() && matches!(why, GiveUp::CircuitOpen | GiveUp::Throttled) {
-        tracing::debug!(reason = why.label(), "{error:#}");
-    } else {
-        tracing::warn!(reason = why.label(), "{error:#}");
+    {
+        let attempt = error.attempts();
+        let elapsed_ms = elapsed.map(|e| e.as_millis() as u64);
+        match error.last_error() {
+            None if matches!(why, GiveUp::CircuitOpen | GiveUp::Throttled) => {
+                tracing::debug!(name = %name, attempt, max_attempts, elapsed_ms, reason = why.label(), "{error:#}");
+            }
+            None => {
+                tracing::warn!(name = %name, attempt, max_attempts, elapsed_ms, reason = why.label(), "{error:#}");
+            }
+            Some(last) => tracing::warn!(
+                name = %name,
+                attempt,
+                max_attempts,
+                elapsed_ms,
+                reason = why.label(),
+                error = %Alternate(last),
+                "{error:#}"
+            ),
+        }
     }
-    let _ = (name, why, error);
+    let _ = (name, why, error, max_attempts, elapsed);
+}
+
+/// A value printed in its `{:#}` form (an error's whole chain), for a field.
+#[cfg(feature = "tracing")]
+struct Alternate<'a, E>(&'a E);
+
+#[cfg(feature = "tracing")]
+impl<E: Display> Display for Alternate<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
 }
 
 pub(crate) fn waiting_for_circuit(name: &Name, open: &CircuitOpen, wait: Duration) {
     #[cfg(feature = "tracing")]
     tracing::info!(
+        name = %name,
         wait_ms = wait.as_millis() as u64,
         "{name} waits {} seconds for circuit {} to let a probe through",
         Seconds(wait),
@@ -114,6 +152,6 @@ pub(crate) fn waiting_for_circuit(name: &Name, open: &CircuitOpen, wait: Duratio
 
 pub(crate) fn throttled_locally(name: &Name, probability: f64) {
     #[cfg(feature = "tracing")]
-    tracing::debug!("{name} rejected locally by the adaptive throttle (p={probability:.2})");
+    tracing::debug!(name = %name, "{name} rejected locally by the adaptive throttle (p={probability:.2})");
     let _ = (name, probability);
 }

@@ -165,7 +165,11 @@ impl<'a, E: Display> RunState<'a, E> {
         if let Some(budget) = self.budget {
             budget.record_success(self.spent.take());
         }
-        emit::attempt_succeeded(&self.name, self.attempt);
+        emit::attempt_succeeded(&self.name);
+        if self.attempt > 1 {
+            let elapsed = self.elapsed();
+            emit::succeeded_after_retry(&self.name, self.attempt, self.policy.max_attempts, elapsed);
+        }
     }
 
     /// Time since the run started, starting the count now if it had not.
@@ -369,7 +373,8 @@ impl<'a, E: Display> RunState<'a, E> {
         // A clone of a `&'static str` name is free; an owned name costs one
         // allocation, on the give-up path only.
         let err = make(self.name.clone());
-        emit::gave_up(&self.name, why, &err);
+        let elapsed = self.start.map(|start| self.clock.now().saturating_duration_since(start));
+        emit::gave_up(&self.name, why, &err, self.policy.max_attempts, elapsed);
         Step::Stop(err)
     }
 }

@@ -10,25 +10,33 @@
 //! - the upload fails (a part or the completion fails for good): the abort is
 //!   sent and awaited, retried a few times ([`AbortGuard::abort`]); if it
 //!   still fails, the upload's error says so, naming the upload id;
+//!   The abort is sent once the upload's part requests still on the wire
+//!   have been answered (see [`InFlight`]): the caller is waiting anyway,
+//!   and no part lands after it;
 //! - the upload's future is dropped (the caller's own timeout, a shutdown):
-//!   the guard's `Drop` spawns the abort on the current tokio runtime, tried
-//!   up to [`ABORT_ATTEMPTS`] times within [`ABORT_TIMEOUT`] in all, and logs
-//!   a warning naming the bucket, key and
-//!   upload id if it fails (or if there is no runtime to send it on). A
-//!   runtime that is shutting down drops the task unsent: S3's lifecycle rule
-//!   `AbortIncompleteMultipartUpload` is the backstop for that.
-//!
-//! Either way the abort is sent once the upload's part requests still on the
-//! wire have been answered (see [`InFlight`]), so that no part lands after it.
+//!   the guard's `Drop` spawns the abort on the current tokio runtime and
+//!   sends it at once (a program that times out usually exits next); if
+//!   parts were on the wire, it sends it again once they have been answered
+//!   (S3 may store a part that overtakes an abort: "it might be necessary
+//!   to abort a given multipart upload multiple times"). Each round is tried
+//!   up to [`ABORT_ATTEMPTS`] times, all within [`ABORT_TIMEOUT`]; a warning
+//!   names the bucket, key and upload id if it fails (or if there is no
+//!   runtime to send it on). The task holds a [`Pending`] token, so
+//!   [`finish_aborts`](crate::finish_aborts) can wait for it before the
+//!   program exits; a runtime that shuts down first drops it unsent, and
+//!   S3's lifecycle rule `AbortIncompleteMultipartUpload` is the backstop
+//!   for that.
 
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
+use backstop::duration::Seconds;
 use backstop::error::Chain;
 use backstop::{Backoff, Jitter, RetryError, RetryPolicy, Verdict};
 
 use crate::error::{S3Error, Target, verdict_of};
 use crate::in_flight::InFlight;
+use crate::pending_aborts::Pending;
 use crate::transfer::Settings;
 
 /// How long the abort of a dropped upload may take, waiting for its part
@@ -88,9 +96,12 @@ impl AbortGuard {
         };
         let (client, bucket, key) = (client.clone(), target.bucket.to_owned(), target.key.to_owned());
         let (tx, rx) = tokio::sync::oneshot::channel();
+        // Counted as pending until the guard, if dropped here, has spawned its abort.
+        let pending = Pending::start();
         runtime.spawn(async move {
             // Dropped with the message if nobody receives it: then it aborts.
             let _ = tx.send(create_once(&client, &bucket, &key).await);
+            drop(pending);
         });
         rx.await.unwrap_or_else(|_| {
             Err(S3Error::unusable("CreateMultipartUpload", target, "the task sending it was cancelled"))
@@ -182,37 +193,49 @@ impl Drop for AbortGuard {
             );
             return;
         };
-        let (client, in_flight) = (self.client.clone(), self.in_flight.clone());
+        let (client, in_flight, pending) = (self.client.clone(), self.in_flight.clone(), Pending::start());
+        let parts_on_the_wire = in_flight.busy();
         runtime.spawn(async move {
+            let _pending = pending;
             let target = Target::object(&bucket, &key).upload(&upload_id);
             // Retried like the abort of a failed upload (a 503 or a reset must
             // not leave the parts billed), all within ABORT_TIMEOUT.
+            // `Err((aborted_once, error))` when a round failed for good.
             let outcome = tokio::time::timeout(ABORT_TIMEOUT, async {
-                in_flight.settle(SETTLE_TIMEOUT).await;
-                abort_retried(&client, target).await
-            })
-            .await;
-            let error = match outcome {
-                Ok(Ok(())) => {
-                    tracing::info!(
-                        bucket = %bucket,
-                        key = %key,
-                        upload_id = %upload_id,
-                        "aborted the multipart upload s3://{bucket}/{key} (upload id {upload_id}): it was dropped before it completed",
-                    );
-                    return;
+                abort_retried(&client, target).await.map_err(|e| (false, e))?;
+                if parts_on_the_wire {
+                    in_flight.settle(SETTLE_TIMEOUT).await;
+                    abort_retried(&client, target).await.map_err(|e| (true, e))?;
                 }
-                Ok(Err(e)) => e,
-                Err(_) => format!("no answer in {} seconds", backstop::duration::Seconds(ABORT_TIMEOUT)),
-            };
-            tracing::warn!(
-                bucket = %bucket,
-                key = %key,
-                upload_id = %upload_id,
-                error = %error,
-                "the multipart upload s3://{bucket}/{key} was dropped and its abort failed: upload id {upload_id} \
-                 is left pending: {error}",
-            );
+                Ok(())
+            })
+            .await
+            .unwrap_or_else(|_| Err((false, format!("no answer in {} seconds", Seconds(ABORT_TIMEOUT)))));
+            match outcome {
+                Ok(()) => tracing::info!(
+                    bucket = %bucket,
+                    key = %key,
+                    upload_id = %upload_id,
+                    "aborted the multipart upload s3://{bucket}/{key} (upload id {upload_id}): it was dropped before it completed",
+                ),
+                Err((false, error)) => tracing::warn!(
+                    bucket = %bucket,
+                    key = %key,
+                    upload_id = %upload_id,
+                    error = %error,
+                    "the multipart upload s3://{bucket}/{key} was dropped and its abort failed: upload id {upload_id} \
+                     is left pending: {error}",
+                ),
+                Err((true, error)) => tracing::warn!(
+                    bucket = %bucket,
+                    key = %key,
+                    upload_id = %upload_id,
+                    error = %error,
+                    "the multipart upload s3://{bucket}/{key} was dropped and aborted, but the abort sent again once \
+                     its parts on the wire were answered failed: a part stored after the first abort may be left \
+                     pending under upload id {upload_id}: {error}",
+                ),
+            }
         });
     }
 }

@@ -77,17 +77,30 @@ pub fn classify<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> V
 pub trait S3Failure {
     /// The verdict for this error: see [`classify`].
     fn verdict(&self) -> Verdict;
+
+    /// How the run's log lines print this error: an SDK error by its code
+    /// and message ([`describe_sdk_error`](crate::describe_sdk_error)), an
+    /// [`S3Error`](crate::S3Error) by its `{:#}` form.
+    fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result;
 }
 
-impl<E: ProvideErrorMetadata> S3Failure for SdkError<E, HttpResponse> {
+impl<E: ProvideErrorMetadata + std::error::Error + 'static> S3Failure for SdkError<E, HttpResponse> {
     fn verdict(&self) -> Verdict {
         classify(self)
+    }
+
+    fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        crate::describe_sdk_error(self, f)
     }
 }
 
 impl S3Failure for crate::S3Error {
     fn verdict(&self) -> Verdict {
         crate::S3Error::verdict(self)
+    }
+
+    fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:#}")
     }
 }
 

@@ -128,18 +128,7 @@ impl S3Error {
         let verdict = classify(&error);
         let code = error.code().map(str::to_owned);
         let status = error.raw_response().map(|r| r.status().as_u16());
-        // A service error's code and message are the whole story (the SDK's
-        // chain below them only repeats them); otherwise the SDK's top layer
-        // (`dispatch failure`, `timeout`) is said here, and its causes follow.
-        let (detail, cause) = match (&code, error.message()) {
-            (Some(code), Some(msg)) => (format!("{code}: {msg}"), None),
-            (Some(code), None) => (code.clone(), None),
-            _ => {
-                let top = error.to_string();
-                let cause = Cause::chain(error.source(), &top);
-                (top, cause)
-            }
-        };
+        let (detail, cause) = sdk_detail(&error);
         let mut this = Self::new(operation, verdict, detail).caused_by(cause, Box::new(error));
         this.0.code = code;
         this.0.status = status;
@@ -339,6 +328,46 @@ impl Error for S3Error {
 struct Cause {
     text: String,
     next: Option<Box<Cause>>,
+}
+
+/// What an SDK error says: a service error's code and message are the whole
+/// story (the SDK's chain below them only repeats them); otherwise the SDK's
+/// top layer (`dispatch failure`, `timeout`), and its causes.
+fn sdk_detail<E>(error: &SdkError<E, HttpResponse>) -> (String, Option<Box<Cause>>)
+where
+    E: ProvideErrorMetadata + Error + 'static,
+{
+    match (error.code(), error.message()) {
+        (Some(code), Some(msg)) => (format!("{code}: {msg}"), None),
+        (Some(code), None) => (code.to_owned(), None),
+        _ => {
+            let top = error.to_string();
+            let cause = Cause::chain(error.source(), &top);
+            (top, cause)
+        }
+    }
+}
+
+/// Prints an SDK error as [`S3Error`] does after the object: its code and
+/// message (`SlowDown: Please reduce your request rate.`) where the SDK's own
+/// `Display` says `service error`, else its chain (`dispatch failure: io:
+/// connection reset`), each cause once.
+///
+/// The log lines of [`retry_sdk`](crate::retry_sdk), [`retry!`](crate::retry!)
+/// and [`s3_retry`](crate::s3_retry) print errors with it; give it to
+/// [`Retry::describe_error`](backstop::retry::Retry::describe_error) for a
+/// run of your own.
+pub fn describe_sdk_error<E>(error: &SdkError<E, HttpResponse>, f: &mut fmt::Formatter<'_>) -> fmt::Result
+where
+    E: ProvideErrorMetadata + Error + 'static,
+{
+    let (detail, mut cause) = sdk_detail(error);
+    f.write_str(&detail)?;
+    while let Some(c) = cause {
+        write!(f, ": {}", c.text)?;
+        cause = c.next;
+    }
+    Ok(())
 }
 
 impl Cause {

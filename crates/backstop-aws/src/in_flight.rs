@@ -9,8 +9,8 @@
 //! the upload after all). So each part request, and the complete, runs in a
 //! task of its own, which the upload's future only waits on: dropping the
 //! future leaves the request to finish (within the per-attempt timeout, if
-//! any), and the abort waits for every such request to be answered
-//! ([`InFlight::settle`], bounded) before it is sent.
+//! any), and an abort is sent (again, for a dropped upload) once every such
+//! request has been answered ([`InFlight::settle`], bounded).
 
 use std::future::{Future, poll_fn};
 use std::pin::pin;
@@ -62,6 +62,12 @@ impl InFlight {
             let _ = tx.send(sent);
         });
         rx.await.unwrap_or(Sent::Cancelled)
+    }
+
+    /// Whether a request may still be on the wire (one sent and not yet
+    /// waited for by [`settle`](Self::settle)).
+    pub(crate) fn busy(&self) -> bool {
+        self.0.try_lock().map_or(true, |tasks| !tasks.is_empty())
     }
 
     /// Waits until every request sent so far has ended, up to `within`;

@@ -48,9 +48,26 @@
 //!
 //! A transfer's future may be dropped at any point (your own
 //! `tokio::time::timeout`, a shutdown). A multipart upload under way is then
-//! aborted in the background (within [`ABORT_TIMEOUT`]), so its parts do not
-//! stay pending and billed, and a file download removes its temporary file:
-//! the target is either untouched or complete.
+//! aborted in the background, so its parts do not stay pending and billed:
+//! the abort is sent at once, and again once the parts that were on the wire
+//! have been answered (within [`ABORT_TIMEOUT`], 10 s). A file download
+//! removes its temporary file: the target is either untouched or complete.
+//!
+//! The abort runs on your tokio runtime, which drops it unsent if it shuts
+//! down first. A program that drops uploads and then exits waits for the
+//! aborts with [`finish_aborts`]:
+//!
+//! ```no_run
+//! # async fn demo(client: aws_sdk_s3::Client, body: Vec<u8>) {
+//! use std::time::Duration;
+//!
+//! let upload = backstop_aws::upload(&client, "bike-data", "processed/run-42.parquet", body);
+//! if tokio::time::timeout(Duration::from_secs(30), upload).await.is_err() {
+//!     backstop_aws::finish_aborts(Duration::from_secs(10)).await;
+//!     std::process::exit(1);
+//! }
+//! # }
+//! ```
 //!
 //! # Errors
 //!
@@ -119,6 +136,7 @@ mod download;
 mod error;
 mod in_flight;
 mod multipart;
+mod pending_aborts;
 mod source;
 mod temp_file;
 mod transfer;
@@ -131,6 +149,7 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use backstop::Verdict;
 use backstop::retry::{Async, Retry};
+use backstop::verdict::Described;
 
 pub use abort_guard::{ABORT_ATTEMPTS, ABORT_TIMEOUT};
 #[cfg(feature = "macros")]
@@ -139,7 +158,8 @@ pub use classify::{
     PERMANENT_CODES, S3Failure, THROTTLING_CODES, TRANSIENT_CODES, classify, classify_code, retry_after,
 };
 pub use download::{Download, DownloadToFile, download, download_to_file};
-pub use error::S3Error;
+pub use error::{S3Error, describe_sdk_error};
+pub use pending_aborts::finish_aborts;
 pub use source::Uploaded;
 pub use transfer::{
     DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, Kind, MIN_PART_SIZE, Transfer, TransferFuture, TransferReport,
@@ -158,22 +178,46 @@ pub fn no_sdk_retries() -> aws_sdk_s3::config::Builder {
     aws_sdk_s3::config::Builder::default().retry_config(RetryConfig::disabled())
 }
 
+/// An S3 client with the SDK's own retries off, for code that backstop
+/// retries: [`s3_retry`] functions, [`retry_sdk`], your own runs.
+///
+/// A client as the SDK builds it by default retries each request up to 3
+/// times itself, so under a 5-attempt policy an always-throttled request is
+/// sent 15 times, and the SDK absorbs throttling that backstop's log lines
+/// and metrics never see. The helpers ([`upload`], [`download`], [`retry!`])
+/// switch the SDK's retries off per call whatever the client; for your own
+/// calls, build the client with this. It takes the shared config from
+/// `aws-config` or a config builder:
+///
+/// ```
+/// # fn demo(config: aws_types::SdkConfig) {
+/// // let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+/// let client = backstop_aws::client(&config);
+/// # let _ = client; }
+/// # demo(aws_types::SdkConfig::builder().behavior_version(aws_sdk_s3::config::BehaviorVersion::latest()).build());
+/// ```
+pub fn client(config: impl Into<aws_sdk_s3::config::Builder>) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(config.into().retry_config(RetryConfig::disabled()).build())
+}
+
 /// The classifier [`retry_sdk`] runs with: [`classify`] for one operation's error type.
 pub type SdkClassifier<E> = fn(&SdkError<E, HttpResponse>) -> Verdict;
 
+/// The run [`retry_sdk`] prepares: `.name(..)`, the guards, then `.await`.
+pub type SdkRetry<'a, F, E> =
+    Retry<'a, F, SdkError<E, HttpResponse>, Async, Described<SdkClassifier<E>, SdkError<E, HttpResponse>>>;
+
 /// Retries an SDK call that `op` makes (one per attempt), classified by
-/// [`classify`]. `op` should switch the SDK's retries off (see
+/// [`classify`], its errors logged by code and message
+/// ([`describe_sdk_error`]). `op` should switch the SDK's retries off (see
 /// [`no_sdk_retries`]); the [`retry!`] macro writes that part for you.
-pub fn retry_sdk<'a, T, E, F, Fut>(
-    policy: &'a RetryPolicy,
-    op: F,
-) -> Retry<'a, F, SdkError<E, HttpResponse>, Async, SdkClassifier<E>>
+pub fn retry_sdk<'a, T, E, F, Fut>(policy: &'a RetryPolicy, op: F) -> SdkRetry<'a, F, E>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-    E: ProvideErrorMetadata,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    policy.retry(op).when(classify::<E> as SdkClassifier<E>)
+    policy.retry(op).when(classify::<E> as SdkClassifier<E>).describe_error(describe_sdk_error::<E>)
 }
 
 /// Retries any fluent SDK call, with the SDK's own retries switched off:

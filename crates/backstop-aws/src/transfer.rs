@@ -50,8 +50,10 @@ pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// ```
 ///
 /// Dropping the future (a caller's timeout, a shutdown) cleans up: a
-/// multipart upload under way is aborted,
-/// and a file download leaves no temporary file behind.
+/// multipart upload under way is aborted at once (and again once its parts
+/// on the wire are answered; [`finish_aborts`](crate::finish_aborts) waits
+/// for that before a program exits), and a file download leaves no
+/// temporary file behind.
 #[must_use = "a transfer does nothing until .await"]
 pub struct Transfer<'a, K: Kind> {
     pub(crate) client: Client,

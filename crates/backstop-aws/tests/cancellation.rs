@@ -11,7 +11,8 @@ use std::time::Duration;
 use backstop_testkit::Reply;
 use common::throttle::Throttle;
 use common::{
-    BUCKET, S3, TempDir, bytes_of, client_for, data, eventually, fast, is_abort, is_part, logs, upload_id_of,
+    BUCKET, S3, TempDir, billed_leftovers, bytes_of, client_for, data, eventually, fast, is_abort, is_part, logs,
+    upload_id_of,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -80,7 +81,9 @@ async fn multipart_uploads_dropped_at_random_moments_are_all_aborted() {
     }
     assert!(dropped >= 20 && finished >= 1, "{dropped} dropped, {finished} finished (a whole upload: {whole} µs)");
     assert!(
-        eventually(Duration::from_secs(10), || s3.pending_uploads().is_empty()).await,
+        eventually(Duration::from_secs(10), || billed_leftovers(&s3.pending_uploads(), &s3.faults().requests())
+            .is_empty())
+        .await,
         "orphaned uploads: {:?}",
         s3.pending_uploads()
     );

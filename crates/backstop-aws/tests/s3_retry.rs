@@ -95,3 +95,65 @@ async fn an_open_breaker_is_an_s3_error_that_keeps_the_stopped_run() {
     assert!(err.to_string().contains("behind_an_open_breaker stopped before its first attempt"), "{err}");
     assert!(err.original().unwrap().downcast_ref::<backstop_aws::backstop::retry::Stopped>().is_some());
 }
+
+static CLOCK_THROTTLED: LazyLock<ManualClock> = LazyLock::new(ManualClock::new);
+
+/// The README's `upload_to_s3`, for a key S3 always throttles.
+#[s3_retry(clock = CLOCK_THROTTLED)]
+async fn upload_throttled(
+    client: &Client,
+    key: &str,
+    data: &[u8],
+) -> Result<(), SdkError<aws_sdk_s3::operation::put_object::PutObjectError>> {
+    client.put_object().bucket(BUCKET).key(key).body(ByteStream::from(data.to_vec())).send().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_the_documented_client_each_attempt_is_one_put_and_the_log_says_slow_down() {
+    let s3 = S3::start().await;
+    // Built from a config as an application's is: the test server's sets no
+    // retry config, so the SDK's default (standard mode, 3 tries a request)
+    // would apply.
+    assert!(s3.client.config().retry_config().is_none());
+    let client = backstop_aws::client(s3.client.config().to_builder());
+    s3.faults().fail_matching(usize::MAX, |r| common::is_put(r, "throttled.bin"), Reply::s3_error(503, "SlowDown"));
+    logged_lines("upload_throttled");
+    let err = upload_throttled(&client, "throttled.bin", b"rows").await.unwrap_err();
+    let lines = logged_lines("upload_throttled");
+    assert_eq!(aws_sdk_s3::error::ProvideErrorMetadata::code(&err), Some("SlowDown"));
+    assert_eq!(s3.requests_where(|r| common::is_put(r, "throttled.bin")), 5, "5 attempts, one PUT each");
+    let retrying: Vec<_> = lines.iter().filter(|l| l.contains("Retrying upload_throttled")).collect();
+    assert_eq!(retrying.len(), 4, "{lines:#?}");
+    assert!(retrying[0].contains("(attempt 1/5): SlowDown: injected SlowDown"), "{}", retrying[0]);
+    assert!(retrying[0].contains("error=SlowDown: injected SlowDown"), "the field too: {}", retrying[0]);
+    let gave_up = lines.iter().find(|l| l.contains("WARN")).expect("a give-up line");
+    assert!(gave_up.contains("upload_throttled failed after 5 attempts"), "{gave_up}");
+    assert!(gave_up.contains(": SlowDown: injected SlowDown"), "{gave_up}");
+    assert!(!lines.iter().any(|l| l.contains("service error")), "{lines:#?}");
+}
+
+/// The lines this test binary logged that mention `needle`. One global
+/// subscriber, set by the first call: a thread's own (`set_default`) misses
+/// lines when the other tests, running beside it, hit a log call first.
+fn logged_lines(needle: &str) -> Vec<String> {
+    use std::sync::{Mutex, Once};
+    static LINES: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+    struct Capture;
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            LINES.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static START: Once = Once::new();
+    START.call_once(|| {
+        let subscriber = tracing_subscriber::fmt().with_writer(|| Capture).with_ansi(false).finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+    });
+    let text = String::from_utf8_lossy(&LINES.lock().unwrap()).into_owned();
+    text.lines().filter(|l| l.contains(needle)).map(str::to_owned).collect()
+}

@@ -34,7 +34,7 @@ use backstop::{Backoff, Jitter, RetryPolicy};
 use backstop_http::{HttpError, Options, RetryMiddleware};
 use backstop_testkit::s3::LocalS3;
 use backstop_testkit::{FaultServer, Recorded, Reply};
-use common::{BUCKET, TempDir, client_for, eventually, is_abort};
+use common::{BUCKET, TempDir, billed_leftovers, client_for, eventually, is_abort};
 use reqwest_middleware::ClientWithMiddleware;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -702,7 +702,8 @@ async fn s3_soak(seed: u64) -> usize {
     // The aborts of dropped multipart uploads run in the background, bounded by ABORT_TIMEOUT.
     let settle = Instant::now();
     let limit = backstop_aws::ABORT_TIMEOUT + Duration::from_secs(5);
-    let settled = eventually(limit, || server.pending_uploads().is_empty()).await;
+    let settled =
+        eventually(limit, || billed_leftovers(&server.pending_uploads(), &server.faults.requests()).is_empty()).await;
     let settle = settle.elapsed();
     let requests = server.faults.requests();
     let hits = requests.len() - setup_hits;
@@ -790,7 +791,11 @@ async fn s3_soak(seed: u64) -> usize {
             eprintln!("pending {id}: requests {seen:#?}\nfaults {faulted:#?}");
         }
     }
-    assert!(settled, "multipart uploads left pending: {:?}", server.pending_uploads());
+    assert!(
+        settled,
+        "multipart uploads left pending: {:?}",
+        billed_leftovers(&server.pending_uploads(), &server.faults.requests())
+    );
     assert!(faults * 100 >= hits * 30, "only {faults} faults in {hits} hits");
     assert!(tally.sum(0) >= outcomes.len() / 2, "most operations succeed through the faults");
     assert!(tally.sum(2) >= outcomes.len() / 20, "some callers were cancelled");

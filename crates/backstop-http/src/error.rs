@@ -262,11 +262,19 @@ pub fn classify(error: &HttpError) -> Verdict {
 pub trait HttpFailure {
     /// The verdict for this error: see [`classify`].
     fn verdict(&self) -> Verdict;
+
+    /// How the run's log lines print this error: [`HttpError`]'s `{:#}`
+    /// form (the status or the transport failure, each cause once).
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
 }
 
 impl HttpFailure for HttpError {
     fn verdict(&self) -> Verdict {
         classify(self)
+    }
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:#}")
     }
 }
 

@@ -48,7 +48,8 @@ pub(crate) struct Entry {
     /// backstop) or `"::backstop"`.
     pub(crate) backstop: &'static str,
     /// The classifier used when neither `when` nor `retry_if` is given: a
-    /// trait of that crate, whose `verdict` judges the function's error.
+    /// trait of that crate, whose `verdict` judges the function's error and
+    /// whose `describe` prints it in the log lines.
     pub(crate) failure: Option<&'static str>,
     /// Whether the function sends HTTP requests, so that a POST or a PATCH
     /// in it must be said to be idempotent before it is retried.
@@ -124,8 +125,11 @@ fn rewrite(attr: TokenStream, item: TokenStream, entry: &Entry) -> syn::Result<T
         (None, Some(retry_if), _) => quote!(.retry_if(#retry_if)),
         (None, None, Some(failure)) => {
             let failure: TokenStream = failure.parse()?;
-            let error = Ident::new("error", Span::mixed_site());
-            quote_spanned!(ret.span()=> .when(|#error| #origin::#failure::verdict(#error)))
+            let (error, f) = (Ident::new("error", Span::mixed_site()), Ident::new("f", Span::mixed_site()));
+            quote_spanned!(ret.span()=>
+                .when(|#error| #origin::#failure::verdict(#error))
+                .describe_error(|#error, #f| #origin::#failure::describe(#error, #f))
+            )
         }
         (None, None, None) => quote!(),
     };

@@ -78,6 +78,47 @@ impl Verdict {
 pub trait Classify<E: ?Sized> {
     /// The verdict for one failed attempt.
     fn classify(&self, error: &E) -> Verdict;
+
+    /// How the run's log lines print an error, when not by its `{:#}` form:
+    /// `None` (the default) keeps `{:#}`. A classifier made by
+    /// [`Retry::describe_error`](crate::retry::Retry::describe_error)
+    /// returns the function given there.
+    fn describer(&self) -> Option<Describe<E>> {
+        None
+    }
+}
+
+/// A function that prints an error for the run's log lines (see
+/// [`Retry::describe_error`](crate::retry::Retry::describe_error)).
+pub type Describe<E> = fn(&E, &mut std::fmt::Formatter<'_>) -> std::fmt::Result;
+
+/// A classifier with a describer: made by
+/// [`Retry::describe_error`](crate::retry::Retry::describe_error).
+pub struct Described<C, E: ?Sized> {
+    classifier: C,
+    describe: Describe<E>,
+}
+
+impl<C, E: ?Sized> Described<C, E> {
+    pub(crate) fn new(classifier: C, describe: Describe<E>) -> Self {
+        Self { classifier, describe }
+    }
+}
+
+impl<C: Classify<E>, E: ?Sized> Classify<E> for Described<C, E> {
+    fn classify(&self, error: &E) -> Verdict {
+        self.classifier.classify(error)
+    }
+
+    fn describer(&self) -> Option<Describe<E>> {
+        Some(self.describe)
+    }
+}
+
+impl<C: std::fmt::Debug, E: ?Sized> std::fmt::Debug for Described<C, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Described").field("classifier", &self.classifier).finish_non_exhaustive()
+    }
 }
 
 impl<E: ?Sized, F> Classify<E> for F

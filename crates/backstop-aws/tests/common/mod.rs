@@ -124,6 +124,29 @@ pub fn upload_id_of(r: &Recorded) -> Option<String> {
     query.split('&').find_map(|q| q.strip_prefix("uploadId=")).map(str::to_owned)
 }
 
+/// Of s3s-fs's upload files (`pending`), what S3 would still hold and bill
+/// after the `requests` the server saw: every file, except a part of an
+/// upload that was aborted a second time.
+///
+/// A dropped upload is aborted at once and, if parts were on the wire, again
+/// once they have been answered. S3 keeps a part that overtakes the first
+/// abort under the upload, and the second abort frees it; s3s-fs stores it
+/// under an upload it no longer knows, where no abort reaches it. So such a
+/// part file stays here, and the second abort (which the server saw) is
+/// what frees it on S3.
+pub fn billed_leftovers(pending: &[String], requests: &[Recorded]) -> Vec<String> {
+    let aborted_twice =
+        |id: &str| requests.iter().filter(|r| is_abort(r) && upload_id_of(r).as_deref() == Some(id)).count() >= 2;
+    pending
+        .iter()
+        .filter(|file| {
+            let orphan_part = file.strip_prefix(".upload_id-").and_then(|rest| rest.split_once(".part-"));
+            !orphan_part.is_some_and(|(id, _)| aborted_twice(id))
+        })
+        .cloned()
+        .collect()
+}
+
 /// Distinct, non-repeating bytes, so a part in the wrong place would show.
 pub fn data(len: usize) -> Vec<u8> {
     let mut rng = fastrand::Rng::with_seed(len as u64);

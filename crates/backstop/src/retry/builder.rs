@@ -9,7 +9,7 @@ use super::event::RetryEvent;
 use super::report::{Value, WithAttempts};
 use super::settings::{Bare, Name, RunSettings, Settings};
 use crate::policy::RetryPolicy;
-use crate::verdict::{AlwaysRetry, RetryIf, Verdict};
+use crate::verdict::{AlwaysRetry, Describe, Described, RetryIf, Verdict};
 
 impl RetryPolicy {
     /// Prepares a run of `op` under this policy. Nothing runs until
@@ -101,6 +101,43 @@ impl<'a, Op, E, K, C, H, R, S: Settings<'a>> Retry<'a, Op, E, K, C, H, R, S> {
             settings: self.settings,
             op: self.op,
             classifier,
+            hook: self.hook,
+            timeout: self.timeout,
+            kind: PhantomData,
+        }
+    }
+
+    /// Sets how the run's log lines (and its metrics' nothing: they carry no
+    /// error) print an attempt's error, in place of its `{:#}` form: for an
+    /// error type whose `Display` says little (the AWS SDK's `SdkError`
+    /// prints `service error`; `backstop_aws` describes it as
+    /// `SlowDown: Please reduce your request rate.`). Call it after
+    /// [`when`](Self::when) or [`retry_if`](Self::retry_if), which set a new
+    /// classifier without it. The errors the run returns are unchanged.
+    ///
+    /// ```
+    /// use std::fmt;
+    /// use backstop::RetryPolicy;
+    ///
+    /// struct Opaque { code: &'static str }
+    /// impl fmt::Display for Opaque {
+    ///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("error") }
+    /// }
+    ///
+    /// let policy = RetryPolicy::builder().max_attempts(2).backoff(backstop::Backoff::constant(std::time::Duration::ZERO)).build()?;
+    /// let err = policy
+    ///     .retry(|| Err::<(), _>(Opaque { code: "SlowDown" }))
+    ///     .describe_error(|e, f| write!(f, "{}", e.code)) // "Retrying operation in 0.0 seconds (attempt 1/2): SlowDown"
+    ///     .call()
+    ///     .unwrap_err();
+    /// assert_eq!(err.last_error().map(|e| e.code), Some("SlowDown"));
+    /// # Ok::<(), backstop::ConfigError>(())
+    /// ```
+    pub fn describe_error(self, describe: Describe<E>) -> Retry<'a, Op, E, K, Described<C, E>, H, R, S> {
+        Retry {
+            settings: self.settings,
+            op: self.op,
+            classifier: Described::new(self.classifier, describe),
             hook: self.hook,
             timeout: self.timeout,
             kind: PhantomData,

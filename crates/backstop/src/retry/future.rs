@@ -208,6 +208,7 @@ where
                     Cutoff::AttemptTimeout(after) => match this.timeout.as_ref().map(|t| t.error(after)) {
                         Some(error) => {
                             let verdict = timeout_verdict(this.classifier.classify(&error));
+                            state.describe = this.classifier.describer();
                             state.failed_with(error, verdict, this.hook)
                         }
                         None => state.deadline_passed(),

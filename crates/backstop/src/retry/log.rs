@@ -11,6 +11,7 @@ use super::event::RetryEvent;
 use crate::breaker::CircuitOpen;
 #[cfg(feature = "tracing")]
 use crate::duration::Seconds;
+use crate::verdict::Describe;
 
 /// Why a run gave up, for the `reason` label.
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +68,7 @@ pub(crate) fn attempt_failed(name: &Name) {
     let _ = name;
 }
 
-pub(crate) fn retrying<E: Display>(name: &Name, event: &RetryEvent<'_, E>) {
+pub(crate) fn retrying<E: Display>(name: &Name, event: &RetryEvent<'_, E>, describe: Option<Describe<E>>) {
     #[cfg(feature = "metrics")]
     metrics::counter!("backstop_retries_total", "name" => name.clone()).increment(1);
     #[cfg(feature = "tracing")]
@@ -78,14 +79,14 @@ pub(crate) fn retrying<E: Display>(name: &Name, event: &RetryEvent<'_, E>) {
         delay_ms = event.delay.as_millis() as u64,
         elapsed_ms = event.elapsed.as_millis() as u64,
         server_hint = event.server_hint,
-        error = %Alternate(event.error),
-        "Retrying {name} in {} seconds (attempt {}/{}): {:#}",
+        error = %Shown(event.error, describe),
+        "Retrying {name} in {} seconds (attempt {}/{}): {}",
         Seconds(event.delay),
         event.attempt,
         event.max_attempts,
-        event.error,
+        Shown(event.error, describe),
     );
-    let _ = (name, event);
+    let _ = (name, event, describe);
 }
 
 /// The run gave up: `max_attempts` is the policy's, `elapsed` the run's
@@ -96,6 +97,7 @@ pub(crate) fn gave_up<E: Display>(
     error: &RetryError<E>,
     max_attempts: u32,
     elapsed: Option<Duration>,
+    describe: Option<Describe<E>>,
 ) {
     #[cfg(feature = "metrics")]
     metrics::counter!("backstop_exhausted_total", "name" => name.clone(), "reason" => why.label()).increment(1);
@@ -113,28 +115,34 @@ pub(crate) fn gave_up<E: Display>(
             None => {
                 tracing::warn!(name = %name, attempt, max_attempts, elapsed_ms, reason = why.label(), "{error:#}");
             }
+            // The run's own line (`{}`), then the last error as described.
             Some(last) => tracing::warn!(
                 name = %name,
                 attempt,
                 max_attempts,
                 elapsed_ms,
                 reason = why.label(),
-                error = %Alternate(last),
-                "{error:#}"
+                error = %Shown(last, describe),
+                "{error}: {}",
+                Shown(last, describe)
             ),
         }
     }
-    let _ = (name, why, error, max_attempts, elapsed);
+    let _ = (name, why, error, max_attempts, elapsed, describe);
 }
 
-/// A value printed in its `{:#}` form (an error's whole chain), for a field.
+/// An error as the log lines print it: by the classifier's describer, else
+/// in its `{:#}` form (the whole chain).
 #[cfg(feature = "tracing")]
-struct Alternate<'a, E>(&'a E);
+struct Shown<'a, E>(&'a E, Option<Describe<E>>);
 
 #[cfg(feature = "tracing")]
-impl<E: Display> Display for Alternate<'_, E> {
+impl<E: Display> Display for Shown<'_, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.0)
+        match self.1 {
+            Some(describe) => describe(self.0, f),
+            None => write!(f, "{:#}", self.0),
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use crate::clock::{Clock, SleepFuture, SystemClock};
 use crate::pacer::{Pacer, Slot};
 use crate::policy::RetryPolicy;
 use crate::throttle::AdaptiveThrottle;
-use crate::verdict::{Classify, Verdict};
+use crate::verdict::{Classify, Describe, Verdict};
 
 /// The longest a run sleeps for its pacer slot before asking again.
 const PACE_RECHECK: Duration = Duration::from_millis(100);
@@ -67,6 +67,9 @@ pub(crate) struct RunState<'a, E> {
     /// The error of the last attempt, kept across its sleep in case the next
     /// attempt never runs (an open circuit, a deadline).
     last: Option<E>,
+    /// How the log lines print an error, if the classifier says (see
+    /// [`Classify::describer`]); set at each failure.
+    pub(crate) describe: Option<Describe<E>>,
 }
 
 impl<'a, E: Display> RunState<'a, E> {
@@ -90,6 +93,7 @@ impl<'a, E: Display> RunState<'a, E> {
             pending: None,
             spent: None,
             last: None,
+            describe: None,
         }
     }
 
@@ -207,6 +211,7 @@ impl<'a, E: Display> RunState<'a, E> {
         H: OnRetry<E> + ?Sized,
     {
         let verdict = classifier.classify(&error);
+        self.describe = classifier.describer();
         self.failed_with(error, verdict, hook)
     }
 
@@ -296,7 +301,7 @@ impl<'a, E: Display> RunState<'a, E> {
             server_hint,
         };
         hook.on_retry(&event);
-        emit::retrying(&self.name, &event);
+        emit::retrying(&self.name, &event, self.describe);
         self.last = Some(error);
         Step::Sleep(delay)
     }
@@ -374,7 +379,7 @@ impl<'a, E: Display> RunState<'a, E> {
         // allocation, on the give-up path only.
         let err = make(self.name.clone());
         let elapsed = self.start.map(|start| self.clock.now().saturating_duration_since(start));
-        emit::gave_up(&self.name, why, &err, self.policy.max_attempts, elapsed);
+        emit::gave_up(&self.name, why, &err, self.policy.max_attempts, elapsed, self.describe);
         Step::Stop(err)
     }
 }

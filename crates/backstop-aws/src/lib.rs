@@ -78,7 +78,7 @@
 //!
 //! ```no_run
 //! # async fn demo(client: aws_sdk_s3::Client) -> Result<(), Box<dyn std::error::Error>> {
-//! use backstop::{presets, CircuitBreaker};
+//! use backstop_aws::{presets, CircuitBreaker};
 //!
 //! let s3_circuit = CircuitBreaker::new("s3", Default::default());
 //! let uploaded = backstop_aws::upload(&client, "bike-data", "processed/run-42.parquet", vec![0u8; 1024])
@@ -107,8 +107,9 @@
 //! # let _ = out; }
 //! ```
 //!
-//! or build the client with `RetryConfig::disabled()` once and let backstop
-//! do all the retrying.
+//! or build the client once with [`client`] (the SDK's retries off for every
+//! call) and let backstop do all the retrying: the client to give
+//! [`s3_retry`] functions, whose SDK calls are yours.
 //!
 //! aws-sdk-s3 is used without default features here: the TLS client comes
 //! from your own `aws-sdk-s3` (or `aws-config`) dependency's defaults.
@@ -142,12 +143,23 @@ mod temp_file;
 mod transfer;
 mod upload;
 
+/// README.md's examples, compiled (and run where they can be) as this
+/// crate's doc tests: its dependencies cover them all.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExamples;
+
+/// The integration examples of `backstop::docs::attribute`, compiled here:
+/// the core crate's doc tests cannot name this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../backstop/docs/cookbook/attribute_integrations.md")]
+pub struct AttributeCookbookExamples;
+
 use std::future::Future;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use backstop::Verdict;
+use aws_sdk_s3::error::SdkError;
 use backstop::retry::{Async, Retry};
 use backstop::verdict::Described;
 
@@ -167,10 +179,28 @@ pub use transfer::{
 };
 pub use upload::{Upload, UploadData, UploadFile, upload, upload_file};
 
+/// The SDK's trait that gives an error's [`code`](ProvideErrorMetadata::code)
+/// and [`message`](ProvideErrorMetadata::message), re-exported so that
+/// `e.code()` works in a classifier with this crate alone in scope:
+///
+/// ```
+/// use aws_sdk_s3::error::SdkError;
+/// use aws_sdk_s3::operation::put_object::PutObjectError;
+/// use backstop_aws::{ProvideErrorMetadata, Verdict};
+///
+/// fn classify(e: &SdkError<PutObjectError>) -> Verdict {
+///     match e.code() {
+///         Some("PreconditionFailed") => Verdict::Fail, // someone else wrote it first
+///         _ => backstop_aws::classify(e),
+///     }
+/// }
+/// # let _ = classify;
+/// ```
+pub use aws_sdk_s3::error::ProvideErrorMetadata;
 /// The core crate, so that this one dependency is enough: `backstop_aws::backstop::Jitter`.
 pub use backstop;
 /// The core names this crate's docs use, re-exported from [`backstop`].
-pub use backstop::{CircuitBreaker, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, presets};
+pub use backstop::{CircuitBreaker, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, Verdict, presets};
 
 /// A config override that switches the SDK's own retries off for one
 /// operation: `.customize().config_override(no_sdk_retries())`.
@@ -225,7 +255,7 @@ where
 ///
 /// ```no_run
 /// # async fn demo(client: aws_sdk_s3::Client) -> Result<(), Box<dyn std::error::Error>> {
-/// use backstop::presets;
+/// use backstop_aws::presets;
 ///
 /// let policy = presets::S3_DOWNLOAD;
 /// let listing = backstop_aws::retry!(&policy, client.list_objects_v2().bucket("bike-data").prefix("raw/"))

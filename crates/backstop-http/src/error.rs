@@ -220,7 +220,7 @@ impl Error for HttpError {
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = reqwest::Client::new();
 /// let url = "http://api.weather.test/forecast";
-/// let forecast = backstop::presets::API_CALL
+/// let forecast = backstop_http::presets::API_CALL
 ///     .retry(|| fetch_forecast(&client, url))
 ///     .when(classify) // 429 and 503 honour Retry-After; 404 fails at once
 ///     .await?;

@@ -16,7 +16,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use backstop::{presets, CircuitBreaker, RetryBudget};
+//! use backstop_http::{presets, CircuitBreaker, RetryBudget};
 //! use backstop_http::{Options, RetryMiddleware};
 //!
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
@@ -41,7 +41,7 @@
 /// The core crate, so that this one dependency is enough: `backstop_http::backstop::CircuitBreaker`.
 pub use backstop;
 /// The core names this crate's docs use, re-exported from [`backstop`].
-pub use backstop::{CircuitBreaker, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, presets};
+pub use backstop::{CircuitBreaker, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, Verdict, presets};
 
 mod attempts;
 mod error;

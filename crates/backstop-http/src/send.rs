@@ -37,7 +37,7 @@ use crate::replay::Replay;
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use backstop::presets;
+/// use backstop_http::presets;
 ///
 /// let client = reqwest::Client::new();
 /// let url = "http://api.weather.test/forecast?city=Utrecht";
@@ -89,7 +89,7 @@ where
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = reqwest::Client::new();
-/// let policy = backstop::presets::API_CALL;
+/// let policy = backstop_http::presets::API_CALL;
 /// let forecast = backstop_http::fetch(&policy, || client.get("http://api.weather.test/forecast")).await?;
 /// println!("{}: {}", forecast.status, String::from_utf8_lossy(&forecast.body));
 /// # Ok(()) }

@@ -4,11 +4,13 @@
 //! `backstop` (feature `macros`, on by default), `backstop_aws` (`s3_retry`)
 //! or `backstop_http` (`api_retry`), not from this crate.
 //!
-//! ```ignore
+//! ```no_run
+//! use backstop_http::HttpError;
+//!
 //! #[backstop::retry(max_attempts = 3, base = "500ms", max = "10s", jitter = "additive:500ms")]
-//! async fn fetch_weather_data(client: &reqwest::Client, url: &str) -> Result<Forecast, HttpError> {
+//! async fn fetch_weather_data(client: &reqwest::Client, url: &str) -> Result<String, HttpError> {
 //!     let response = backstop_http::check(client.get(url).send().await?)?;
-//!     Ok(response.json().await?)
+//!     Ok(response.text().await?)
 //! }
 //! ```
 //!
@@ -27,19 +29,49 @@ use expand::Entry;
 /// Retries a function: the body runs once per attempt, with backoff between
 /// attempts, and the caller sees the function's own signature.
 ///
-/// ```ignore
-/// #[backstop::retry]                                   // 5 attempts, 1 s doubling to 30 s, +U[0, 1 s]
-/// fn load(path: &Path) -> io::Result<Vec<u8>> { std::fs::read(path) }
+/// ```no_run
+/// use std::io;
+/// use std::path::Path;
+/// use std::sync::LazyLock;
 ///
-/// #[backstop::retry(preset = s3_upload, when = classify)]
-/// fn upload_to_s3(client: &Client, key: &str, data: &[u8]) -> Result<String, S3Error> { .. }
+/// use backstop::{CircuitBreaker, RetryBudget, RetryPolicy, Verdict};
+/// use backstop_http::HttpError;
+///
+/// #[backstop::retry]                                   // 5 attempts, 1 s doubling to 30 s, +U[0, 1 s]
+/// fn load(path: &Path) -> io::Result<Vec<u8>> {
+///     std::fs::read(path)
+/// }
+///
+/// fn classify(e: &io::Error) -> Verdict {
+///     match e.kind() {
+///         io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => Verdict::Fail,
+///         _ => Verdict::Retry,
+///     }
+/// }
+///
+/// #[backstop::retry(preset = s3_download, when = classify)]
+/// fn read_mounted(path: &Path) -> io::Result<String> {
+///     std::fs::read_to_string(path)
+/// }
+///
+/// static WEATHER: LazyLock<CircuitBreaker> = LazyLock::new(|| CircuitBreaker::builder("weather").build());
+/// static BUDGET: LazyLock<RetryBudget> = LazyLock::new(RetryBudget::default);
 ///
 /// #[backstop::retry(max_attempts = 3, base = "500ms", max = "10s", jitter = "additive:500ms",
-///                   deadline = "30s", breaker = S3_CIRCUIT, budget = BUDGET, name = "fetch")]
-/// async fn fetch_weather_data(client: &Client, url: &str) -> Result<Forecast, ApiError> { .. }
+///                   deadline = "30s", breaker = WEATHER, budget = BUDGET, name = "fetch",
+///                   when = backstop_http::classify)]
+/// async fn fetch_weather_data(client: &reqwest::Client, url: &str) -> Result<String, HttpError> {
+///     Ok(backstop_http::check(client.get(url).send().await?)?.text().await?)
+/// }
+///
+/// fn my_policy() -> RetryPolicy {
+///     RetryPolicy::builder().max_attempts(2).build().expect("a valid policy")
+/// }
 ///
 /// #[backstop::retry(policy = my_policy())]             // any expression giving a RetryPolicy
-/// fn f() -> Result<(), E> { .. }
+/// fn ping() -> io::Result<()> {
+///     Ok(())
+/// }
 /// ```
 ///
 /// # Arguments
@@ -107,9 +139,26 @@ pub fn retry(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// returned at once), for functions that return the SDK's `SdkError` or
 /// `backstop_aws::S3Error`. Every argument of [`retry`] works.
 ///
-/// ```ignore
+/// Give such a function a client with the SDK's own retries off,
+/// `backstop_aws::client(&config)`: a default client retries each request 3
+/// times itself, under each of backstop's attempts.
+///
+/// ```no_run
+/// use aws_sdk_s3::Client;
+/// use aws_sdk_s3::error::SdkError;
+/// use aws_sdk_s3::operation::put_object::PutObjectError;
+///
 /// #[backstop_aws::s3_retry]
-/// async fn upload_to_s3(client: &Client, bucket: &str, key: &str, body: &[u8]) -> Result<(), S3Error> { .. }
+/// async fn upload_to_s3(client: &Client, bucket: &str, key: &str, body: &[u8]) -> Result<(), SdkError<PutObjectError>> {
+///     client.put_object().bucket(bucket).key(key).body(body.to_vec().into()).send().await?;
+///     Ok(())
+/// }
+///
+/// // `config`: aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+/// async fn upload_run(config: &aws_types::SdkConfig, rows: &[u8]) -> Result<(), SdkError<PutObjectError>> {
+///     let client = backstop_aws::client(config);
+///     upload_to_s3(&client, "bike-data", "processed/run-42.csv", rows).await
+/// }
 /// ```
 #[proc_macro_attribute]
 pub fn s3_retry(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -141,7 +190,9 @@ pub fn s3_retry(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// an `Idempotency-Key`. A request built elsewhere is not seen: the rule is
 /// yours to keep there.
 ///
-/// ```ignore
+/// ```no_run
+/// use backstop_http::HttpError;
+///
 /// #[backstop_http::api_retry]
 /// async fn fetch_weather_data(client: &reqwest::Client, url: &str) -> Result<String, HttpError> {
 ///     let response = backstop_http::check(client.get(url).send().await?)?;

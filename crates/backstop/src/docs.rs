@@ -11,6 +11,9 @@
 //! - [`observability`]: every log line, counter and gauge, and when it is emitted
 
 #[doc = include_str!("../docs/cookbook/attribute.md")]
+// Its examples need backstop-aws and backstop-http, which depend on this
+// crate: they compile with backstop-aws's doc tests instead.
+#[cfg_attr(not(doctest), doc = include_str!("../docs/cookbook/attribute_integrations.md"))]
 pub mod attribute {}
 
 #[doc = include_str!("../docs/cookbook/s3_upload.md")]

@@ -95,12 +95,37 @@ impl AbortGuard {
             return create_once(client, target.bucket, target.key).await;
         };
         let (client, bucket, key) = (client.clone(), target.bucket.to_owned(), target.key.to_owned());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        // Counted as pending until the guard, if dropped here, has spawned its abort.
-        let pending = Pending::start();
+        let (mut tx, rx) = tokio::sync::oneshot::channel();
         runtime.spawn(async move {
+            let create = create_once(&client, &bucket, &key);
+            tokio::pin!(create);
+            // Once the caller has gone, the upload this creates is one to
+            // abort: counted as pending (for `finish_aborts`) until the
+            // guard, dropped with the message below, has spawned its abort,
+            // and waited for no longer than an abort.
+            let mut pending = None;
+            let created = tokio::select! {
+                created = &mut create => created,
+                () = tx.closed() => {
+                    pending = Some(Pending::start());
+                    match tokio::time::timeout(ABORT_TIMEOUT, create).await {
+                        Ok(created) => created,
+                        Err(_) => {
+                            tracing::warn!(
+                                bucket = %bucket,
+                                key = %key,
+                                "the multipart upload s3://{bucket}/{key} was dropped while CreateMultipartUpload \
+                                 was on the wire, and it got no answer in {} seconds: an upload S3 created is \
+                                 left pending (S3's lifecycle rule AbortIncompleteMultipartUpload removes it)",
+                                Seconds(ABORT_TIMEOUT)
+                            );
+                            return;
+                        }
+                    }
+                }
+            };
             // Dropped with the message if nobody receives it: then it aborts.
-            let _ = tx.send(create_once(&client, &bucket, &key).await);
+            let _ = tx.send(created);
             drop(pending);
         });
         rx.await.unwrap_or_else(|_| {
@@ -201,8 +226,10 @@ impl Drop for AbortGuard {
             // Retried like the abort of a failed upload (a 503 or a reset must
             // not leave the parts billed), all within ABORT_TIMEOUT.
             // `Err((aborted_once, error))` when a round failed for good.
+            let mut aborted_once = false;
             let outcome = tokio::time::timeout(ABORT_TIMEOUT, async {
                 abort_retried(&client, target).await.map_err(|e| (false, e))?;
+                aborted_once = true;
                 if parts_on_the_wire {
                     in_flight.settle(SETTLE_TIMEOUT).await;
                     abort_retried(&client, target).await.map_err(|e| (true, e))?;
@@ -210,7 +237,7 @@ impl Drop for AbortGuard {
                 Ok(())
             })
             .await
-            .unwrap_or_else(|_| Err((false, format!("no answer in {} seconds", Seconds(ABORT_TIMEOUT)))));
+            .unwrap_or_else(|_| Err((aborted_once, format!("no answer in {} seconds", Seconds(ABORT_TIMEOUT)))));
             match outcome {
                 Ok(()) => tracing::info!(
                     bucket = %bucket,

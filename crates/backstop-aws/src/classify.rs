@@ -79,9 +79,14 @@ pub trait S3Failure {
     fn verdict(&self) -> Verdict;
 
     /// How the run's log lines print this error: an SDK error by its code
-    /// and message ([`describe_sdk_error`](crate::describe_sdk_error)), an
-    /// [`S3Error`](crate::S3Error) by its `{:#}` form.
-    fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result;
+    /// and message ([`describe_sdk_error`](crate::describe_sdk_error)),
+    /// anything else by its `{:#}` form (the default).
+    fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result
+    where
+        Self: std::fmt::Display,
+    {
+        write!(f, "{self:#}")
+    }
 }
 
 impl<E: ProvideErrorMetadata + std::error::Error + 'static> S3Failure for SdkError<E, HttpResponse> {
@@ -89,7 +94,10 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static> S3Failure for SdkErr
         classify(self)
     }
 
-    fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result
+    where
+        Self: std::fmt::Display,
+    {
         crate::describe_sdk_error(self, f)
     }
 }
@@ -97,10 +105,6 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static> S3Failure for SdkErr
 impl S3Failure for crate::S3Error {
     fn verdict(&self) -> Verdict {
         crate::S3Error::verdict(self)
-    }
-
-    fn describe(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:#}")
     }
 }
 

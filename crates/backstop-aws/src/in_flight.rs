@@ -67,7 +67,9 @@ impl InFlight {
     /// Whether a request may still be on the wire (one sent and not yet
     /// waited for by [`settle`](Self::settle)).
     pub(crate) fn busy(&self) -> bool {
-        self.0.try_lock().map_or(true, |tasks| !tasks.is_empty())
+        let Ok(mut tasks) = self.0.try_lock() else { return true };
+        while tasks.try_join_next().is_some() {} // the ones that ended
+        !tasks.is_empty()
     }
 
     /// Waits until every request sent so far has ended, up to `within`;

@@ -241,6 +241,9 @@ pub type SdkRetry<'a, F, E> =
 /// [`classify`], its errors logged by code and message
 /// ([`describe_sdk_error`]). `op` should switch the SDK's retries off (see
 /// [`no_sdk_retries`]); the [`retry!`] macro writes that part for you.
+///
+/// A `.when(..)` of your own replaces the classifier and the describer:
+/// add `.describe_error(backstop_aws::describe_sdk_error)` after it.
 pub fn retry_sdk<'a, T, E, F, Fut>(policy: &'a RetryPolicy, op: F) -> SdkRetry<'a, F, E>
 where
     F: FnMut() -> Fut,

@@ -48,9 +48,11 @@ impl Drop for Pending {
 ///
 /// The first abort is sent as soon as the upload is dropped; when parts were
 /// on the wire, a second is sent once they have been answered (S3 may store
-/// a part that overtakes an abort), up to 5 seconds later. Everything is
-/// bounded by [`ABORT_TIMEOUT`](crate::ABORT_TIMEOUT) (10 s) per upload, so
-/// `within` of 10 seconds always suffices; a shorter one returns sooner with
+/// a part that overtakes an abort), up to 5 seconds later. The aborts of an
+/// upload take at most [`ABORT_TIMEOUT`](crate::ABORT_TIMEOUT) (10 s), so
+/// `within` of 10 seconds suffices, except for an upload dropped while its
+/// `CreateMultipartUpload` was still unanswered: its answer is waited for
+/// up to 10 s more (20 s in all). A shorter `within` returns sooner with
 /// what is left. It counts the clean-ups of the whole process, on any
 /// runtime; with nothing pending it returns 0 at once.
 ///

@@ -267,19 +267,24 @@ fn full_run(c: &mut Criterion) {
 }
 
 /// A run through a pacer, success path: idle (no throttling seen: one
-/// atomic load and one add) and pacing at a rate no call waits for (the
-/// slot queue's critical section). No peer has one to compare.
+/// atomic load and one add to the thread's counter, the clock read every
+/// 64th call at most) and pacing at a rate no call waits for (the slot
+/// queue's critical section), beside a run with a closed breaker. No peer
+/// has a pacer to compare.
 fn paced_run(c: &mut Criterion) {
     let policy = presets::DEFAULT;
     let idle = Pacer::builder("bench").build().expect("valid pacer");
     let pacing = Pacer::builder("bench").max_rate(1e9).initial_rate(1e9).burst(100_000).build().expect("valid pacer");
+    let breaker = CircuitBreaker::new("bench", BreakerConfig::default());
     let mut g = c.benchmark_group("paced_run");
     g.bench_function("direct", |b| b.iter(op));
     g.bench_function("backstop", |b| b.iter(|| policy.retry(op).call()));
+    g.bench_function("backstop_breaker_closed", |b| b.iter(|| policy.retry(op).breaker(&breaker).call()));
     g.bench_function("backstop_pacer_idle", |b| b.iter(|| policy.retry(op).pacer(&idle).call()));
     g.bench_function("backstop_pacer_pacing", |b| b.iter(|| policy.retry(op).pacer(&pacing).call()));
     g.finish();
     let mut a = Allocations::new("paced_run");
+    a.measure("backstop_breaker_closed", || sink(policy.retry(op).breaker(&breaker).call()));
     a.measure("backstop_pacer_idle", || sink(policy.retry(op).pacer(&idle).call()));
     a.measure("backstop_pacer_pacing", || sink(policy.retry(op).pacer(&pacing).call()));
     record_allocations(a);

@@ -263,18 +263,20 @@ pub trait HttpFailure {
     /// The verdict for this error: see [`classify`].
     fn verdict(&self) -> Verdict;
 
-    /// How the run's log lines print this error: [`HttpError`]'s `{:#}`
-    /// form (the status or the transport failure, each cause once).
-    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+    /// How the run's log lines print this error: by default its `{:#}`
+    /// form ([`HttpError`]'s: the status or the transport failure, each
+    /// cause once).
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result
+    where
+        Self: fmt::Display,
+    {
+        write!(f, "{self:#}")
+    }
 }
 
 impl HttpFailure for HttpError {
     fn verdict(&self) -> Verdict {
         classify(self)
-    }
-
-    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self:#}")
     }
 }
 

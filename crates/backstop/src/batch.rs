@@ -149,6 +149,10 @@ impl<E, P: Deref<Target: Classify<E>>> Classify<E> for Shared<P> {
     fn classify(&self, error: &E) -> Verdict {
         self.0.classify(error)
     }
+
+    fn describer(&self) -> Option<crate::verdict::Describe<E>> {
+        self.0.describer()
+    }
 }
 
 /// One item's async attempts: the batch's operation, called on a clone of the item.

@@ -80,6 +80,7 @@ use std::fmt;
 use std::sync::Arc as StdArc;
 use std::time::{Duration, Instant};
 
+mod idle;
 mod link;
 mod schedule;
 mod shared;
@@ -92,6 +93,7 @@ use crate::error::ConfigError;
 use crate::sliding::SlidingCounts;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, lock};
 use crate::verdict::Verdict;
+use idle::IdleSends;
 use schedule::{PENDING, Schedule};
 
 /// CUBIC's multiplicative decrease.
@@ -119,6 +121,9 @@ struct Inner {
     schedule: Mutex<Schedule>,
     /// Sends in the recent past, to measure the rate actually sent.
     sent: SlidingCounts<1>,
+    /// Sends while not pacing, counted without a clock read and moved into
+    /// `sent` now and then (see [`idle`]).
+    idle: IdleSends,
     burst: u32,
     min_rate: f64,
     max_rate: f64,
@@ -214,10 +219,44 @@ impl Pacer {
     /// Counts a call as sent: for the measured rate, and for the store.
     #[inline]
     fn count_sent(&self, now: u64) {
-        self.inner.sent.add(now, [1]);
-        if self.inner.link.get().is_some() {
-            self.inner.sends.fetch_add(1, Ordering::Relaxed);
+        self.add_sent(now, 1);
+    }
+
+    /// Counts `calls` as sent at `now`.
+    fn add_sent(&self, now: u64, calls: u64) {
+        if calls == 0 {
+            return;
         }
+        self.inner.sent.add(now, [u32::try_from(calls).unwrap_or(u32::MAX)]);
+        if self.inner.link.get().is_some() {
+            self.inner.sends.fetch_add(calls, Ordering::Relaxed);
+        }
+    }
+
+    /// `true` when the pacer is not pacing: the call may go now, and is
+    /// counted as sent (without a clock read, but now and then; see [`idle`]).
+    #[inline]
+    pub(crate) fn go_if_idle(&self) -> bool {
+        if self.inner.interval.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        if let Some((stripe, counted)) = self.inner.idle.count() {
+            self.sample_idle(stripe, counted);
+        }
+        true
+    }
+
+    /// An idle stripe's turn to read the clock: its sends go into the window.
+    #[cold]
+    #[inline(never)]
+    fn sample_idle(&self, stripe: usize, counted: u64) {
+        let now = self.now_nanos();
+        self.add_sent(now, self.inner.idle.sample(stripe, counted, now));
+    }
+
+    /// Moves the idle sends not yet counted into the window, before it is read.
+    fn flush_idle(&self, now: u64) {
+        self.add_sent(now, self.inner.idle.flush(now, nanos(MEASURE_WINDOW)));
     }
 
     /// Takes a place in the queue, or `None` when the pacer is not pacing
@@ -225,6 +264,9 @@ impl Pacer {
     /// up before its slot comes should [`release`](Self::release) it.
     #[inline]
     pub fn take_slot(&self) -> Option<Slot> {
+        if self.go_if_idle() {
+            return None;
+        }
         let now = self.now_nanos();
         let slot = self.take_locked(&mut lock(&self.inner.schedule), now);
         if slot.is_none() {
@@ -239,11 +281,10 @@ impl Pacer {
     #[inline]
     pub(crate) fn turn(&self, held: Option<Slot>) -> (Option<Slot>, Duration) {
         let inner = &*self.inner;
-        let now = self.now_nanos();
-        if held.is_none() && inner.interval.load(Ordering::Acquire) == 0 {
-            self.count_sent(now);
+        if held.is_none() && self.go_if_idle() {
             return (None, Duration::ZERO);
         }
+        let now = self.now_nanos();
         let mut s = lock(&inner.schedule);
         let slot = match held {
             Some(slot) => Some(slot.0),
@@ -437,6 +478,7 @@ impl Pacer {
     /// life so far, if shorter: a burst in the first 50 ms is not spread
     /// over two seconds).
     fn measured(&self, now: u64) -> f64 {
+        self.flush_idle(now);
         let [sent] = self.inner.sent.totals(now);
         let span = (now.saturating_sub(EPOCH) as f64 / 1e9).clamp(0.1, MEASURE_WINDOW.as_secs_f64());
         f64::from(sent) / span
@@ -623,6 +665,7 @@ impl PacerBuilder {
                 interval: AtomicU64::new(interval),
                 schedule: Mutex::new(Schedule::new(interval, anchor_at)),
                 sent: SlidingCounts::new(nanos(MEASURE_WINDOW), 8),
+                idle: IdleSends::new(),
                 burst: self.burst,
                 min_rate: self.min_rate,
                 max_rate: self.max_rate,

@@ -101,6 +101,7 @@ impl SharedPacer {
     /// Calls this process sent since the last call (for the fleet's
     /// measured rate).
     pub fn take_sends(&self) -> u64 {
+        self.pacer.flush_idle(self.pacer.now_nanos());
         self.pacer.inner.sends.swap(0, Ordering::AcqRel)
     }
 

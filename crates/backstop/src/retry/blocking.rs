@@ -28,18 +28,23 @@ where
     /// [`with_attempts`](Self::with_attempts)), or a [`RetryError`] keeping
     /// the last error. The deadline is checked between attempts: a blocking
     /// attempt cannot be cut short.
-    #[inline]
+    // Always inlined: passed to a call in memory, the run's settings are
+    // written by the caller and read back here at once, and the read waits
+    // for the writes (a store-forwarding stall: 10 ns of a 15 ns run).
+    #[inline(always)]
     pub fn call(self) -> Result<R::Output, RetryError<E>> {
         let Retry { settings, mut op, classifier, hook, timeout, .. } = self;
         // Only async runs have a per-attempt timeout: nothing to drop here,
         // and no drop code on this path, which must stay small to inline.
         debug_assert!(timeout.is_none());
         std::mem::forget(timeout);
-        // The fast path, small enough to inline into the caller: a bare
-        // run's first attempt needs no run state at all.
-        let first_failure = if settings.is_bare() {
+        // The fast path, small enough to inline into the caller: the first
+        // attempt of a bare run (or of one whose only guard is an idle
+        // pacer) needs no run state at all.
+        let first_failure = if settings.go_first() {
             match op() {
                 Ok(value) => {
+                    settings.first_succeeded();
                     log::attempt_succeeded(settings.name());
                     return Ok(R::report(value, 1));
                 }

@@ -93,6 +93,10 @@ impl<'a, Op, E, K, C, H, R, S: Settings<'a>> Retry<'a, Op, E, K, C, H, R, S> {
     /// ([`Verdict::RetryAfter`]), or to fail at once ([`Verdict::Fail`]).
     /// Any `Fn(&E) -> Verdict`: a closure (its argument's type is inferred
     /// from the operation) or a function such as `backstop_aws::classify`.
+    ///
+    /// It replaces the classifier set before, and with it a describer set by
+    /// [`describe_error`](Self::describe_error) (as `backstop_aws::retry!`
+    /// sets one): call that after this.
     pub fn when<F>(self, classifier: F) -> Retry<'a, Op, E, K, F, H, R, S>
     where
         F: Fn(&E) -> Verdict,
@@ -145,7 +149,8 @@ impl<'a, Op, E, K, C, H, R, S: Settings<'a>> Retry<'a, Op, E, K, C, H, R, S> {
     }
 
     /// Sets a yes/no classifier: errors for which `transient` is `true` are
-    /// retried, the others fail at once.
+    /// retried, the others fail at once. Like [`when`](Self::when), it
+    /// replaces a describer set before.
     pub fn retry_if<P>(self, transient: P) -> Retry<'a, Op, E, K, RetryIf<P>, H, R, S>
     where
         P: Fn(&E) -> bool,
@@ -213,6 +218,7 @@ impl<'a, Op, E, K, C, H, R, S: Settings<'a>> Retry<'a, Op, E, K, C, H, R, S> {
     super::settings::run_setters!(Retry<'a, Op, E, K, C, H, R, RunSettings<'a>>);
 
     /// The run with its settings made full and changed by `change`.
+    #[inline]
     fn with_settings(self, change: impl FnOnce(&mut RunSettings<'a>)) -> Retry<'a, Op, E, K, C, H, R, RunSettings<'a>> {
         let mut settings = self.settings.into_full();
         change(&mut settings);

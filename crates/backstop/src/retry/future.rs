@@ -127,10 +127,11 @@ where
         if this.run.state.is_some() {
             return run(this, cx, None);
         }
-        // A bare run's first attempt needs no run state: it is started and
-        // polled here, a path small enough to inline into the caller.
+        // A bare run's first attempt (or one whose only guard is an idle
+        // pacer) needs no run state: it is started and polled here, a path
+        // small enough to inline into the caller.
         if this.attempt.is_none() {
-            if !(this.run.settings.is_bare() && this.timeout.is_none()) {
+            if !(this.timeout.is_none() && this.run.settings.go_first()) {
                 return run(this, cx, None);
             }
             this.attempt.set(Some(this.op.make()));
@@ -138,6 +139,7 @@ where
         let Some(fut) = this.attempt.as_mut().as_pin_mut() else { return run(this, cx, None) };
         match ready!(fut.poll(cx)) {
             Ok(value) => {
+                this.run.settings.first_succeeded();
                 log::attempt_succeeded(this.run.settings.name());
                 *this.done = true;
                 Poll::Ready(Ok(R::report(value, 1)))

@@ -52,6 +52,15 @@ pub trait Settings<'a>: Clone + sealed::Sealed {
     /// to ask or tell, no deadline to time.
     #[doc(hidden)]
     fn is_bare(&self) -> bool;
+    /// Whether the first attempt may go now, with no run state: the run is
+    /// bare, or its only guard is a pacer that is not pacing (which counts
+    /// the send). Asked once, just before the first attempt.
+    #[doc(hidden)]
+    fn go_first(&self) -> bool;
+    /// A first attempt that went by [`go_first`](Self::go_first) succeeded:
+    /// the pacer hears of it (it grows its rate if it began pacing meanwhile).
+    #[doc(hidden)]
+    fn first_succeeded(&self);
     /// The run's name.
     #[doc(hidden)]
     fn name(&self) -> &Name;
@@ -81,6 +90,12 @@ impl<'a> Settings<'a> for Bare<'a> {
         self.policy.max_elapsed.is_none()
     }
     #[inline]
+    fn go_first(&self) -> bool {
+        self.is_bare()
+    }
+    #[inline(always)]
+    fn first_succeeded(&self) {}
+    #[inline]
     fn name(&self) -> &Name {
         &self.name
     }
@@ -98,6 +113,22 @@ impl<'a> Settings<'a> for RunSettings<'a> {
     #[inline]
     fn is_bare(&self) -> bool {
         RunSettings::is_bare(self)
+    }
+    #[inline]
+    fn go_first(&self) -> bool {
+        // An idle pacer asks nothing of a first attempt but to count it: it
+        // goes as a bare run's does (no clock read, no run state).
+        self.breaker.is_none()
+            && self.budget.is_none()
+            && self.throttle.is_none()
+            && self.policy.max_elapsed.is_none()
+            && self.pacer.is_none_or(Pacer::go_if_idle)
+    }
+    #[inline]
+    fn first_succeeded(&self) {
+        if let Some(pacer) = self.pacer {
+            pacer.record_success();
+        }
     }
     #[inline]
     fn name(&self) -> &Name {
@@ -157,12 +188,14 @@ macro_rules! run_setters {
     ($out:ty) => {
         /// Runs on this clock (default: [`SystemClock`](crate::SystemClock)); pass a
         /// [`ManualClock`](crate::ManualClock) to test in virtual time.
+        #[inline]
         pub fn clock(self, clock: &'a dyn $crate::clock::Clock) -> $out {
             self.with_settings(|s| s.clock = Some(clock))
         }
 
         /// Takes every guard `guards` holds, and its clock if it has one (a guard
         /// set already and not in `guards` is kept).
+        #[inline]
         pub fn guards(self, guards: &'a $crate::guards::Guards) -> $out {
             self.with_settings(|s| s.set_guards(guards))
         }
@@ -175,6 +208,7 @@ macro_rules! run_setters {
         /// by its verdict (see [`Permit::record`](crate::breaker::Permit::record)):
         /// `Retry` and `Timeout` are failures; permanent errors and throttling
         /// count as the breaker's config says (by default they do not open it).
+        #[inline]
         pub fn breaker(self, breaker: &'a $crate::breaker::CircuitBreaker) -> $out {
             self.with_settings(|s| s.breaker = Some(breaker))
         }
@@ -182,6 +216,7 @@ macro_rules! run_setters {
         /// Draws every retry from `budget` before sleeping: when it is spent the
         /// run ends at once with [`RetryError::BudgetExhausted`](crate::RetryError::BudgetExhausted).
         /// The first attempt counts as a request, and a success gives tokens back.
+        #[inline]
         pub fn budget(self, budget: &'a $crate::budget::RetryBudget) -> $out {
             self.with_settings(|s| s.budget = Some(budget))
         }
@@ -189,6 +224,7 @@ macro_rules! run_setters {
         /// Asks `throttle` before every attempt (it may reject locally, ending the
         /// run with [`RetryError::Throttled`](crate::RetryError::Throttled)) and
         /// tells it every outcome.
+        #[inline]
         pub fn throttle(self, throttle: &'a $crate::throttle::AdaptiveThrottle) -> $out {
             self.with_settings(|s| s.throttle = Some(throttle))
         }
@@ -198,6 +234,7 @@ macro_rules! run_setters {
         /// [`RetryError::DeadlineExceeded`](crate::RetryError::DeadlineExceeded))
         /// and tells it every outcome, so it learns the rate the downstream
         /// accepts. See [`Pacer`](crate::Pacer).
+        #[inline]
         pub fn pacer(self, pacer: &'a $crate::pacer::Pacer) -> $out {
             self.with_settings(|s| s.pacer = Some(pacer))
         }

@@ -15,7 +15,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use backstop_aws::backstop::{CircuitBreaker, ManualClock};
 use backstop_aws::{S3Error, s3_retry};
 use backstop_testkit::Reply;
-use common::{BUCKET, S3};
+use common::{BUCKET, S3, logs};
 
 static CLOCK: LazyLock<ManualClock> = LazyLock::new(ManualClock::new);
 
@@ -118,9 +118,9 @@ async fn with_the_documented_client_each_attempt_is_one_put_and_the_log_says_slo
     assert!(s3.client.config().retry_config().is_none());
     let client = backstop_aws::client(s3.client.config().to_builder());
     s3.faults().fail_matching(usize::MAX, |r| common::is_put(r, "throttled.bin"), Reply::s3_error(503, "SlowDown"));
-    logged_lines("upload_throttled");
+    logs::capture();
     let err = upload_throttled(&client, "throttled.bin", b"rows").await.unwrap_err();
-    let lines = logged_lines("upload_throttled");
+    let lines = logs::every_line_with("upload_throttled");
     assert_eq!(aws_sdk_s3::error::ProvideErrorMetadata::code(&err), Some("SlowDown"));
     assert_eq!(s3.requests_where(|r| common::is_put(r, "throttled.bin")), 5, "5 attempts, one PUT each");
     let retrying: Vec<_> = lines.iter().filter(|l| l.contains("Retrying upload_throttled")).collect();
@@ -131,29 +131,4 @@ async fn with_the_documented_client_each_attempt_is_one_put_and_the_log_says_slo
     assert!(gave_up.contains("upload_throttled failed after 5 attempts"), "{gave_up}");
     assert!(gave_up.contains(": SlowDown: injected SlowDown"), "{gave_up}");
     assert!(!lines.iter().any(|l| l.contains("service error")), "{lines:#?}");
-}
-
-/// The lines this test binary logged that mention `needle`. One global
-/// subscriber, set by the first call: a thread's own (`set_default`) misses
-/// lines when the other tests, running beside it, hit a log call first.
-fn logged_lines(needle: &str) -> Vec<String> {
-    use std::sync::{Mutex, Once};
-    static LINES: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-    struct Capture;
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            LINES.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    static START: Once = Once::new();
-    START.call_once(|| {
-        let subscriber = tracing_subscriber::fmt().with_writer(|| Capture).with_ansi(false).finish();
-        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
-    });
-    let text = String::from_utf8_lossy(&LINES.lock().unwrap()).into_owned();
-    text.lines().filter(|l| l.contains(needle)).map(str::to_owned).collect()
 }

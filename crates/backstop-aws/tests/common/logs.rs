@@ -20,22 +20,26 @@ impl Write for Capture {
     }
 }
 
-/// Starts capturing (once per test binary): `WARN` and above.
+/// Starts capturing (once per test binary): `INFO` and above.
 pub fn capture() {
     static START: Once = Once::new();
     START.call_once(|| {
-        let subscriber =
-            tracing_subscriber::fmt().with_writer(|| Capture).with_max_level(tracing::Level::WARN).finish();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(|| Capture)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
         tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
     });
 }
 
-/// The captured lines of backstop-aws (not of the core's runs) that mention `needle`.
+/// The captured warnings of backstop-aws (not of the core's runs) that mention `needle`.
 pub fn lines_with(needle: &str) -> Vec<String> {
+    every_line_with(needle).into_iter().filter(|l| l.contains("WARN") && l.contains(" backstop_aws::")).collect()
+}
+
+/// Every captured line (any crate, `INFO` and above) that mentions `needle`.
+pub fn every_line_with(needle: &str) -> Vec<String> {
     let all = LINES.lock().unwrap_or_else(PoisonError::into_inner);
-    String::from_utf8_lossy(&all)
-        .lines()
-        .filter(|l| l.contains(" backstop_aws::") && l.contains(needle))
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8_lossy(&all).lines().filter(|l| l.contains(needle)).map(str::to_owned).collect()
 }

@@ -11,8 +11,9 @@
 # 3. one run of each benchmark (a smoke test, not a measurement);
 # 4. the loom models of the breaker, the budget and a shared guard.
 #
-# Prints how long each step took, and the total. A cold run (nothing built)
-# took about 19 minutes on 2 cores; a warm one a few.
+# Prints how long each step took, and the total. A run from a fresh clone
+# (nothing built, the crates already downloaded) took 8 min 2 s on 2 cores:
+# workspace tests 354 s, all features 38 s, benchmarks 34 s, loom 56 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

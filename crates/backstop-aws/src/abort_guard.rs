@@ -96,18 +96,19 @@ impl AbortGuard {
         };
         let (client, bucket, key) = (client.clone(), target.bucket.to_owned(), target.key.to_owned());
         let (mut tx, rx) = tokio::sync::oneshot::channel();
+        // Counted as pending (for `finish_aborts`) from now, so that a caller
+        // that drops the upload and calls `finish_aborts` at once finds it,
+        // until the guard, if dropped with the message below, has spawned
+        // its abort.
+        let pending = Pending::start();
         runtime.spawn(async move {
             let create = create_once(&client, &bucket, &key);
             tokio::pin!(create);
-            // Once the caller has gone, the upload this creates is one to
-            // abort: counted as pending (for `finish_aborts`) until the
-            // guard, dropped with the message below, has spawned its abort,
-            // and waited for no longer than an abort.
-            let mut pending = None;
+            // Once the caller has gone, its answer is waited for no longer
+            // than an abort would be.
             let created = tokio::select! {
                 created = &mut create => created,
                 () = tx.closed() => {
-                    pending = Some(Pending::start());
                     match tokio::time::timeout(ABORT_TIMEOUT, create).await {
                         Ok(created) => created,
                         Err(_) => {

@@ -24,7 +24,11 @@ use tokio::task::JoinSet;
 
 /// The tasks sending an upload's part and complete requests; cheap to clone (shared).
 #[derive(Clone, Default)]
-pub(crate) struct InFlight(Arc<Mutex<JoinSet<()>>>);
+pub(crate) struct InFlight(Arc<Mutex<JoinSet<CutShort>>>);
+
+/// Whether a request's task dropped it before it was answered (its attempt
+/// timed out): S3 may still store it.
+type CutShort = bool;
 
 /// How a request sent by [`InFlight::send_timed`] ended.
 pub(crate) enum Sent<T> {
@@ -59,17 +63,22 @@ impl InFlight {
                     .await
                 }
             };
+            let cut_short = matches!(sent, Sent::TimedOut(_));
             let _ = tx.send(sent);
+            cut_short
         });
         rx.await.unwrap_or(Sent::Cancelled)
     }
 
-    /// Whether a request may still be on the wire (one sent and not yet
-    /// waited for by [`settle`](Self::settle)).
+    /// Whether a request may still reach S3: one still running, or one its
+    /// attempt's timeout dropped before it was answered (it may be stored yet).
     pub(crate) fn busy(&self) -> bool {
         let Ok(mut tasks) = self.0.try_lock() else { return true };
-        while tasks.try_join_next().is_some() {} // the ones that ended
-        !tasks.is_empty()
+        let mut cut_short = false;
+        while let Some(ended) = tasks.try_join_next() {
+            cut_short |= ended.unwrap_or(true);
+        }
+        cut_short || !tasks.is_empty()
     }
 
     /// Waits until every request sent so far has ended, up to `within`;

@@ -57,6 +57,24 @@ async fn a_dropped_upload_is_aborted_at_once_and_again_after_its_parts_and_finis
     assert_eq!(aborts_of(&s3, &upload_id), 2, "at once, and after the part on the wire");
     assert!(s3.pending_uploads().is_empty(), "{:?}", s3.pending_uploads());
 
+    // Dropped while its CreateMultipartUpload is unanswered: pending at once
+    // (a program that exits next must wait for the answer, to abort what it
+    // created), done when the answer has come.
+    let is_create =
+        |r: &backstop_testkit::Recorded| r.method == http::Method::POST && r.path.contains("/created-late.bin?uploads");
+    s3.faults().fail_matching(1, is_create, Reply::stall(Duration::from_millis(300)));
+    let policy = fast(1);
+    let upload = backstop_aws::upload(&s3.client, BUCKET, "created-late.bin", data(2048))
+        .policy(&policy)
+        .multipart_threshold(1024)
+        .into_future();
+    tokio::select! {
+        out = upload => panic!("the create should hang: {out:?}"),
+        _ = eventually(Duration::from_secs(10), || s3.requests_where(is_create) == 1) => {}
+    }
+    assert_eq!(backstop_aws::finish_aborts(Duration::ZERO).await, 1, "the create's answer is awaited");
+    assert_eq!(backstop_aws::finish_aborts(Duration::from_secs(10)).await, 0);
+
     // A part that hangs for a minute: the abort does not wait for it (the
     // settling is bounded at 5 s; the abort comes well before that), and
     // the second abort is still pending while the part is on the wire.

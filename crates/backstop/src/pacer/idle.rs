@@ -41,6 +41,8 @@ struct Stripe {
     counted: AtomicU64,
     moved: AtomicU64,
     read_at: AtomicU64,
+    /// When its remainder was last flushed.
+    flushed_at: AtomicU64,
     /// The stripe's stride less one (a mask): it reads the clock when its
     /// count is a multiple of the stride.
     mask: AtomicU64,
@@ -61,6 +63,7 @@ impl IdleSends {
                 counted: AtomicU64::new(0),
                 moved: AtomicU64::new(0),
                 read_at: AtomicU64::new(0),
+                flushed_at: AtomicU64::new(0),
                 mask: AtomicU64::new(0),
             }),
         }
@@ -109,24 +112,25 @@ impl IdleSends {
         Self::move_up_to(s, counted)
     }
 
-    /// Every stripe's sends not yet moved into the window: the count to add
-    /// at `now`, before the window (`window` ns long) is read. A stripe that
-    /// last read the clock longer ago than the window made its remaining
+    /// Every stripe's sends not yet moved into the window, at `now`, before
+    /// the window (`window` ns long) is read: `(sent, in_window)`. `sent`
+    /// counts them all (for a fleet's store, which takes every send);
+    /// `in_window` is what to add to the window. A stripe that last read the
+    /// clock or was flushed longer ago than the window made its remaining
     /// sends some time since then: only the share that falls in the window
-    /// (as if sent evenly) is added.
-    pub(super) fn flush(&self, now: u64, window: u64) -> u64 {
-        self.stripes
-            .iter()
-            .map(|s| {
-                let remaining = Self::move_up_to(s, s.counted.load(Ordering::Relaxed));
-                let since = now.saturating_sub(s.read_at.load(Ordering::Relaxed));
-                if since <= window {
-                    remaining
-                } else {
-                    (u128::from(remaining) * u128::from(window) / u128::from(since)) as u64
-                }
-            })
-            .sum()
+    /// (as if sent evenly) is in it.
+    pub(super) fn flush(&self, now: u64, window: u64) -> (u64, u64) {
+        self.stripes.iter().fold((0, 0), |(sent, in_window), s| {
+            let remaining = Self::move_up_to(s, s.counted.load(Ordering::Relaxed));
+            let last = s.read_at.load(Ordering::Relaxed).max(s.flushed_at.swap(now, Ordering::Relaxed));
+            let since = now.saturating_sub(last);
+            let share = if since <= window {
+                remaining
+            } else {
+                (u128::from(remaining) * u128::from(window) / u128::from(since)) as u64
+            };
+            (sent + remaining, in_window + share)
+        })
     }
 
     /// Marks `stripe`'s sends up to `counted` as moved; how many that adds
@@ -171,9 +175,9 @@ mod tests {
         }
         let stripe = stripe_of(this_thread());
         assert_eq!(idle.stripes[stripe].mask.load(Ordering::Relaxed), MAX_STRIDE - 1);
-        moved += idle.flush(1_000_000, WINDOW);
+        moved += idle.flush(1_000_000, WINDOW).0;
         assert_eq!(moved, 1000, "each send counted once");
-        assert_eq!(idle.flush(1_000_000, WINDOW), 0);
+        assert_eq!(idle.flush(1_000_000, WINDOW), (0, 0));
         // Then sends 10 ms apart: every send reads the clock again.
         let start = 1_000_000_000;
         for i in 0..200u64 {
@@ -182,7 +186,7 @@ mod tests {
             }
         }
         assert_eq!(idle.stripes[stripe].mask.load(Ordering::Relaxed), 0);
-        assert_eq!(moved + idle.flush(start + 2_000_000_000, WINDOW), 1200);
+        assert_eq!(moved + idle.flush(start + 2_000_000_000, WINDOW).0, 1200);
     }
 
     const WINDOW: u64 = 2_000_000_000;
@@ -200,7 +204,23 @@ mod tests {
         }
         let left = 1000 - moved;
         assert!(left > 0, "the burst leaves some unmoved");
-        assert_eq!(idle.flush(20 * WINDOW / 2, WINDOW), left / 10);
+        assert_eq!(idle.flush(20 * WINDOW / 2, WINDOW), (left, left / 10), "all sent; a tenth in the window");
+    }
+
+    #[test]
+    fn sends_since_a_recent_flush_count_whole_though_the_clock_was_read_long_ago() {
+        let idle = IdleSends::new();
+        for i in 0..1000u64 {
+            if let Some((stripe, n)) = idle.count() {
+                idle.sample(stripe, n, i * 1_000);
+            }
+        }
+        let _ = idle.flush(10 * WINDOW, WINDOW);
+        // Three sends after that flush, flushed half a second later: all in the window.
+        for _ in 0..3 {
+            assert!(idle.count().is_none(), "the stride is still 64");
+        }
+        assert_eq!(idle.flush(10 * WINDOW + WINDOW / 4, WINDOW), (3, 3));
     }
 
     #[test]
@@ -222,6 +242,6 @@ mod tests {
             })
             .collect();
         let moved: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-        assert_eq!(moved + idle.flush(1_000_000, WINDOW), 160_000);
+        assert_eq!(moved + idle.flush(1_000_000, WINDOW).0, 160_000);
     }
 }

@@ -224,11 +224,20 @@ impl Pacer {
 
     /// Counts `calls` as sent at `now`.
     fn add_sent(&self, now: u64, calls: u64) {
-        if calls == 0 {
-            return;
+        self.add_to_window(now, calls);
+        self.add_to_store(calls);
+    }
+
+    /// Adds `calls` to the window that measures the rate sent.
+    fn add_to_window(&self, now: u64, calls: u64) {
+        if calls > 0 {
+            self.inner.sent.add(now, [u32::try_from(calls).unwrap_or(u32::MAX)]);
         }
-        self.inner.sent.add(now, [u32::try_from(calls).unwrap_or(u32::MAX)]);
-        if self.inner.link.get().is_some() {
+    }
+
+    /// Adds `calls` to the sends the store takes (a shared pacer's).
+    fn add_to_store(&self, calls: u64) {
+        if calls > 0 && self.inner.link.get().is_some() {
             self.inner.sends.fetch_add(calls, Ordering::Relaxed);
         }
     }
@@ -256,7 +265,9 @@ impl Pacer {
 
     /// Moves the idle sends not yet counted into the window, before it is read.
     fn flush_idle(&self, now: u64) {
-        self.add_sent(now, self.inner.idle.flush(now, nanos(MEASURE_WINDOW)));
+        let (sent, in_window) = self.inner.idle.flush(now, nanos(MEASURE_WINDOW));
+        self.add_to_window(now, in_window);
+        self.add_to_store(sent);
     }
 
     /// Takes a place in the queue, or `None` when the pacer is not pacing

@@ -26,8 +26,7 @@ async fn upload_to_s3(
     key: &str,
     data: &[u8],
 ) -> Result<(), SdkError<aws_sdk_s3::operation::put_object::PutObjectError>> {
-    client.put_object().bucket(BUCKET).key(key).body(ByteStream::from(data.to_vec())).send().await?;
-    Ok(())
+    upload_once(client, key, data).await
 }
 
 static CLOCK_GET: LazyLock<ManualClock> = LazyLock::new(ManualClock::new);
@@ -98,9 +97,18 @@ async fn an_open_breaker_is_an_s3_error_that_keeps_the_stopped_run() {
 
 static CLOCK_THROTTLED: LazyLock<ManualClock> = LazyLock::new(ManualClock::new);
 
-/// The README's `upload_to_s3`, for a key S3 always throttles.
+/// `upload_to_s3` again, on a clock of its own (for a key S3 always throttles).
 #[s3_retry(clock = CLOCK_THROTTLED)]
 async fn upload_throttled(
+    client: &Client,
+    key: &str,
+    data: &[u8],
+) -> Result<(), SdkError<aws_sdk_s3::operation::put_object::PutObjectError>> {
+    upload_once(client, key, data).await
+}
+
+/// One `PutObject`: the body of both.
+async fn upload_once(
     client: &Client,
     key: &str,
     data: &[u8],

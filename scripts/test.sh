@@ -9,7 +9,8 @@
 #    the doc tests of backstop-aws), default features;
 # 2. the core with all its features;
 # 3. one run of each benchmark (a smoke test, not a measurement);
-# 4. the loom models of the breaker, the budget and a shared guard.
+# 4. the loom models of the breaker, the budget and a shared guard;
+# 5. the Python package: built with maturin into a virtualenv, its pytest suite.
 #
 # Prints how long each step took, and the total. A run from a fresh clone
 # (nothing built, the crates already downloaded) took 8 min 2 s on 2 cores:
@@ -33,5 +34,6 @@ step "core, all features" cargo test -p backstop --all-features --no-fail-fast
 step "benchmarks, one run each" cargo test -p backstop-bench --benches
 step "loom models" env RUSTFLAGS="--cfg backstop_loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p backstop --no-default-features --release --test loom_breaker --test loom_budget --test loom_shared
+step "python package" scripts/test-python.sh
 total=$((SECONDS - started))
 echo "==> all tests passed in $((total / 60)) min $((total % 60)) s" >&2

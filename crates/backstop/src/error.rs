@@ -75,6 +75,13 @@ impl ConfigError {
     pub fn allowed(&self) -> &'static str {
         self.allowed
     }
+
+    /// What is wrong with the value, in words (`is 0`): the text between
+    /// the field and `; allowed`, for a caller that names the field its
+    /// own way (the Python package names its parameters).
+    pub fn problem(&self) -> &str {
+        &self.problem
+    }
 }
 
 impl fmt::Display for ConfigError {

@@ -80,11 +80,8 @@ pub(crate) fn retrying<E: Display>(name: &Name, event: &RetryEvent<'_, E>, descr
         elapsed_ms = event.elapsed.as_millis() as u64,
         server_hint = event.server_hint,
         error = %Shown(event.error, describe),
-        "Retrying {name} in {} seconds (attempt {}/{}): {}",
-        Seconds(event.delay),
-        event.attempt,
-        event.max_attempts,
-        Shown(event.error, describe),
+        "{}",
+        Line(event, describe),
     );
     let _ = (name, event, describe);
 }
@@ -129,6 +126,17 @@ pub(crate) fn gave_up<E: Display>(
         }
     }
     let _ = (name, why, error, max_attempts, elapsed, describe);
+}
+
+/// A retry's line, its error as [`Shown`].
+#[cfg(feature = "tracing")]
+struct Line<'a, 'e, E>(&'a RetryEvent<'e, E>, Option<Describe<E>>);
+
+#[cfg(feature = "tracing")]
+impl<E: Display> Display for Line<'_, '_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.line(f, |f| Shown(self.0.error, self.1).fmt(f))
+    }
 }
 
 /// An error as the log lines print it: by the classifier's describer, else

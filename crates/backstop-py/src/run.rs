@@ -1,0 +1,111 @@
+//! A Python function run under the core's retry loop: [`run`].
+
+use backstop::retry::{Name, RetryEvent};
+use backstop::{Clock, RetryError, Verdict};
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::clock::{Interruptible, VirtualClock};
+use crate::schedule::Schedule;
+
+/// The logger every line goes to: `logging.getLogger("backstop")`, looked
+/// up at each line (levels set at run time take effect at once).
+fn log(py: Python<'_>, level: &str, message: String) {
+    let logged = py
+        .import("logging")
+        .and_then(|logging| logging.call_method1("getLogger", ("backstop",)))
+        .and_then(|logger| logger.call_method1(level, (message,)));
+    if let Err(e) = logged {
+        e.write_unraisable(py, None);
+    }
+}
+
+/// Whether `error` is worth a retry: an `Exception` (never `KeyboardInterrupt`
+/// or `SystemExit`) that the Python predicate `retryable` accepts. A
+/// predicate that raises counts as "no".
+fn verdict(py: Python<'_>, retryable: &Py<PyAny>, error: &PyErr) -> Verdict {
+    if !error.is_instance_of::<PyException>(py) {
+        return Verdict::Fail;
+    }
+    let yes = retryable.call1(py, (error.value(py),)).and_then(|answer| answer.is_truthy(py));
+    Verdict::retry_if(yes.unwrap_or(false))
+}
+
+/// Calls `func(*args, **kwargs)` until it returns, under `schedule`.
+///
+/// An exception `retryable(exc)` accepts is retried after the schedule's
+/// delay (slept with the GIL released; Ctrl-C ends the sleep and raises),
+/// with `on_retry(exc, attempt, delay_seconds)` called and a line logged
+/// first; one it refuses is raised as itself. When attempts run out, the
+/// exception `exhausted(last_exc, attempts)` makes is raised, chained to the
+/// last one. On `clock` (a `VirtualClock`) the run sleeps in virtual time.
+#[pyfunction]
+#[pyo3(signature = (schedule, func, args, kwargs, retryable, on_retry, exhausted, name, clock = None))]
+#[allow(clippy::too_many_arguments)] // one Python call, its arguments as the layer above has them
+#[allow(clippy::result_large_err)] // the run's outcome (a RetryError of a PyErr) is matched at once, here
+pub(crate) fn run(
+    py: Python<'_>,
+    schedule: Py<Schedule>,
+    func: Py<PyAny>,
+    args: Py<PyTuple>,
+    kwargs: Option<Py<PyDict>>,
+    retryable: Py<PyAny>,
+    on_retry: Option<Py<PyAny>>,
+    exhausted: Py<PyAny>,
+    name: String,
+    clock: Option<Py<VirtualClock>>,
+) -> PyResult<Py<PyAny>> {
+    let real = Interruptible::new();
+    let clock: &dyn Clock = match &clock {
+        Some(virtual_clock) => &virtual_clock.get().clock,
+        None => &real,
+    };
+    let policy = &schedule.get().policy;
+    let attempt = || {
+        Python::attach(|py| {
+            if let Some(interrupt) = real.take_interrupt() {
+                return Err(interrupt);
+            }
+            func.call(py, args.bind(py), kwargs.as_ref().map(|k| k.bind(py)))
+        })
+    };
+    let hook = |event: &RetryEvent<'_, PyErr>| {
+        Python::attach(|py| {
+            if let Some(callback) = &on_retry {
+                let called = callback.call1(py, (event.error.value(py), event.attempt, event.delay.as_secs_f64()));
+                if let Err(e) = called {
+                    log(py, "warning", format!("{}: the on_retry callback failed, and is ignored: {e}", event.name));
+                }
+            }
+            log(py, "info", event.to_string());
+        })
+    };
+    let outcome = py.detach(|| {
+        policy
+            .retry(attempt)
+            .when(|error: &PyErr| Python::attach(|py| verdict(py, &retryable, error)))
+            .on_retry(hook)
+            .name(Name::Owned(name.clone()))
+            .clock(clock)
+            .with_attempts()
+            .call()
+    });
+    match outcome {
+        Ok((value, attempts)) => {
+            if attempts > 1 {
+                log(py, "info", format!("{name} succeeded on attempt {attempts}"));
+            }
+            Ok(value)
+        }
+        Err(RetryError::Exhausted { attempts, last, .. }) => {
+            let raised = exhausted.call1(py, (last.value(py), attempts))?;
+            let raised = PyErr::from_value(raised.into_bound(py));
+            raised.set_cause(py, Some(last));
+            Err(raised)
+        }
+        Err(other) => Err(other.into_inner().unwrap_or_else(|| {
+            pyo3::exceptions::PyRuntimeError::new_err("backstop: the run stopped before any attempt")
+        })),
+    }
+}

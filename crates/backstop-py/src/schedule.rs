@@ -1,0 +1,96 @@
+//! A validated retry policy for Python: [`Schedule`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use backstop::{Backoff, ConfigError, Jitter, RetryPolicy};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+/// A retry policy built and checked by the core: attempts, an exponential
+/// backoff and its jitter. Made by the Python layer from its own parameters
+/// (`RetryPolicy(max_retries=..)`, `RetryConfig(..)`, the presets).
+#[pyclass(frozen, module = "backstop._backstop")]
+pub(crate) struct Schedule {
+    pub(crate) policy: RetryPolicy,
+}
+
+/// `seconds` as a duration, or the error naming `name`.
+fn seconds(name: &str, seconds: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(seconds).map_err(|_| {
+        PyValueError::new_err(format!("{name} is {seconds}; allowed: a finite number of seconds, 0 or more"))
+    })
+}
+
+/// The core's error, its field named as the caller's parameter (`names`
+/// maps the core's field, `backoff.factor`, to it, `exponential_base`).
+fn config_error(e: &ConfigError, names: &HashMap<String, String>) -> PyErr {
+    let field = names.get(e.field()).map_or(e.field(), String::as_str);
+    PyValueError::new_err(format!("invalid retry policy: {field} {}; allowed: {}", e.problem(), e.allowed()))
+}
+
+#[pymethods]
+impl Schedule {
+    /// `max_attempts` in all (the first included), delays from `base`
+    /// seconds growing by `factor` up to `max` seconds, `jitter` in the
+    /// core's syntax (`none`, `full`, `proportional:0.25`, `additive:1s`).
+    #[new]
+    #[pyo3(signature = (max_attempts, base, max, factor, jitter, names = None))]
+    fn new(
+        max_attempts: i64,
+        base: f64,
+        max: f64,
+        factor: f64,
+        jitter: &str,
+        names: Option<HashMap<String, String>>,
+    ) -> PyResult<Self> {
+        let names = names.unwrap_or_default();
+        let named = |field: &str| names.get(field).cloned().unwrap_or_else(|| field.to_owned());
+        let attempts = u32::try_from(max_attempts).map_err(|_| {
+            PyValueError::new_err(format!(
+                "invalid retry policy: {} is {max_attempts}; allowed: 1 ..= {}",
+                named("max_attempts"),
+                u32::MAX
+            ))
+        })?;
+        let jitter: Jitter =
+            jitter.parse().map_err(|e| PyValueError::new_err(format!("invalid retry policy: jitter: {e}")))?;
+        let backoff = Backoff::exponential(seconds(&named("backoff.base"), base)?)
+            .factor(factor)
+            .max_delay(seconds(&named("backoff.max_delay"), max)?);
+        let policy = RetryPolicy::builder()
+            .max_attempts(attempts)
+            .backoff(backoff)
+            .jitter(jitter)
+            .build()
+            .map_err(|e| config_error(&e, &names))?;
+        Ok(Self { policy })
+    }
+
+    /// Attempts in all, the first included.
+    #[getter]
+    fn max_attempts(&self) -> u32 {
+        self.policy.max_attempts()
+    }
+
+    /// The delay before retry `retry` (from 1) without jitter, in seconds.
+    fn nominal(&self, retry: u32) -> f64 {
+        self.policy.backoff().nominal(retry).as_secs_f64()
+    }
+
+    /// The delay before retry `retry` (from 1) for the jitter's uniform draw
+    /// `sample` in `[0, 1)`, in seconds.
+    fn delay(&self, retry: u32, sample: f64) -> f64 {
+        let backoff = self.policy.backoff();
+        let prev = backoff.nominal(retry.saturating_sub(1));
+        backoff.delay_at(retry, prev, sample).as_secs_f64()
+    }
+
+    fn __str__(&self) -> String {
+        self.policy.to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Schedule({})", self.policy)
+    }
+}

@@ -1,0 +1,225 @@
+"""Document 004's API (``RetryPolicy``, ``with_retry``, ``retry_call``,
+``create_batch_retry_wrapper``, ``RetryExhaustedError``): its code blocks as
+written (``from backstop import`` for ``from amorsize import``; ``execute``,
+amorsize's parallel map, is a plain map here), in virtual time."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from backstop import RetryExhaustedError, RetryPolicy, create_batch_retry_wrapper, retry_call, with_retry
+from backstop.testing import virtual_time
+
+
+def execute(func, data, verbose=False):
+    return [func(x) for x in data]
+
+
+class Flaky:
+    """Fails with `error` the first `failures` calls, then returns `value`."""
+
+    def __init__(self, failures, error=ConnectionError("connection reset"), value="ok"):
+        self.failures, self.error, self.value, self.calls = failures, error, value, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return self.value
+
+
+def test_the_documented_progression_without_jitter():
+    policy = RetryPolicy(initial_delay=0.1, exponential_base=2, jitter=False, max_retries=5)
+    assert [policy.calculate_delay(a) for a in range(1, 6)] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6])
+    assert RetryPolicy(initial_delay=1, max_delay=3, jitter=False, max_retries=9).calculate_delay(9) == 3.0
+
+
+def test_jitter_stays_within_a_quarter_either_side():
+    policy = RetryPolicy(initial_delay=1.0, jitter=True)
+    delays = [policy.calculate_delay(1) for _ in range(2000)]
+    assert 0.75 <= min(delays) < 0.8 and 1.2 < max(delays) <= 1.25
+
+
+def test_should_retry_counts_retries_and_exception_types():
+    policy = RetryPolicy(max_retries=2, retry_on_exceptions=(ConnectionError,))
+    assert policy.should_retry(ConnectionError(), 1) and policy.should_retry(ConnectionError(), 2)
+    assert not policy.should_retry(ConnectionError(), 3)
+    assert not policy.should_retry(ValueError(), 1)
+
+
+def test_decorator_on_a_user_function():
+    flaky = Flaky(2)
+
+    @with_retry(max_retries=3)
+    def my_function(x):
+        return (flaky(), x)
+
+    with virtual_time() as clock:
+        assert execute(my_function, [7]) == [("ok", 7)]
+    assert flaky.calls == 3 and len(clock.sleeps) == 2
+
+
+def test_bare_decorator_keeps_metadata():
+    @with_retry
+    def documented():
+        """Docs."""
+        return 1
+
+    assert documented() == 1
+    assert documented.__name__ == "documented" and documented.__doc__ == "Docs."
+
+
+def test_retry_call_with_args_kwargs_and_a_policy():
+    flaky = Flaky(1)
+    with virtual_time():
+        assert retry_call(lambda x, y=0: (flaky(), x + y), args=(1,), kwargs={"y": 2}, max_retries=3) == ("ok", 3)
+        policy = RetryPolicy(max_retries=1)
+        assert retry_call(Flaky(1), policy=policy) == "ok"
+    with pytest.raises(TypeError, match="not both"):
+        retry_call(print, policy=policy, max_retries=2)
+
+
+def test_batch_wrapper_fail_fast_and_not():
+    policy = RetryPolicy(max_retries=1, initial_delay=0.01)
+
+    def work(item):
+        if item < 0:
+            raise ConnectionError(f"item {item}")
+        return item * 2
+
+    with virtual_time():
+        wrapper = create_batch_retry_wrapper(work, policy)
+        assert [wrapper(item) for item in [1, 2]] == [2, 4]
+        with pytest.raises(RetryExhaustedError):
+            [wrapper(item) for item in [1, -1]]
+        lenient = create_batch_retry_wrapper(work, policy, fail_fast=False)
+        results = [lenient(item) for item in [1, -1, 3]]
+    assert results[0] == 2 and results[2] == 6
+    assert isinstance(results[1], RetryExhaustedError) and results[1].attempts == 2
+
+
+def test_production_configuration_calls_on_retry_and_logs(caplog):
+    logger = logging.getLogger("pipeline")
+    seen = []
+    policy = RetryPolicy(
+        max_retries=5,
+        initial_delay=0.5,
+        max_delay=60.0,
+        exponential_base=2.0,
+        jitter=True,
+        retry_on_exceptions=(ConnectionError, TimeoutError),
+        on_retry=lambda exc, attempt, delay: (
+            seen.append((type(exc).__name__, attempt, delay)),
+            logger.warning(f"Retry {attempt} after {delay:.2f}s due to {type(exc).__name__}: {exc}"),
+        ),
+    )
+    flaky = Flaky(2, TimeoutError("read timed out"))
+
+    @with_retry(policy=policy)
+    def production_api_call(item_id):
+        return flaky()
+
+    with caplog.at_level(logging.INFO), virtual_time() as clock:
+        assert production_api_call(42) == "ok"
+    assert [(name, attempt) for name, attempt, _ in seen] == [("TimeoutError", 1), ("TimeoutError", 2)]
+    assert [delay for _, _, delay in seen] == pytest.approx(clock.sleeps)
+    assert 0.375 <= seen[0][2] <= 0.625
+    lines = [r.getMessage() for r in caplog.records if r.name == "backstop"]
+    assert lines[0].startswith("Retrying production_api_call in ") and "(attempt 1/6): TimeoutError" in lines[0]
+    assert lines[-1] == "production_api_call succeeded on attempt 3"
+
+
+def test_selective_exceptions_raise_the_others_as_themselves():
+    class RateLimitError(Exception):
+        pass
+
+    @with_retry(max_retries=5, retry_on_exceptions=(ConnectionError, TimeoutError, RateLimitError))
+    def api_call(item):
+        raise ValueError(f"bad item {item}")
+
+    with virtual_time() as clock, pytest.raises(ValueError, match="bad item 3"):
+        api_call(3)
+    assert clock.sleeps == []
+
+
+def test_exhaustion_chains_the_last_exception():
+    @with_retry(max_retries=2, initial_delay=0.1, jitter=False)
+    def down():
+        raise ConnectionError("refused")
+
+    with virtual_time() as clock, pytest.raises(RetryExhaustedError) as info:
+        down()
+    assert info.value.attempts == 3
+    assert isinstance(info.value.__cause__, ConnectionError)
+    assert info.value.last_exception is info.value.__cause__ is info.value.original_exception
+    assert clock.sleeps == pytest.approx([0.1, 0.2])
+
+
+def test_zero_retries_is_one_attempt():
+    flaky = Flaky(5)
+    with pytest.raises(RetryExhaustedError):
+        with_retry(max_retries=0)(flaky)()
+    assert flaky.calls == 1
+
+
+def test_a_failing_callback_does_not_break_the_call(caplog):
+    def broken(exc, attempt, delay):
+        raise RuntimeError("callback bug")
+
+    with caplog.at_level(logging.WARNING), virtual_time():
+        assert with_retry(max_retries=2, on_retry=broken)(Flaky(1))() == "ok"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "backstop" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "on_retry callback failed" in warnings[0] and "callback bug" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    "params, error, text",
+    [
+        ({"max_retries": -1}, ValueError, "max_retries is -1; allowed: 0 or more"),
+        ({"max_retries": 2.5}, TypeError, "max_retries must be an int"),
+        ({"exponential_base": 0.5}, ValueError, "exponential_base is 0.5; allowed:"),
+        ({"initial_delay": 5, "max_delay": 1}, ValueError, "initial_delay is 5s, above max_delay 1s"),
+        ({"initial_delay": -1}, ValueError, "initial_delay is -1"),
+        ({"max_delay": float("nan")}, ValueError, "max_delay is NaN"),
+        ({"retry_on_exceptions": (ValueError, 3)}, TypeError, "retry_on_exceptions must hold exception classes"),
+        ({"on_retry": 3}, TypeError, "on_retry must be callable"),
+    ],
+)
+def test_bad_input_names_the_parameter(params, error, text):
+    with pytest.raises(error, match=text.replace("(", r"\(").replace(")", r"\)")):
+        RetryPolicy(**params)
+
+
+def test_ctrl_c_during_a_backoff_raises_at_once():
+    script = textwrap.dedent(
+        """
+        import sys
+        from backstop import with_retry
+
+        @with_retry(max_retries=3, initial_delay=30, jitter=False)
+        def down():
+            print("attempt", flush=True)
+            raise ConnectionError("down")
+
+        try:
+            down()
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            sys.exit(3)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "attempt"
+    time.sleep(0.2)  # into the 30 s backoff
+    started = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    out, _ = child.communicate(timeout=10)
+    assert child.returncode == 3 and "interrupted" in out
+    assert time.monotonic() - started < 5

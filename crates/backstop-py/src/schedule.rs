@@ -22,11 +22,43 @@ fn seconds(name: &str, seconds: f64) -> PyResult<Duration> {
     })
 }
 
-/// The core's error, its field named as the caller's parameter (`names`
-/// maps the core's field, `backoff.factor`, to it, `exponential_base`).
+/// The core's error, its fields named as the caller's parameters (`names`
+/// maps the core's field, `backoff.factor`, to it, `exponential_base`),
+/// where it names the field and where its words name another one
+/// (`above max_delay 1s`).
 fn config_error(e: &ConfigError, names: &HashMap<String, String>) -> PyErr {
     let field = names.get(e.field()).map_or(e.field(), String::as_str);
-    PyValueError::new_err(format!("invalid retry policy: {field} {}; allowed: {}", e.problem(), e.allowed()))
+    let renamed = |text: &str| {
+        names.iter().fold(text.to_owned(), |text, (core, python)| {
+            let word = core.rsplit('.').next().unwrap_or(core);
+            replace_word(&text, word, python)
+        })
+    };
+    PyValueError::new_err(format!(
+        "invalid retry policy: {field} {}; allowed: {}",
+        renamed(e.problem()),
+        renamed(e.allowed())
+    ))
+}
+
+/// `text` with each whole-word `word` (not part of a longer identifier) made `by`.
+fn replace_word(text: &str, word: &str, by: &str) -> String {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(word) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + word.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        if before.is_some_and(is_ident) || after.is_some_and(is_ident) {
+            out.push_str(word);
+        } else {
+            out.push_str(by);
+        }
+        rest = &rest[at + word.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[pymethods]

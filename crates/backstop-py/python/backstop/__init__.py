@@ -2,15 +2,25 @@
 
 The specification's APIs, importable as written::
 
-    from backstop import RetryPolicy, with_retry, retry_call, create_batch_retry_wrapper
+    from backstop import RetryPolicy, with_retry, retry_call, create_batch_retry_wrapper   # document 004
+    from backstop import RetryConfig, DEFAULT_RETRY_CONFIG, with_retry, create_retry_decorator  # document 003
+
+``with_retry`` and ``retry_call`` take both documents' call forms (see
+``backstop._decorators``).
 """
 
-from ._policy import RetryExhaustedError, RetryPolicy, create_batch_retry_wrapper, retry_call, with_retry
+from ._config import DEFAULT_RETRY_CONFIG, RetryConfig
+from ._decorators import create_retry_decorator, retry_call, with_retry
+from ._policy import RetryPolicy, create_batch_retry_wrapper
+from ._run import RetryExhaustedError
 
 __all__ = [
+    "DEFAULT_RETRY_CONFIG",
+    "RetryConfig",
     "RetryExhaustedError",
     "RetryPolicy",
     "create_batch_retry_wrapper",
+    "create_retry_decorator",
     "retry_call",
     "with_retry",
 ]

@@ -1,6 +1,6 @@
-"""The zero-dependency ``RetryPolicy`` API of the specification (document 004):
-``RetryPolicy``, ``with_retry``, ``retry_call``, ``create_batch_retry_wrapper``
-and ``RetryExhaustedError``, run by backstop's core.
+"""The zero-dependency ``RetryPolicy`` of the specification (document 004) and
+its ``create_batch_retry_wrapper``, run by backstop's core (``with_retry`` and
+``retry_call``, shared with document 003, are in ``_decorators``).
 
 The delays, the jitter (±25 %), the validation and its messages and the run
 loop are the core's; this module turns Python's parameters into a core
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import functools
 import random
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Type, Union
 
 from . import _backstop
-from .testing import current_clock
+from ._run import RetryExhaustedError, exception_types, run
 
-__all__ = ["RetryExhaustedError", "RetryPolicy", "create_batch_retry_wrapper", "retry_call", "with_retry"]
+__all__ = ["RetryExhaustedError", "RetryPolicy", "create_batch_retry_wrapper"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 OnRetry = Callable[[BaseException, int, float], Any]
 
 # The core's field names, as this API calls its parameters (for error texts).
@@ -34,27 +33,6 @@ _NAMES = {
 _JITTER = "proportional:0.25"
 
 
-class RetryExhaustedError(Exception):
-    """Every attempt failed: ``last_exception`` (also ``original_exception``)
-    is the last one's exception, ``attempts`` how many were made. Raised
-    ``from`` the last exception, so it is its ``__cause__`` too."""
-
-    def __init__(self, last_exception: BaseException, attempts: int) -> None:
-        super().__init__(f"failed after {attempts} attempts: {type(last_exception).__name__}: {last_exception}")
-        self.last_exception = last_exception
-        self.attempts = attempts
-
-    @property
-    def original_exception(self) -> BaseException:
-        return self.last_exception
-
-
-def _exception_types(value: Any) -> Tuple[Type[BaseException], ...]:
-    types = (value,) if isinstance(value, type) else tuple(value)
-    for t in types:
-        if not (isinstance(t, type) and issubclass(t, BaseException)):
-            raise TypeError(f"retry_on_exceptions must hold exception classes; {t!r} is not one")
-    return types
 
 
 class RetryPolicy:
@@ -88,7 +66,7 @@ class RetryPolicy:
         self.max_delay = float(max_delay)
         self.exponential_base = float(exponential_base)
         self.jitter = bool(jitter)
-        self.retry_on_exceptions = _exception_types(retry_on_exceptions)
+        self.retry_on_exceptions = exception_types("retry_on_exceptions", retry_on_exceptions)
         self.on_retry = on_retry
         self._schedule = _backstop.Schedule(
             max_retries + 1,
@@ -117,62 +95,7 @@ class RetryPolicy:
         )
 
     def _call(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Optional[Mapping[str, Any]]) -> Any:
-        types = self.retry_on_exceptions
-        return _backstop.run(
-            self._schedule,
-            func,
-            tuple(args),
-            dict(kwargs) if kwargs else None,
-            lambda exc: isinstance(exc, types),
-            self.on_retry,
-            RetryExhaustedError,
-            getattr(func, "__name__", "operation"),
-            current_clock(),
-        )
-
-
-def _policy_of(policy: Optional[RetryPolicy], params: Dict[str, Any]) -> RetryPolicy:
-    if policy is not None and params:
-        raise TypeError(f"give either policy= or its parameters ({', '.join(params)}), not both")
-    if policy is not None and not isinstance(policy, RetryPolicy):
-        raise TypeError(f"policy must be a RetryPolicy, not {type(policy).__name__}")
-    return policy if policy is not None else RetryPolicy(**params)
-
-
-def with_retry(func: Optional[F] = None, *, policy: Optional[RetryPolicy] = None, **params: Any) -> Any:
-    """Retries the decorated function under ``policy`` (or a ``RetryPolicy``
-    made of ``params``); with or without parentheses::
-
-        @with_retry
-        def a(): ...
-
-        @with_retry(max_retries=5, initial_delay=0.5)
-        def b(): ...
-
-    An exception the policy does not retry is raised as itself; when retries
-    run out, ``RetryExhaustedError`` is raised from the last exception."""
-    chosen = _policy_of(policy, params)
-
-    def decorate(f: F) -> F:
-        @functools.wraps(f)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return chosen._call(f, args, kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate(func) if func is not None else decorate
-
-
-def retry_call(
-    func: Callable[..., Any],
-    args: Tuple[Any, ...] = (),
-    kwargs: Optional[Mapping[str, Any]] = None,
-    policy: Optional[RetryPolicy] = None,
-    **params: Any,
-) -> Any:
-    """Calls ``func(*args, **kwargs)`` under ``policy`` (or a ``RetryPolicy``
-    made of ``params``), without a decorator."""
-    return _policy_of(policy, params)._call(func, args, kwargs)
+        return run(self._schedule, self.retry_on_exceptions, self.on_retry, func, args, kwargs)
 
 
 def create_batch_retry_wrapper(

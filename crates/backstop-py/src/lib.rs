@@ -9,6 +9,7 @@
 
 use pyo3::prelude::*;
 
+mod breaker;
 mod clock;
 mod run;
 mod schedule;
@@ -18,6 +19,7 @@ mod schedule;
 fn _backstop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<schedule::Schedule>()?;
     m.add_class::<clock::VirtualClock>()?;
+    m.add_class::<breaker::Breaker>()?;
     m.add_function(wrap_pyfunction!(run::run, m)?)?;
     Ok(())
 }

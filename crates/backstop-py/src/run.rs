@@ -11,7 +11,7 @@ use crate::schedule::Schedule;
 
 /// The logger every line goes to: `logging.getLogger("backstop")`, looked
 /// up at each line (levels set at run time take effect at once).
-fn log(py: Python<'_>, level: &str, message: String) {
+pub(crate) fn log(py: Python<'_>, level: &str, message: String) {
     let logged = py
         .import("logging")
         .and_then(|logging| logging.call_method1("getLogger", ("backstop",)))

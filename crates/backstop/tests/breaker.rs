@@ -396,3 +396,20 @@ fn a_rate_rule_that_could_never_trip_is_rejected_naming_both_settings() {
     // Equal is fine: the window fills up to minimum_calls.
     assert!(BreakerConfig::builder().failure_rate(0.5).window(Window::Count(5)).minimum_calls(5).build().is_ok());
 }
+
+#[test]
+fn an_owned_permit_reports_from_another_thread_and_a_dropped_one_frees_its_probe() {
+    let clock = ManualClock::new();
+    let b = breaker(BreakerConfig::builder().consecutive_failures(1).build().unwrap(), &clock);
+    let permit = b.try_acquire_owned().unwrap();
+    std::thread::spawn(move || permit.failure()).join().unwrap();
+    assert_eq!(b.state(), CircuitState::Open);
+    clock.advance(Duration::from_secs(31));
+    let probe = b.try_acquire_owned().unwrap();
+    assert_eq!(probe.state(), CircuitState::HalfOpen);
+    assert!(b.try_acquire_owned().is_err(), "one probe at a time");
+    drop(probe); // abandoned: counts nothing, frees the slot
+    let probe = b.try_acquire_owned().unwrap();
+    probe.success();
+    assert_eq!(b.state(), CircuitState::Closed);
+}

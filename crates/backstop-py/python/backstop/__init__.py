@@ -9,15 +9,24 @@ The specification's APIs, importable as written::
 ``backstop._decorators``).
 """
 
+from ._breaker import CircuitBreaker, CircuitBreakerConfiguration, CircuitOpenException, CircuitState
 from ._config import DEFAULT_RETRY_CONFIG, RetryConfig
 from ._decorators import create_retry_decorator, retry_call, with_retry
 from ._policy import RetryPolicy, create_batch_retry_wrapper
 from ._run import RetryExhaustedError
 
+RetryExhaustedException = RetryExhaustedError
+"""Document 000's name for ``RetryExhaustedError`` (``.attempts``, ``.last_exception``)."""
+
 __all__ = [
+    "CircuitBreaker",
+    "CircuitBreakerConfiguration",
+    "CircuitOpenException",
+    "CircuitState",
     "DEFAULT_RETRY_CONFIG",
     "RetryConfig",
     "RetryExhaustedError",
+    "RetryExhaustedException",
     "RetryPolicy",
     "create_batch_retry_wrapper",
     "create_retry_decorator",

@@ -63,6 +63,7 @@ impl fmt::Display for Transition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let percent = |part: u32, calls: u32| f64::from(part) * 100.0 / f64::from(calls.max(1));
         match *self {
+            Transition::ConsecutiveFailures(1) => f.write_str("a failure"),
             Transition::ConsecutiveFailures(n) => write!(f, "{n} consecutive failures"),
             Transition::FailureRate { calls, failures } => {
                 write!(f, "{failures} of the last {calls} calls failed ({:.0}%)", percent(failures, calls))
@@ -81,6 +82,24 @@ impl fmt::Display for Transition {
     }
 }
 
+impl fmt::Display for BreakerEvent<'_> {
+    /// The change in words, as the breaker's log line says it:
+    /// `circuit s3_upload opened for 30.0 seconds: 5 consecutive failures`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (name, cause) = (self.name, &self.cause);
+        match self.to {
+            CircuitState::Open => write!(
+                f,
+                "circuit {name} opened for {} seconds: {cause}",
+                crate::duration::Seconds(self.open_for.unwrap_or_default())
+            ),
+            CircuitState::HalfOpen => write!(f, "circuit {name} half-open: {cause}"),
+            CircuitState::Closed => write!(f, "circuit {name} closed: {cause}"),
+            CircuitState::Isolated => write!(f, "circuit {name} isolated until reset"),
+        }
+    }
+}
+
 pub(crate) fn circuit_changed(event: &BreakerEvent<'_>, probes: u32) {
     #[cfg(feature = "metrics")]
     {
@@ -92,20 +111,15 @@ pub(crate) fn circuit_changed(event: &BreakerEvent<'_>, probes: u32) {
     {
         // The message names the circuit, the new state and the cause;
         // the fields add the state it left.
-        let (name, cause, from) = (event.name, &event.cause, event.from.as_str());
+        let (name, from) = (event.name, event.from.as_str());
         match event.to {
-            CircuitState::Open => tracing::warn!(
-                from,
-                "circuit {name} opened for {} seconds: {cause}",
-                crate::duration::Seconds(event.open_for.unwrap_or_default())
-            ),
+            CircuitState::Open | CircuitState::Isolated => tracing::warn!(from, "{event}"),
             CircuitState::HalfOpen => tracing::info!(
                 from,
                 "circuit {name} half-open: letting {probes} probe{} through",
                 if probes == 1 { "" } else { "s" }
             ),
-            CircuitState::Closed => tracing::info!(from, "circuit {name} closed: {cause}"),
-            CircuitState::Isolated => tracing::warn!(from, "circuit {name} isolated until reset"),
+            CircuitState::Closed => tracing::info!(from, "{event}"),
         }
     }
     let _ = (event, probes);

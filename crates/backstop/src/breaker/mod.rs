@@ -70,7 +70,7 @@ pub use config::{BreakerConfig, BreakerConfigBuilder, CountAs, MAX_HALF_OPEN_CAL
 pub use event::{BreakerEvent, Transition};
 pub use link::BreakerLink;
 pub use open::{BreakerError, CircuitOpen};
-pub use permit::Permit;
+pub use permit::{OwnedPermit, Permit};
 pub use shared::{BreakerStore, SharedBreaker};
 pub use state::CircuitState;
 
@@ -111,6 +111,12 @@ impl CircuitBreaker {
             return Ok(Permit::new(&self.core, w));
         }
         self.core.acquire_slow(w).map(|w| Permit::new(&self.core, w))
+    }
+
+    /// [`try_acquire`](Self::try_acquire), the permit holding a clone of the
+    /// breaker: see [`OwnedPermit`].
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, CircuitOpen> {
+        self.try_acquire().map(|permit| permit.into_owned(self.clone()))
     }
 
     /// What [`try_acquire`](Self::try_acquire) would reject with right now, if

@@ -90,3 +90,61 @@ impl Drop for Permit<'_> {
         }
     }
 }
+
+impl Permit<'_> {
+    /// This permit, holding a clone of its breaker instead of a borrow.
+    pub(crate) fn into_owned(mut self, breaker: super::CircuitBreaker) -> OwnedPermit {
+        self.done = true; // handed over: the owned permit reports, or abandons
+        OwnedPermit { breaker, word: self.word, started: self.started, done: false }
+    }
+}
+
+/// A [`Permit`] that holds its breaker (a clone, sharing its state) rather
+/// than borrowing it, from
+/// [`CircuitBreaker::try_acquire_owned`](super::CircuitBreaker::try_acquire_owned):
+/// it can be kept in a struct or sent to another thread between the call's
+/// start and its outcome, as a language binding's `allow_request()` /
+/// `record_success()` pair needs. Reported and dropped as a `Permit` is.
+#[derive(Debug)]
+#[must_use = "a permit records nothing unless told how the call went"]
+pub struct OwnedPermit {
+    breaker: super::CircuitBreaker,
+    word: Word,
+    started: Option<Instant>,
+    done: bool,
+}
+
+impl OwnedPermit {
+    /// The state the permit was issued in: `Closed`, or `HalfOpen` for a probe.
+    pub fn state(&self) -> super::CircuitState {
+        self.word.state()
+    }
+
+    /// The call succeeded.
+    pub fn success(self) {
+        self.finish(Outcome::Success)
+    }
+
+    /// The call failed in a way that counts against the downstream.
+    pub fn failure(self) {
+        self.finish(Outcome::Failure)
+    }
+
+    /// The call's outcome says nothing about the downstream.
+    pub fn ignore(self) {
+        self.finish(Outcome::Ignored)
+    }
+
+    fn finish(mut self, outcome: Outcome) {
+        self.done = true;
+        self.breaker.core.record(self.word, outcome, self.started);
+    }
+}
+
+impl Drop for OwnedPermit {
+    fn drop(&mut self) {
+        if !self.done {
+            self.breaker.core.abandon(self.word);
+        }
+    }
+}

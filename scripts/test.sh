@@ -5,6 +5,8 @@
 #
 #   scripts/test.sh
 #
+# 0. every library crate checked on its own (features it uses but gets only
+#    from its neighbours' in the workspace would hide there);
 # 1. every crate's unit, integration and doc tests (README.md included, as
 #    the doc tests of backstop-aws), default features;
 # 2. the core with all its features;
@@ -29,6 +31,7 @@ step() {
 }
 
 cargo --version
+step "each library on its own" bash -c 'for p in backstop backstop-macros backstop-http backstop-aws backstop-redis backstop-py; do cargo check -q -p "$p" || exit 1; done'
 step "workspace tests" cargo test --workspace --no-fail-fast
 step "core, all features" cargo test -p backstop --all-features --no-fail-fast
 step "benchmarks, one run each" cargo test -p backstop-bench --benches

@@ -6,31 +6,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use backstop::Verdict;
 
-/// Error codes that mean "slow down": the AWS SDKs' throttling list.
-pub const THROTTLING_CODES: &[&str] = &[
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    "TransactionInProgressException",
-    "RequestLimitExceeded",
-    "BandwidthLimitExceeded",
-    "LimitExceededException",
-    "PriorRequestNotComplete",
-    "EC2ThrottledException",
-];
-
-/// Error codes for failures that a later attempt may not hit.
-pub const TRANSIENT_CODES: &[&str] =
-    &["RequestTimeout", "RequestTimeoutException", "InternalError", "ServiceUnavailable"];
-
-/// Error codes that the same request will always get again.
-pub const PERMANENT_CODES: &[&str] =
-    &["AccessDenied", "NoSuchKey", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchUpload"];
+pub use backstop::aws::{PERMANENT_CODES, THROTTLING_CODES, TRANSIENT_CODES, classify_code};
 
 /// The verdict for an error of any SDK operation (`put_object`, `get_object`,
 /// `list_objects_v2`, ...):
@@ -108,27 +84,12 @@ impl S3Failure for crate::S3Error {
     }
 }
 
-/// The verdict for an error code and HTTP status alone (see [`classify`]).
-pub fn classify_code(code: Option<&str>, status: u16) -> Verdict {
-    match code {
-        Some(c) if THROTTLING_CODES.contains(&c) => Verdict::Throttled,
-        Some("RequestTimeout" | "RequestTimeoutException") => Verdict::Timeout,
-        Some(c) if TRANSIENT_CODES.contains(&c) => Verdict::Retry,
-        Some(c) if PERMANENT_CODES.contains(&c) => Verdict::Fail,
-        _ => match status {
-            429 => Verdict::Throttled,
-            500 | 502 | 503 | 504 => Verdict::Retry,
-            _ => Verdict::Fail,
-        },
-    }
-}
-
 /// A transient verdict becomes `RetryAfter` when the response carries a hint.
 fn with_hint(verdict: Verdict, response: &HttpResponse) -> Verdict {
     if !verdict.is_retry() {
         return verdict;
     }
-    retry_after(response).map_or(verdict, Verdict::RetryAfter)
+    backstop::aws::with_hint(verdict, retry_after(response))
 }
 
 /// The wait a response asks for: `x-amz-retry-after` (milliseconds), else
@@ -136,11 +97,12 @@ fn with_hint(verdict: Verdict, response: &HttpResponse) -> Verdict {
 /// [`backstop::http::retry_after`].
 pub fn retry_after(response: &HttpResponse) -> Option<Duration> {
     let headers = response.headers();
-    if let Some(ms) = headers.get("x-amz-retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
-        return Some(Duration::from_millis(ms).min(backstop::http::RETRY_AFTER_CEILING));
-    }
-    let value = headers.get("retry-after")?;
-    backstop::http::parse_retry_after(value, headers.get("date"), SystemTime::now())
+    backstop::aws::hint(
+        headers.get("x-amz-retry-after"),
+        headers.get("retry-after"),
+        headers.get("date"),
+        SystemTime::now(),
+    )
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 use pyo3::prelude::*;
 
 mod breaker;
+mod classify;
 mod clock;
 mod run;
 mod schedule;
@@ -21,5 +22,8 @@ fn _backstop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<clock::VirtualClock>()?;
     m.add_class::<breaker::Breaker>()?;
     m.add_function(wrap_pyfunction!(run::run, m)?)?;
+    m.add_function(wrap_pyfunction!(classify::aws_verdict, m)?)?;
+    m.add_function(wrap_pyfunction!(classify::http_verdict, m)?)?;
+    m.add_function(wrap_pyfunction!(classify::is_idempotent, m)?)?;
     Ok(())
 }

@@ -22,14 +22,31 @@ pub(crate) fn log(py: Python<'_>, level: &str, message: String) {
 }
 
 /// Whether `error` is worth a retry: an `Exception` (never `KeyboardInterrupt`
-/// or `SystemExit`) that the Python predicate `retryable` accepts. A
-/// predicate that raises counts as "no".
+/// or `SystemExit`), judged by the Python classifier `retryable`. It answers
+/// `True`/`False`, a verdict's name (`"retry"`, `"timeout"`, `"throttled"`,
+/// `"fail"`), or a number: the seconds a server asked to wait. A classifier
+/// that raises, or answers anything else, counts as "no".
 fn verdict(py: Python<'_>, retryable: &Py<PyAny>, error: &PyErr) -> Verdict {
     if !error.is_instance_of::<PyException>(py) {
         return Verdict::Fail;
     }
-    let yes = retryable.call1(py, (error.value(py),)).and_then(|answer| answer.is_truthy(py));
-    Verdict::retry_if(yes.unwrap_or(false))
+    let Ok(answer) = retryable.call1(py, (error.value(py),)) else { return Verdict::Fail };
+    let answer = answer.bind(py);
+    if let Ok(yes) = answer.extract::<bool>() {
+        return Verdict::retry_if(yes);
+    }
+    if let Ok(name) = answer.extract::<String>() {
+        return match name.as_str() {
+            "retry" => Verdict::Retry,
+            "timeout" => Verdict::Timeout,
+            "throttled" => Verdict::Throttled,
+            _ => Verdict::Fail,
+        };
+    }
+    match answer.extract::<f64>().map(std::time::Duration::try_from_secs_f64) {
+        Ok(Ok(wait)) => Verdict::RetryAfter(wait),
+        _ => Verdict::Fail,
+    }
 }
 
 /// Calls `func(*args, **kwargs)` until it returns, under `schedule`.

@@ -99,6 +99,57 @@ impl Schedule {
         Ok(Self { policy })
     }
 
+    /// The core's preset `name`: `default`, `s3_upload`, `s3_download` or
+    /// `api_call`.
+    #[staticmethod]
+    fn preset(name: &str) -> PyResult<Self> {
+        let policy = match name {
+            "default" => backstop::presets::DEFAULT,
+            "s3_upload" => backstop::presets::S3_UPLOAD,
+            "s3_download" => backstop::presets::S3_DOWNLOAD,
+            "api_call" => backstop::presets::API_CALL,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "no preset {other:?}; allowed: default, s3_upload, s3_download, api_call"
+                )));
+            }
+        };
+        Ok(Self { policy })
+    }
+
+    /// The first delay, in seconds.
+    #[getter]
+    fn base(&self) -> f64 {
+        self.policy.backoff().base().as_secs_f64()
+    }
+
+    /// The cap on any delay, in seconds.
+    #[getter]
+    fn max_delay(&self) -> f64 {
+        self.policy.backoff().get_max_delay().as_secs_f64()
+    }
+
+    /// The growth per retry (1.0 for a constant backoff).
+    #[getter]
+    fn factor(&self) -> f64 {
+        self.policy.backoff().get_factor().unwrap_or(1.0)
+    }
+
+    /// The jitter, in the core's syntax (`additive:1s`).
+    #[getter]
+    fn jitter(&self) -> String {
+        self.policy.backoff().get_jitter().to_string()
+    }
+
+    /// The most an additive jitter adds, in seconds (0 for other kinds).
+    #[getter]
+    fn additive_jitter(&self) -> f64 {
+        match self.policy.backoff().get_jitter() {
+            Jitter::Additive(d) => d.as_secs_f64(),
+            _ => 0.0,
+        }
+    }
+
     /// Attempts in all, the first included.
     #[getter]
     fn max_attempts(&self) -> u32 {

@@ -29,7 +29,7 @@ use crate::verdict::Verdict;
 /// here rather than overflow; a policy's
 /// [`max_retry_after`](crate::RetryPolicy::max_retry_after) (60 s by default)
 /// then ends the run and keeps the hint.
-pub const RETRY_AFTER_CEILING: Duration = Duration::from_secs(365 * 24 * 3600);
+pub const RETRY_AFTER_CEILING: Duration = crate::verdict::HINT_CEILING;
 
 /// The verdict for a response status, with its headers for a `Retry-After`:
 ///

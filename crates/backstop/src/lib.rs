@@ -131,6 +131,7 @@
 #[doc(hidden)]
 #[path = "macro_support.rs"]
 pub mod __private;
+pub mod aws;
 pub mod backoff;
 pub mod batch;
 pub mod breaker;

@@ -58,6 +58,11 @@ impl Verdict {
     }
 }
 
+/// The longest server hint any parser returns (`Retry-After`,
+/// `x-amz-retry-after`): a year. Longer ones saturate here rather than
+/// overflow.
+pub(crate) const HINT_CEILING: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
 /// Decides the [`Verdict`] for an error of type `E`.
 ///
 /// Any `Fn(&E) -> Verdict` is a classifier, so most code passes a closure or

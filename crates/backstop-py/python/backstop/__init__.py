@@ -13,6 +13,7 @@ from ._breaker import CircuitBreaker, CircuitBreakerConfiguration, CircuitOpenEx
 from ._config import DEFAULT_RETRY_CONFIG, RetryConfig
 from ._decorators import create_retry_decorator, retry_call, with_retry
 from ._policy import RetryPolicy, create_batch_retry_wrapper
+from ._presets import RetryConfiguration, RetryPresets, with_api_retry, with_s3_retry
 from ._run import RetryExhaustedError
 
 RetryExhaustedException = RetryExhaustedError
@@ -27,9 +28,13 @@ __all__ = [
     "RetryConfig",
     "RetryExhaustedError",
     "RetryExhaustedException",
+    "RetryConfiguration",
+    "RetryPresets",
     "RetryPolicy",
     "create_batch_retry_wrapper",
     "create_retry_decorator",
     "retry_call",
+    "with_api_retry",
     "with_retry",
+    "with_s3_retry",
 ]

@@ -44,16 +44,18 @@ def run(
     args: Tuple[Any, ...],
     kwargs: Optional[Mapping[str, Any]],
     name: Optional[str] = None,
+    judge: Optional[Callable[[BaseException], Any]] = None,
 ) -> Any:
     """``func(*args, **kwargs)`` under ``schedule``, retrying exceptions of
-    ``retry_on`` (on the virtual clock of ``backstop.testing.virtual_time``
-    if one is set)."""
+    ``retry_on``, or as ``judge(exc)`` says (a bool, a verdict's name, or the
+    seconds a server asked to wait), on the virtual clock of
+    ``backstop.testing.virtual_time`` if one is set."""
     return _backstop.run(
         schedule,
         func,
         tuple(args),
         dict(kwargs) if kwargs else None,
-        lambda exc: isinstance(exc, retry_on),
+        judge if judge is not None else (lambda exc: isinstance(exc, retry_on)),
         on_retry,
         RetryExhaustedError,
         name or getattr(func, "__name__", "operation"),

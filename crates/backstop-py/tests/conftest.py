@@ -1,0 +1,46 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from servers import FaultServer  # noqa: E402
+
+
+@pytest.fixture
+def fault_server():
+    server = FaultServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def moto_s3():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield (host, port)
+    server.stop()
+
+
+@pytest.fixture
+def s3(moto_s3):
+    """A boto3 S3 client (its own retries off) behind a fault server in front of moto; yields (client, faults)."""
+    import boto3
+    from botocore.config import Config
+
+    faults = FaultServer(upstream=moto_s3)
+    client = boto3.client(
+        "s3",
+        endpoint_url=faults.url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"total_max_attempts": 1}, s3={"addressing_style": "path"}),
+    )
+    client.create_bucket(Bucket="bike-data")
+    yield client, faults
+    faults.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import timeit
 
-import backstop
 from backstop import CircuitBreaker, RetryPolicy, with_retry
 
 N = 100_000
@@ -70,4 +69,3 @@ except ImportError:
 width = max(len(name) for name, _ in rows)
 for name, us in rows:
     print(f"{name:<{width}}  {us:8.3f} µs")
-print(f"backstop {backstop.__name__}: {len(rows)} rows")

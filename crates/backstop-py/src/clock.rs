@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 const SIGNAL_CHECK: Duration = Duration::from_millis(20);
 
 /// The real clock, sleeping with the GIL released, in slices: between two
-/// it runs Python's signal handlers, and a handler's exception
+/// (holding the GIL) it runs Python's signal handlers, and a handler's exception
 /// (`KeyboardInterrupt`) ends the sleep and is kept for the run to raise.
 pub(crate) struct Interruptible {
     pub(crate) interrupted: Mutex<Option<PyErr>>,
@@ -37,13 +37,16 @@ impl Clock for Interruptible {
 
     fn sleep(&self, d: Duration) {
         let end = Instant::now() + d;
-        while let Some(left) = end.checked_duration_since(Instant::now()).filter(|l| !l.is_zero()) {
-            if let Err(e) = Python::attach(|py| py.check_signals()) {
-                *self.interrupted.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
-                return;
+        Python::attach(|py| {
+            while let Some(left) = end.checked_duration_since(Instant::now()).filter(|l| !l.is_zero()) {
+                if let Err(e) = py.check_signals() {
+                    *self.interrupted.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                    return;
+                }
+                // Other Python threads run while this one sleeps.
+                py.detach(|| std::thread::sleep(left.min(SIGNAL_CHECK)));
             }
-            std::thread::sleep(left.min(SIGNAL_CHECK));
-        }
+        });
     }
 
     fn sleep_async(&self, d: Duration) -> SleepFuture {

@@ -98,16 +98,17 @@ pub(crate) fn run(
             log(py, "info", event.to_string());
         })
     };
-    let outcome = py.detach(|| {
-        policy
-            .retry(attempt)
-            .when(|error: &PyErr| Python::attach(|py| verdict(py, &retryable, error)))
-            .on_retry(hook)
-            .name(Name::Owned(name.clone()))
-            .clock(clock)
-            .with_attempts()
-            .call()
-    });
+    // The run holds the GIL (each attempt is Python code); its sleeps
+    // release it (see `Interruptible`), so a successful call pays no GIL
+    // hand-over at all.
+    let outcome = policy
+        .retry(attempt)
+        .when(|error: &PyErr| Python::attach(|py| verdict(py, &retryable, error)))
+        .on_retry(hook)
+        .name(Name::Owned(name.clone()))
+        .clock(clock)
+        .with_attempts()
+        .call();
     match outcome {
         Ok((value, attempts)) => {
             if attempts > 1 {

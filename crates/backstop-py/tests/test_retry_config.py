@@ -21,17 +21,11 @@ from backstop import (
     with_retry,
 )
 from backstop.testing import virtual_time
+from flaky import Flaky as _Flaky
 
 
-class Flaky:
-    def __init__(self, failures, error=ConnectionError("connection reset"), value="ok"):
-        self.failures, self.error, self.value, self.calls = failures, error, value, 0
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise self.error
-        return (self.value, args, kwargs)
+def Flaky(failures, error=None):  # noqa: N802 - a class's name, as the other tests use it
+    return _Flaky(failures, error, echo=True)
 
 
 def test_the_default_config_is_three_attempts_waiting_two_to_thirty_seconds():

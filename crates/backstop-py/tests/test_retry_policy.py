@@ -16,23 +16,11 @@ import pytest
 
 from backstop import RetryExhaustedError, RetryPolicy, create_batch_retry_wrapper, retry_call, with_retry
 from backstop.testing import virtual_time
+from flaky import Flaky
 
 
 def execute(func, data, verbose=False):
     return [func(x) for x in data]
-
-
-class Flaky:
-    """Fails with `error` the first `failures` calls, then returns `value`."""
-
-    def __init__(self, failures, error=ConnectionError("connection reset"), value="ok"):
-        self.failures, self.error, self.value, self.calls = failures, error, value, 0
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise self.error
-        return self.value
 
 
 def test_the_documented_progression_without_jitter():

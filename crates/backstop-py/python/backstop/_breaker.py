@@ -6,6 +6,7 @@ half-open probe limit across threads, its state-change lines)."""
 from __future__ import annotations
 
 import enum
+import inspect
 import functools
 from dataclasses import dataclass
 from types import TracebackType
@@ -113,6 +114,8 @@ class CircuitBreaker:
         self._breaker.reset()
 
     def __call__(self, func: F) -> F:
+        if inspect.iscoroutinefunction(func):
+            raise TypeError(f"{func.__qualname__} is an async function: the breaker's decorator guards sync functions only (so far)")
         @functools.wraps(func)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             with self:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Optional, Tuple, TypeVar
 
 from ._config import DEFAULT_RETRY_CONFIG, RetryConfig
 from ._policy import RetryPolicy
-from ._run import run
+from ._run import require_sync, run
 
 __all__ = ["create_retry_decorator", "retry_call", "with_retry"]
 
@@ -119,6 +119,7 @@ def with_retry(
             return _call_with_config(cfg, logger, f, args, kwargs)
 
     def decorate(f: F) -> F:
+        require_sync(f)
         @functools.wraps(f)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             return call(f, args, kwargs)

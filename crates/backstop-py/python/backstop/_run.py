@@ -3,12 +3,24 @@ of the package, and the exception raised when its attempts run out."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Mapping, Optional, Tuple, Type
 
 from . import _backstop
 from .testing import current_clock
 
-__all__ = ["RetryExhaustedError", "exception_types", "run"]
+__all__ = ["RetryExhaustedError", "exception_types", "require_sync", "run"]
+
+
+def require_sync(func: Callable[..., Any]) -> None:
+    """A ``TypeError`` for an ``async def`` function: its call only makes a
+    coroutine, so retrying the call would retry nothing (and sleeping in it
+    would block the event loop). Async functions are not supported yet."""
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        raise TypeError(
+            f"{getattr(func, '__qualname__', func)!s} is an async function: backstop's Python decorators "
+            "retry sync functions only (so far); retrying it would retry only the making of its coroutine"
+        )
 
 
 class RetryExhaustedError(Exception):

@@ -126,6 +126,12 @@ impl Breaker {
         py.detach(|| self.permit().map(OwnedPermit::failure));
     }
 
+    /// The call was abandoned (its task cancelled): its permit is given back,
+    /// counting nothing, so a half-open breaker lets another probe through.
+    fn release(&self) {
+        drop(self.pending().pop_front());
+    }
+
     /// `"CLOSED"`, `"OPEN"` or `"HALF_OPEN"` (an open breaker whose
     /// recovery timeout has passed reports, and moves to, half-open).
     #[getter]

@@ -81,6 +81,12 @@ impl VirtualClock {
         self.clock.elapsed().as_secs_f64()
     }
 
+    /// Sleeps `seconds` in virtual time: records the delay in `sleeps` and
+    /// moves time ahead by it (an async run's sleeps go through here).
+    fn sleep(&self, seconds: f64) {
+        Clock::sleep(&self.clock, Duration::try_from_secs_f64(seconds).unwrap_or_default());
+    }
+
     /// Moves virtual time `seconds` ahead.
     fn advance(&self, seconds: f64) {
         self.clock.advance(Duration::try_from_secs_f64(seconds).unwrap_or_default());

@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 mod breaker;
 mod classify;
 mod clock;
+mod driven;
 mod run;
 mod schedule;
 
@@ -21,6 +22,7 @@ fn _backstop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<schedule::Schedule>()?;
     m.add_class::<clock::VirtualClock>()?;
     m.add_class::<breaker::Breaker>()?;
+    m.add_class::<driven::AsyncRun>()?;
     m.add_function(wrap_pyfunction!(run::run, m)?)?;
     m.add_function(wrap_pyfunction!(classify::aws_verdict, m)?)?;
     m.add_function(wrap_pyfunction!(classify::http_verdict, m)?)?;

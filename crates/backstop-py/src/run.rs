@@ -26,7 +26,7 @@ pub(crate) fn log(py: Python<'_>, level: &str, message: String) {
 /// `True`/`False`, a verdict's name (`"retry"`, `"timeout"`, `"throttled"`,
 /// `"fail"`), or a number: the seconds a server asked to wait. A classifier
 /// that raises, or answers anything else, counts as "no".
-fn verdict(py: Python<'_>, retryable: &Py<PyAny>, error: &PyErr) -> Verdict {
+pub(crate) fn verdict(py: Python<'_>, retryable: &Py<PyAny>, error: &PyErr) -> Verdict {
     if !error.is_instance_of::<PyException>(py) {
         return Verdict::Fail;
     }
@@ -87,17 +87,7 @@ pub(crate) fn run(
             func.call(py, args.bind(py), kwargs.as_ref().map(|k| k.bind(py)))
         })
     };
-    let hook = |event: &RetryEvent<'_, PyErr>| {
-        Python::attach(|py| {
-            if let Some(callback) = &on_retry {
-                let called = callback.call1(py, (event.error.value(py), event.attempt, event.delay.as_secs_f64()));
-                if let Err(e) = called {
-                    log(py, "warning", format!("{}: the on_retry callback failed, and is ignored: {e}", event.name));
-                }
-            }
-            log(py, "info", event.to_string());
-        })
-    };
+    let hook = |event: &RetryEvent<'_, PyErr>| Python::attach(|py| announce(py, on_retry.as_ref(), event));
     // The run holds the GIL (each attempt is Python code); its sleeps
     // release it (see `Interruptible`), so a successful call pays no GIL
     // hand-over at all.
@@ -111,19 +101,50 @@ pub(crate) fn run(
         .call();
     match outcome {
         Ok((value, attempts)) => {
-            if attempts > 1 {
-                log(py, "info", format!("{name} succeeded on attempt {attempts}"));
-            }
+            succeeded(py, &name, attempts);
             Ok(value)
         }
-        Err(RetryError::Exhausted { attempts, last, .. }) => {
-            let raised = exhausted.call1(py, (last.value(py), attempts))?;
-            let raised = PyErr::from_value(raised.into_bound(py));
-            raised.set_cause(py, Some(last));
-            Err(raised)
+        Err(err) => Err(give_up(py, err, &exhausted)),
+    }
+}
+
+/// Before a retry: calls `on_retry(exc, attempt, delay_seconds)` (a callback
+/// that raises is logged once, at WARNING, and ignored), then logs the
+/// retry's line at INFO.
+pub(crate) fn announce(py: Python<'_>, on_retry: Option<&Py<PyAny>>, event: &RetryEvent<'_, PyErr>) {
+    if let Some(callback) = on_retry {
+        let called = callback.call1(py, (event.error.value(py), event.attempt, event.delay.as_secs_f64()));
+        if let Err(e) = called {
+            log(py, "warning", format!("{}: the on_retry callback failed, and is ignored: {e}", event.name));
         }
-        Err(other) => Err(other.into_inner().unwrap_or_else(|| {
-            pyo3::exceptions::PyRuntimeError::new_err("backstop: the run stopped before any attempt")
-        })),
+    }
+    log(py, "info", event.to_string());
+}
+
+/// After a success: the document's line, for a run that needed retries.
+pub(crate) fn succeeded(py: Python<'_>, name: &str, attempts: u32) {
+    if attempts > 1 {
+        log(py, "info", format!("{name} succeeded on attempt {attempts}"));
+    }
+}
+
+/// The exception a run that gave up raises: `exhausted(last, attempts)`
+/// chained to the last exception when attempts ran out; otherwise the last
+/// exception itself (a refused one, or the one before an open circuit or
+/// a spent budget), or a `RuntimeError` saying why no attempt was made.
+pub(crate) fn give_up(py: Python<'_>, err: RetryError<PyErr>, exhausted: &Py<PyAny>) -> PyErr {
+    match err {
+        RetryError::Exhausted { attempts, last, .. } => {
+            let raised = match exhausted.call1(py, (last.value(py), attempts)) {
+                Ok(raised) => PyErr::from_value(raised.into_bound(py)),
+                Err(e) => return e,
+            };
+            raised.set_cause(py, Some(last));
+            raised
+        }
+        other => {
+            let why = other.to_string();
+            other.into_inner().unwrap_or_else(|| pyo3::exceptions::PyRuntimeError::new_err(why))
+        }
     }
 }

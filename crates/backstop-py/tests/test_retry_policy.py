@@ -211,14 +211,3 @@ def test_ctrl_c_during_a_backoff_raises_at_once():
     out, _ = child.communicate(timeout=10)
     assert child.returncode == 3 and "interrupted" in out
     assert time.monotonic() - started < 5
-
-
-def test_async_functions_are_refused_not_silently_unretried():
-    from backstop import CircuitBreaker, with_api_retry, with_s3_retry
-
-    async def fetch():
-        return 1
-
-    for decorator in (with_retry, with_retry(max_retries=2), with_s3_retry(), with_api_retry(), CircuitBreaker("a")):
-        with pytest.raises(TypeError, match="async function"):
-            decorator(fetch)

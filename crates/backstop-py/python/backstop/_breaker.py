@@ -6,13 +6,13 @@ half-open probe limit across threads, its state-change lines)."""
 from __future__ import annotations
 
 import enum
-import inspect
 import functools
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Callable, Optional, Type, TypeVar
 
 from . import _backstop
+from ._run import is_async
 from .testing import current_clock
 
 __all__ = ["CircuitBreaker", "CircuitBreakerConfiguration", "CircuitOpenException", "CircuitState"]
@@ -65,8 +65,10 @@ class CircuitBreaker:
         if upload_circuit.allow_request():
             ...  # then upload_circuit.record_success() or .record_failure()
 
-    Also a decorator (``@upload_circuit``) and a context manager (``with
-    upload_circuit:``): an exception in the call counts as a failure, and an
+    Also a decorator (``@upload_circuit``, on sync and ``async def``
+    functions) and a context manager (``with upload_circuit:``): an
+    ``Exception`` in the call counts as a failure, a cancelled call
+    (``asyncio.CancelledError``, ``KeyboardInterrupt``) as nothing, and an
     open circuit raises ``CircuitOpenException``. Thread-safe. Made inside
     ``backstop.testing.virtual_time()``, its recovery timeout runs in virtual
     time."""
@@ -114,8 +116,15 @@ class CircuitBreaker:
         self._breaker.reset()
 
     def __call__(self, func: F) -> F:
-        if inspect.iscoroutinefunction(func):
-            raise TypeError(f"{func.__qualname__} is an async function: the breaker's decorator guards sync functions only (so far)")
+        if is_async(func):
+
+            @functools.wraps(func)
+            async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+                with self:
+                    return await func(*args, **kwargs)
+
+            return guarded_async  # type: ignore[return-value]
+
         @functools.wraps(func)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             with self:
@@ -133,8 +142,12 @@ class CircuitBreaker:
     ) -> None:
         if exc_type is None:
             self.record_success()
-        else:
+        elif issubclass(exc_type, Exception):
             self.record_failure()
+        else:
+            # Cancelled (asyncio.CancelledError), interrupted or exiting: the
+            # call was abandoned, not failed; its permit counts nothing.
+            self._breaker.release()
 
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r}, state={self.state.name})"

@@ -18,14 +18,13 @@ the default is ``DEFAULT_RETRY_CONFIG`` (3 attempts, waits of 2 to 30 s).
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from typing import Any, Callable, Mapping, Optional, Tuple, TypeVar
 
 from ._config import DEFAULT_RETRY_CONFIG, RetryConfig
 from ._policy import RetryPolicy
-from ._run import require_sync, run
+from ._run import is_async, retrying, run
 
 __all__ = ["create_retry_decorator", "retry_call", "with_retry"]
 
@@ -38,26 +37,45 @@ _POLICY_PARAMS = frozenset(
 
 def _logged(func: Callable[..., Any], logger: logging.Logger, max_attempts: int) -> Callable[..., Any]:
     """``func`` logging to ``logger`` (INFO) before and after each attempt,
-    as tenacity's ``before_log`` and ``after_log`` did."""
+    as tenacity's ``before_log`` and ``after_log`` did; one per call (it
+    counts that call's attempts). Async for an async ``func``."""
     name = getattr(func, "__name__", "operation")
     attempt = 0
 
-    def attempt_once(*args: Any, **kwargs: Any) -> Any:
+    def before() -> float:
         nonlocal attempt
         attempt += 1
         logger.info("Starting call to %s, attempt %d of %d", name, attempt, max_attempts)
-        started = time.monotonic()
+        return time.monotonic()
+
+    def after(started: float, exc: Optional[BaseException]) -> None:
+        outcome = "succeeded" if exc is None else f"{type(exc).__name__}: {exc}"
+        logger.info("Finished call to %s after %.3f seconds, attempt %d of %d: %s",
+                    name, time.monotonic() - started, attempt, max_attempts, outcome)
+
+    if is_async(func):
+
+        async def attempt_once_async(*args: Any, **kwargs: Any) -> Any:
+            started = before()
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as exc:
+                after(started, exc)
+                raise
+            after(started, None)
+            return result
+
+        attempt_once_async.__name__ = name
+        return attempt_once_async
+
+    def attempt_once(*args: Any, **kwargs: Any) -> Any:
+        started = before()
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            took = time.monotonic() - started
-            logger.info(
-                "Finished call to %s after %.3f seconds, attempt %d of %d: %s: %s",
-                name, took, attempt, max_attempts, type(exc).__name__, exc,
-            )
+            after(started, exc)
             raise
-        logger.info("Finished call to %s after %.3f seconds, attempt %d of %d: succeeded",
-                    name, time.monotonic() - started, attempt, max_attempts)
+        after(started, None)
         return result
 
     attempt_once.__name__ = name
@@ -108,23 +126,16 @@ def with_retry(
     if policy is not None or params:
         chosen = _policy_of(policy, params)
 
-        def call(f: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-            return chosen._call(f, args, kwargs)
+        def decorate(f: F) -> F:
+            return retrying(f, chosen._schedule, chosen.retry_on_exceptions, chosen.on_retry)
     else:
         cfg = config if config is not None else DEFAULT_RETRY_CONFIG
         if not isinstance(cfg, RetryConfig):
             raise TypeError(f"config must be a RetryConfig, not {type(cfg).__name__}")
 
-        def call(f: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-            return _call_with_config(cfg, logger, f, args, kwargs)
-
-    def decorate(f: F) -> F:
-        require_sync(f)
-        @functools.wraps(f)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return call(f, args, kwargs)
-
-        return wrapper  # type: ignore[return-value]
+        def decorate(f: F) -> F:
+            make = None if logger is None else (lambda: _logged(f, logger, cfg.max_attempts))
+            return retrying(f, cfg._schedule, cfg.retry_exceptions, make_attempt=make)
 
     return decorate(func) if func is not None else decorate
 

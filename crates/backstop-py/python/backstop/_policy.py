@@ -14,7 +14,7 @@ import random
 from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Type, Union
 
 from . import _backstop
-from ._run import RetryExhaustedError, exception_types, run
+from ._run import RetryExhaustedError, exception_types, is_async, run
 
 __all__ = ["RetryExhaustedError", "RetryPolicy", "create_batch_retry_wrapper"]
 
@@ -106,6 +106,18 @@ def create_batch_retry_wrapper(
     item whose retries run out returns its ``RetryExhaustedError`` (or the
     exception not retried) instead of raising it, so the batch goes on."""
     chosen = policy if policy is not None else RetryPolicy()
+    if is_async(func):
+
+        @functools.wraps(func)
+        async def wrapper_async(item: Any) -> Any:
+            if fail_fast:
+                return await chosen._call(func, (item,), None)
+            try:
+                return await chosen._call(func, (item,), None)
+            except Exception as exc:  # noqa: BLE001 - the batch keeps the failure as its result
+                return exc
+
+        return wrapper_async
 
     @functools.wraps(func)
     def wrapper(item: Any) -> Any:

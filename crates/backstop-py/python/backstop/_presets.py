@@ -13,12 +13,11 @@ neither botocore nor requests nor httpx is imported here.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple, Type, TypeVar, Union
 
 from . import _backstop
-from ._run import exception_types, require_sync, run
+from ._run import exception_types, retrying
 
 __all__ = ["RetryConfiguration", "RetryPresets", "with_api_retry", "with_s3_retry"]
 
@@ -172,12 +171,7 @@ def _decorator(
     config = preset.replace(**overrides) if overrides else preset
 
     def decorate(func: F) -> F:
-        require_sync(func)
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return run(config._schedule, (), None, func, args, kwargs, judge=lambda exc: verdict(exc, config))
-
-        return wrapper  # type: ignore[return-value]
+        return retrying(func, config._schedule, judge=lambda exc: verdict(exc, config))
 
     return decorate
 

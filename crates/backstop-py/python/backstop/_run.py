@@ -1,26 +1,26 @@
 """One run of a Python function under a core schedule, shared by every API
-of the package, and the exception raised when its attempts run out."""
+of the package: sync functions run in the core's loop (``_backstop.run``);
+``async def`` functions are awaited here, each step asked of the core
+(``_backstop.AsyncRun``), so the event loop is never blocked. Also the
+exception raised when a run's attempts run out."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import inspect
-from typing import Any, Callable, Mapping, Optional, Tuple, Type
+from typing import Any, Awaitable, Callable, Mapping, Optional, Tuple, Type, TypeVar
 
-from . import _backstop
-from .testing import current_clock
+from . import _backstop, testing
 
-__all__ = ["RetryExhaustedError", "exception_types", "require_sync", "run"]
+__all__ = ["RetryExhaustedError", "exception_types", "is_async", "retrying", "run", "run_async"]
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def require_sync(func: Callable[..., Any]) -> None:
-    """A ``TypeError`` for an ``async def`` function: its call only makes a
-    coroutine, so retrying the call would retry nothing (and sleeping in it
-    would block the event loop). Async functions are not supported yet."""
-    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
-        raise TypeError(
-            f"{getattr(func, '__qualname__', func)!s} is an async function: backstop's Python decorators "
-            "retry sync functions only (so far); retrying it would retry only the making of its coroutine"
-        )
+#: A classifier: ``judge(exc)`` answers a bool, a verdict's name
+#: (``"retry"``, ``"timeout"``, ``"throttled"``, ``"fail"``) or the seconds a
+#: server asked to wait.
+Judge = Callable[[BaseException], Any]
 
 
 class RetryExhaustedError(Exception):
@@ -48,6 +48,27 @@ def exception_types(parameter: str, value: Any) -> Tuple[Type[BaseException], ..
     return types
 
 
+def is_async(func: Callable[..., Any]) -> bool:
+    """Whether calling ``func`` makes a coroutine: an ``async def``
+    function, a bound method or ``functools.partial`` of one, or an object
+    whose ``__call__`` is one."""
+    iscoroutinefunction = inspect.iscoroutinefunction
+    if iscoroutinefunction(func):
+        return True
+    inner = getattr(func, "func", func)  # a functools.partial's function
+    return iscoroutinefunction(inner) or (
+        not inspect.isroutine(inner) and iscoroutinefunction(getattr(inner, "__call__", None))
+    )
+
+
+def _judge(retry_on: Tuple[Type[BaseException], ...], judge: Optional[Judge]) -> Judge:
+    return judge if judge is not None else (lambda exc: isinstance(exc, retry_on))
+
+
+def _name(func: Callable[..., Any], name: Optional[str]) -> str:
+    return name or getattr(func, "__name__", None) or "operation"
+
+
 def run(
     schedule: _backstop.Schedule,
     retry_on: Tuple[Type[BaseException], ...],
@@ -56,20 +77,94 @@ def run(
     args: Tuple[Any, ...],
     kwargs: Optional[Mapping[str, Any]],
     name: Optional[str] = None,
-    judge: Optional[Callable[[BaseException], Any]] = None,
+    judge: Optional[Judge] = None,
 ) -> Any:
     """``func(*args, **kwargs)`` under ``schedule``, retrying exceptions of
-    ``retry_on``, or as ``judge(exc)`` says (a bool, a verdict's name, or the
-    seconds a server asked to wait), on the virtual clock of
-    ``backstop.testing.virtual_time`` if one is set."""
+    ``retry_on``, or as ``judge(exc)`` says, on the virtual clock of
+    ``backstop.testing.virtual_time`` if one is set. For an async ``func``,
+    the coroutine that does so (to be awaited)."""
+    if is_async(func):
+        return run_async(schedule, retry_on, on_retry, func, args, kwargs, name, judge)
     return _backstop.run(
-        schedule,
-        func,
-        tuple(args),
-        dict(kwargs) if kwargs else None,
-        judge if judge is not None else (lambda exc: isinstance(exc, retry_on)),
-        on_retry,
-        RetryExhaustedError,
-        name or getattr(func, "__name__", "operation"),
-        current_clock(),
+        schedule, func, tuple(args), dict(kwargs) if kwargs else None, _judge(retry_on, judge), on_retry,
+        RetryExhaustedError, _name(func, name), testing._current,
     )
+
+
+async def run_async(
+    schedule: _backstop.Schedule,
+    retry_on: Tuple[Type[BaseException], ...],
+    on_retry: Optional[Callable[[BaseException, int, float], Any]],
+    func: Callable[..., Awaitable[Any]],
+    args: Tuple[Any, ...],
+    kwargs: Optional[Mapping[str, Any]],
+    name: Optional[str] = None,
+    judge: Optional[Judge] = None,
+) -> Any:
+    """``await func(*args, **kwargs)`` under ``schedule``, as ``run`` does,
+    sleeping with ``asyncio.sleep`` (in virtual time under ``virtual_time``,
+    each sleep still yielding to the loop). Cancelling the task cancels the
+    run, wherever it is: the attempt in flight or the sleep."""
+    clock = testing._current
+    steps = _backstop.AsyncRun(schedule, _judge(retry_on, judge), on_retry, RetryExhaustedError, _name(func, name), clock)
+    kwargs = kwargs or {}
+    try:
+        wait = steps.start()
+        while True:
+            while wait is not None:
+                if clock is None:
+                    await asyncio.sleep(wait)
+                else:
+                    clock.sleep(wait)
+                    await asyncio.sleep(0)
+                wait = steps.resume()
+            try:
+                result = await func(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - the core judges it; BaseExceptions (cancellation) end the run
+                wait = steps.failed(exc)  # raises when the run gives up
+                continue
+            steps.succeeded()
+            return result
+    finally:
+        steps.close()  # a cancelled run gives back what it holds
+
+
+def retrying(
+    func: F,
+    schedule: _backstop.Schedule,
+    retry_on: Tuple[Type[BaseException], ...] = (),
+    on_retry: Optional[Callable[[BaseException, int, float], Any]] = None,
+    judge: Optional[Judge] = None,
+    make_attempt: Optional[Callable[[], Callable[..., Any]]] = None,
+) -> F:
+    """``func``'s retrying wrapper (``functools.wraps``; async for an async
+    ``func``): each call runs ``func`` under ``schedule``, as ``run`` says;
+    or, with ``make_attempt``, the function it makes for that call (one
+    that logs around ``func``, say)."""
+    name = _name(func, None)
+    judged = _judge(retry_on, judge)
+
+    def target() -> Callable[..., Any]:
+        return func if make_attempt is None else make_attempt()
+
+    if is_async(func):
+
+        @functools.wraps(func)
+        async def retried_async(*args: Any, **kwargs: Any) -> Any:
+            return await run_async(schedule, retry_on, on_retry, target(), args, kwargs, name, judged)
+
+        return retried_async  # type: ignore[return-value]
+    exhausted, call = RetryExhaustedError, _backstop.run
+    if make_attempt is None:
+
+        @functools.wraps(func)
+        def retried(*args: Any, **kwargs: Any) -> Any:
+            return call(schedule, func, args, kwargs or None, judged, on_retry, exhausted, name, testing._current)
+
+    else:
+
+        @functools.wraps(func)
+        def retried(*args: Any, **kwargs: Any) -> Any:
+            return call(schedule, make_attempt(), args, kwargs or None, judged, on_retry, exhausted, name, testing._current)
+
+    return retried  # type: ignore[return-value]

@@ -71,6 +71,7 @@
 mod attempt;
 mod blocking;
 mod builder;
+mod driven;
 mod error;
 mod event;
 mod future;
@@ -81,6 +82,7 @@ mod state;
 
 pub use attempt::{Async, Attempt, Blocking, MakeAttempt};
 pub use builder::Retry;
+pub use driven::{Driven, DrivenRun, Next};
 pub use error::{RetryError, Stopped};
 pub use event::{OnRetry, RetryEvent};
 pub use future::RetryFuture;

@@ -1,0 +1,149 @@
+//! A run whose attempts Python makes: [`AsyncRun`], the core's
+//! [`backstop::retry::DrivenRun`] for `async def` functions.
+//!
+//! An async attempt is a coroutine the event loop runs, and a retry's delay
+//! is an `await asyncio.sleep(...)`: neither can happen inside Rust without
+//! blocking the loop. So the Python layer awaits, and asks this object what
+//! to do after each step; every decision (attempts, backoff and jitter,
+//! `Retry-After`, deadline) is the core's, the same code the sync `run` uses.
+
+use std::sync::{Mutex, PoisonError};
+
+use backstop::retry::{DrivenRun, Name, Next};
+use backstop::{Clock, RetryPolicy, SystemClock};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+
+use crate::clock::VirtualClock;
+use crate::run::{announce, give_up, succeeded, verdict};
+use crate::schedule::Schedule;
+
+/// The wall clock every real async run reads (its sleeps are the event loop's).
+static SYSTEM: SystemClock = SystemClock;
+
+/// One run of an async function, driven from Python:
+///
+/// ```python
+/// wait = run.start()                       # None: attempt now; else sleep that long
+/// while True:
+///     while wait is not None:
+///         await asyncio.sleep(wait); wait = run.resume()
+///     try:
+///         result = await func()
+///     except Exception as exc:
+///         wait = run.failed(exc)           # raises when the run gives up
+///         continue
+///     run.succeeded(); return result
+/// ```
+///
+/// `close()` (or dropping the object) ends the run early, giving back what it
+/// held, as a cancelled Rust future does.
+#[pyclass(frozen, module = "backstop._backstop")]
+pub(crate) struct AsyncRun {
+    // Declared first, so dropped first: `run` borrows from `schedule` and
+    // `clock` below (see `start`).
+    run: Mutex<Option<DrivenRun<'static, PyErr>>>,
+    schedule: Py<Schedule>,
+    clock: Option<Py<VirtualClock>>,
+    retryable: Py<PyAny>,
+    on_retry: Option<Py<PyAny>>,
+    exhausted: Py<PyAny>,
+    name: String,
+}
+
+impl AsyncRun {
+    /// Keeps the run for its next step and says how long to sleep first.
+    fn answer(&self, py: Python<'_>, next: Next<'static, PyErr>) -> PyResult<Option<f64>> {
+        let (run, wait) = match next {
+            Next::Attempt(run) => (run, None),
+            Next::Sleep(run, delay) => (run, Some(delay.as_secs_f64())),
+            Next::Stop(err) => return Err(give_up(py, err, &self.exhausted)),
+        };
+        *self.slot() = Some(run);
+        Ok(wait)
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<DrivenRun<'static, PyErr>>> {
+        self.run.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The run, taken out for one step (so a callback the step calls may
+    /// use this object without a deadlock), or an error for a step asked out
+    /// of turn.
+    fn take(&self) -> PyResult<DrivenRun<'static, PyErr>> {
+        self.slot().take().ok_or_else(|| PyRuntimeError::new_err("backstop: this run is over, or has not started"))
+    }
+}
+
+#[pymethods]
+impl AsyncRun {
+    #[new]
+    #[pyo3(signature = (schedule, retryable, on_retry, exhausted, name, clock = None))]
+    fn new(
+        schedule: Py<Schedule>,
+        retryable: Py<PyAny>,
+        on_retry: Option<Py<PyAny>>,
+        exhausted: Py<PyAny>,
+        name: String,
+        clock: Option<Py<VirtualClock>>,
+    ) -> Self {
+        Self { run: Mutex::new(None), schedule, clock, retryable, on_retry, exhausted, name }
+    }
+
+    /// Starts the run: `None` to make the first attempt now, or the seconds
+    /// to sleep before asking `resume()`.
+    fn start(&self, py: Python<'_>) -> PyResult<Option<f64>> {
+        if self.slot().is_some() {
+            return Err(PyRuntimeError::new_err("backstop: this run has started already"));
+        }
+        // SAFETY: the references made here live as long as `self.run` holds
+        // the run that borrows them, and no longer:
+        // - each points into a Python object (a frozen `Schedule`, a frozen
+        //   `VirtualClock`) that `self` holds a strong reference to in
+        //   `self.schedule` / `self.clock`, which are never replaced (`self`
+        //   is frozen), so the object is alive while `self` is;
+        // - Python objects never move, and frozen pyclasses are never
+        //   borrowed mutably, so the data is not moved or changed under the
+        //   reference (the core's types change only through their own locks
+        //   and atomics, through `&`);
+        // - `self.run` is declared before those fields, so when `self` is
+        //   dropped the run is dropped before they are released; `close()`
+        //   drops it earlier, never later.
+        let policy: &'static RetryPolicy = unsafe { &*std::ptr::from_ref(&self.schedule.get().policy) };
+        let clock: &'static dyn Clock = match &self.clock {
+            // SAFETY: as for `policy` above.
+            Some(virtual_clock) => unsafe { &*std::ptr::from_ref(&virtual_clock.get().clock) },
+            None => &SYSTEM,
+        };
+        let next = policy.driven().name(Name::Owned(self.name.clone())).clock(clock).start();
+        self.answer(py, next)
+    }
+
+    /// After a sleep: `None` to make the attempt now, or more seconds to sleep.
+    fn resume(&self, py: Python<'_>) -> PyResult<Option<f64>> {
+        let run = self.take()?;
+        self.answer(py, run.resume())
+    }
+
+    /// The attempt raised `exc`: the seconds to sleep before `resume()`, or
+    /// the exception to raise when the run gives up (raised from here).
+    fn failed(&self, py: Python<'_>, exc: Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+        let run = self.take()?;
+        let error = PyErr::from_value(exc);
+        let judged = verdict(py, &self.retryable, &error);
+        let mut hook = |event: &backstop::RetryEvent<'_, PyErr>| announce(py, self.on_retry.as_ref(), event);
+        self.answer(py, run.failed(error, judged, &mut hook))
+    }
+
+    /// The attempt returned: tells the core, logs a success after retries.
+    fn succeeded(&self, py: Python<'_>) -> PyResult<()> {
+        let attempts = self.take()?.succeeded();
+        succeeded(py, &self.name, attempts);
+        Ok(())
+    }
+
+    /// Ends the run early (its task was cancelled): what it held is given back.
+    fn close(&self) {
+        drop(self.slot().take());
+    }
+}

@@ -19,7 +19,7 @@ use crate::clock::VirtualClock;
 /// change is logged once at WARNING on the `backstop` logger.
 #[pyclass(frozen, module = "backstop._backstop")]
 pub(crate) struct Breaker {
-    breaker: CircuitBreaker,
+    pub(crate) breaker: CircuitBreaker,
     /// Permits granted by `allow_request` and not yet reported, oldest first.
     pending: Mutex<VecDeque<OwnedPermit>>,
 }
@@ -27,7 +27,7 @@ pub(crate) struct Breaker {
 /// The most permits kept waiting for their outcome.
 const MAX_PENDING: usize = 1024;
 
-fn state_name(state: CircuitState) -> &'static str {
+pub(crate) fn state_name(state: CircuitState) -> &'static str {
     match state {
         CircuitState::Closed => "CLOSED",
         CircuitState::HalfOpen => "HALF_OPEN",

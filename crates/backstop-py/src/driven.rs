@@ -15,6 +15,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::clock::VirtualClock;
+use crate::guards::RunGuards;
 use crate::run::{announce, give_up, succeeded, verdict};
 use crate::schedule::Schedule;
 
@@ -40,14 +41,14 @@ static SYSTEM: SystemClock = SystemClock;
 /// held, as a cancelled Rust future does.
 #[pyclass(frozen, module = "backstop._backstop")]
 pub(crate) struct AsyncRun {
-    // Declared first, so dropped first: `run` borrows from `schedule` and
-    // `clock` below (see `start`).
+    // Declared first, so dropped first: `run` borrows from `schedule`,
+    // `clock` and `guards` below (see `start`).
     run: Mutex<Option<DrivenRun<'static, PyErr>>>,
     schedule: Py<Schedule>,
     clock: Option<Py<VirtualClock>>,
+    guards: Option<Py<RunGuards>>,
     retryable: Py<PyAny>,
     on_retry: Option<Py<PyAny>>,
-    exhausted: Py<PyAny>,
     name: String,
 }
 
@@ -57,7 +58,7 @@ impl AsyncRun {
         let (run, wait) = match next {
             Next::Attempt(run) => (run, None),
             Next::Sleep(run, delay) => (run, Some(delay.as_secs_f64())),
-            Next::Stop(err) => return Err(give_up(py, err, &self.exhausted)),
+            Next::Stop(err) => return Err(give_up(py, err)),
         };
         *self.slot() = Some(run);
         Ok(wait)
@@ -78,16 +79,16 @@ impl AsyncRun {
 #[pymethods]
 impl AsyncRun {
     #[new]
-    #[pyo3(signature = (schedule, retryable, on_retry, exhausted, name, clock = None))]
+    #[pyo3(signature = (schedule, retryable, on_retry, name, clock = None, guards = None))]
     fn new(
         schedule: Py<Schedule>,
         retryable: Py<PyAny>,
         on_retry: Option<Py<PyAny>>,
-        exhausted: Py<PyAny>,
         name: String,
         clock: Option<Py<VirtualClock>>,
+        guards: Option<Py<RunGuards>>,
     ) -> Self {
-        Self { run: Mutex::new(None), schedule, clock, retryable, on_retry, exhausted, name }
+        Self { run: Mutex::new(None), schedule, clock, guards, retryable, on_retry, name }
     }
 
     /// Starts the run: `None` to make the first attempt now, or the seconds
@@ -98,9 +99,10 @@ impl AsyncRun {
         }
         // SAFETY: the references made here live as long as `self.run` holds
         // the run that borrows them, and no longer:
-        // - each points into a Python object (a frozen `Schedule`, a frozen
-        //   `VirtualClock`) that `self` holds a strong reference to in
-        //   `self.schedule` / `self.clock`, which are never replaced (`self`
+        // - each points into a Python object (a frozen `Schedule`,
+        //   `VirtualClock` or `RunGuards`) that `self` holds a strong
+        //   reference to in `self.schedule` / `self.clock` / `self.guards`,
+        //   which are never replaced (`self`
         //   is frozen), so the object is alive while `self` is;
         // - Python objects never move, and frozen pyclasses are never
         //   borrowed mutably, so the data is not moved or changed under the
@@ -115,7 +117,13 @@ impl AsyncRun {
             Some(virtual_clock) => unsafe { &*std::ptr::from_ref(&virtual_clock.get().clock) },
             None => &SYSTEM,
         };
-        let next = policy.driven().name(Name::Owned(self.name.clone())).clock(clock).start();
+        let driven = policy.driven().name(Name::Owned(self.name.clone())).clock(clock);
+        let driven = match &self.guards {
+            // SAFETY: as for `policy` above.
+            Some(guards) => driven.guards(unsafe { &*std::ptr::from_ref(&guards.get().guards) }),
+            None => driven,
+        };
+        let next = driven.start();
         self.answer(py, next)
     }
 

@@ -13,6 +13,7 @@ mod breaker;
 mod classify;
 mod clock;
 mod driven;
+mod guards;
 mod run;
 mod schedule;
 
@@ -23,6 +24,10 @@ fn _backstop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<clock::VirtualClock>()?;
     m.add_class::<breaker::Breaker>()?;
     m.add_class::<driven::AsyncRun>()?;
+    m.add_class::<guards::Budget>()?;
+    m.add_class::<guards::Pace>()?;
+    m.add_class::<guards::RunGuards>()?;
+    m.add_function(wrap_pyfunction!(run::register_exceptions, m)?)?;
     m.add_function(wrap_pyfunction!(run::run, m)?)?;
     m.add_function(wrap_pyfunction!(classify::aws_verdict, m)?)?;
     m.add_function(wrap_pyfunction!(classify::http_verdict, m)?)?;

@@ -2,11 +2,14 @@
 
 use backstop::retry::{Name, RetryEvent};
 use backstop::{Clock, RetryError, Verdict};
-use pyo3::exceptions::PyException;
+use pyo3::call::PyCallArgs;
+use pyo3::exceptions::{PyException, PyRuntimeError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::clock::{Interruptible, VirtualClock};
+use crate::guards::RunGuards;
 use crate::schedule::Schedule;
 
 /// The logger every line goes to: `logging.getLogger("backstop")`, looked
@@ -49,16 +52,31 @@ pub(crate) fn verdict(py: Python<'_>, retryable: &Py<PyAny>, error: &PyErr) -> V
     }
 }
 
+/// The exceptions a run raises when it gives up, registered once by the
+/// Python layer (`register_exceptions`): `RetryExhaustedError(last,
+/// attempts)` and `CircuitOpenException(name, state)`.
+static EXHAUSTED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static CIRCUIT_OPEN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Registers the exception classes runs raise when they give up.
+#[pyfunction]
+pub(crate) fn register_exceptions(py: Python<'_>, exhausted: Py<PyAny>, circuit_open: Py<PyAny>) {
+    // A second registration (a reloaded module) keeps the first.
+    let _ = EXHAUSTED.set(py, exhausted);
+    let _ = CIRCUIT_OPEN.set(py, circuit_open);
+}
+
 /// Calls `func(*args, **kwargs)` until it returns, under `schedule`.
 ///
 /// An exception `retryable(exc)` accepts is retried after the schedule's
 /// delay (slept with the GIL released; Ctrl-C ends the sleep and raises),
 /// with `on_retry(exc, attempt, delay_seconds)` called and a line logged
-/// first; one it refuses is raised as itself. When attempts run out, the
-/// exception `exhausted(last_exc, attempts)` makes is raised, chained to the
-/// last one. On `clock` (a `VirtualClock`) the run sleeps in virtual time.
+/// first; one it refuses is raised as itself. `guards` (a `RunGuards`) are
+/// asked as the core's run asks them. When the run gives up, see
+/// [`give_up`] for what is raised. On `clock` (a `VirtualClock`) the run
+/// sleeps in virtual time.
 #[pyfunction]
-#[pyo3(signature = (schedule, func, args, kwargs, retryable, on_retry, exhausted, name, clock = None))]
+#[pyo3(signature = (schedule, func, args, kwargs, retryable, on_retry, name, clock = None, guards = None))]
 #[allow(clippy::too_many_arguments)] // one Python call, its arguments as the layer above has them
 #[allow(clippy::result_large_err)] // the run's outcome (a RetryError of a PyErr) is matched at once, here
 pub(crate) fn run(
@@ -69,9 +87,9 @@ pub(crate) fn run(
     kwargs: Option<Py<PyDict>>,
     retryable: Py<PyAny>,
     on_retry: Option<Py<PyAny>>,
-    exhausted: Py<PyAny>,
     name: String,
     clock: Option<Py<VirtualClock>>,
+    guards: Option<Py<RunGuards>>,
 ) -> PyResult<Py<PyAny>> {
     let real = Interruptible::new();
     let clock: &dyn Clock = match &clock {
@@ -91,20 +109,22 @@ pub(crate) fn run(
     // The run holds the GIL (each attempt is Python code); its sleeps
     // release it (see `Interruptible`), so a successful call pays no GIL
     // hand-over at all.
-    let outcome = policy
+    let run = policy
         .retry(attempt)
         .when(|error: &PyErr| Python::attach(|py| verdict(py, &retryable, error)))
         .on_retry(hook)
         .name(Name::Owned(name.clone()))
-        .clock(clock)
-        .with_attempts()
-        .call();
-    match outcome {
+        .clock(clock);
+    let run = match &guards {
+        Some(guards) => run.guards(&guards.get().guards),
+        None => run,
+    };
+    match run.with_attempts().call() {
         Ok((value, attempts)) => {
             succeeded(py, &name, attempts);
             Ok(value)
         }
-        Err(err) => Err(give_up(py, err, &exhausted)),
+        Err(err) => Err(give_up(py, err)),
     }
 }
 
@@ -128,23 +148,41 @@ pub(crate) fn succeeded(py: Python<'_>, name: &str, attempts: u32) {
     }
 }
 
-/// The exception a run that gave up raises: `exhausted(last, attempts)`
-/// chained to the last exception when attempts ran out; otherwise the last
-/// exception itself (a refused one, or the one before an open circuit or
-/// a spent budget), or a `RuntimeError` saying why no attempt was made.
-pub(crate) fn give_up(py: Python<'_>, err: RetryError<PyErr>, exhausted: &Py<PyAny>) -> PyErr {
-    match err {
-        RetryError::Exhausted { attempts, last, .. } => {
-            let raised = match exhausted.call1(py, (last.value(py), attempts)) {
-                Ok(raised) => PyErr::from_value(raised.into_bound(py)),
-                Err(e) => return e,
-            };
-            raised.set_cause(py, Some(last));
-            raised
+/// The exception a run that gave up raises:
+/// - attempts ran out, the retry budget was spent or the deadline came
+///   after a failure: `RetryExhaustedError(last, attempts)`, chained to the
+///   last exception (`__cause__`);
+/// - the breaker refused an attempt: `CircuitOpenException(name, state)`,
+///   chained to the last exception if there was one;
+/// - the exception was not worth a retry, or the server asked for a wait
+///   past the policy's bound: the exception itself.
+pub(crate) fn give_up(py: Python<'_>, err: RetryError<PyErr>) -> PyErr {
+    let why = err.to_string();
+    let (raised, last) = match err {
+        RetryError::Exhausted { attempts, last, .. } | RetryError::BudgetExhausted { attempts, last, .. } => {
+            (make(py, &EXHAUSTED, (last.value(py).clone(), attempts), &why), Some(last))
         }
-        other => {
-            let why = other.to_string();
-            other.into_inner().unwrap_or_else(|| pyo3::exceptions::PyRuntimeError::new_err(why))
+        RetryError::DeadlineExceeded { attempts, last: Some(last), .. } => {
+            (make(py, &EXHAUSTED, (last.value(py).clone(), attempts), &why), Some(last))
         }
+        RetryError::CircuitOpen { open, last, .. } => {
+            let state = crate::breaker::state_name(open.state());
+            (make(py, &CIRCUIT_OPEN, (open.name().to_owned(), state), &why), last)
+        }
+        other => return other.into_inner().unwrap_or_else(|| PyRuntimeError::new_err(why)),
+    };
+    if let Some(last) = last {
+        raised.set_cause(py, Some(last));
+    }
+    raised
+}
+
+/// The exception the registered class makes of `args`, or a `RuntimeError`
+/// saying `why` if none is registered.
+fn make<'py>(py: Python<'py>, class: &PyOnceLock<Py<PyAny>>, args: impl PyCallArgs<'py>, why: &str) -> PyErr {
+    let Some(class) = class.get(py) else { return PyRuntimeError::new_err(why.to_owned()) };
+    match class.call1(py, args) {
+        Ok(raised) => PyErr::from_value(raised.into_bound(py)),
+        Err(e) => e,
     }
 }

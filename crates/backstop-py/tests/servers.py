@@ -23,6 +23,14 @@ def s3_error(status: int, code: str, headers: Optional[dict] = None) -> Reply:
 
 RESET: Reply = (0, {}, b"")
 
+#: A reply header (never sent) asking the server to cut the body off halfway.
+TRUNCATE = "X-Test-Truncate"
+
+
+def truncated(body: bytes) -> Reply:
+    """A 200 whose body stops halfway: the connection closes mid-body."""
+    return 200, {TRUNCATE: "1"}, body
+
 
 class FaultServer:
     """Answers each request with the first scripted fault whose predicate
@@ -53,6 +61,16 @@ class FaultServer:
                 if reply is None:
                     reply = (200, {"Content-Type": "application/json"}, server.body)
                 status, headers, body = reply
+                if headers.get(TRUNCATE):
+                    # Promise the whole body, send a part, hang up.
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if status == 0:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)

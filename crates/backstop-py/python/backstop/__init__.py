@@ -11,10 +11,16 @@ The specification's APIs, importable as written::
 
 from ._breaker import CircuitBreaker, CircuitBreakerConfiguration, CircuitOpenException, CircuitState
 from ._config import DEFAULT_RETRY_CONFIG, RetryConfig
+from ._guards import Pacer, RetryBudget
 from ._decorators import create_retry_decorator, retry_call, with_retry
 from ._policy import RetryPolicy, create_batch_retry_wrapper
 from ._presets import RetryConfiguration, RetryPresets, with_api_retry, with_s3_retry
 from ._run import RetryExhaustedError
+from ._s3 import retry_s3_download, retry_s3_upload
+
+from . import _backstop
+
+_backstop.register_exceptions(RetryExhaustedError, CircuitOpenException)
 
 RetryExhaustedException = RetryExhaustedError
 """Document 000's name for ``RetryExhaustedError`` (``.attempts``, ``.last_exception``)."""
@@ -25,15 +31,19 @@ __all__ = [
     "CircuitOpenException",
     "CircuitState",
     "DEFAULT_RETRY_CONFIG",
+    "Pacer",
     "RetryConfig",
     "RetryExhaustedError",
     "RetryExhaustedException",
+    "RetryBudget",
     "RetryConfiguration",
     "RetryPresets",
     "RetryPolicy",
     "create_batch_retry_wrapper",
     "create_retry_decorator",
     "retry_call",
+    "retry_s3_download",
+    "retry_s3_upload",
     "with_api_retry",
     "with_retry",
     "with_s3_retry",

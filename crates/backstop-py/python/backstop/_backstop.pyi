@@ -33,19 +33,86 @@ class VirtualClock:
     def sleeps(self) -> list[float]: ...
     @property
     def now(self) -> float: ...
+    def sleep(self, seconds: float) -> None: ...
     def advance(self, seconds: float) -> None: ...
 
+Verdict = "bool | str | float"
+
+def register_exceptions(
+    exhausted: Callable[[BaseException, int], BaseException], circuit_open: Callable[[str, str], BaseException]
+) -> None: ...
 def run(
     schedule: Schedule,
     func: Callable[..., Any],
     args: Tuple[Any, ...],
     kwargs: Optional[Mapping[str, Any]],
-    retryable: Callable[[BaseException], "bool | str | float"],
+    retryable: Callable[[BaseException], Verdict],
     on_retry: Optional[Callable[[BaseException, int, float], Any]],
-    exhausted: Callable[[BaseException, int], BaseException],
     name: str,
     clock: Optional[VirtualClock] = ...,
+    guards: Optional["RunGuards"] = ...,
 ) -> Any: ...
+
+class AsyncRun:
+    def __init__(
+        self,
+        schedule: Schedule,
+        retryable: Callable[[BaseException], Verdict],
+        on_retry: Optional[Callable[[BaseException, int, float], Any]],
+        name: str,
+        clock: Optional[VirtualClock] = ...,
+        guards: Optional["RunGuards"] = ...,
+    ) -> None: ...
+    def start(self) -> Optional[float]: ...
+    def resume(self) -> Optional[float]: ...
+    def failed(self, exc: BaseException) -> Optional[float]: ...
+    def succeeded(self) -> None: ...
+    def close(self) -> None: ...
+
+class Budget:
+    @staticmethod
+    def token_bucket(
+        name: str,
+        capacity: Optional[int] = ...,
+        retry_cost: Optional[int] = ...,
+        timeout_cost: Optional[int] = ...,
+        refill_per_sec: Optional[float] = ...,
+        clock: Optional[VirtualClock] = ...,
+    ) -> "Budget": ...
+    @staticmethod
+    def ratio(
+        name: str,
+        ratio: Optional[float] = ...,
+        window: Optional[float] = ...,
+        min_per_sec: Optional[float] = ...,
+        clock: Optional[VirtualClock] = ...,
+    ) -> "Budget": ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def level(self) -> float: ...
+    @property
+    def denied(self) -> int: ...
+
+class Pace:
+    def __init__(
+        self,
+        name: str,
+        initial_rate: Optional[float] = ...,
+        min_rate: Optional[float] = ...,
+        max_rate: Optional[float] = ...,
+        burst: Optional[int] = ...,
+        clock: Optional[VirtualClock] = ...,
+    ) -> None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def rate(self) -> Optional[float]: ...
+
+class RunGuards:
+    def __init__(
+        self, breaker: Optional["Breaker"] = ..., budget: Optional[Budget] = ..., pacer: Optional[Pace] = ...
+    ) -> None: ...
 
 class Breaker:
     def __init__(
@@ -59,6 +126,7 @@ class Breaker:
     def allow_request(self) -> bool: ...
     def record_success(self) -> None: ...
     def record_failure(self) -> None: ...
+    def release(self) -> None: ...
     @property
     def state(self) -> str: ...
     @property

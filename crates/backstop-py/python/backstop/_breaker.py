@@ -32,8 +32,9 @@ class CircuitOpenException(Exception):
     """A call refused because the circuit ``name`` is open (``state``)."""
 
     def __init__(self, name: str, state: CircuitState = CircuitState.OPEN) -> None:
-        state_text = state.value if isinstance(state, CircuitState) else state
-        super().__init__(f"circuit {name} is {state_text}: the call was not made")
+        if isinstance(state, str):
+            state = CircuitState(state)
+        super().__init__(f"circuit {name} is {state.value}: the call was not made")
         self.name = name
         self.state = state
 

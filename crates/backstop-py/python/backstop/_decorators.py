@@ -22,7 +22,9 @@ import logging
 import time
 from typing import Any, Callable, Mapping, Optional, Tuple, TypeVar
 
+from ._breaker import CircuitBreaker
 from ._config import DEFAULT_RETRY_CONFIG, RetryConfig
+from ._guards import Pacer, RetryBudget, run_guards
 from ._policy import RetryPolicy
 from ._run import is_async, retrying, run
 
@@ -107,6 +109,9 @@ def with_retry(
     config: Optional[RetryConfig] = None,
     logger: Optional[logging.Logger] = None,
     policy: Optional[RetryPolicy] = None,
+    breaker: Optional[CircuitBreaker] = None,
+    budget: Optional[RetryBudget] = None,
+    pacer: Optional[Pacer] = None,
     **params: Any,
 ) -> Any:
     """Retries the decorated function; see the module docs for both forms::
@@ -117,17 +122,21 @@ def with_retry(
         @with_retry(max_retries=5, initial_delay=0.5)  # document 004, inline
 
     An exception that is not retried is raised as itself; when attempts run
-    out, ``RetryExhaustedError`` is raised from the last exception."""
+    out, ``RetryExhaustedError`` is raised from the last exception. With
+    ``breaker=``, ``budget=`` or ``pacer=`` (either form), every attempt asks
+    them: an open circuit raises ``CircuitOpenException``, a spent budget
+    ends the retries (``RetryExhaustedError``)."""
     unknown = set(params) - _POLICY_PARAMS
     if unknown:
         raise TypeError(f"with_retry() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
     if (config is not None or logger is not None) and (policy is not None or params):
         raise TypeError("give config=/logger= (a RetryConfig) or policy=/RetryPolicy parameters, not both")
+    guards = run_guards(breaker, budget, pacer)
     if policy is not None or params:
         chosen = _policy_of(policy, params)
 
         def decorate(f: F) -> F:
-            return retrying(f, chosen._schedule, chosen.retry_on_exceptions, chosen.on_retry)
+            return retrying(f, chosen._schedule, chosen.retry_on_exceptions, chosen.on_retry, guards=guards)
     else:
         cfg = config if config is not None else DEFAULT_RETRY_CONFIG
         if not isinstance(cfg, RetryConfig):
@@ -135,7 +144,7 @@ def with_retry(
 
         def decorate(f: F) -> F:
             make = None if logger is None else (lambda: _logged(f, logger, cfg.max_attempts))
-            return retrying(f, cfg._schedule, cfg.retry_exceptions, make_attempt=make)
+            return retrying(f, cfg._schedule, cfg.retry_exceptions, make_attempt=make, guards=guards)
 
     return decorate(func) if func is not None else decorate
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple, Type, TypeVar, Union
 
 from . import _backstop
+from ._guards import run_guards
 from ._run import exception_types, retrying
 
 __all__ = ["RetryConfiguration", "RetryPresets", "with_api_retry", "with_s3_retry"]
@@ -166,29 +167,47 @@ def api_verdict(
 
 
 def _decorator(
-    preset: RetryConfiguration, verdict: Callable[[BaseException, RetryConfiguration], Verdict], overrides: dict
+    preset: RetryConfiguration,
+    verdict: Callable[[BaseException, RetryConfiguration], Verdict],
+    overrides: dict,
+    guards: Optional[_backstop.RunGuards] = None,
 ) -> Callable[[F], F]:
     config = preset.replace(**overrides) if overrides else preset
 
     def decorate(func: F) -> F:
-        return retrying(func, config._schedule, judge=lambda exc: verdict(exc, config))
+        return retrying(func, config._schedule, judge=lambda exc: verdict(exc, config), guards=guards)
 
     return decorate
 
 
-def with_s3_retry(config: Optional[RetryConfiguration] = None, **overrides: Any) -> Callable[[F], F]:
+def with_s3_retry(
+    config: Optional[RetryConfiguration] = None,
+    *,
+    breaker: Any = None,
+    budget: Any = None,
+    pacer: Any = None,
+    **overrides: Any,
+) -> Callable[[F], F]:
     """Retries an S3 call with ``RetryPresets.S3_UPLOAD`` (or ``config``),
     ``overrides`` applied (``max_attempts=5, base_delay=1.0, max_delay=30.0``):
     throttling (``SlowDown``, ``ThrottlingException``, ...), ``InternalError``,
     5xx, connection failures and timeouts are retried, with S3's hints;
     ``AccessDenied``, ``NoSuchKey``, ``NoSuchBucket`` and other 4xx are raised at
     once. Switch boto3's own retries off so attempts do not multiply:
-    ``boto3.client("s3", config=botocore.config.Config(retries={"total_max_attempts": 1}))``."""
-    return _decorator(config or RetryPresets.S3_UPLOAD, s3_verdict, overrides)
+    ``boto3.client("s3", config=botocore.config.Config(retries={"total_max_attempts": 1}))``.
+    ``breaker=``, ``budget=`` and ``pacer=`` attach guards (see ``with_retry``);
+    S3's ``SlowDown`` slows a ``Pacer`` down."""
+    return _decorator(config or RetryPresets.S3_UPLOAD, s3_verdict, overrides, run_guards(breaker, budget, pacer))
 
 
 def with_api_retry(
-    respect_retry_after: bool = True, config: Optional[RetryConfiguration] = None, **overrides: Any
+    respect_retry_after: bool = True,
+    config: Optional[RetryConfiguration] = None,
+    *,
+    breaker: Any = None,
+    budget: Any = None,
+    pacer: Any = None,
+    **overrides: Any,
 ) -> Callable[[F], F]:
     """Retries an HTTP API call (requests or httpx) with
     ``RetryPresets.API_CALL`` (or ``config``), ``overrides`` applied: 5xx,
@@ -200,4 +219,4 @@ def with_api_retry(
     def verdict(exc: BaseException, config: RetryConfiguration) -> Verdict:
         return api_verdict(exc, config, respect_retry_after)
 
-    return _decorator(config or RetryPresets.API_CALL, verdict, overrides)
+    return _decorator(config or RetryPresets.API_CALL, verdict, overrides, run_guards(breaker, budget, pacer))

@@ -78,16 +78,17 @@ def run(
     kwargs: Optional[Mapping[str, Any]],
     name: Optional[str] = None,
     judge: Optional[Judge] = None,
+    guards: Optional[_backstop.RunGuards] = None,
 ) -> Any:
     """``func(*args, **kwargs)`` under ``schedule``, retrying exceptions of
-    ``retry_on``, or as ``judge(exc)`` says, on the virtual clock of
-    ``backstop.testing.virtual_time`` if one is set. For an async ``func``,
-    the coroutine that does so (to be awaited)."""
+    ``retry_on``, or as ``judge(exc)`` says, asking ``guards``, on the
+    virtual clock of ``backstop.testing.virtual_time`` if one is set. For an
+    async ``func``, the coroutine that does so (to be awaited)."""
     if is_async(func):
-        return run_async(schedule, retry_on, on_retry, func, args, kwargs, name, judge)
+        return run_async(schedule, retry_on, on_retry, func, args, kwargs, name, judge, guards)
     return _backstop.run(
         schedule, func, tuple(args), dict(kwargs) if kwargs else None, _judge(retry_on, judge), on_retry,
-        RetryExhaustedError, _name(func, name), testing._current,
+        _name(func, name), testing._current, guards,
     )
 
 
@@ -100,13 +101,14 @@ async def run_async(
     kwargs: Optional[Mapping[str, Any]],
     name: Optional[str] = None,
     judge: Optional[Judge] = None,
+    guards: Optional[_backstop.RunGuards] = None,
 ) -> Any:
     """``await func(*args, **kwargs)`` under ``schedule``, as ``run`` does,
     sleeping with ``asyncio.sleep`` (in virtual time under ``virtual_time``,
     each sleep still yielding to the loop). Cancelling the task cancels the
     run, wherever it is: the attempt in flight or the sleep."""
     clock = testing._current
-    steps = _backstop.AsyncRun(schedule, _judge(retry_on, judge), on_retry, RetryExhaustedError, _name(func, name), clock)
+    steps = _backstop.AsyncRun(schedule, _judge(retry_on, judge), on_retry, _name(func, name), clock, guards)
     kwargs = kwargs or {}
     try:
         wait = steps.start()
@@ -136,9 +138,10 @@ def retrying(
     on_retry: Optional[Callable[[BaseException, int, float], Any]] = None,
     judge: Optional[Judge] = None,
     make_attempt: Optional[Callable[[], Callable[..., Any]]] = None,
+    guards: Optional[_backstop.RunGuards] = None,
 ) -> F:
     """``func``'s retrying wrapper (``functools.wraps``; async for an async
-    ``func``): each call runs ``func`` under ``schedule``, as ``run`` says;
+    ``func``): each call runs ``func`` under ``schedule`` and ``guards``, as ``run`` says;
     or, with ``make_attempt``, the function it makes for that call (one
     that logs around ``func``, say)."""
     name = _name(func, None)
@@ -151,20 +154,20 @@ def retrying(
 
         @functools.wraps(func)
         async def retried_async(*args: Any, **kwargs: Any) -> Any:
-            return await run_async(schedule, retry_on, on_retry, target(), args, kwargs, name, judged)
+            return await run_async(schedule, retry_on, on_retry, target(), args, kwargs, name, judged, guards)
 
         return retried_async  # type: ignore[return-value]
-    exhausted, call = RetryExhaustedError, _backstop.run
+    call = _backstop.run
     if make_attempt is None:
 
         @functools.wraps(func)
         def retried(*args: Any, **kwargs: Any) -> Any:
-            return call(schedule, func, args, kwargs or None, judged, on_retry, exhausted, name, testing._current)
+            return call(schedule, func, args, kwargs or None, judged, on_retry, name, testing._current, guards)
 
     else:
 
         @functools.wraps(func)
         def retried(*args: Any, **kwargs: Any) -> Any:
-            return call(schedule, make_attempt(), args, kwargs or None, judged, on_retry, exhausted, name, testing._current)
+            return call(schedule, make_attempt(), args, kwargs or None, judged, on_retry, name, testing._current, guards)
 
     return retried  # type: ignore[return-value]

@@ -1,0 +1,144 @@
+"""The guards a run can take besides its schedule, each the core's own:
+``RetryBudget`` (retries draw from it; when spent, runs stop retrying) and
+``Pacer`` (spaces calls at the rate the server accepts, learnt from its
+throttling), with ``CircuitBreaker`` (``backstop._breaker``).
+
+Give them to a decorator::
+
+    budget = RetryBudget.token_bucket("s3")          # the AWS SDKs' quota: 500 tokens, 5 a retry
+    breaker = CircuitBreaker("s3")
+
+    @with_s3_retry(breaker=breaker, budget=budget)
+    def upload_to_s3(key, data): ...
+
+Share one of each between the calls to one downstream (one bucket, one
+API): that is what lets them see its health. Made inside
+``backstop.testing.virtual_time()``, they run in virtual time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from . import _backstop
+from .testing import current_clock
+
+__all__ = ["Pacer", "RetryBudget", "run_guards"]
+
+
+class RetryBudget:
+    """A retry budget shared by every run given it (thread-safe). Make one
+    with ``RetryBudget.token_bucket(...)`` (the AWS SDKs' quota, the
+    default: ``RetryBudget()``) or ``RetryBudget.ratio(...)`` (retries at
+    most a share of the requests). When it is spent, a failing run stops
+    retrying and raises ``RetryExhaustedError`` at once."""
+
+    def __init__(self, name: str = "retry_budget") -> None:
+        self._budget = _backstop.Budget.token_bucket(_name(name), clock=current_clock())
+
+    @classmethod
+    def token_bucket(
+        cls,
+        name: str = "retry_budget",
+        *,
+        capacity: Optional[int] = None,
+        retry_cost: Optional[int] = None,
+        timeout_cost: Optional[int] = None,
+        refill_per_sec: Optional[float] = None,
+    ) -> "RetryBudget":
+        """``capacity`` tokens (default 500); a retry costs ``retry_cost``
+        (5), one after a timeout ``timeout_cost`` (10); a success gives 1
+        back (or its retry's cost); ``refill_per_sec`` tokens come back each
+        second (default 0)."""
+        budget = cls.__new__(cls)
+        budget._budget = _backstop.Budget.token_bucket(
+            _name(name), capacity, retry_cost, timeout_cost, refill_per_sec, current_clock()
+        )
+        return budget
+
+    @classmethod
+    def ratio(
+        cls,
+        name: str = "retry_budget",
+        *,
+        ratio: Optional[float] = None,
+        window: Optional[float] = None,
+        min_per_sec: Optional[float] = None,
+    ) -> "RetryBudget":
+        """Retries at most ``ratio`` (default 0.2) of the requests of the
+        last ``window`` seconds (10), plus ``min_per_sec`` each second."""
+        budget = cls.__new__(cls)
+        budget._budget = _backstop.Budget.ratio(_name(name), ratio, window, min_per_sec, current_clock())
+        return budget
+
+    @property
+    def name(self) -> str:
+        return self._budget.name
+
+    @property
+    def level(self) -> float:
+        """What is left: tokens (a token bucket) or retries (a ratio budget)."""
+        return self._budget.level
+
+    @property
+    def denied(self) -> int:
+        """Retries refused so far."""
+        return self._budget.denied
+
+    def __repr__(self) -> str:
+        return f"RetryBudget({self.name!r}, level={self.level:g})"
+
+
+class Pacer:
+    """Spaces the calls of every run given it at the rate the server
+    accepts (the AWS SDKs' adaptive mode): not pacing until the first
+    throttling answer (or from ``initial_rate`` calls per second), then
+    halving at throttling and growing back (CUBIC) between ``min_rate``
+    (0.5/s) and ``max_rate`` (100 000/s); ``burst`` calls (10) may go at once
+    after a quiet spell. A run waits for its slot before each attempt."""
+
+    def __init__(
+        self,
+        name: str = "pacer",
+        *,
+        initial_rate: Optional[float] = None,
+        min_rate: Optional[float] = None,
+        max_rate: Optional[float] = None,
+        burst: Optional[int] = None,
+    ) -> None:
+        self._pacer = _backstop.Pace(_name(name), initial_rate, min_rate, max_rate, burst, current_clock())
+
+    @property
+    def name(self) -> str:
+        return self._pacer.name
+
+    @property
+    def rate(self) -> Optional[float]:
+        """Calls per second it paces at now, or ``None`` while not pacing."""
+        return self._pacer.rate
+
+    def __repr__(self) -> str:
+        return f"Pacer({self.name!r}, rate={self.rate!r})"
+
+
+def _name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, not {type(name).__name__}")
+    return name
+
+
+def run_guards(breaker: Any = None, budget: Any = None, pacer: Any = None) -> Optional[_backstop.RunGuards]:
+    """The core's guards for a run, or ``None`` when none is given; a
+    ``TypeError`` names a parameter given the wrong kind of object."""
+    from ._breaker import CircuitBreaker
+
+    for parameter, value, kind in (("breaker", breaker, CircuitBreaker), ("budget", budget, RetryBudget), ("pacer", pacer, Pacer)):
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"{parameter} must be a {kind.__name__}, not {type(value).__name__}")
+    if breaker is None and budget is None and pacer is None:
+        return None
+    return _backstop.RunGuards(
+        breaker._breaker if breaker is not None else None,
+        budget._budget if budget is not None else None,
+        pacer._pacer if pacer is not None else None,
+    )

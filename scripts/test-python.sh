@@ -3,7 +3,8 @@
 # missing); pytest, boto3, moto's S3 server, requests and httpx from the
 # package registry; the package built from crates/backstop-py by pip
 # (maturin comes through pip's build isolation); then its pytest suite,
-# whose servers (moto, fault servers) run on free loopback ports.
+# whose servers (moto, fault servers, redis-server, installed from Debian's
+# packages when missing) run on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,5 +15,7 @@ fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet "pytest>=8" boto3 "moto[server]>=5" requests httpx
 "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps ./crates/backstop-py
+REDIS_SERVER="$(scripts/redis-server.sh)"
+export REDIS_SERVER
 cd crates/backstop-py
 exec "../../$venv/bin/python" -m pytest -q tests

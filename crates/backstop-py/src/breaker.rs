@@ -12,6 +12,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::clock::VirtualClock;
+use crate::fleet::Fleet;
 
 /// A circuit breaker: `failure_threshold` failures in a row open it for
 /// `recovery_timeout` seconds, then probes are let through, and
@@ -52,13 +53,15 @@ impl Breaker {
 #[pymethods]
 impl Breaker {
     #[new]
-    #[pyo3(signature = (name, failure_threshold, recovery_timeout, success_threshold, clock = None))]
+    #[pyo3(signature = (name, failure_threshold, recovery_timeout, success_threshold, clock = None, fleet = None))]
     fn new(
+        py: Python<'_>,
         name: String,
         failure_threshold: i64,
         recovery_timeout: f64,
         success_threshold: i64,
         clock: Option<Py<VirtualClock>>,
+        fleet: Option<Py<Fleet>>,
     ) -> PyResult<Self> {
         let count = |field: &str, n: i64| {
             u32::try_from(n).map_err(|_| {
@@ -94,7 +97,11 @@ impl Breaker {
         if let Some(clock) = &clock {
             builder = builder.clock(&clock.get().clock);
         }
-        Ok(Self { breaker: builder.build(), pending: Mutex::new(VecDeque::new()) })
+        if let Some(fleet) = &fleet {
+            builder = builder.shared(&fleet.get().fleet);
+        }
+        // Joining a fleet may wait a short, bounded time to learn its state.
+        Ok(Self { breaker: py.detach(|| builder.build()), pending: Mutex::new(VecDeque::new()) })
     }
 
     /// Whether a call may go now. `True` takes a permit (a probe, when

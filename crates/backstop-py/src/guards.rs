@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 
 use crate::breaker::Breaker;
 use crate::clock::VirtualClock;
+use crate::fleet::Fleet;
 
 fn invalid(e: &ConfigError) -> PyErr {
     PyValueError::new_err(e.to_string())
@@ -48,14 +49,19 @@ impl Budget {
     /// success gives 1 back (a retry's cost, if it was a retry), and
     /// `refill_per_sec` tokens come back each second (default 0).
     #[staticmethod]
-    #[pyo3(signature = (name, capacity = None, retry_cost = None, timeout_cost = None, refill_per_sec = None, clock = None))]
+    /// With `fleet`, the bucket is the fleet's: every process with a budget
+    /// of this name draws from one bucket in Redis.
+    #[pyo3(signature = (name, capacity = None, retry_cost = None, timeout_cost = None, refill_per_sec = None, clock = None, fleet = None))]
+    #[allow(clippy::too_many_arguments)] // the budget's settings, by name from Python
     fn token_bucket(
+        py: Python<'_>,
         name: String,
         capacity: Option<i64>,
         retry_cost: Option<i64>,
         timeout_cost: Option<i64>,
         refill_per_sec: Option<f64>,
         clock: Option<Py<VirtualClock>>,
+        fleet: Option<Py<Fleet>>,
     ) -> PyResult<Self> {
         const WHAT: &str = "retry budget";
         let mut b = RetryBudget::token_bucket(name);
@@ -74,7 +80,11 @@ impl Budget {
         if let Some(clock) = &clock {
             b = b.clock(&clock.get().clock);
         }
-        Ok(Self { budget: b.build().map_err(|e| invalid(&e))? })
+        if let Some(fleet) = &fleet {
+            b = b.shared(&fleet.get().fleet);
+        }
+        // Joining a fleet may wait a short, bounded time for Redis.
+        Ok(Self { budget: py.detach(|| b.build()).map_err(|e| invalid(&e))? })
     }
 
     /// Finagle's and gRPC's budget: retries may be `ratio` of the requests
@@ -137,14 +147,19 @@ impl Pace {
     /// per second), between `min_rate` (default 0.5) and `max_rate` (100 000)
     /// per second, `burst` calls at once after a quiet spell (default 10).
     #[new]
-    #[pyo3(signature = (name, initial_rate = None, min_rate = None, max_rate = None, burst = None, clock = None))]
+    /// With `fleet`, the pace is the fleet's: every process with a pacer of
+    /// this name learns one rate and sends at it together.
+    #[pyo3(signature = (name, initial_rate = None, min_rate = None, max_rate = None, burst = None, clock = None, fleet = None))]
+    #[allow(clippy::too_many_arguments)] // the pacer's settings, by name from Python
     fn new(
+        py: Python<'_>,
         name: String,
         initial_rate: Option<f64>,
         min_rate: Option<f64>,
         max_rate: Option<f64>,
         burst: Option<i64>,
         clock: Option<Py<VirtualClock>>,
+        fleet: Option<Py<Fleet>>,
     ) -> PyResult<Self> {
         let mut b = Pacer::builder(name);
         if let Some(r) = initial_rate {
@@ -162,7 +177,10 @@ impl Pace {
         if let Some(clock) = &clock {
             b = b.clock(&clock.get().clock);
         }
-        Ok(Self { pacer: b.build().map_err(|e| invalid(&e))? })
+        if let Some(fleet) = &fleet {
+            b = b.shared(&fleet.get().fleet);
+        }
+        Ok(Self { pacer: py.detach(|| b.build()).map_err(|e| invalid(&e))? })
     }
 
     /// The pacer's name.

@@ -13,6 +13,7 @@ mod breaker;
 mod classify;
 mod clock;
 mod driven;
+mod fleet;
 mod guards;
 mod run;
 mod schedule;
@@ -27,6 +28,7 @@ fn _backstop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<guards::Budget>()?;
     m.add_class::<guards::Pace>()?;
     m.add_class::<guards::RunGuards>()?;
+    m.add_class::<fleet::Fleet>()?;
     m.add_function(wrap_pyfunction!(run::register_exceptions, m)?)?;
     m.add_function(wrap_pyfunction!(run::run, m)?)?;
     m.add_function(wrap_pyfunction!(classify::aws_verdict, m)?)?;

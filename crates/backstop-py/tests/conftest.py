@@ -44,3 +44,14 @@ def s3(moto_s3):
     client.create_bucket(Bucket="bike-data")
     yield client, faults
     faults.close()
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A private redis-server on a free loopback port (scripts/test-python.sh
+    installs it and says where in REDIS_SERVER); stopped after the test."""
+    from servers import RedisServer
+
+    server = RedisServer(tmp_path)
+    yield server.url
+    server.close()

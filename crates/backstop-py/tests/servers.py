@@ -5,6 +5,10 @@ S3 server), and moto's S3 server itself."""
 from __future__ import annotations
 
 import http.client
+import os
+import shutil
+import subprocess
+import time
 import http.server
 import socket
 import threading
@@ -121,3 +125,38 @@ class FaultServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class RedisServer:
+    """A real ``redis-server`` (``$REDIS_SERVER``, else the one on ``PATH``)
+    on a free loopback port, persisting nothing, its files in ``directory``."""
+
+    def __init__(self, directory) -> None:
+        binary = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(directory)],
+            stdout=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/"
+        deadline = time.monotonic() + 10
+        while not self.ping():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.close()
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.005)
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)

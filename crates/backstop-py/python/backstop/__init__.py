@@ -11,6 +11,7 @@ The specification's APIs, importable as written::
 
 from ._breaker import CircuitBreaker, CircuitBreakerConfiguration, CircuitOpenException, CircuitState
 from ._config import DEFAULT_RETRY_CONFIG, RetryConfig
+from ._fleet import Fleet
 from ._guards import Pacer, RetryBudget
 from ._decorators import create_retry_decorator, retry_call, with_retry
 from ._policy import RetryPolicy, create_batch_retry_wrapper
@@ -31,6 +32,7 @@ __all__ = [
     "CircuitOpenException",
     "CircuitState",
     "DEFAULT_RETRY_CONFIG",
+    "Fleet",
     "Pacer",
     "RetryConfig",
     "RetryExhaustedError",

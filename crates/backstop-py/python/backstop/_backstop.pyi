@@ -78,6 +78,7 @@ class Budget:
         timeout_cost: Optional[int] = ...,
         refill_per_sec: Optional[float] = ...,
         clock: Optional[VirtualClock] = ...,
+        fleet: Optional["Fleet"] = ...,
     ) -> "Budget": ...
     @staticmethod
     def ratio(
@@ -103,6 +104,7 @@ class Pace:
         max_rate: Optional[float] = ...,
         burst: Optional[int] = ...,
         clock: Optional[VirtualClock] = ...,
+        fleet: Optional["Fleet"] = ...,
     ) -> None: ...
     @property
     def name(self) -> str: ...
@@ -122,6 +124,7 @@ class Breaker:
         recovery_timeout: float,
         success_threshold: int,
         clock: Optional[VirtualClock] = ...,
+        fleet: Optional["Fleet"] = ...,
     ) -> None: ...
     def allow_request(self) -> bool: ...
     def record_success(self) -> None: ...
@@ -143,3 +146,17 @@ def aws_verdict(
 ) -> "str | float": ...
 def http_verdict(status: int, retry_after: Optional[str] = ..., date: Optional[str] = ...) -> "str | float": ...
 def is_idempotent(method: str) -> bool: ...
+
+class Fleet:
+    def __init__(
+        self,
+        url: str,
+        timeout: Optional[float] = ...,
+        refresh: Optional[float] = ...,
+        reconnect_every: Optional[float] = ...,
+        key_ttl: Optional[float] = ...,
+        probe_lease: Optional[float] = ...,
+    ) -> None: ...
+    @property
+    def is_connected(self) -> bool: ...
+    def stats(self) -> Tuple[int, int, int, int]: ...

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, Callable, Optional, Type, TypeVar
 
 from . import _backstop
+from ._fleet import Fleet, fleet_handle
 from ._run import is_async
 from .testing import current_clock
 
@@ -72,9 +73,13 @@ class CircuitBreaker:
     (``asyncio.CancelledError``, ``KeyboardInterrupt``) as nothing, and an
     open circuit raises ``CircuitOpenException``. Thread-safe. Made inside
     ``backstop.testing.virtual_time()``, its recovery timeout runs in virtual
-    time."""
+    time. With ``fleet`` (a ``Fleet``), every process's breaker of this name
+    is one breaker: a trip anywhere opens it everywhere, and one probe goes
+    out for the whole fleet."""
 
-    def __init__(self, name: str, config: Optional[CircuitBreakerConfiguration] = None) -> None:
+    def __init__(
+        self, name: str, config: Optional[CircuitBreakerConfiguration] = None, *, fleet: Optional[Fleet] = None
+    ) -> None:
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         self.config = config if config is not None else CircuitBreakerConfiguration()
@@ -86,6 +91,7 @@ class CircuitBreaker:
             float(self.config.recovery_timeout_seconds),
             self.config.success_threshold,
             current_clock(),
+            fleet_handle(fleet),
         )
 
     @property

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from . import _backstop
+from ._fleet import Fleet, fleet_handle
 from .testing import current_clock
 
 __all__ = ["Pacer", "RetryBudget", "run_guards"]
@@ -33,8 +34,8 @@ class RetryBudget:
     most a share of the requests). When it is spent, a failing run stops
     retrying and raises ``RetryExhaustedError`` at once."""
 
-    def __init__(self, name: str = "retry_budget") -> None:
-        self._budget = _backstop.Budget.token_bucket(_name(name), clock=current_clock())
+    def __init__(self, name: str = "retry_budget", *, fleet: Optional[Fleet] = None) -> None:
+        self._budget = _backstop.Budget.token_bucket(_name(name), clock=current_clock(), fleet=fleet_handle(fleet))
 
     @classmethod
     def token_bucket(
@@ -45,14 +46,16 @@ class RetryBudget:
         retry_cost: Optional[int] = None,
         timeout_cost: Optional[int] = None,
         refill_per_sec: Optional[float] = None,
+        fleet: Optional[Fleet] = None,
     ) -> "RetryBudget":
         """``capacity`` tokens (default 500); a retry costs ``retry_cost``
         (5), one after a timeout ``timeout_cost`` (10); a success gives 1
         back (or its retry's cost); ``refill_per_sec`` tokens come back each
-        second (default 0)."""
+        second (default 0). With ``fleet``, one bucket for every process's
+        budget of this name."""
         budget = cls.__new__(cls)
         budget._budget = _backstop.Budget.token_bucket(
-            _name(name), capacity, retry_cost, timeout_cost, refill_per_sec, current_clock()
+            _name(name), capacity, retry_cost, timeout_cost, refill_per_sec, current_clock(), fleet_handle(fleet)
         )
         return budget
 
@@ -95,7 +98,9 @@ class Pacer:
     throttling answer (or from ``initial_rate`` calls per second), then
     halving at throttling and growing back (CUBIC) between ``min_rate``
     (0.5/s) and ``max_rate`` (100 000/s); ``burst`` calls (10) may go at once
-    after a quiet spell. A run waits for its slot before each attempt."""
+    after a quiet spell. A run waits for its slot before each attempt. With
+    ``fleet``, every process's pacer of this name learns one rate, and they
+    send at it together."""
 
     def __init__(
         self,
@@ -105,8 +110,11 @@ class Pacer:
         min_rate: Optional[float] = None,
         max_rate: Optional[float] = None,
         burst: Optional[int] = None,
+        fleet: Optional[Fleet] = None,
     ) -> None:
-        self._pacer = _backstop.Pace(_name(name), initial_rate, min_rate, max_rate, burst, current_clock())
+        self._pacer = _backstop.Pace(
+            _name(name), initial_rate, min_rate, max_rate, burst, current_clock(), fleet_handle(fleet)
+        )
 
     @property
     def name(self) -> str:

@@ -33,7 +33,10 @@ use crate::sync::Arc;
 /// A store of breaker state shared by many processes (such as
 /// `backstop_redis::Fleet`); given to
 /// [`CircuitBreakerBuilder::shared`](super::CircuitBreakerBuilder::shared).
-pub trait BreakerStore {
+///
+/// `Send + Sync`: a builder holding a store may build on another thread
+/// (backstop's Python package builds without holding the GIL).
+pub trait BreakerStore: Send + Sync {
     /// Takes a new breaker into the store: the store keeps `breaker` to
     /// follow the fleet's state, and returns the link the breaker reports
     /// to. Called once, by `build()`; it may wait a short, bounded time (to

@@ -25,7 +25,10 @@ use crate::sync::{Arc, AtomicU64, Ordering};
 /// A store of retry budgets shared by many processes (such as
 /// `backstop_redis::Fleet`); given to
 /// [`TokenBucketBuilder::shared`](super::TokenBucketBuilder::shared).
-pub trait BudgetStore {
+///
+/// `Send + Sync`: a builder holding a store may build on another thread
+/// (backstop's Python package builds without holding the GIL).
+pub trait BudgetStore: Send + Sync {
     /// Takes a new budget into the store: the store keeps `budget` to keep
     /// its lease, and returns the link the budget reports to. Called once,
     /// by `build()`, with the local bucket empty; it may wait a short,

@@ -35,7 +35,10 @@ use crate::sync::{Arc, Ordering, lock};
 /// A store of pace shared by many processes (such as
 /// `backstop_redis::Fleet`); given to
 /// [`PacerBuilder::shared`](super::PacerBuilder::shared).
-pub trait PacerStore {
+///
+/// `Send + Sync`: a builder holding a store may build on another thread
+/// (backstop's Python package builds without holding the GIL).
+pub trait PacerStore: Send + Sync {
     /// Takes a new pacer into the store: the store keeps `pacer` to drive
     /// it, and returns the link the pacer reports to. Called once, by
     /// `build()`; it may wait a short, bounded time (to learn the fleet's

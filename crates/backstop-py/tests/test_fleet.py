@@ -1,0 +1,166 @@
+"""Guards shared by worker processes through a private ``redis-server``:
+two processes, one breaker and one budget; Redis gone; bad settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from backstop import (
+    CircuitBreaker,
+    CircuitBreakerConfiguration,
+    CircuitState,
+    Fleet,
+    Pacer,
+    RetryBudget,
+    RetryExhaustedError,
+    with_retry,
+)
+
+#: Each guard catches up with the fleet this often, in these tests.
+REFRESH = 0.01
+
+
+def until(condition, within=10.0):
+    """Polls `condition` (the fleet syncs on its own thread) for at most `within` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def worker(redis_url, body):
+    """Another process running `body` with `fleet` and backstop imported;
+    it prints "ready" when done (what it printed before is in `.said`), then
+    waits for a line on stdin to exit."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from backstop import *
+        fleet = Fleet({redis_url!r}, refresh={REFRESH})
+        """
+    ) + textwrap.dedent(body) + '\nprint("ready", flush=True)\nsys.stdin.readline()\n'
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child.said = []  # what it printed before "ready"
+    for line in child.stdout:
+        if line.strip() == "ready":
+            return child
+        child.said.append(line.strip())
+    raise AssertionError(f"the worker ended before it was ready, saying {child.said!r}")
+
+
+def finish(child):
+    child.communicate("exit\n", timeout=10)
+    assert child.returncode == 0
+
+
+def test_a_breaker_tripped_in_one_process_is_open_in_the_other(redis_url):
+    fleet = Fleet(redis_url, refresh=REFRESH)
+    config = CircuitBreakerConfiguration(failure_threshold=3, recovery_timeout_seconds=60)
+    breaker = CircuitBreaker("fleet-s3", config, fleet=fleet)
+    assert until(lambda: fleet.is_connected)
+    assert breaker.state == CircuitState.CLOSED and breaker.allow_request()
+    breaker.record_success()
+    child = worker(
+        redis_url,
+        """
+        config = CircuitBreakerConfiguration(failure_threshold=3, recovery_timeout_seconds=60)
+        breaker = CircuitBreaker("fleet-s3", config, fleet=fleet)
+        for _ in range(3):
+            breaker.allow_request()
+            breaker.record_failure()
+        assert breaker.state == CircuitState.OPEN
+        """,
+    )
+    try:
+        # Followed within a refresh or two, though this process saw no failure.
+        assert until(lambda: breaker.state == CircuitState.OPEN), breaker.state
+        assert not breaker.allow_request()
+    finally:
+        finish(child)
+
+
+RETRYING = """
+budget = RetryBudget.token_bucket("fleet-retries", capacity=20, fleet=fleet)
+
+@with_retry(max_retries=10, initial_delay=0.0, budget=budget)
+def failing():
+    raise ConnectionError("down")
+
+def retries_for(seconds):
+    # Failing runs for `seconds` (the fleet's thread leases tokens between
+    # them): how many retries the budget allowed in all.
+    import time
+    retries, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            failing()
+        except RetryExhaustedError as e:
+            retries += e.attempts - 1
+        time.sleep(0.01)
+    return retries
+"""
+
+
+def test_the_retries_of_two_processes_come_out_of_one_budget(redis_url):
+    # The fleet's bucket holds 20 tokens: 4 retries at 5 each, for everyone.
+    child = worker(redis_url, RETRYING + "\nprint(retries_for(0.3), flush=True)\n")
+    there = int(child.said[0])
+    try:
+        fleet = Fleet(redis_url, refresh=REFRESH)
+        assert until(lambda: fleet.is_connected)
+        scope = {"fleet": fleet, **{n: globals()[n] for n in ("RetryBudget", "RetryExhaustedError", "with_retry")}}
+        exec(RETRYING, scope)
+        here = scope["retries_for"](0.3)
+    finally:
+        finish(child)
+    assert there >= 2, f"the worker got {there} retries"
+    # Alone, each process would have had 4 (8 in all).
+    assert there + here <= 4, (there, here)
+
+
+def test_without_redis_the_guards_work_alone():
+    with socket_port() as port:
+        pass
+    fleet = Fleet(f"redis://127.0.0.1:{port}/", timeout=0.01, refresh=REFRESH)
+    breaker = CircuitBreaker("alone", CircuitBreakerConfiguration(failure_threshold=1), fleet=fleet)
+    pacer = Pacer("alone", fleet=fleet)
+    assert not fleet.is_connected
+    breaker.allow_request()
+    breaker.record_failure()
+    assert breaker.state == CircuitState.OPEN and pacer.rate is None
+
+
+def test_bad_fleet_settings_name_the_setting_and_never_print_the_url():
+    with pytest.raises(ValueError, match="refresh") as bad:
+        Fleet("redis://:secret@127.0.0.1:6379/", refresh=0.001)
+    assert "secret" not in str(bad.value)
+    with pytest.raises(ValueError, match="timeout is -1"):
+        Fleet("redis://127.0.0.1:6379/", timeout=-1)
+    with pytest.raises(ValueError) as url:
+        Fleet("http://:secret@nowhere/")
+    assert "secret" not in str(url.value)
+    with pytest.raises(TypeError, match="fleet must be a Fleet, not str"):
+        CircuitBreaker("x", fleet="redis://127.0.0.1:6379/")
+
+
+def socket_port():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+
+    class Port:
+        def __enter__(self):
+            return s.getsockname()[1]
+
+        def __exit__(self, *exc):
+            s.close()
+
+    return Port()

@@ -13,7 +13,7 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet "pytest>=8" boto3 "moto[server]>=5" requests httpx
+"$venv/bin/python" -m pip install --quiet "pytest>=8" boto3 "moto[server]>=5" requests httpx mypy
 "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps ./crates/backstop-py
 REDIS_SERVER="$(scripts/redis-server.sh)"
 export REDIS_SERVER

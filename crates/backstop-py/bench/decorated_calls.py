@@ -2,7 +2,7 @@
 backstop against tenacity and stamina, in one process (a benchmark, not a
 test). Run it with the package and the peers installed in one virtualenv:
 
-    target/py-venv/bin/python -m pip install tenacity stamina
+    target/py-venv/bin/python -m pip install tenacity stamina tenacity-rs
     target/py-venv/bin/python crates/backstop-py/bench/decorated_calls.py
 
 Prints microseconds per call (best of 5 timings of N calls each).
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import timeit
 
-from backstop import CircuitBreaker, RetryPolicy, with_retry
+from backstop import CircuitBreaker, RetryBudget, RetryPolicy, with_retry
 
 N = 100_000
 
@@ -44,7 +44,13 @@ ours = with_retry(policy=RetryPolicy(max_retries=4, initial_delay=0.0, jitter=Fa
 rows.append(("backstop with_retry", best(ours)))
 breaker = CircuitBreaker("bench")
 guarded = breaker(ours)
-rows.append(("backstop with_retry + breaker", best(guarded)))
+rows.append(("backstop with_retry, then @breaker", best(guarded)))
+attached = with_retry(
+    policy=RetryPolicy(max_retries=4, initial_delay=0.0, jitter=False),
+    breaker=CircuitBreaker("bench-attached"),
+    budget=RetryBudget("bench"),
+)(plain)
+rows.append(("backstop with_retry(breaker=, budget=)", best(attached)))
 ours_fail = with_retry(policy=RetryPolicy(max_retries=4, initial_delay=0.0, jitter=False))(failing_three_times())
 rows.append(("backstop, 3 failures at zero delay", best(ours_fail, N // 10)))
 
@@ -55,6 +61,18 @@ try:
     rows.append(("tenacity", best(ten)))
     ten_fail = tenacity.retry(stop=tenacity.stop_after_attempt(5), wait=tenacity.wait_none())(failing_three_times())
     rows.append(("tenacity, 3 failures at zero delay", best(ten_fail, N // 10)))
+except ImportError:
+    pass
+
+try:
+    import tenacity_rs
+
+    ten_rs = tenacity_rs.retry(stop=tenacity_rs.stop_after_attempt(5), wait=tenacity_rs.wait_none())(plain)
+    rows.append(("tenacity-rs", best(ten_rs)))
+    ten_rs_fail = tenacity_rs.retry(stop=tenacity_rs.stop_after_attempt(5), wait=tenacity_rs.wait_none())(
+        failing_three_times()
+    )
+    rows.append(("tenacity-rs, 3 failures at zero delay", best(ten_rs_fail, N // 10)))
 except ImportError:
     pass
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Mapping, Optional, Tuple, TypeVar
+from typing import Any, Callable, Mapping, Optional, Tuple, TypeVar, overload
 
 from ._breaker import CircuitBreaker
 from ._config import DEFAULT_RETRY_CONFIG, RetryConfig
@@ -30,7 +30,11 @@ from ._run import is_async, retrying, run
 
 __all__ = ["create_retry_decorator", "retry_call", "with_retry"]
 
+#: A decorated function's type: every decorator returns the type it was
+#: given, so type checkers keep its signature (what ``ParamSpec`` would
+#: give, back to Python 3.9 without typing_extensions).
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 
 _POLICY_PARAMS = frozenset(
     ("max_retries", "initial_delay", "max_delay", "exponential_base", "jitter", "retry_on_exceptions", "on_retry")
@@ -103,6 +107,24 @@ def _policy_of(policy: Optional[RetryPolicy], params: Mapping[str, Any]) -> Retr
     return policy if policy is not None else RetryPolicy(**params)
 
 
+@overload
+def with_retry(func: F) -> F: ...
+
+
+@overload
+def with_retry(
+    func: None = None,
+    *,
+    config: Optional[RetryConfig] = None,
+    logger: Optional[logging.Logger] = None,
+    policy: Optional[RetryPolicy] = None,
+    breaker: Optional[CircuitBreaker] = None,
+    budget: Optional[RetryBudget] = None,
+    pacer: Optional[Pacer] = None,
+    **params: Any,
+) -> Callable[[F], F]: ...
+
+
 def with_retry(
     func: Optional[F] = None,
     *,
@@ -156,7 +178,7 @@ def create_retry_decorator(
     return with_retry(config=config, logger=logger)
 
 
-def retry_call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def retry_call(func: Callable[..., R], *args: Any, **kwargs: Any) -> R:
     """Calls ``func`` with retries, without a decorator; both forms::
 
         retry_call(fetch, config, logger, "a", key=1)     # document 003: fetch("a", key=1)

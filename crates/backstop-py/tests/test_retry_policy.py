@@ -211,3 +211,25 @@ def test_ctrl_c_during_a_backoff_raises_at_once():
     out, _ = child.communicate(timeout=10)
     assert child.returncode == 3 and "interrupted" in out
     assert time.monotonic() - started < 5
+
+
+def test_levels_set_on_the_backstop_logger_take_effect_at_once(caplog):
+    logger = logging.getLogger("backstop")
+    flaky = Flaky(1)
+    call = with_retry(max_retries=2, initial_delay=0.5)(flaky)
+    caplog.set_level(logging.DEBUG)
+    try:
+        logger.setLevel(logging.WARNING)
+        with virtual_time():
+            call()
+        assert not [r for r in caplog.records if r.name == "backstop"]
+        logger.setLevel(logging.INFO)  # between two calls of the same decorated function
+        flaky.calls = 0
+        with virtual_time():
+            call()
+        lines = [r.getMessage() for r in caplog.records if r.name == "backstop"]
+        assert lines[0].startswith("Retrying operation in "), lines  # a callable object has no __name__
+        assert lines[0].endswith("(attempt 1/3): ConnectionError: connection reset"), lines
+        assert lines[-1].endswith("succeeded on attempt 2"), lines
+    finally:
+        logger.setLevel(logging.NOTSET)

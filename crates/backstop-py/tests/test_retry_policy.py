@@ -135,6 +135,10 @@ def test_selective_exceptions_raise_the_others_as_themselves():
     with virtual_time() as clock, pytest.raises(ValueError, match="bad item 3"):
         api_call(3)
     assert clock.sleeps == []
+    limited = Flaky(2, RateLimitError("429"))
+    with virtual_time() as clock:
+        assert with_retry(max_retries=5, retry_on_exceptions=(ConnectionError, TimeoutError, RateLimitError))(limited)() == "ok"
+    assert len(clock.sleeps) == 2, "a RateLimitError is retried"
 
 
 def test_exhaustion_chains_the_last_exception():
@@ -233,3 +237,93 @@ def test_levels_set_on_the_backstop_logger_take_effect_at_once(caplog):
         assert lines[-1].endswith("succeeded on attempt 2"), lines
     finally:
         logger.setLevel(logging.NOTSET)
+
+
+BASIC_USAGE = """
+from backstop import with_retry, execute
+
+@with_retry(max_retries=3, initial_delay=0.1)
+def fetch_data(url):
+    return requests.get(url).json()
+
+results = execute(fetch_data, urls, verbose=True)
+"""
+
+PRODUCTION = """
+from backstop import RetryPolicy, with_retry
+
+# Define production retry policy
+policy = RetryPolicy(
+    max_retries=5,
+    initial_delay=0.5,
+    max_delay=60.0,
+    exponential_base=2.0,
+    jitter=True,
+    retry_on_exceptions=(ConnectionError, TimeoutError, HTTPError),
+    on_retry=lambda exc, attempt, delay: logger.warning(
+        f"Retry {attempt} after {delay:.2f}s due to {type(exc).__name__}: {exc}"
+    )
+)
+
+@with_retry(policy=policy)
+def production_api_call(item_id):
+    response = requests.get(f"https://api.example.com/{item_id}", timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+# Execute with automatic parallelization + retry
+results = execute(production_api_call, item_ids, verbose=True)
+"""
+
+
+def test_basic_usage_with_execute_as_document_004_writes_it(fault_server, caplog):
+    import requests
+
+    from servers import RESET
+
+    fault_server.fail(2, RESET)
+    fault_server.body = b'{"ok": true}'
+    urls = [f"{fault_server.url}/items/{i}" for i in range(5)]
+    scope = {"requests": requests, "urls": urls}
+    with caplog.at_level(logging.INFO), virtual_time() as clock:
+        exec(BASIC_USAGE, scope)
+    assert scope["results"] == [{"ok": True}] * 5
+    assert fault_server.hits() == 7 and len(clock.sleeps) == 2
+    assert any(r.getMessage().startswith("execute: 5 items on 5 threads in ") for r in caplog.records)
+
+
+def test_the_production_configuration_as_document_004_writes_it(fault_server, caplog):
+    import requests
+
+    fault_server.fail(2, (503, {}, b"busy"))
+    fault_server.body = b'{"id": 1}'
+    scope = {
+        "requests": requests,
+        "HTTPError": requests.HTTPError,
+        "logger": logging.getLogger("pipeline"),
+        "item_ids": [1, 2, 3],
+        "execute": __import__("backstop").execute,
+    }
+    with caplog.at_level(logging.INFO), virtual_time() as clock:
+        exec(PRODUCTION.replace("https://api.example.com", fault_server.url), scope)
+    assert scope["results"] == [{"id": 1}] * 3
+    warnings = [r.getMessage() for r in caplog.records if r.name == "pipeline"]
+    assert len(warnings) == 2 and warnings[0].startswith("Retry 1 after ") and "due to HTTPError: 503" in warnings[0]
+    assert len(clock.sleeps) == 2
+
+
+def test_execute_keeps_order_raises_the_first_failure_and_checks_its_workers():
+    from backstop import execute
+
+    assert execute(lambda x: x * x, range(20), max_workers=3) == [x * x for x in range(20)]
+    assert execute(str, []) == []
+
+    def fails_on_three(x):
+        if x == 3:
+            raise KeyError(x)
+        return x
+
+    with pytest.raises(KeyError):
+        execute(fails_on_three, range(6))
+    with pytest.raises(ValueError, match="max_workers is 0"):
+        execute(str, [1], max_workers=0)

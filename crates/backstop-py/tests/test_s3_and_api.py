@@ -154,3 +154,129 @@ def test_overrides_name_their_parameter():
         with_s3_retry(max_retries=3)
     with pytest.raises(ValueError, match="base_delay is 5s, above max_delay 1s"):
         with_api_retry(base_delay=5, max_delay=1)
+
+
+def test_upload_large_file_as_document_002_writes_it(s3, tmp_path):
+    s3_client, faults = s3
+    faults.fail(2, s3_error(503, "SlowDown"), is_put("large.csv"))
+    path = tmp_path / "large.csv"
+    path.write_bytes(b"station,bikes\n" * 1000)
+
+    @with_s3_retry(
+        max_attempts=5,
+        base_delay=1.0,
+        max_delay=30.0,
+    )
+    def upload_large_file(bucket: str, key: str, filepath: str) -> str:
+        """Upload large file with custom retry settings."""
+        s3_client.upload_file(filepath, bucket, key)
+        return key
+
+    # boto3's upload_file raises S3UploadFailedError from the ClientError:
+    # the classifier finds the S3 error code in the exception's chain.
+    with virtual_time() as clock:
+        assert upload_large_file("bike-data", "large.csv", str(path)) == "large.csv"
+    assert faults.hits_where(is_put("large.csv")) == 3 and len(clock.sleeps) == 2
+    assert s3_client.get_object(Bucket="bike-data", Key="large.csv")["Body"].read() == path.read_bytes()
+
+
+def test_error_handling_as_document_002_writes_it(s3, capsys):
+    s3_client, faults = s3
+    faults.fail(100, s3_error(503, "SlowDown"), lambda m, p: m == "PUT" and p.startswith("/my-bucket/data.json"))
+    faults.fail(1, s3_error(403, "AccessDenied"), lambda m, p: m == "PUT" and p.startswith("/my-bucket/secret.json"))
+
+    @with_s3_retry()
+    def upload_to_s3(bucket: str, key: str, data: bytes) -> str:
+        s3_client.put_object(Bucket=bucket, Key=key, Body=data)
+        return key
+
+    def handle(key, data):
+        # Document 002's block, as written.
+        try:
+            result = upload_to_s3("my-bucket", key, data)
+        except RetryExhaustedException as e:
+            print(f"Upload failed after {e.attempts} attempts")
+            print(f"Last error: {e.last_exception}")
+            # Handle permanent failure
+        except Exception as e:
+            # Non-retryable error
+            print(f"Non-retryable error: {e}")
+
+    s3_client.create_bucket(Bucket="my-bucket")
+    with virtual_time():
+        handle("data.json", b"{}")
+        handle("secret.json", b"{}")
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Upload failed after 5 attempts"
+    assert out[1].startswith("Last error: An error occurred (SlowDown) when calling the PutObject operation")
+    assert out[2].startswith("Non-retryable error: An error occurred (AccessDenied)")
+
+
+DAGSTER_BLOCK = '''
+from backstop import with_s3_retry
+from dagster import asset
+
+@asset
+def processed_bike_data(context, raw_data: pd.DataFrame) -> pd.DataFrame:
+    """Asset that uploads processed data with retry protection."""
+    
+    @with_s3_retry()
+    def upload():
+        s3_client.upload_fileobj(
+            raw_data.to_parquet(),
+            "bike-data-bucket",
+            f"processed/{context.run_id}.parquet"
+        )
+    
+    upload()
+    return raw_data
+'''
+
+
+def test_the_dagster_asset_of_document_002(s3, monkeypatch):
+    """Document 002's Dagster block, with `dagster` and pandas stood in for
+    (neither is installed): `asset` is the identity, and `to_parquet()`
+    returns a file object (pandas returns bytes there, which boto3's
+    `upload_fileobj` refuses: the document's own slip)."""
+    import io
+    import types
+
+    s3_client, faults = s3
+    s3_client.create_bucket(Bucket="bike-data-bucket")
+    faults.fail(1, s3_error(500, "InternalError"), lambda m, p: m == "PUT" and "/processed/" in p)
+    monkeypatch.setitem(__import__("sys").modules, "dagster", types.SimpleNamespace(asset=lambda f: f))
+
+    class Frame:
+        def to_parquet(self):
+            return io.BytesIO(b"PAR1 rows PAR1")
+
+    scope = {"s3_client": s3_client, "pd": types.SimpleNamespace(DataFrame=Frame)}
+    exec(DAGSTER_BLOCK, scope)
+    raw = Frame()
+    with virtual_time() as clock:
+        assert scope["processed_bike_data"](types.SimpleNamespace(run_id="run-7"), raw) is raw
+    assert len(clock.sleeps) == 1
+    body = s3_client.get_object(Bucket="bike-data-bucket", Key="processed/run-7.parquet")["Body"].read()
+    assert body == b"PAR1 rows PAR1"
+
+
+def test_the_logging_block_of_document_002(s3, caplog):
+    import logging
+
+    s3_client, faults = s3
+    faults.fail(2, s3_error(503, "SlowDown"), is_put("logged"))
+
+    @with_s3_retry()
+    def upload_to_s3():
+        s3_client.put_object(Bucket="bike-data", Key="logged", Body=b"x")
+
+    logging.basicConfig(level=logging.INFO)
+    with caplog.at_level(logging.INFO, logger="backstop"), virtual_time() as clock:
+        upload_to_s3()
+    lines = [r.getMessage() for r in caplog.records if r.name == "backstop"]
+    # The document's lines, each with the error that caused the retry after
+    # it; the delays are the preset's (1 s, 2 s) plus up to 1 s of jitter.
+    assert lines[0].startswith(f"Retrying upload_to_s3 in {clock.sleeps[0]:.1f} seconds (attempt 1/5): ClientError:")
+    assert lines[1].startswith(f"Retrying upload_to_s3 in {clock.sleeps[1]:.1f} seconds (attempt 2/5): ClientError:")
+    assert lines[2] == "upload_to_s3 succeeded on attempt 3"
+    assert [r.levelname for r in caplog.records if r.name == "backstop"] == ["INFO"] * 3

@@ -13,6 +13,7 @@ from ._breaker import CircuitBreaker, CircuitBreakerConfiguration, CircuitOpenEx
 from ._config import DEFAULT_RETRY_CONFIG, RetryConfig
 from ._fleet import Fleet
 from ._guards import Pacer, RetryBudget
+from ._execute import execute
 from ._decorators import create_retry_decorator, retry_call, with_retry
 from ._policy import RetryPolicy, create_batch_retry_wrapper
 from ._presets import RetryConfiguration, RetryPresets, with_api_retry, with_s3_retry
@@ -43,6 +44,7 @@ __all__ = [
     "RetryPolicy",
     "create_batch_retry_wrapper",
     "create_retry_decorator",
+    "execute",
     "retry_call",
     "retry_s3_download",
     "retry_s3_upload",

@@ -100,12 +100,26 @@ _AWS_TIMEOUTS = {"ReadTimeoutError", "ConnectTimeoutError"}
 _AWS_TRANSIENT = {"EndpointConnectionError", "ConnectionClosedError", "ResponseStreamingError", "IncompleteReadError"}
 
 
+def _aws_response(exc: BaseException) -> Optional[dict]:
+    """The parsed AWS response of a botocore ``ClientError``: of ``exc``, or
+    of the one it was raised from or while handling (boto3's ``upload_file``
+    raises ``S3UploadFailedError`` from inside ``except ClientError``)."""
+    seen = 0
+    current: Optional[BaseException] = exc
+    while current is not None and seen < 4:
+        response = getattr(current, "response", None)
+        if isinstance(response, dict) and "Error" in response:
+            return response
+        current, seen = current.__cause__ or current.__context__, seen + 1
+    return None
+
+
 def s3_verdict(exc: BaseException, config: RetryConfiguration = RetryPresets.S3_UPLOAD) -> Verdict:
     """The core's verdict for an exception of an S3 call (see the module docs)."""
     if isinstance(exc, config.ignore_on_exceptions):
         return "fail"
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict) and "Error" in response:
+    response = _aws_response(exc)
+    if response is not None:
         error = response.get("Error") or {}
         meta = response.get("ResponseMetadata") or {}
         headers = {str(k).lower(): str(v) for k, v in (meta.get("HTTPHeaders") or {}).items()}

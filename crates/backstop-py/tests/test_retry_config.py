@@ -74,6 +74,16 @@ def test_waits_grow_with_jitter_and_stay_within_the_bounds():
     with virtual_time() as other, pytest.raises(RetryExhaustedError):
         with_retry(config=config)(Flaky(100))()
     assert other.sleeps != clock.sleeps, "jitter: two runs wait differently"
+    # They grow: over 300 runs, each retry's mean wait is longer than the
+    # one before, until the cap (decorrelated jitter: uniform between the
+    # minimum and three times the last wait).
+    totals = [0.0] * 4
+    for _ in range(300):
+        with virtual_time() as run, pytest.raises(RetryExhaustedError):
+            with_retry(config=RetryConfig(max_attempts=5, min_wait_seconds=1.0, max_wait_seconds=60.0))(Flaky(100))()
+        totals = [t + s for t, s in zip(totals, run.sleeps)]
+    means = [t / 300 for t in totals]
+    assert means == sorted(means) and means[3] > 2 * means[0], means
 
 
 def test_exception_specific_retry():

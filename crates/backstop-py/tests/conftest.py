@@ -26,22 +26,39 @@ def moto_s3():
     server.stop()
 
 
-@pytest.fixture
-def s3(moto_s3):
-    """A boto3 S3 client (its own retries off) behind a fault server in front of moto; yields (client, faults)."""
+def s3_client(url, **retries):
+    """A boto3 S3 client on `url` (path-style addressing, test credentials);
+    `retries` is botocore's retries setting (none: boto3's default)."""
     import boto3
     from botocore.config import Config
 
-    faults = FaultServer(upstream=moto_s3)
-    client = boto3.client(
+    return boto3.client(
         "s3",
-        endpoint_url=faults.url,
+        endpoint_url=url,
         region_name="us-east-1",
         aws_access_key_id="test",
         aws_secret_access_key="test",
-        config=Config(retries={"total_max_attempts": 1}, s3={"addressing_style": "path"}),
+        config=Config(retries=retries or None, s3={"addressing_style": "path"}),
     )
+
+
+@pytest.fixture
+def s3(moto_s3):
+    """A boto3 S3 client (its own retries off) behind a fault server in front of moto; yields (client, faults)."""
+    faults = FaultServer(upstream=moto_s3)
+    client = s3_client(faults.url, total_max_attempts=1)
     client.create_bucket(Bucket="bike-data")
+    yield client, faults
+    faults.close()
+
+
+@pytest.fixture
+def default_s3(moto_s3):
+    """A client as most code makes it, boto3's own retries on (its default),
+    behind a fault server in front of moto; yields (client, faults)."""
+    faults = FaultServer(upstream=moto_s3)
+    client = s3_client(faults.url)
+    client.create_bucket(Bucket="helpers")
     yield client, faults
     faults.close()
 

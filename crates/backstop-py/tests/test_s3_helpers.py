@@ -4,40 +4,21 @@ behind a fault server: one request per backstop attempt."""
 
 from __future__ import annotations
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from backstop import RetryExhaustedException, retry_s3_download, retry_s3_upload
 from backstop._s3 import single_attempt_client
 from backstop.testing import virtual_time
-from servers import RESET, FaultServer, s3_error, truncated
-
-
-@pytest.fixture
-def default_client(moto_s3):
-    """A client as most code makes it: boto3's own retries on (its default)."""
-    faults = FaultServer(upstream=moto_s3)
-    client = boto3.client(
-        "s3",
-        endpoint_url=faults.url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(s3={"addressing_style": "path"}),
-    )
-    client.create_bucket(Bucket="helpers")
-    yield client, faults
-    faults.close()
+from servers import RESET, s3_error, truncated
 
 
 def on(method, key):
     return lambda m, p: m == method and p.startswith(f"/helpers/{key}")
 
 
-def test_an_upload_is_one_request_per_attempt_though_boto3_would_retry(default_client):
-    client, faults = default_client
+def test_an_upload_is_one_request_per_attempt_though_boto3_would_retry(default_s3):
+    client, faults = default_s3
     faults.fail(2, s3_error(503, "SlowDown"), on("PUT", "day.parquet"))
     with virtual_time() as clock:
         assert retry_s3_upload(client, "helpers", "day.parquet", b"rows") == "day.parquet"
@@ -49,14 +30,17 @@ def test_an_upload_is_one_request_per_attempt_though_boto3_would_retry(default_c
     assert single_attempt_client(client) is single_attempt_client(client)
 
 
-def test_an_upload_from_a_file_and_its_errors(default_client, tmp_path):
-    client, faults = default_client
+def test_an_upload_from_a_file_and_its_errors(default_s3, tmp_path):
+    client, faults = default_s3
     path = tmp_path / "day.csv"
     path.write_bytes(b"a,b\n1,2\n")
     faults.fail(1, RESET, on("PUT", "from-file"))
-    with virtual_time():
+    faults.fail(1, s3_error(503, "SlowDown"), on("PUT", "from-str-path"))
+    with virtual_time() as clock:
         retry_s3_upload(client, "helpers", "from-file", path)
         retry_s3_upload(client, "helpers", "from-str-path", str(path))
+    # boto3's upload_file wraps the SlowDown in S3UploadFailedError: retried all the same.
+    assert len(clock.sleeps) == 2 and faults.hits_where(on("PUT", "from-str-path")) == 2
     assert client.get_object(Bucket="helpers", Key="from-file")["Body"].read() == b"a,b\n1,2\n"
     with pytest.raises(TypeError, match="data must be bytes or the path of a file, not int"):
         retry_s3_upload(client, "helpers", "x", 123)
@@ -65,8 +49,8 @@ def test_an_upload_from_a_file_and_its_errors(default_client, tmp_path):
     assert denied.value.response["Error"]["Code"] == "NoSuchBucket" and clock.sleeps == []
 
 
-def test_a_download_survives_a_reset_and_a_body_cut_off_midway(default_client):
-    client, faults = default_client
+def test_a_download_survives_a_reset_and_a_body_cut_off_midway(default_s3):
+    client, faults = default_s3
     client.put_object(Bucket="helpers", Key="forecast.json", Body=b'{"temperature": 21}' * 100)
     faults.fail(1, RESET, on("GET", "forecast.json"))
     faults.fail(1, truncated(b'{"temperature": 21}' * 100), on("GET", "forecast.json"))
@@ -75,8 +59,8 @@ def test_a_download_survives_a_reset_and_a_body_cut_off_midway(default_client):
     assert faults.hits_where(on("GET", "forecast.json")) == 3 and len(clock.sleeps) == 2
 
 
-def test_a_missing_key_is_raised_at_once_and_exhaustion_chains(default_client):
-    client, faults = default_client
+def test_a_missing_key_is_raised_at_once_and_exhaustion_chains(default_s3):
+    client, faults = default_s3
     with virtual_time() as clock, pytest.raises(ClientError) as missing:
         retry_s3_download(client, "helpers", "nope")
     assert missing.value.response["Error"]["Code"] == "NoSuchKey" and clock.sleeps == []

@@ -70,7 +70,7 @@ impl Breaker {
         };
         let open_for = Duration::try_from_secs_f64(recovery_timeout).map_err(|_| {
             PyValueError::new_err(format!(
-                "invalid circuit breaker: recovery_timeout_seconds is {recovery_timeout}; allowed: a finite number of seconds, 0 or more"
+                "invalid circuit breaker: recovery_timeout_seconds is {recovery_timeout:?}; allowed: a number of seconds from 0 to 1.8e19"
             ))
         })?;
         let config = BreakerConfig::builder()
@@ -123,6 +123,14 @@ impl Breaker {
         }
     }
 
+    /// A permit for one call, reported on itself (the decorator and the
+    /// context manager use it, so concurrent calls never report each
+    /// other's outcome); `None` when the breaker rejects the call.
+    fn acquire(&self, py: Python<'_>) -> Option<Permit> {
+        let permit = py.detach(|| self.breaker.try_acquire_owned()).ok()?;
+        Some(Permit { permit: Mutex::new(Some(permit)) })
+    }
+
     /// The call succeeded.
     fn record_success(&self, py: Python<'_>) {
         py.detach(|| self.permit().map(OwnedPermit::success));
@@ -131,12 +139,6 @@ impl Breaker {
     /// The call failed.
     fn record_failure(&self, py: Python<'_>) {
         py.detach(|| self.permit().map(OwnedPermit::failure));
-    }
-
-    /// The call was abandoned (its task cancelled): its permit is given back,
-    /// counting nothing, so a half-open breaker lets another probe through.
-    fn release(&self) {
-        drop(self.pending().pop_front());
     }
 
     /// `"CLOSED"`, `"OPEN"` or `"HALF_OPEN"` (an open breaker whose
@@ -160,5 +162,42 @@ impl Breaker {
     /// Closes the breaker and forgets its counts.
     fn reset(&self) {
         self.breaker.reset();
+    }
+}
+
+/// One call's permit (from `Breaker.acquire()`), reported once: the first
+/// of `success()`, `failure()` or `release()` counts, later ones do nothing.
+/// Dropped unreported, it counts nothing.
+#[pyclass(frozen, module = "backstop._backstop")]
+pub(crate) struct Permit {
+    permit: Mutex<Option<OwnedPermit>>,
+}
+
+impl Permit {
+    fn take(&self) -> Option<OwnedPermit> {
+        self.permit.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+#[pymethods]
+impl Permit {
+    /// The call succeeded.
+    fn success(&self, py: Python<'_>) {
+        if let Some(permit) = self.take() {
+            py.detach(|| permit.success());
+        }
+    }
+
+    /// The call failed.
+    fn failure(&self, py: Python<'_>) {
+        if let Some(permit) = self.take() {
+            py.detach(|| permit.failure());
+        }
+    }
+
+    /// The call was abandoned (cancelled): it counts nothing, and a
+    /// half-open breaker lets another probe through.
+    fn release(&self) {
+        drop(self.take());
     }
 }

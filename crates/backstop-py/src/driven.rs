@@ -43,7 +43,7 @@ static SYSTEM: SystemClock = SystemClock;
 pub(crate) struct AsyncRun {
     // Declared first, so dropped first: `run` borrows from `schedule`,
     // `clock` and `guards` below (see `start`).
-    run: Mutex<Option<DrivenRun<'static, PyErr>>>,
+    run: Mutex<Phase>,
     schedule: Py<Schedule>,
     clock: Option<Py<VirtualClock>>,
     guards: Option<Py<RunGuards>>,
@@ -52,27 +52,60 @@ pub(crate) struct AsyncRun {
     name: String,
 }
 
+/// Where a run is, and so which step may come next.
+enum Phase {
+    /// Made, not started: `start()`.
+    New,
+    /// Between `start()`/`resume()` and the attempt's outcome:
+    /// `succeeded()` or `failed()`.
+    Attempt(DrivenRun<'static, PyErr>),
+    /// Sleeping: `resume()`.
+    Sleep(DrivenRun<'static, PyErr>),
+    /// Over, or inside a step (a callback of the step sees it so).
+    Over,
+}
+
+impl Phase {
+    fn name(&self) -> &'static str {
+        match self {
+            Phase::New => "not started",
+            Phase::Attempt(_) => "waiting for the attempt's outcome",
+            Phase::Sleep(_) => "sleeping",
+            Phase::Over => "over",
+        }
+    }
+}
+
 impl AsyncRun {
     /// Keeps the run for its next step and says how long to sleep first.
     fn answer(&self, py: Python<'_>, next: Next<'static, PyErr>) -> PyResult<Option<f64>> {
-        let (run, wait) = match next {
-            Next::Attempt(run) => (run, None),
-            Next::Sleep(run, delay) => (run, Some(delay.as_secs_f64())),
+        let (phase, wait) = match next {
+            Next::Attempt(run) => (Phase::Attempt(run), None),
+            Next::Sleep(run, delay) => (Phase::Sleep(run), Some(delay.as_secs_f64())),
             Next::Stop(err) => return Err(give_up(py, err)),
         };
-        *self.slot() = Some(run);
+        *self.phase() = phase;
         Ok(wait)
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<DrivenRun<'static, PyErr>>> {
+    fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
         self.run.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The run, taken out for one step (so a callback the step calls may
-    /// use this object without a deadlock), or an error for a step asked out
-    /// of turn.
-    fn take(&self) -> PyResult<DrivenRun<'static, PyErr>> {
-        self.slot().take().ok_or_else(|| PyRuntimeError::new_err("backstop: this run is over, or has not started"))
+    /// The run, taken out for one step if it is where `step` may come (so a
+    /// callback the step calls may use this object without a deadlock, and
+    /// finds it over), or an error naming the step asked out of turn.
+    fn take(&self, step: &str, sleeping: bool) -> PyResult<DrivenRun<'static, PyErr>> {
+        let mut phase = self.phase();
+        match std::mem::replace(&mut *phase, Phase::Over) {
+            Phase::Sleep(run) if sleeping => Ok(run),
+            Phase::Attempt(run) if !sleeping => Ok(run),
+            other => {
+                let why = format!("backstop: {step}() out of turn: the run is {}", other.name());
+                *phase = other;
+                Err(PyRuntimeError::new_err(why))
+            }
+        }
     }
 }
 
@@ -88,14 +121,21 @@ impl AsyncRun {
         clock: Option<Py<VirtualClock>>,
         guards: Option<Py<RunGuards>>,
     ) -> Self {
-        Self { run: Mutex::new(None), schedule, clock, guards, retryable, on_retry, name }
+        Self { run: Mutex::new(Phase::New), schedule, clock, guards, retryable, on_retry, name }
     }
 
     /// Starts the run: `None` to make the first attempt now, or the seconds
     /// to sleep before asking `resume()`.
     fn start(&self, py: Python<'_>) -> PyResult<Option<f64>> {
-        if self.slot().is_some() {
-            return Err(PyRuntimeError::new_err("backstop: this run has started already"));
+        {
+            let mut phase = self.phase();
+            if !matches!(*phase, Phase::New) {
+                return Err(PyRuntimeError::new_err(format!(
+                    "backstop: start() out of turn: the run is {}",
+                    phase.name()
+                )));
+            }
+            *phase = Phase::Over; // until the first step is known
         }
         // SAFETY: the references made here live as long as `self.run` holds
         // the run that borrows them, and no longer:
@@ -129,14 +169,14 @@ impl AsyncRun {
 
     /// After a sleep: `None` to make the attempt now, or more seconds to sleep.
     fn resume(&self, py: Python<'_>) -> PyResult<Option<f64>> {
-        let run = self.take()?;
+        let run = self.take("resume", true)?;
         self.answer(py, run.resume())
     }
 
     /// The attempt raised `exc`: the seconds to sleep before `resume()`, or
     /// the exception to raise when the run gives up (raised from here).
     fn failed(&self, py: Python<'_>, exc: Bound<'_, PyAny>) -> PyResult<Option<f64>> {
-        let run = self.take()?;
+        let run = self.take("failed", false)?;
         let error = PyErr::from_value(exc);
         let judged = verdict(py, &self.retryable, &error);
         let mut hook = |event: &backstop::RetryEvent<'_, PyErr>| announce(py, self.on_retry.as_ref(), event);
@@ -145,13 +185,14 @@ impl AsyncRun {
 
     /// The attempt returned: tells the core, logs a success after retries.
     fn succeeded(&self, py: Python<'_>) -> PyResult<()> {
-        let attempts = self.take()?.succeeded();
+        let attempts = self.take("succeeded", false)?.succeeded();
         succeeded(py, &self.name, attempts);
         Ok(())
     }
 
     /// Ends the run early (its task was cancelled): what it held is given back.
     fn close(&self) {
-        drop(self.slot().take());
+        let ended = std::mem::replace(&mut *self.phase(), Phase::Over);
+        drop(ended); // outside the lock: dropping gives tokens and slots back
     }
 }

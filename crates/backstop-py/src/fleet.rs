@@ -19,7 +19,7 @@ pub(crate) struct Fleet {
 fn seconds(field: &str, s: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(s).map_err(|_| {
         PyValueError::new_err(format!(
-            "invalid fleet: {field} is {s}; allowed: a finite number of seconds, more than 0"
+            "invalid fleet setting: {field} is {s:?}; allowed: a number of seconds from 0 to 1.8e19"
         ))
     })
 }
@@ -29,9 +29,11 @@ impl Fleet {
     /// The fleet on the Redis at `url` (`redis://host:port/db`). The other
     /// settings (seconds; `None`: the core's default) are the core's:
     /// `timeout` 0.05, `refresh` 0.2, `reconnect_every` 1, `key_ttl` 86 400,
-    /// `probe_lease` 30.
+    /// `probe_lease` 30; `budget_lease` (tokens a shared budget takes at a
+    /// time) two retries' worth.
     #[new]
-    #[pyo3(signature = (url, timeout = None, refresh = None, reconnect_every = None, key_ttl = None, probe_lease = None))]
+    #[pyo3(signature = (url, timeout = None, refresh = None, reconnect_every = None, key_ttl = None, probe_lease = None, budget_lease = None))]
+    #[allow(clippy::too_many_arguments)] // the fleet's settings, by name from Python
     fn new(
         py: Python<'_>,
         url: String,
@@ -40,6 +42,7 @@ impl Fleet {
         reconnect_every: Option<f64>,
         key_ttl: Option<f64>,
         probe_lease: Option<f64>,
+        budget_lease: Option<u32>,
     ) -> PyResult<Self> {
         let mut b = backstop_redis::Fleet::builder(url);
         if let Some(s) = timeout {
@@ -57,9 +60,12 @@ impl Fleet {
         if let Some(s) = probe_lease {
             b = b.probe_lease(seconds("probe_lease", s)?);
         }
+        if let Some(tokens) = budget_lease {
+            b = b.budget_lease(tokens);
+        }
         // Starting the fleet's thread (and a first connection attempt, bounded
         // by `timeout`) needs no Python.
-        let fleet = py.detach(|| b.build()).map_err(|e| PyValueError::new_err(format!("invalid fleet: {e}")))?;
+        let fleet = py.detach(|| b.build()).map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(Self { fleet })
     }
 

@@ -29,7 +29,7 @@ fn count(component: &str, field: &str, n: i64) -> PyResult<u32> {
 fn seconds(component: &str, field: &str, s: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(s).map_err(|_| {
         PyValueError::new_err(format!(
-            "invalid {component}: {field} is {s}; allowed: a finite number of seconds, 0 or more"
+            "invalid {component}: {field} is {s:?}; allowed: a number of seconds from 0 to 1.8e19"
         ))
     })
 }

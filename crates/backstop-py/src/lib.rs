@@ -24,6 +24,7 @@ fn _backstop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<schedule::Schedule>()?;
     m.add_class::<clock::VirtualClock>()?;
     m.add_class::<breaker::Breaker>()?;
+    m.add_class::<breaker::Permit>()?;
     m.add_class::<driven::AsyncRun>()?;
     m.add_class::<guards::Budget>()?;
     m.add_class::<guards::Pace>()?;

@@ -18,7 +18,7 @@ pub(crate) struct Schedule {
 /// `seconds` as a duration, or the error naming `name`.
 fn seconds(name: &str, seconds: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(seconds).map_err(|_| {
-        PyValueError::new_err(format!("{name} is {seconds}; allowed: a finite number of seconds, 0 or more"))
+        PyValueError::new_err(format!("{name} is {seconds:?}; allowed: a number of seconds from 0 to 1.8e19"))
     })
 }
 

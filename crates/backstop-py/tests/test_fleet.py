@@ -125,6 +125,44 @@ def test_the_retries_of_two_processes_come_out_of_one_budget(redis_url):
     assert there + here <= 4, (there, here)
 
 
+def test_a_larger_lease_serves_a_burst_of_retries(redis_url):
+    """A shared budget spends the tokens it leased from the fleet; past
+    them it denies until the fleet's thread leases more (a call never waits
+    on Redis). A burst larger than the lease needs a larger lease."""
+    import concurrent.futures
+
+    def denied_in_a_burst(fleet, fleet_lease):
+        budget = RetryBudget.token_bucket("burst", capacity=10_000, fleet=fleet)
+        assert until(lambda: fleet.is_connected)
+
+        @with_retry(max_retries=1, initial_delay=0.0, budget=budget)
+        def fails_once(state):
+            state["calls"] += 1
+            if state["calls"] == 1:
+                raise ConnectionError("reset")
+            return "ok"
+
+        def one(_):
+            try:
+                return fails_once({"calls": 0})
+            except RetryExhaustedError:
+                return "denied"
+
+        # A process's first retry finds one retry's worth leased; it nudges
+        # the fleet's thread, which tops the lease up in a round trip.
+        one(0)
+        assert until(lambda: budget.level >= min(fleet_lease, 10_000) - 10), budget.level
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            return list(pool.map(one, range(200))).count("denied"), budget
+
+    # (With the default lease, 20 tokens, most of these retries are denied:
+    # 4 retries' worth per refresh.)
+
+    denied, budget = denied_in_a_burst(Fleet(redis_url, refresh=REFRESH, budget_lease=2_000), 2_000)
+    assert denied == 0 and budget.denied == 0
+
+
 def test_without_redis_the_guards_work_alone():
     with socket_port() as port:
         pass

@@ -174,7 +174,7 @@ def test_a_failing_callback_does_not_break_the_call(caplog):
 @pytest.mark.parametrize(
     "params, error, text",
     [
-        ({"max_retries": -1}, ValueError, "max_retries is -1; allowed: 0 or more"),
+        ({"max_retries": -1}, ValueError, "max_retries is -1; allowed: a whole number from 0 to 4294967294"),
         ({"max_retries": 2.5}, TypeError, "max_retries must be an int"),
         ({"exponential_base": 0.5}, ValueError, "exponential_base is 0.5; allowed:"),
         ({"initial_delay": 5, "max_delay": 1}, ValueError, "initial_delay is 5s, above max_delay 1s"),

@@ -75,3 +75,28 @@ def test_a_missing_key_is_raised_at_once_and_exhaustion_chains(default_s3):
 def test_a_client_with_its_retries_off_is_used_as_it_is(s3):
     client, _ = s3
     assert single_attempt_client(client) is client
+
+
+def test_the_callers_hooks_and_stubber_apply_to_the_helpers_calls(default_s3):
+    import io
+
+    from botocore.response import StreamingBody
+    from botocore.stub import Stubber
+
+    client, faults = default_s3
+    client.meta.events.register(
+        "before-sign.s3.PutObject", lambda request, **_: request.headers.__setitem__("X-Pipeline", "bikes")
+    )
+    faults.fail(1, s3_error(503, "SlowDown"), on("PUT", "hooked"))
+    with virtual_time():
+        retry_s3_upload(client, "helpers", "hooked", b"x")
+    puts = [headers for method, path, headers in faults.requests if method == "PUT" and "/hooked" in path]
+    assert len(puts) == 2 and all(h.get("X-Pipeline") == "bikes" for h in puts), "the hook ran on every attempt"
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "get_object", {"Body": StreamingBody(io.BytesIO(b"stubbed"), 7)}, {"Bucket": "helpers", "Key": "hooked"}
+        )
+        assert retry_s3_download(client, "helpers", "hooked") == b"stubbed"
+        stubber.assert_no_pending_responses()
+    with pytest.raises(TypeError, match="client must be a boto3 S3 client, not NoneType"):
+        retry_s3_upload(None, "helpers", "x", b"x")

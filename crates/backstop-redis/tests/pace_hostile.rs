@@ -58,20 +58,20 @@ fn hammer(p: &Pacer, threads: usize, run: Duration) -> u64 {
 
 // ---------------------------------------------------------------- settings
 
-/// A rate below 0.001/s is valid (`min_rate` > 0) and paces a local pacer;
-/// a shared pacer must pace too, not stop pacing.
+/// The slowest rate allowed (`min_rate` 0.001/s) paces a local pacer; a
+/// shared pacer must pace too, not stop pacing.
 #[test]
 fn a_tiny_rate_still_paces_when_shared() {
     let redis = RedisServer::start();
     let f = fleet(&redis);
-    let p = Pacer::builder("tiny").min_rate(0.0001).initial_rate(0.0005).burst(1).shared(&f).build().unwrap();
+    let p = Pacer::builder("tiny").min_rate(0.001).initial_rate(0.002).burst(1).shared(&f).build().unwrap();
     std::thread::sleep(Duration::from_millis(60));
     let rate = p.rate();
     let first = p.reserve();
     let second = p.reserve();
     assert!(
         second > Duration::from_secs(60),
-        "at 0.0005/s the second call should wait ~2000 s; it waits {second:?} (first {first:?}, rate {rate:?})"
+        "at 0.002/s the second call should wait ~500 s; it waits {second:?} (first {first:?}, rate {rate:?})"
     );
 }
 
@@ -82,7 +82,7 @@ fn extreme_valid_settings_do_not_panic_or_hang() {
     let redis = RedisServer::start();
     let f = fleet(&redis);
     let hi = Pacer::builder("hi").min_rate(1e9).max_rate(1e9).initial_rate(1e9).burst(1).shared(&f).build().unwrap();
-    let lo = Pacer::builder("lo").min_rate(1e-9).max_rate(1e-9).burst(100_000).shared(&f).build().unwrap();
+    let lo = Pacer::builder("lo").min_rate(0.001).max_rate(0.001).burst(100_000).shared(&f).build().unwrap();
     let (hi2, lo2) = (hi.clone(), lo.clone());
     let sent = within(Duration::from_secs(10), "extreme settings", move || {
         let n = hammer(&hi2, 2, Duration::from_millis(300));
@@ -91,7 +91,7 @@ fn extreme_valid_settings_do_not_panic_or_hang() {
         }
         lo2.record(Verdict::Throttled);
         std::thread::sleep(Duration::from_millis(100));
-        // burst 100 000 at 1e-9/s: a burst may still go
+        // burst 100 000 at 0.001/s: a burst may still go
         for _ in 0..5 {
             let _ = lo2.take_slot().map(|s| lo2.wait(s));
         }

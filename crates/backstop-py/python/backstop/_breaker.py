@@ -5,18 +5,35 @@ half-open probe limit across threads, its state-change lines)."""
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import functools
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Callable, Optional, Type, TypeVar
+from typing import Any, Callable, Optional, Tuple, Type, TypeVar
 
 from . import _backstop
+from ._checks import count, seconds
 from ._fleet import Fleet, fleet_handle
 from ._run import is_async
 from .testing import current_clock
 
 __all__ = ["CircuitBreaker", "CircuitBreakerConfiguration", "CircuitOpenException", "CircuitState"]
+
+#: The permits of the ``with breaker:`` blocks open in this thread or task,
+#: innermost last (a context variable: each thread and asyncio task has its own).
+_held: contextvars.ContextVar[Tuple[Tuple["CircuitBreaker", Any], ...]] = contextvars.ContextVar(
+    "backstop_breaker_permits", default=()
+)
+
+
+def _report(permit: Any, exc: BaseException) -> None:
+    """An ``Exception`` is a failure; a cancelled or interrupted call
+    (``asyncio.CancelledError``, ``KeyboardInterrupt``) counts nothing."""
+    if isinstance(exc, Exception):
+        permit.failure()
+    else:
+        permit.release()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,12 +69,8 @@ class CircuitBreakerConfiguration:
 
     def __post_init__(self) -> None:
         for name in ("failure_threshold", "success_threshold"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-        value = self.recovery_timeout_seconds
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"recovery_timeout_seconds must be a number of seconds, not {type(value).__name__}")
+            count(name, getattr(self, name), "circuit breaker")
+        seconds("recovery_timeout_seconds", self.recovery_timeout_seconds)
 
 
 class CircuitBreaker:
@@ -85,12 +98,13 @@ class CircuitBreaker:
         self.config = config if config is not None else CircuitBreakerConfiguration()
         if not isinstance(self.config, CircuitBreakerConfiguration):
             raise TypeError(f"config must be a CircuitBreakerConfiguration, not {type(self.config).__name__}")
+        self._clock = current_clock()
         self._breaker = _backstop.Breaker(
             name,
             self.config.failure_threshold,
             float(self.config.recovery_timeout_seconds),
             self.config.success_threshold,
-            current_clock(),
+            self._clock,
             fleet_handle(fleet),
         )
 
@@ -122,39 +136,60 @@ class CircuitBreaker:
         """Closes the circuit and forgets its counts."""
         self._breaker.reset()
 
+    def _permit(self) -> _backstop.Permit:
+        """A permit for one guarded call, or ``CircuitOpenException``."""
+        permit = self._breaker.acquire()
+        if permit is None:
+            raise CircuitOpenException(self.name, self.state)
+        return permit
+
     def __call__(self, func: F) -> F:
         if is_async(func):
 
             @functools.wraps(func)
             async def guarded_async(*args: Any, **kwargs: Any) -> Any:
-                with self:
-                    return await func(*args, **kwargs)
+                permit = self._permit()
+                try:
+                    result = await func(*args, **kwargs)
+                except BaseException as exc:
+                    _report(permit, exc)
+                    raise
+                permit.success()
+                return result
 
             return guarded_async  # type: ignore[return-value]
 
         @functools.wraps(func)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            with self:
-                return func(*args, **kwargs)
+            permit = self._permit()
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                _report(permit, exc)
+                raise
+            permit.success()
+            return result
 
         return guarded  # type: ignore[return-value]
 
     def __enter__(self) -> "CircuitBreaker":
-        if not self.allow_request():
-            raise CircuitOpenException(self.name, self.state)
+        permit = self._permit()
+        _held.set(_held.get() + ((self, permit),))
         return self
 
     def __exit__(
         self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
-        if exc_type is None:
-            self.record_success()
-        elif issubclass(exc_type, Exception):
-            self.record_failure()
+        held = _held.get()
+        # This block's permit: the innermost one of this breaker held in this
+        # thread or task (blocks of other threads and tasks hold their own).
+        at = max(i for i, (breaker, _) in enumerate(held) if breaker is self)
+        _held.set(held[:at] + held[at + 1 :])
+        permit = held[at][1]
+        if exc is None:
+            permit.success()
         else:
-            # Cancelled (asyncio.CancelledError), interrupted or exiting: the
-            # call was abandoned, not failed; its permit counts nothing.
-            self._breaker.release()
+            _report(permit, exc)
 
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r}, state={self.state.name})"

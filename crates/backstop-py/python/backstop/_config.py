@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Tuple, Type
 
 from . import _backstop
+from ._checks import count, seconds
 from ._run import exception_types
 
 __all__ = ["DEFAULT_RETRY_CONFIG", "RetryConfig"]
@@ -35,12 +36,9 @@ class RetryConfig:
     _schedule: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
-            raise TypeError(f"max_attempts must be an int, not {type(self.max_attempts).__name__}")
+        count("max_attempts", self.max_attempts, "retry policy")
         for name in ("min_wait_seconds", "max_wait_seconds"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+            seconds(name, getattr(self, name))
         object.__setattr__(self, "retry_exceptions", exception_types("retry_exceptions", self.retry_exceptions))
         schedule = _backstop.Schedule(
             self.max_attempts,

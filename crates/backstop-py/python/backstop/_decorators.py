@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Optional, Tuple, TypeVar, overload
 
 from ._breaker import CircuitBreaker
 from ._config import DEFAULT_RETRY_CONFIG, RetryConfig
-from ._guards import Pacer, RetryBudget, run_guards
+from ._guards import Pacer, RetryBudget, clock_rule, run_guards
 from ._policy import RetryPolicy
 from ._run import is_async, retrying, run
 
@@ -154,11 +154,14 @@ def with_retry(
     if (config is not None or logger is not None) and (policy is not None or params):
         raise TypeError("give config=/logger= (a RetryConfig) or policy=/RetryPolicy parameters, not both")
     guards = run_guards(breaker, budget, pacer)
+    rule = clock_rule(breaker, budget, pacer)
     if policy is not None or params:
         chosen = _policy_of(policy, params)
 
         def decorate(f: F) -> F:
-            return retrying(f, chosen._schedule, chosen.retry_on_exceptions, chosen.on_retry, guards=guards)
+            return retrying(
+                f, chosen._schedule, chosen.retry_on_exceptions, chosen.on_retry, guards=guards, clock_rule=rule
+            )
     else:
         cfg = config if config is not None else DEFAULT_RETRY_CONFIG
         if not isinstance(cfg, RetryConfig):
@@ -166,7 +169,7 @@ def with_retry(
 
         def decorate(f: F) -> F:
             make = None if logger is None else (lambda: _logged(f, logger, cfg.max_attempts))
-            return retrying(f, cfg._schedule, cfg.retry_exceptions, make_attempt=make, guards=guards)
+            return retrying(f, cfg._schedule, cfg.retry_exceptions, make_attempt=make, guards=guards, clock_rule=rule)
 
     return decorate(func) if func is not None else decorate
 
@@ -189,6 +192,8 @@ def retry_call(func: Callable[..., R], *args: Any, **kwargs: Any) -> R:
     not passed to ``func``); otherwise the second and third positional
     arguments are the ``RetryConfig`` (``None``: the default) and the logger,
     and the rest go to ``func``."""
+    if not callable(func):
+        raise TypeError(f"retry_call needs a function to call, not {type(func).__name__}")
     policy_form = bool({"args", "kwargs", "policy"} & set(kwargs)) or bool(_POLICY_PARAMS & set(kwargs))
     if policy_form:
         call_args = kwargs.pop("args", ())

@@ -13,6 +13,8 @@ import logging
 import time
 from typing import Callable, Iterable, List, Optional, TypeVar
 
+from ._run import is_async
+
 __all__ = ["execute"]
 
 T = TypeVar("T")
@@ -30,6 +32,13 @@ def execute(
     raises out of ``execute``; items not yet started are cancelled. With
     ``verbose``, one INFO line on the ``backstop`` logger says how many items
     ran and how long they took."""
+    if not callable(func):
+        raise TypeError(f"execute needs a function, not {type(func).__name__}")
+    if is_async(func):
+        raise TypeError(
+            f"execute runs sync functions on threads; {getattr(func, '__qualname__', func)} is async: "
+            "await asyncio.gather(*(func(item) for item in data)) instead"
+        )
     items = list(data)
     if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1):
         raise ValueError(f"max_workers is {max_workers!r}; allowed: 1 or more threads")

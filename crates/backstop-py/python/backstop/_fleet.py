@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 from . import _backstop
+from ._checks import optional_count, seconds
 
 __all__ = ["Fleet"]
 
@@ -37,8 +38,12 @@ class Fleet:
     fleet (and bounds how long after a trip elsewhere this process still
     calls), ``reconnect_every`` (1), ``key_ttl`` (86 400: an abandoned
     fleet's keys expire), ``probe_lease`` (30: how long the process that won
-    a half-open probe holds it). A bad setting is a ``ValueError`` naming it;
-    the URL is never printed (it may hold a password)."""
+    a half-open probe holds it); ``budget_lease`` is how many tokens a
+    shared budget takes from the fleet's bucket at a time (default: two
+    retries' worth, 20 tokens): a process that retries in bursts denies
+    retries once its lease is spent until the next ``refresh`` brings more,
+    so raise it for bursty workers. A bad setting is a ``ValueError`` naming
+    it; the URL is never printed (it may hold a password)."""
 
     def __init__(
         self,
@@ -49,10 +54,16 @@ class Fleet:
         reconnect_every: Optional[float] = None,
         key_ttl: Optional[float] = None,
         probe_lease: Optional[float] = None,
+        budget_lease: Optional[int] = None,
     ) -> None:
         if not isinstance(redis_url, str):
             raise TypeError(f"redis_url must be a str, not {type(redis_url).__name__}")
-        self._fleet = _backstop.Fleet(redis_url, timeout, refresh, reconnect_every, key_ttl, probe_lease)
+        settings = {
+            "timeout": timeout, "refresh": refresh, "reconnect_every": reconnect_every, "key_ttl": key_ttl,
+            "probe_lease": probe_lease,
+        }
+        checked = {k: None if v is None else seconds(k, v) for k, v in settings.items()}
+        self._fleet = _backstop.Fleet(redis_url, budget_lease=optional_count("budget_lease", budget_lease, "fleet"), **checked)
 
     @property
     def is_connected(self) -> bool:

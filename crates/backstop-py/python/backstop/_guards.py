@@ -21,10 +21,14 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from . import _backstop
+from ._checks import optional_count, optional_number
 from ._fleet import Fleet, fleet_handle
 from .testing import current_clock
 
-__all__ = ["Pacer", "RetryBudget", "run_guards"]
+__all__ = ["ANY_CLOCK", "Pacer", "RetryBudget", "clock_rule", "clock_mismatch", "run_guards"]
+
+#: ``clock_rule``'s answer when the guards run under any clock.
+ANY_CLOCK = object()
 
 
 class RetryBudget:
@@ -35,7 +39,8 @@ class RetryBudget:
     retrying and raises ``RetryExhaustedError`` at once."""
 
     def __init__(self, name: str = "retry_budget", *, fleet: Optional[Fleet] = None) -> None:
-        self._budget = _backstop.Budget.token_bucket(_name(name), clock=current_clock(), fleet=fleet_handle(fleet))
+        self._clock = current_clock()
+        self._budget = _backstop.Budget.token_bucket(_name(name), clock=self._clock, fleet=fleet_handle(fleet))
 
     @classmethod
     def token_bucket(
@@ -54,8 +59,16 @@ class RetryBudget:
         second (default 0). With ``fleet``, one bucket for every process's
         budget of this name."""
         budget = cls.__new__(cls)
+        budget._clock = current_clock()
+        what = "retry budget"
         budget._budget = _backstop.Budget.token_bucket(
-            _name(name), capacity, retry_cost, timeout_cost, refill_per_sec, current_clock(), fleet_handle(fleet)
+            _name(name),
+            optional_count("capacity", capacity, what),
+            optional_count("retry_cost", retry_cost, what),
+            optional_count("timeout_cost", timeout_cost, what),
+            optional_number("refill_per_sec", refill_per_sec),
+            budget._clock,
+            fleet_handle(fleet),
         )
         return budget
 
@@ -71,7 +84,14 @@ class RetryBudget:
         """Retries at most ``ratio`` (default 0.2) of the requests of the
         last ``window`` seconds (10), plus ``min_per_sec`` each second."""
         budget = cls.__new__(cls)
-        budget._budget = _backstop.Budget.ratio(_name(name), ratio, window, min_per_sec, current_clock())
+        budget._clock = current_clock()
+        budget._budget = _backstop.Budget.ratio(
+            _name(name),
+            optional_number("ratio", ratio),
+            optional_number("window", window),
+            optional_number("min_per_sec", min_per_sec),
+            budget._clock,
+        )
         return budget
 
     @property
@@ -112,8 +132,15 @@ class Pacer:
         burst: Optional[int] = None,
         fleet: Optional[Fleet] = None,
     ) -> None:
+        self._clock = current_clock()
         self._pacer = _backstop.Pace(
-            _name(name), initial_rate, min_rate, max_rate, burst, current_clock(), fleet_handle(fleet)
+            _name(name),
+            optional_number("initial_rate", initial_rate),
+            optional_number("min_rate", min_rate),
+            optional_number("max_rate", max_rate),
+            optional_count("burst", burst, "pacer"),
+            self._clock,
+            fleet_handle(fleet),
         )
 
     @property
@@ -149,4 +176,31 @@ def run_guards(breaker: Any = None, budget: Any = None, pacer: Any = None) -> Op
         breaker._breaker if breaker is not None else None,
         budget._budget if budget is not None else None,
         pacer._pacer if pacer is not None else None,
+    )
+
+
+def clock_rule(breaker: Any = None, budget: Any = None, pacer: Any = None) -> Any:
+    """The clock runs with these guards must be on: the virtual clock a
+    guard was made on (its time stands still outside that block), ``None``
+    (real time) for a ``Pacer`` made in real time (a run in virtual time
+    could never reach its slots), or ``ANY_CLOCK``."""
+    made = [g for g in (breaker, budget, pacer) if g is not None]
+    virtual = {id(g._clock): g for g in made if g._clock is not None}
+    if len(virtual) > 1:
+        raise ValueError("the guards were made in different virtual_time() blocks: make them in one")
+    if virtual:
+        return next(iter(virtual.values()))._clock
+    return None if pacer is not None else ANY_CLOCK
+
+
+def clock_mismatch(expected: Any, current: Any) -> RuntimeError:
+    """The error of a run on ``current`` whose guards need ``expected``."""
+    if expected is None:
+        return RuntimeError(
+            "backstop: a Pacer made outside virtual_time() cannot pace a run inside it (its slots come in real "
+            "time, which virtual time never reaches): make the Pacer inside the virtual_time() block"
+        )
+    return RuntimeError(
+        "backstop: a guard made inside a virtual_time() block is used outside it, where its clock stands still "
+        "(an open circuit would never close, a pacer's slot never come): make the guards where they are used"
     )

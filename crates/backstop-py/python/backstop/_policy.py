@@ -14,6 +14,7 @@ import random
 from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Type, Union
 
 from . import _backstop
+from ._checks import U32_MAX, count, number, seconds
 from ._run import RetryExhaustedError, exception_types, is_async, run
 
 __all__ = ["RetryExhaustedError", "RetryPolicy", "create_batch_retry_wrapper"]
@@ -52,13 +53,10 @@ class RetryPolicy:
         retry_on_exceptions: Union[Type[BaseException], Iterable[Type[BaseException]]] = (Exception,),
         on_retry: Optional[OnRetry] = None,
     ) -> None:
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int):
-            raise TypeError(f"max_retries must be an int, not {type(max_retries).__name__}")
-        if max_retries < 0:
-            raise ValueError(f"invalid retry policy: max_retries is {max_retries}; allowed: 0 or more")
-        for name, value in (("initial_delay", initial_delay), ("max_delay", max_delay), ("exponential_base", exponential_base)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+        count("max_retries", max_retries, "retry policy", U32_MAX - 1)  # one attempt more than retries
+        for name, value in (("initial_delay", initial_delay), ("max_delay", max_delay)):
+            seconds(name, value)
+        number("exponential_base", exponential_base)
         if on_retry is not None and not callable(on_retry):
             raise TypeError("on_retry must be callable: on_retry(exception, attempt, delay)")
         self.max_retries = max_retries
@@ -105,6 +103,10 @@ def create_batch_retry_wrapper(
     items]``): each item retried under ``policy``. With ``fail_fast=False`` an
     item whose retries run out returns its ``RetryExhaustedError`` (or the
     exception not retried) instead of raising it, so the batch goes on."""
+    if not callable(func):
+        raise TypeError(f"create_batch_retry_wrapper needs a function, not {type(func).__name__}")
+    if policy is not None and not isinstance(policy, RetryPolicy):
+        raise TypeError(f"policy must be a RetryPolicy, not {type(policy).__name__}")
     chosen = policy if policy is not None else RetryPolicy()
     if is_async(func):
 

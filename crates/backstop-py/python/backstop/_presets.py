@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple, Type, TypeVar, Union
 
 from . import _backstop
-from ._guards import run_guards
+from ._checks import count, number
+from ._guards import clock_rule, run_guards
 from ._run import exception_types, retrying
 
 __all__ = ["RetryConfiguration", "RetryPresets", "with_api_retry", "with_s3_retry"]
@@ -52,12 +53,9 @@ class RetryConfiguration:
     _schedule: Any = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
-            raise TypeError(f"max_attempts must be an int, not {type(self.max_attempts).__name__}")
+        count("max_attempts", self.max_attempts, "retry policy")
         for name in ("base_delay", "max_delay", "exponential_base", "jitter"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+            number(name, getattr(self, name))
         if not 0 <= self.jitter < float("inf"):
             raise ValueError(f"invalid retry policy: jitter is {self.jitter}; allowed: 0 or more seconds")
         for name in ("retry_on_exceptions", "ignore_on_exceptions"):
@@ -184,12 +182,17 @@ def _decorator(
     preset: RetryConfiguration,
     verdict: Callable[[BaseException, RetryConfiguration], Verdict],
     overrides: dict,
-    guards: Optional[_backstop.RunGuards] = None,
+    breaker: Any = None,
+    budget: Any = None,
+    pacer: Any = None,
 ) -> Callable[[F], F]:
+    if not isinstance(preset, RetryConfiguration):
+        raise TypeError(f"config must be a RetryConfiguration, not {type(preset).__name__}")
     config = preset.replace(**overrides) if overrides else preset
+    guards, rule = run_guards(breaker, budget, pacer), clock_rule(breaker, budget, pacer)
 
     def decorate(func: F) -> F:
-        return retrying(func, config._schedule, judge=lambda exc: verdict(exc, config), guards=guards)
+        return retrying(func, config._schedule, judge=lambda exc: verdict(exc, config), guards=guards, clock_rule=rule)
 
     return decorate
 
@@ -211,7 +214,7 @@ def with_s3_retry(
     ``boto3.client("s3", config=botocore.config.Config(retries={"total_max_attempts": 1}))``.
     ``breaker=``, ``budget=`` and ``pacer=`` attach guards (see ``with_retry``);
     S3's ``SlowDown`` slows a ``Pacer`` down."""
-    return _decorator(config or RetryPresets.S3_UPLOAD, s3_verdict, overrides, run_guards(breaker, budget, pacer))
+    return _decorator(config if config is not None else RetryPresets.S3_UPLOAD, s3_verdict, overrides, breaker, budget, pacer)
 
 
 def with_api_retry(
@@ -233,4 +236,4 @@ def with_api_retry(
     def verdict(exc: BaseException, config: RetryConfiguration) -> Verdict:
         return api_verdict(exc, config, respect_retry_after)
 
-    return _decorator(config or RetryPresets.API_CALL, verdict, overrides, run_guards(breaker, budget, pacer))
+    return _decorator(config if config is not None else RetryPresets.API_CALL, verdict, overrides, breaker, budget, pacer)

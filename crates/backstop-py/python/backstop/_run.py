@@ -12,6 +12,7 @@ import inspect
 from typing import Any, Awaitable, Callable, Mapping, Optional, Tuple, Type, TypeVar
 
 from . import _backstop, testing
+from ._guards import ANY_CLOCK, clock_mismatch
 
 __all__ = ["RetryExhaustedError", "exception_types", "is_async", "retrying", "run", "run_async"]
 
@@ -139,26 +140,38 @@ def retrying(
     judge: Optional[Judge] = None,
     make_attempt: Optional[Callable[[], Callable[..., Any]]] = None,
     guards: Optional[_backstop.RunGuards] = None,
+    clock_rule: Any = ANY_CLOCK,
 ) -> F:
     """``func``'s retrying wrapper (``functools.wraps``; async for an async
-    ``func``): each call runs ``func`` under ``schedule`` and ``guards``, as ``run`` says;
-    or, with ``make_attempt``, the function it makes for that call (one
-    that logs around ``func``, say)."""
+    ``func``): each call runs ``func`` under ``schedule`` and ``guards``, as
+    ``run`` says; or, with ``make_attempt``, the function it makes for that
+    call (one that logs around ``func``, say). ``clock_rule`` (see
+    ``_guards.clock_rule``) is the clock the guards need a call to run on."""
+    if not callable(func):
+        raise TypeError(f"the decorator needs a function to retry, not {type(func).__name__}")
     name = _name(func, None)
     judged = _judge(retry_on, judge)
 
     def target() -> Callable[..., Any]:
         return func if make_attempt is None else make_attempt()
 
+    def clock() -> Any:
+        current = testing._current
+        if clock_rule is not ANY_CLOCK and current is not clock_rule:
+            raise clock_mismatch(clock_rule, current)
+        return current
+
     if is_async(func):
 
         @functools.wraps(func)
         async def retried_async(*args: Any, **kwargs: Any) -> Any:
+            clock()
             return await run_async(schedule, retry_on, on_retry, target(), args, kwargs, name, judged, guards)
 
         return retried_async  # type: ignore[return-value]
     call = _backstop.run
-    if make_attempt is None:
+    if make_attempt is None and clock_rule is ANY_CLOCK:
+        # The hot path: one Python frame, then the core.
 
         @functools.wraps(func)
         def retried(*args: Any, **kwargs: Any) -> Any:
@@ -168,6 +181,6 @@ def retrying(
 
         @functools.wraps(func)
         def retried(*args: Any, **kwargs: Any) -> Any:
-            return call(schedule, make_attempt(), args, kwargs or None, judged, on_retry, name, testing._current, guards)
+            return call(schedule, target(), args, kwargs or None, judged, on_retry, name, clock(), guards)
 
     return retried  # type: ignore[return-value]

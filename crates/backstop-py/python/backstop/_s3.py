@@ -5,10 +5,11 @@ boto3 retries on its own (3 attempts in its default mode, 5 in AWS's
 "standard" mode): under backstop's 5 attempts that would make up to 25
 requests, with two backoffs fighting. The helpers switch boto3's retries off
 for their own calls: a client already configured with one attempt
-(``Config(retries={"total_max_attempts": 1})``) is used as it is; for any
-other, the helpers make (once, and keep while the client lives) a sibling
-client with the same credentials, region, endpoint and settings but a
-single attempt. Your client is not changed.
+(``Config(retries={"total_max_attempts": 1})``) is used as it is; any other
+is used through a view of it (made once, kept while the client lives) whose
+requests skip botocore's retry step and nothing else: the client's
+credentials, endpoint, settings, event hooks and a ``botocore.stub.Stubber``
+activated on it all apply. Your client is not changed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ._presets import RetryConfiguration, RetryPresets, _decorator, s3_verdict
 
 __all__ = ["retry_s3_download", "retry_s3_upload", "single_attempt_client"]
 
-_siblings: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+_views: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -33,43 +34,59 @@ def _retries_off(client: Any) -> bool:
 
 def single_attempt_client(client: Any) -> Any:
     """``client`` if boto3's own retries are off on it, otherwise its
-    single-attempt sibling (see the module docs)."""
+    single-attempt view (see the module docs)."""
+    meta = getattr(client, "meta", None)
+    if meta is None or not hasattr(meta, "events") or not hasattr(client, "_endpoint"):
+        raise TypeError(f"client must be a boto3 S3 client, not {type(client).__name__}")
     if _retries_off(client):
         return client
     with _lock:
-        sibling = _siblings.get(client)
-        if sibling is None:
-            sibling = _siblings[client] = _make_sibling(client)
-    return sibling
+        view = _views.get(client)
+        if view is None:
+            view = _views[client] = _single_attempt_view(client)
+    return view
 
 
-def _make_sibling(client: Any) -> Any:
-    import botocore.session
-    from botocore.config import Config
+class _NoRetryEvents:
+    """An endpoint's event emitter that hands every event to the client's
+    own emitter but ``needs-retry``, which botocore's retry handler answers
+    (with no handler, a failed request is not sent again)."""
 
-    session = botocore.session.Session()
-    # The client's own credentials object (refreshing ones keep refreshing);
-    # botocore keeps it on the request signer, and a session created bare
-    # hands out the credentials set on it.
-    credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
-    if credentials is not None:
-        session._credentials = credentials
-    # The endpoint the client was given, if any (otherwise botocore resolves
-    # the region's, as it did for the client).
-    builtins = getattr(getattr(client, "_ruleset_resolver", None), "_builtins", None) or {}
-    endpoint_url = builtins.get("SDK::Endpoint")
-    try:
-        import boto3.session  # the boto3 client's methods (upload_file) come from its session
+    def __init__(self, emitter: Any) -> None:
+        self._emitter = emitter
 
-        make = boto3.session.Session(botocore_session=session).client
-    except ImportError:  # a botocore client without boto3
-        make = session.create_client
-    return make(
-        client.meta.service_model.service_name,
-        region_name=client.meta.region_name,
-        endpoint_url=endpoint_url,
-        config=client.meta.config.merge(Config(retries={"total_max_attempts": 1})),
-    )
+    def emit(self, event_name: str, **kwargs: Any) -> Any:
+        if event_name.startswith("needs-retry"):
+            return []
+        return self._emitter.emit(event_name, **kwargs)
+
+    def emit_until_response(self, event_name: str, **kwargs: Any) -> Any:
+        if event_name.startswith("needs-retry"):
+            return None, None
+        return self._emitter.emit_until_response(event_name, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_emitter":  # not set yet (a copy being made)
+            raise AttributeError(name)
+        return getattr(self._emitter, name)
+
+
+def _single_attempt_view(client: Any) -> Any:
+    # A shallow copy shares everything with the client (its meta and event
+    # hooks, signer, config, parsers) but its endpoint, which botocore asks
+    # whether to send a failed request again: the copy's endpoint asks no one.
+    # (By hand: botocore's clients answer unknown attributes through
+    # events, which copy.copy's probing of a half-made object loops on.)
+    view, endpoint = _shallow_copy(client), _shallow_copy(client._endpoint)
+    endpoint._event_emitter = _NoRetryEvents(client._endpoint._event_emitter)
+    view._endpoint = endpoint
+    return view
+
+
+def _shallow_copy(obj: Any) -> Any:
+    twin = object.__new__(type(obj))
+    twin.__dict__.update(obj.__dict__)
+    return twin
 
 
 def retry_s3_upload(
@@ -106,7 +123,7 @@ def retry_s3_upload(
 
     else:
         raise TypeError(f"data must be bytes or the path of a file, not {type(data).__name__}")
-    return _decorator(config or RetryPresets.S3_UPLOAD, s3_verdict, overrides)(upload_to_s3)()
+    return _decorator(config if config is not None else RetryPresets.S3_UPLOAD, s3_verdict, overrides)(upload_to_s3)()
 
 
 def retry_s3_download(
@@ -123,4 +140,4 @@ def retry_s3_download(
     def download_from_s3() -> bytes:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
-    return _decorator(config or RetryPresets.S3_DOWNLOAD, s3_verdict, overrides)(download_from_s3)()
+    return _decorator(config if config is not None else RetryPresets.S3_DOWNLOAD, s3_verdict, overrides)(download_from_s3)()

@@ -170,6 +170,11 @@ impl fmt::Debug for Pacer {
 /// burst tolerance (2 s between slots × 100 000 slots).
 const EPOCH: u64 = 1 << 48;
 
+/// The lowest rate a pacer may be set to: one call in 1 000 s.
+const MIN_RATE: f64 = 1e-3;
+/// The highest rate a pacer may be set to.
+const MAX_RATE: f64 = 1e9;
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -593,7 +598,8 @@ impl PacerBuilder {
         self
     }
 
-    /// The lowest rate it falls to (default 0.5 per second; allowed: > 0).
+    /// The lowest rate it falls to (default 0.5 per second; allowed: 0.001
+    /// ..= 1e9, one call in 1 000 s at the slowest).
     pub fn min_rate(mut self, per_sec: f64) -> Self {
         self.min_rate = per_sec;
         self
@@ -642,19 +648,21 @@ impl PacerBuilder {
     /// wait a short, bounded time to learn the fleet's rate).
     pub fn build(self) -> Result<Pacer, ConfigError> {
         let err = |field, problem: String, allowed| Err(ConfigError::of("pacer", field, problem, allowed));
-        let rate_ok = |r: f64| r.is_finite() && r > 0.0 && r <= 1e9;
+        // The slowest pace is one call in 1 000 s: slower is not a pace but
+        // a stop (a rate of 1e-300 would space calls 584 years apart).
+        let rate_ok = |r: f64| (MIN_RATE..=MAX_RATE).contains(&r);
         if !rate_ok(self.min_rate) {
-            return err("min_rate", format!("is {}", self.min_rate), "more than 0 and at most 1e9 per second");
+            return err("min_rate", format!("is {:?}", self.min_rate), "0.001 ..= 1e9 per second");
         }
         if !rate_ok(self.max_rate) || self.max_rate < self.min_rate {
             return err(
                 "max_rate",
-                format!("is {} with min_rate {}", self.max_rate, self.min_rate),
+                format!("is {:?} with min_rate {:?}", self.max_rate, self.min_rate),
                 "min_rate ..= 1e9",
             );
         }
         if let Some(r) = self.initial_rate.filter(|r| !(rate_ok(*r) && (self.min_rate..=self.max_rate).contains(r))) {
-            let problem = format!("is {r}, outside min_rate {} ..= max_rate {}", self.min_rate, self.max_rate);
+            let problem = format!("is {r:?}, outside min_rate {:?} ..= max_rate {:?}", self.min_rate, self.max_rate);
             return err("initial_rate", problem, "min_rate ..= max_rate (raise max_rate for a higher one)");
         }
         if self.burst == 0 || self.burst > 100_000 {
@@ -790,11 +798,15 @@ mod tests {
         for (result, field) in [
             (b().min_rate(0.0).build(), "min_rate"),
             (b().min_rate(f64::NAN).build(), "min_rate"),
+            // Slower than one call in 1 000 s is a stop, not a pace.
+            (b().min_rate(1e-300).initial_rate(1e-300).build(), "min_rate"),
+            (b().min_rate(0.000_999).build(), "min_rate"),
             (b().max_rate(0.1).build(), "max_rate"),
             (b().initial_rate(1e12).build(), "initial_rate"),
             (b().burst(0).build(), "burst"),
         ] {
             assert_eq!(result.unwrap_err().field(), field);
         }
+        assert!(b().min_rate(0.001).max_rate(0.001).initial_rate(0.001).build().is_ok());
     }
 }

@@ -163,6 +163,39 @@ def test_a_larger_lease_serves_a_burst_of_retries(redis_url):
     assert denied == 0 and budget.denied == 0
 
 
+def test_a_throttle_in_one_process_slows_the_others_pace(redis_url):
+    fleet = Fleet(redis_url, refresh=REFRESH)
+    pacer = Pacer("fleet-s3-puts", initial_rate=100.0, fleet=fleet)
+    assert until(lambda: fleet.is_connected)
+    child = worker(
+        redis_url,
+        """
+        class SlowDown(Exception):
+            response = {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}
+
+        pacer = Pacer("fleet-s3-puts", initial_rate=100.0, fleet=fleet)
+        def put():
+            raise SlowDown("SlowDown")
+        try:
+            with_s3_retry(pacer=pacer, max_attempts=1)(put)()
+        except RetryExhaustedError:
+            pass
+        import time
+        end = time.monotonic() + 10  # the fleet's thread carries the throttle to Redis and back
+        while pacer.rate == 100.0 and time.monotonic() < end:
+            time.sleep(0.002)
+        print(pacer.rate, flush=True)
+        """,
+    )
+    try:
+        throttled_rate = float(child.said[0])
+        assert throttled_rate < 100.0
+        # This process saw no throttle; it follows the fleet's rate.
+        assert until(lambda: pacer.rate is not None and pacer.rate < 100.0), pacer.rate
+    finally:
+        finish(child)
+
+
 def test_without_redis_the_guards_work_alone():
     with socket_port() as port:
         pass

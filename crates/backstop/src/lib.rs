@@ -144,6 +144,7 @@ pub mod docs;
 pub mod duration;
 pub mod error;
 pub mod guards;
+pub mod hedge;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;

@@ -313,6 +313,17 @@ fn shared_run(c: &mut Criterion) {
     assert!(fleet.is_connected(), "the shared guards were measured while in the fleet, not alone");
 }
 
+/// A hedge on a call that finishes at once: the cost of being ready to
+/// hedge, on the success path (issue 24's target: within 10 ns of direct).
+fn hedge_idle(c: &mut Criterion) {
+    let rt = runtime();
+    let hedge = backstop::hedge::Hedge::builder("bench").build().expect("a valid hedge");
+    let mut g = c.benchmark_group("hedge_idle");
+    g.bench_function("direct", |b| b.to_async(&rt).iter(op_async));
+    g.bench_function("backstop", |b| b.to_async(&rt).iter(|| hedge.run(op_async)));
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2))
 }
@@ -320,6 +331,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = sync_success, async_success, async_three_failures, breaker_closed, breaker_threads, full_run, paced_run, shared_run
+    targets = sync_success, async_success, async_three_failures, breaker_closed, breaker_threads, full_run, paced_run, shared_run, hedge_idle
 }
 criterion_main!(benches);

@@ -258,3 +258,25 @@ fn bad_settings_name_their_field() {
         assert_eq!(result.unwrap_err().field(), field);
     }
 }
+
+#[tokio::test]
+async fn a_call_that_stalls_while_the_hedge_is_learning_is_hedged_once_it_knows() {
+    let clock = ManualClock::new();
+    let server = Server::default();
+    let hedge = Hedge::builder("get").clock(&clock).build().unwrap(); // p95 after 20 calls, 2 s window
+    for _ in 0..19 {
+        hedge.run(|| server.request(&clock, MS(5), Ok(0))).await.unwrap();
+    }
+    let start = clock.elapsed();
+    let n = AtomicU32::new(0);
+    let stalled = hedge.run(|| {
+        let first = n.fetch_add(1, Ordering::SeqCst) == 0;
+        server.request(&clock, if first { Duration::from_secs(1) } else { MS(5) }, Ok(u32::from(!first)))
+    });
+    // Meanwhile the 20th sample comes in.
+    let twentieth = hedge.run(|| server.request(&clock, MS(5), Ok(9)));
+    let (stalled, twentieth) = tokio::join!(stalled, twentieth);
+    assert_eq!((stalled, twentieth), (Ok(1), Ok(9)));
+    // Looked again at 100 ms (a twentieth of the window), knew the delay, hedged.
+    assert_eq!(clock.elapsed() - start, MS(105));
+}

@@ -34,7 +34,7 @@ pin_project! {
         last_sent: u64,
         timer: Option<SleepFuture>,
         sent: u32,
-        // No more hedges for this call: the budget refused, or the delay is unknown.
+        // No more hedges for this call: the budget refused.
         done: bool,
         first_error: Option<Fut::Output>,
     }
@@ -73,15 +73,15 @@ where
         let mut this = self.project();
         let hedge = *this.hedge;
         let latencies = &hedge.inner.latencies;
-        // Read once, when first needed: a call ready at its first poll reads no clock.
+        // Read when first needed (a call ready at its first poll reads no
+        // clock), and again after a timer fires.
         let mut now = None;
-        let mut now_nanos = || *now.get_or_insert_with(|| hedge.now_nanos());
 
         if let Some(primary) = this.primary.as_mut().as_pin_mut() {
             if let Poll::Ready(out) = primary.poll(cx) {
                 this.primary.set(None);
                 if let Some(started) = *this.started {
-                    let at = now_nanos();
+                    let at = read_now(&mut now, hedge);
                     latencies.record(at, Duration::from_nanos(at.saturating_sub(started)));
                 }
                 match out {
@@ -96,7 +96,7 @@ where
                 Poll::Pending => i += 1,
                 Poll::Ready(out) => {
                     let (_, started) = this.hedges.swap_remove(i);
-                    let at = now_nanos();
+                    let at = read_now(&mut now, hedge);
                     latencies.record(at, Duration::from_nanos(at.saturating_sub(started)));
                     match out {
                         Ok(value) => return Poll::Ready(Ok(value)),
@@ -110,7 +110,7 @@ where
             return Poll::Ready(this.first_error.take().unwrap_or_else(unreachable_failure));
         }
         if this.started.is_none() {
-            let at = now_nanos();
+            let at = read_now(&mut now, hedge);
             *this.started = Some(at);
             *this.last_sent = at;
             latencies.record_call(at);
@@ -118,14 +118,15 @@ where
         let inner = &hedge.inner;
         while *this.sent < inner.max_hedges && !*this.done {
             if this.timer.is_none() {
-                let at = now_nanos();
-                let Some(delay) = hedge.delay_at(at) else {
-                    *this.done = true;
-                    break;
-                };
+                let at = read_now(&mut now, hedge);
                 let since = Duration::from_nanos(at.saturating_sub(*this.last_sent));
-                if delay > since {
-                    *this.timer = Some(inner.clock.timer(delay - since));
+                match hedge.delay_at(at) {
+                    Some(delay) if delay <= since => {}
+                    Some(delay) => *this.timer = Some(inner.clock.timer(delay - since)),
+                    // Too few samples yet: look again in a twentieth of the
+                    // window (a call that stalls while the hedge is still
+                    // learning is hedged once it knows).
+                    None => *this.timer = Some(inner.clock.timer(inner.window / 20)),
                 }
             }
             if let Some(timer) = this.timer.as_mut() {
@@ -133,8 +134,15 @@ where
                     break;
                 }
                 *this.timer = None;
+                // The delay may have grown (or is still unknown): look again.
+                now = None;
+                let at = read_now(&mut now, hedge);
+                let since = Duration::from_nanos(at.saturating_sub(*this.last_sent));
+                if hedge.delay_at(at).is_none_or(|delay| delay > since + RECHECK_SLACK) {
+                    continue;
+                }
             }
-            let at = now_nanos();
+            let at = read_now(&mut now, hedge);
             if !hedge.may_hedge(at) {
                 *this.done = true;
                 break;
@@ -151,6 +159,15 @@ where
         }
         Poll::Pending
     }
+}
+
+/// A timer that fired this close to a delay that grew meanwhile sends the
+/// hedge anyway (no timer is armed for less).
+const RECHECK_SLACK: Duration = Duration::from_millis(1);
+
+/// Nanoseconds on the hedge's clock, read once until `cache` is cleared.
+fn read_now(cache: &mut Option<u64>, hedge: &Hedge) -> u64 {
+    *cache.get_or_insert_with(|| hedge.now_nanos())
 }
 
 /// Keeps the first failure of the call.

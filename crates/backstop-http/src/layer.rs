@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use backstop::guards::GuardsBuilder;
+use backstop::hedge::Hedge;
 use backstop::http::{classify_status, is_retryable_status};
 use backstop::retry::Name;
 use backstop::{CircuitBreaker, Clock, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, Verdict, presets};
@@ -17,6 +18,7 @@ use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::BoxFuture;
 use crate::attempts::Attempts;
 use crate::guards;
 use crate::layer_error::{BoxError, LayerError};
@@ -50,6 +52,7 @@ struct Shared {
     once: RetryPolicy,
     guards: Guards,
     options: Options,
+    hedge: Option<Hedge>,
 }
 
 impl Default for RetryLayer {
@@ -61,7 +64,8 @@ impl Default for RetryLayer {
 impl RetryLayer {
     /// Retries under `policy`.
     pub fn new(policy: RetryPolicy) -> Self {
-        let shared = Shared { once: policy.once(), policy, guards: Guards::default(), options: Options::default() };
+        let shared =
+            Shared { once: policy.once(), policy, guards: Guards::default(), options: Options::default(), hedge: None };
         Self { shared: Arc::new(shared) }
     }
 
@@ -78,6 +82,12 @@ impl RetryLayer {
     }
 
     guards::guard_setters!();
+
+    /// Hedges every attempt of the requests that may be sent twice, as
+    /// [`RetryMiddleware::hedge`](crate::RetryMiddleware::hedge) does.
+    pub fn hedge(self, hedge: &Hedge) -> Self {
+        self.edit(|s| s.hedge = Some(hedge.clone()))
+    }
 
     fn edit_guards(self, edit: impl FnOnce(GuardsBuilder) -> Guards) -> Self {
         self.edit(|s| s.guards = edit(s.guards.to_builder()))
@@ -195,11 +205,18 @@ where
             let name = run_name(&req);
             // The first attempt uses the service that was polled ready; later
             // ones use clones, polled ready in their turn.
+            // The ready service, then the one its clones are made from (in a
+            // mutex: a hedge's requests are made from a future that may move
+            // between threads, and `S` need only be `Send`).
             let template = ready.clone();
-            let mut first = Some(ready);
+            let services = std::sync::Mutex::new((Some(ready), template));
             let pacer = shared.guards.pacer().cloned();
-            let attempt = move || {
-                let mut svc = first.take().unwrap_or_else(|| template.clone());
+            // One request: a service (the ready one first, then clones) and a copy.
+            let request = || {
+                let mut svc = {
+                    let mut s = services.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    s.0.take().unwrap_or_else(|| s.1.clone())
+                };
                 let req = copy_request(&req);
                 let pacer = pacer.clone();
                 async move {
@@ -213,6 +230,13 @@ where
                         Ok(resp) => Ok(resp),
                         Err(e) => Err(Attempt::Failed(e.into())),
                     }
+                }
+            };
+            let hedge = shared.hedge.as_ref().filter(|_| replay == Replay::Allowed);
+            let attempt = || -> BoxFuture<'_, Result<Response<R>, Attempt<R>>> {
+                match hedge {
+                    Some(hedge) => Box::pin(hedge.run(request)),
+                    None => Box::pin(request()),
                 }
             };
             let policy = replay.policy(&shared.policy, &shared.once);

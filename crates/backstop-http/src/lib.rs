@@ -79,3 +79,6 @@ pub(crate) fn redacted(url: &reqwest::Url) -> String {
     shown.push_str(url.path());
     shown
 }
+
+/// An attempt's future, boxed: a hedged attempt and a plain one are one type.
+pub(crate) type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

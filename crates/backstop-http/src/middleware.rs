@@ -3,11 +3,13 @@
 
 use async_trait::async_trait;
 use backstop::guards::GuardsBuilder;
+use backstop::hedge::Hedge;
 use backstop::{CircuitBreaker, Clock, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, presets};
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
+use crate::BoxFuture;
 use crate::attempts::Attempts;
 use crate::error::{HttpError, NotRetried, classify};
 use crate::guards;
@@ -47,6 +49,7 @@ pub struct RetryMiddleware {
     once: RetryPolicy,
     guards: Guards,
     options: Options,
+    hedge: Option<Hedge>,
 }
 
 impl Default for RetryMiddleware {
@@ -58,7 +61,7 @@ impl Default for RetryMiddleware {
 impl RetryMiddleware {
     /// Retries under `policy`.
     pub fn new(policy: RetryPolicy) -> Self {
-        Self { once: policy.once(), policy, guards: Guards::default(), options: Options::default() }
+        Self { once: policy.once(), policy, guards: Guards::default(), options: Options::default(), hedge: None }
     }
 
     /// Which requests may be retried, and the per-attempt timeout.
@@ -68,6 +71,16 @@ impl RetryMiddleware {
     }
 
     guards::guard_setters!();
+
+    /// Hedges every attempt of the requests that may be sent twice (the
+    /// same rule as retries: idempotent methods, or an `Idempotency-Key`;
+    /// never a POST without one, nor a streamed body): past the hedge's
+    /// delay the request is sent again, and the first good answer wins (see
+    /// [`Hedge`]). A hedged attempt is one attempt of the run.
+    pub fn hedge(mut self, hedge: &Hedge) -> Self {
+        self.hedge = Some(hedge.clone());
+        self
+    }
 
     fn edit_guards(mut self, edit: impl FnOnce(GuardsBuilder) -> Guards) -> Self {
         self.guards = edit(self.guards.to_builder());
@@ -94,10 +107,14 @@ impl Middleware for RetryMiddleware {
             replay = Replay::Once(NotRetried::StreamBody);
         }
         let name = crate::request_name(&req);
-        let mut first = Some(req);
+        let first = std::sync::Mutex::new(Some(req));
         let pacer = self.guards.pacer();
-        let attempt = || {
-            let req = first.take().or_else(|| template.as_ref().and_then(Request::try_clone));
+        // The request to send: the caller's the first time, a copy after.
+        let request = || {
+            let first = first.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            first.or_else(|| template.as_ref().and_then(Request::try_clone))
+        };
+        let send = |req: Option<Request>| {
             let (next, mut ext) = (next.clone(), ext.clone());
             async move {
                 // Only a single-attempt run can get here twice with nothing to send.
@@ -113,6 +130,13 @@ impl Middleware for RetryMiddleware {
                     Ok(resp) => Ok(resp),
                     Err(e) => Err(HttpError::from(e)),
                 }
+            }
+        };
+        let hedge = self.hedge.as_ref().filter(|_| replay == Replay::Allowed);
+        let attempt = || -> BoxFuture<'_, Result<Response, HttpError>> {
+            match hedge {
+                Some(hedge) => Box::pin(hedge.run(|| send(request()))),
+                None => Box::pin(send(request())),
             }
         };
         let policy = replay.policy(&self.policy, &self.once);

@@ -125,3 +125,21 @@ async fn a_post_through_the_layer_is_sent_once_and_bounded_by_the_timeout() {
         "{printed}"
     );
 }
+
+#[tokio::test]
+async fn the_layer_hedges_a_stalled_get_and_never_a_post() {
+    use backstop::hedge::{Hedge, HedgeDelay};
+    let hedge =
+        Hedge::builder("api").delay(HedgeDelay::fixed(Duration::from_millis(2))).min_per_sec(100.0).build().unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut svc = RetryLayer::new(fast(3)).hedge(&hedge).layer(client);
+    let server = FaultServer::start();
+    server.script([Reply::stall(Duration::from_secs(5)), Reply::ok("hedged")]);
+    let (status, body) = call(&mut svc, request(Method::GET, &server.url("/"))).await.unwrap();
+    assert_eq!((status, &body[..]), (200, &b"hedged"[..]));
+    assert_eq!(server.hits(), 2);
+    let server = FaultServer::start();
+    server.script([Reply::stall(Duration::from_millis(20)), Reply::ok("second")]);
+    let (_, body) = call(&mut svc, request(Method::POST, &server.url("/orders"))).await.unwrap();
+    assert_eq!((&body[..], server.hits()), (&b"late"[..], 1), "a POST without a key is sent once");
+}

@@ -319,3 +319,38 @@ async fn retry_error_finds_nothing_in_an_error_the_middleware_did_not_make() {
     let err = c.get("http://127.0.0.1:1/").send().await.unwrap_err();
     assert!(backstop_http::retry_error(&err).is_none());
 }
+
+/// A hedge sending its second request 2 ms into a call.
+fn hedge_after_2ms() -> backstop::hedge::Hedge {
+    use backstop::hedge::{Hedge, HedgeDelay};
+    Hedge::builder("api").delay(HedgeDelay::fixed(Duration::from_millis(2))).min_per_sec(100.0).build().unwrap()
+}
+
+#[tokio::test]
+async fn a_stalled_get_is_hedged_and_the_first_answer_wins() {
+    let server = FaultServer::start();
+    server.script([Reply::stall(S(5)), Reply::ok("sunny")]);
+    let client = client(RetryMiddleware::new(policy(3)).hedge(&hedge_after_2ms()));
+    let resp = client.get(server.url("/forecast")).send().await.unwrap();
+    assert_eq!(resp.extensions().get::<Attempts>().map(|a| a.0), Some(1), "a hedged attempt is one attempt");
+    assert_eq!(resp.text().await.unwrap(), "sunny");
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
+async fn a_post_without_an_idempotency_key_is_never_hedged() {
+    let server = FaultServer::start();
+    server.script([Reply::stall(Duration::from_millis(20)), Reply::ok("second")]);
+    let client = client(RetryMiddleware::new(policy(3)).hedge(&hedge_after_2ms()));
+    let resp = client.post(server.url("/orders")).body("{}").send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "late", "the stalled request's own answer");
+    assert_eq!(server.hits(), 1);
+    // With a key it may be sent twice: hedged.
+    let server = FaultServer::start();
+    server.script([Reply::stall(S(5)), Reply::ok("second")]);
+    let keyed = client.post(server.url("/orders")).header("Idempotency-Key", "k-1").body("{}").send().await.unwrap();
+    assert_eq!(keyed.text().await.unwrap(), "second");
+    let sent = server.requests();
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|r| r.header("idempotency-key") == Some("k-1")), "the hedge carries the same key");
+}

@@ -6,7 +6,9 @@
 //! failed or cancelled download never leaves a partial file at the path, nor
 //! its temporary file beside it, whenever it is dropped.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 
 use aws_sdk_s3::Client;
 use backstop::{RetryError, presets};
@@ -54,6 +56,9 @@ pub struct Download {
     key: String,
 }
 
+/// One attempt of a download's GET, hedged or not.
+type HedgedGet<'a> = Pin<Box<dyn Future<Output = Result<Bytes, S3Error>> + Send + 'a>>;
+
 /// A download to a file; see [`download_to_file`].
 #[derive(Debug)]
 pub struct DownloadToFile {
@@ -69,12 +74,20 @@ impl Kind for Download {
         let Download { bucket, key } = self;
         Box::pin(async move {
             let target = Target::object(&bucket, &key);
+            // One GET, its whole body read: a hedge's requests are these too.
+            let get = || async {
+                let request = client.get_object().bucket(&bucket).key(&key);
+                let out = send_once!(request, "GetObject", target)?;
+                let body = out.body.collect().await.map_err(|e| S3Error::body("GetObject", target, e))?;
+                Ok(body.into_bytes())
+            };
+            let hedge = settings.hedge.clone();
             settings
-                .run("GetObject", target, || async {
-                    let request = client.get_object().bucket(&bucket).key(&key);
-                    let out = send_once!(request, "GetObject", target)?;
-                    let body = out.body.collect().await.map_err(|e| S3Error::body("GetObject", target, e))?;
-                    Ok(body.into_bytes())
+                .run("GetObject", target, || -> HedgedGet<'_> {
+                    match &hedge {
+                        Some(hedge) => Box::pin(hedge.run(get)),
+                        None => Box::pin(get()),
+                    }
                 })
                 .await
         })

@@ -10,6 +10,7 @@ use std::time::Duration;
 use aws_sdk_s3::Client;
 use backstop::clock::SleepFuture;
 use backstop::guards::GuardsBuilder;
+use backstop::hedge::Hedge;
 use backstop::{CircuitBreaker, Clock, Guards, Pacer, RetryBudget, RetryError, RetryEvent, RetryPolicy, SystemClock};
 
 use crate::error::{S3Error, Target, verdict_of};
@@ -80,6 +81,8 @@ pub struct Settings<'a> {
     pub(crate) multipart_threshold: u64,
     pub(crate) part_size: u64,
     pub(crate) concurrency: usize,
+    /// Hedges the GETs of an in-memory download.
+    pub(crate) hedge: Option<Hedge>,
 }
 
 impl std::fmt::Debug for Settings<'_> {
@@ -106,6 +109,7 @@ impl<'a> Settings<'a> {
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             part_size: DEFAULT_PART_SIZE,
             concurrency: 4,
+            hedge: None,
         }
     }
 
@@ -190,6 +194,15 @@ impl<'a, K: Kind> Transfer<'a, K> {
     /// transfer to a bucket (see [`Guards`]).
     pub fn guards(mut self, guards: &Guards) -> Self {
         self.settings.edit_guards(|g| g.merge(guards));
+        self
+    }
+
+    /// Hedges the `GetObject` of a [`download`](crate::download): past the
+    /// hedge's delay the GET is sent again and the first whole body wins (see
+    /// [`Hedge`]). A hedged attempt is one attempt (and one request in the
+    /// report). Downloads to a file and uploads are not hedged.
+    pub fn hedge(mut self, hedge: &Hedge) -> Self {
+        self.settings.hedge = Some(hedge.clone());
         self
     }
 

@@ -402,3 +402,21 @@ async fn runs_are_named_after_the_object_and_a_missing_key_says_no_such_key() {
     assert_eq!(last.code(), Some("NoSuchKey"));
     assert!(last.to_string().starts_with("GetObject failed for s3://bike-data/raw/missing.csv: NoSuchKey"), "{last}");
 }
+
+#[tokio::test]
+async fn a_stalled_get_is_hedged_and_the_first_whole_body_wins() {
+    use backstop::hedge::{Hedge, HedgeDelay};
+    let s3 = S3::start().await;
+    backstop_aws::upload(&s3.client, BUCKET, "day.parquet", vec![3u8; 5000]).await.unwrap();
+    s3.faults().fail_matching(
+        1,
+        |r| r.method == "GET" && r.path.contains("/day.parquet"),
+        Reply::stall(Duration::from_secs(30)),
+    );
+    let hedge =
+        Hedge::builder("s3-get").delay(HedgeDelay::fixed(Duration::from_millis(5))).min_per_sec(100.0).build().unwrap();
+    let body = backstop_aws::download(&s3.client, BUCKET, "day.parquet").hedge(&hedge).with_report().await.unwrap();
+    assert_eq!(body.0, vec![3u8; 5000]);
+    assert_eq!(body.1.retries, 0, "the hedge answered within the attempt");
+    assert_eq!(s3.requests_where(|r| r.method == "GET"), 2);
+}

@@ -280,3 +280,32 @@ async fn a_call_that_stalls_while_the_hedge_is_learning_is_hedged_once_it_knows(
     // Looked again at 100 ms (a twentieth of the window), knew the delay, hedged.
     assert_eq!(clock.elapsed() - start, MS(105));
 }
+
+#[tokio::test]
+async fn a_hedge_takes_a_pacer_slot_free_now_and_never_waits_for_one() {
+    use backstop::Pacer;
+    let clock = ManualClock::new();
+    let server = Server::default();
+    let pacer = Pacer::builder("s3").initial_rate(1.0).burst(1).clock(&clock).build().unwrap();
+    let hedge = Hedge::builder("get")
+        .delay(HedgeDelay::fixed(MS(10)))
+        .min_per_sec(100.0)
+        .pacer(&pacer)
+        .clock(&clock)
+        .build()
+        .unwrap();
+    // The call itself took the one slot of this second: no hedge.
+    assert_eq!(pacer.reserve(), Duration::ZERO);
+    assert_eq!(hedge.run(|| server.request(&clock, MS(200), Ok(0))).await, Ok(0));
+    assert_eq!(server.made(), 1, "the pacer had no free slot: not hedged");
+    // After a quiet spell a slot is free: hedged.
+    clock.advance(Duration::from_secs(2));
+    let n = AtomicU32::new(0);
+    let out = hedge
+        .run(|| {
+            let first = n.fetch_add(1, Ordering::SeqCst) == 0;
+            server.request(&clock, if first { MS(200) } else { MS(5) }, Ok(u32::from(!first)))
+        })
+        .await;
+    assert_eq!((out, server.made()), (Ok(1), 3));
+}

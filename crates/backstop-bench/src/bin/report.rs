@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-const GROUPS: [(&str, &str); 9] = [
+const GROUPS: [(&str, &str); 10] = [
     ("sync_success", "Sync retry, success on the first attempt"),
     ("async_success", "Async retry, success on the first attempt"),
     ("async_3_failures", "Async retry, success after 3 failures, zero delay"),
@@ -14,6 +14,7 @@ const GROUPS: [(&str, &str); 9] = [
     ("full_run", "A full run: retry policy + breaker + budget, success path"),
     ("paced_run", "A run through a pacer, success path (idle; pacing with no wait)"),
     ("shared_run", "A full run with local guards and with guards shared through Redis, success path"),
+    ("hedge_idle", "A hedged call that finishes at its first poll (an idle hedge's cost)"),
 ];
 
 /// The heading of BENCHMARKS.md's section of real-server scenarios, kept

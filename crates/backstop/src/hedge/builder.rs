@@ -8,6 +8,7 @@ use super::{Hedge, Inner};
 use crate::budget::RetryBudget;
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
+use crate::pacer::Pacer;
 
 /// How long a call runs before it is hedged.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,6 +65,7 @@ pub struct HedgeBuilder {
     min_per_sec: f64,
     window: Duration,
     budget: Option<RetryBudget>,
+    pacer: Option<Pacer>,
     clock: Arc<dyn Clock>,
 }
 
@@ -90,6 +92,7 @@ impl HedgeBuilder {
             min_per_sec: 1.0,
             window: Duration::from_secs(2),
             budget: None,
+            pacer: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -139,6 +142,13 @@ impl HedgeBuilder {
         self
     }
 
+    /// Each hedge takes a slot from `pacer`, and only one free now: no hedge
+    /// while the pacer makes calls wait (give it the pacer the calls' runs use).
+    pub fn pacer(mut self, pacer: &Pacer) -> Self {
+        self.pacer = Some(pacer.clone());
+        self
+    }
+
     /// The clock (default: [`SystemClock`]); a [`ManualClock`](crate::ManualClock) in tests.
     pub fn clock<C: Clock + Clone + 'static>(mut self, clock: &C) -> Self {
         self.clock = Arc::new(clock.clone());
@@ -179,6 +189,7 @@ impl HedgeBuilder {
                 min_per_sec: self.min_per_sec,
                 window: self.window,
                 budget: self.budget,
+                pacer: self.pacer,
                 clock: self.clock,
                 origin,
             }),

@@ -32,6 +32,9 @@
 //!   server) the extra load stays bounded instead of doubling. Or give a
 //!   [`RetryBudget`] with [`HedgeBuilder::budget`]: one budget for every extra
 //!   request, retries and hedges, as failsafe-go and Envoy do.
+//! - **A pacer** ([`HedgeBuilder::pacer`]): each hedge takes a slot, and only
+//!   one free now; a pacer that is pacing means the server is at the rate it
+//!   accepts, and a hedge would only add to the queue.
 //! - **Cancellation**: dropping the future drops every attempt in flight.
 //!   A hedge that was sent stays counted against the budget when it loses
 //!   (the server saw it: refunding losers would let hedges grow without
@@ -61,6 +64,7 @@ pub use future::HedgeFuture;
 
 use crate::budget::RetryBudget;
 use crate::clock::Clock;
+use crate::pacer::Pacer;
 use crate::verdict::Verdict;
 use latency::Latencies;
 
@@ -80,6 +84,7 @@ struct Inner {
     min_per_sec: f64,
     window: Duration,
     budget: Option<RetryBudget>,
+    pacer: Option<Pacer>,
     clock: Arc<dyn Clock>,
     origin: Instant,
     latencies: Latencies,
@@ -142,10 +147,20 @@ impl Hedge {
         u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Asks to send one hedge now: from the budget given, or from the
-    /// hedge's own share of calls.
+    /// Asks to send one hedge now: a pacer's slot free now (a hedge never
+    /// waits for one: a pacer pacing means the server is at its rate), then
+    /// the budget given, or the hedge's own share of calls.
     fn may_hedge(&self, now_nanos: u64) -> bool {
         let inner = &self.inner;
+        if let Some(pacer) = &inner.pacer {
+            if let Some(slot) = pacer.take_slot() {
+                if !pacer.wait(slot).is_zero() {
+                    pacer.release(slot);
+                    emit::denied(&inner.name);
+                    return false;
+                }
+            }
+        }
         let granted = match &inner.budget {
             Some(budget) => budget.try_withdraw(Verdict::Retry).is_some(),
             None => {

@@ -48,7 +48,7 @@ use crate::presets;
 
 /// A duration in a config file: `"500ms"`, `"1m30s"`, or a number of seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct HumanDuration(Duration);
+pub(crate) struct HumanDuration(pub(crate) Duration);
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

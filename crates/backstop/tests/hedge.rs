@@ -309,3 +309,26 @@ async fn a_hedge_takes_a_pacer_slot_free_now_and_never_waits_for_one() {
         .await;
     assert_eq!((out, server.made()), (Ok(1), 3));
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn a_hedge_loads_from_a_file_and_a_bad_one_names_its_field() {
+    let fixed: Hedge = serde_json::from_str(r#"{"name": "api", "delay": "10ms"}"#).unwrap();
+    assert_eq!(fixed.delay(), HedgeDelay::fixed(MS(10)));
+    let seconds: Hedge = serde_json::from_str(r#"{"name": "api", "delay": 0.25}"#).unwrap();
+    assert_eq!(seconds.delay(), HedgeDelay::fixed(MS(250)));
+    let table: Hedge =
+        serde_json::from_str(r#"{"name": "api", "delay": {"percentile": 0.9, "min_samples": 50}}"#).unwrap();
+    assert_eq!(table.delay(), HedgeDelay::percentile(0.9).min_samples(50));
+    for (json, says) in [
+        (r#"{"name": "api", "max_hedges": 0}"#, "max_hedges is 0"),
+        (r#"{"name": "api", "delay": "soon"}"#, "invalid hedge: delay"),
+        (r#"{"name": "api", "delay": "pninety"}"#, "a percentile such as"),
+        (r#"{"name": "api", "window": "1ms"}"#, "window is 1ms"),
+        (r#"{"name": "api", "budget": 5}"#, "unknown field `budget`"),
+        (r#"{"delay": "p95"}"#, "missing field `name`"),
+    ] {
+        let err = serde_json::from_str::<Hedge>(json).unwrap_err().to_string();
+        assert!(err.contains(says), "{json}: {err}");
+    }
+}

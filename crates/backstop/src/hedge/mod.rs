@@ -48,11 +48,18 @@
 //!   hedges only idempotent requests; use it directly only where a second
 //!   request does no harm.
 //!
+//! A hedge also loads from a configuration file (the `serde` feature):
+//! `name = "s3-get"`, `delay = "p95"` (or `"10ms"`), `max_hedges`, `ratio`,
+//! `min_per_sec`, `window`.
+//!
 //! Each hedge sent is one DEBUG line (`hedging s3-get: still running after
 //! 6.2 ms`) and one `backstop_hedges_total` count; a hedge the budget
 //! refuses is counted in `backstop_hedges_denied_total`.
 
 mod builder;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+mod config;
 mod future;
 mod latency;
 
@@ -112,6 +119,12 @@ impl Hedge {
     /// The hedge's name.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// How long a call runs before it is hedged (the setting, not its value now:
+    /// see [`current_delay`](Self::current_delay)).
+    pub fn delay(&self) -> HedgeDelay {
+        self.inner.delay
     }
 
     /// Runs `op` with hedges: `op` is called once now, and once more for

@@ -28,6 +28,10 @@
 //! - an [`AdaptiveThrottle`] rejects locally while the downstream refuses most calls;
 //! - a [`Pacer`] learns the rate the downstream accepts and makes calls wait for it.
 //!
+//! For calls that are slow rather than failing, a [`Hedge`](hedge::Hedge)
+//! sends the call again past a delay (the p95 of recent latencies by
+//! default) and takes the first answer, within a budget of extra requests.
+//!
 //! Time comes from a [`Clock`]: the real one by default, a [`ManualClock`] in
 //! tests, where a five-attempt schedule with a 30 s cap runs in microseconds.
 //!

@@ -332,3 +332,97 @@ fn a_hedge_loads_from_a_file_and_a_bad_one_names_its_field() {
         assert!(err.contains(says), "{json}: {err}");
     }
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn a_files_delay_is_read_exactly_and_its_mistakes_are_named() {
+    let p999: Hedge = serde_json::from_str(r#"{"name": "api", "delay": "p99.9"}"#).unwrap();
+    assert_eq!(p999.delay(), HedgeDelay::percentile(0.999));
+    for (json, says) in [
+        (r#"{"name": "api", "delay": {"percentile": 0.95, "min_sample": 50}}"#, "unknown key delay.min_sample"),
+        (r#"{"name": "api", "delay": {"percentile": "x"}}"#, "delay.percentile"),
+        (r#"{"name": "api", "delay": {"min_samples": 5}}"#, "delay.percentile is missing"),
+        (r#"{"name": "api", "delay": {"percentile": 0.9, "min_samples": -1}}"#, "delay.min_samples"),
+        (r#"{"name": "api", "delay": true}"#, "delay: \"p95\""),
+        (r#"{"name": "api", "delay": -3}"#, "delay is -3"),
+        (r#"{"name": "api", "delay": "pNaN"}"#, "a percentile such as"),
+    ] {
+        let err = serde_json::from_str::<Hedge>(json).unwrap_err().to_string();
+        assert!(err.contains(says), "{json}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_hedge_costs_no_pacer_slot_and_min_per_sec_holds_in_a_short_window() {
+    use backstop::Pacer;
+    let clock = ManualClock::new();
+    let server = Server::default();
+    let pacer = Pacer::builder("s3").initial_rate(1.0).burst(1).clock(&clock).build().unwrap();
+    let refusing = Hedge::builder("get")
+        .delay(HedgeDelay::fixed(MS(10)))
+        .ratio(0.0)
+        .min_per_sec(0.0)
+        .pacer(&pacer)
+        .clock(&clock)
+        .build()
+        .unwrap();
+    clock.advance(Duration::from_secs(5));
+    hedge_once(&refusing, &server, &clock).await;
+    assert_eq!(pacer.reserve(), Duration::ZERO, "the refused hedge took no slot");
+    // A 100 ms window with 1 hedge a second allowed: still at least one a window.
+    let short = Hedge::builder("get")
+        .delay(HedgeDelay::fixed(MS(10)))
+        .ratio(0.0)
+        .window(MS(100))
+        .clock(&clock)
+        .build()
+        .unwrap();
+    let before = server.made();
+    hedge_once(&short, &server, &clock).await;
+    assert_eq!(server.made() - before, 2, "hedged");
+}
+
+/// One call of 200 ms whose hedges answer in 5 ms.
+async fn hedge_once(hedge: &Hedge, server: &Server, clock: &ManualClock) {
+    let n = AtomicU32::new(0);
+    let _ = hedge
+        .run(|| {
+            let first = n.fetch_add(1, Ordering::SeqCst) == 0;
+            server.request(clock, if first { MS(200) } else { MS(5) }, Ok(0))
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn the_losers_are_dropped_when_the_winner_answers() {
+    let clock = ManualClock::new();
+    let server = Server::default();
+    let hedge = fixed(&clock, MS(10));
+    let n = AtomicU32::new(0);
+    let mut call = std::pin::pin!(hedge.run(|| {
+        let first = n.fetch_add(1, Ordering::SeqCst) == 0;
+        server.request(&clock, if first { MS(1000) } else { MS(5) }, Ok(u32::from(!first)))
+    }));
+    assert_eq!((&mut call).await, Ok(1));
+    assert_eq!(server.dropped.load(Ordering::SeqCst), 1, "dropped as the call returned, the future still alive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_calls_never_overshoot_the_hedges_own_share() {
+    for _ in 0..50 {
+        let server = Arc::new(Server::default());
+        // Two hedges a window (1 a second over 2 s), zero delay: every call wants one.
+        let hedge = Hedge::builder("get").delay(HedgeDelay::fixed(Duration::ZERO)).ratio(0.0).build().unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (hedge, server) = (hedge.clone(), Arc::clone(&server));
+            tasks.push(tokio::spawn(async move {
+                hedge.run(|| server.request(&SystemClock, MS(1), Ok(0))).await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert!(server.made() <= 8 + 2, "{} requests for 8 calls and 2 hedges", server.made());
+    }
+}

@@ -85,7 +85,13 @@ where
                     latencies.record(at, Duration::from_nanos(at.saturating_sub(started)));
                 }
                 match out {
-                    Ok(value) => return Poll::Ready(Ok(value)),
+                    Ok(value) => {
+                        // The winner: hedges still in flight are dropped now,
+                        // not when the future is.
+                        this.hedges.clear();
+                        *this.timer = None;
+                        return Poll::Ready(Ok(value));
+                    }
                     Err(e) => keep_first(this.first_error, Err(e)),
                 }
             }
@@ -99,7 +105,12 @@ where
                     let at = read_now(&mut now, hedge);
                     latencies.record(at, Duration::from_nanos(at.saturating_sub(started)));
                     match out {
-                        Ok(value) => return Poll::Ready(Ok(value)),
+                        Ok(value) => {
+                            this.primary.set(None);
+                            this.hedges.clear();
+                            *this.timer = None;
+                            return Poll::Ready(Ok(value));
+                        }
                         Err(e) => keep_first(this.first_error, Err(e)),
                     }
                 }
@@ -153,7 +164,12 @@ where
             let mut request = Box::pin((this.op)());
             match request.as_mut().poll(cx) {
                 Poll::Pending => this.hedges.push((request, at)),
-                Poll::Ready(Ok(value)) => return Poll::Ready(Ok(value)),
+                Poll::Ready(Ok(value)) => {
+                    this.primary.set(None);
+                    this.hedges.clear();
+                    *this.timer = None;
+                    return Poll::Ready(Ok(value));
+                }
                 Poll::Ready(Err(e)) => keep_first(this.first_error, Err(e)),
             }
         }

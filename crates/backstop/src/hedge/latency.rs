@@ -8,8 +8,8 @@
 //! moment one to two periods of samples, so a shift in latency is followed
 //! within two periods (tower's `hedge` rotates two `hdrhistogram`s the same
 //! way). Buckets are log-linear, 8 per power of two above 16 µs (each within
-//! 12.5 % of its samples), from 1 µs to about 19 hours: 280 counters a half,
-//! 2.2 KiB in all. Recording is two relaxed increments on the half's
+//! 12.5 % of its samples), from 1 µs to 2^37 µs (38 hours; a longer latency
+//! counts as that): 280 counters a half, 2.2 KiB in all. Recording is two relaxed increments on the half's
 //! counters; only the rotation, once a period, writes more.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -134,9 +134,25 @@ impl Latencies {
         self.half(self.period(now_nanos)).calls.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A hedge sent at `now_nanos`.
-    pub(crate) fn record_hedge(&self, now_nanos: u64) {
-        self.half(self.period(now_nanos)).hedges.fetch_add(1, Ordering::Relaxed);
+    /// Takes one hedge at `now_nanos` if the window's hedges, this one
+    /// included, stay within `allowed(calls)`: counted first, then checked,
+    /// and given back if over (so concurrent callers never overshoot; near
+    /// the limit two may both give back).
+    pub(crate) fn try_hedge(&self, now_nanos: u64, allowed: impl FnOnce(u32) -> f64) -> bool {
+        let half = self.half(self.period(now_nanos));
+        half.hedges.fetch_add(1, Ordering::AcqRel);
+        let w = self.window(now_nanos);
+        if f64::from(w.hedges) <= allowed(w.calls) {
+            return true;
+        }
+        half.hedges.fetch_sub(1, Ordering::AcqRel);
+        false
+    }
+
+    /// Gives back a hedge taken at `now_nanos` and not sent.
+    pub(crate) fn give_back_hedge(&self, now_nanos: u64) {
+        let half = self.half(self.period(now_nanos));
+        let _ = half.hedges.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
     /// The halves holding this period and the one before.
@@ -246,11 +262,15 @@ mod tests {
     }
 
     #[test]
-    fn hedges_are_counted_in_their_period() {
+    fn hedges_are_counted_in_their_period_and_never_past_the_allowance() {
         let l = Latencies::new(Duration::from_secs(2));
-        l.record_hedge(0);
-        l.record_hedge(S);
+        assert!(l.try_hedge(0, |_| 2.0));
+        assert!(l.try_hedge(S, |_| 2.0));
+        assert!(!l.try_hedge(S, |_| 2.0), "a third is over");
         assert_eq!(l.window(S).hedges, 2);
         assert_eq!(l.window(2 * S).hedges, 1);
+        l.give_back_hedge(2 * S);
+        l.give_back_hedge(2 * S);
+        assert_eq!(l.window(2 * S).hedges, 1, "never below zero: the other half keeps its own");
     }
 }

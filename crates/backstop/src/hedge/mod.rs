@@ -128,9 +128,10 @@ impl Hedge {
     }
 
     /// Runs `op` with hedges: `op` is called once now, and once more for
-    /// each hedge; the first `Ok` is returned and the other calls dropped.
-    /// When every call in flight has failed (and no hedge is due), the first
-    /// error is returned.
+    /// each hedge; the first `Ok` is returned and the other calls dropped
+    /// with it. When every call in flight has failed, the first error is
+    /// returned (a hedge not yet sent is not sent: a failure is for the
+    /// retry around the hedge to judge).
     pub fn run<Op, Fut, T, E>(&self, op: Op) -> HedgeFuture<'_, Op, Fut>
     where
         Op: FnMut() -> Fut,
@@ -165,29 +166,43 @@ impl Hedge {
     /// the budget given, or the hedge's own share of calls.
     fn may_hedge(&self, now_nanos: u64) -> bool {
         let inner = &self.inner;
+        // The budget first, taken for real (concurrent calls cannot both
+        // take the last hedge), then the pacer; a pacer that refuses gives
+        // the budget back, so a refused hedge costs neither.
+        let withdrawal = match &inner.budget {
+            Some(budget) => match budget.try_withdraw(Verdict::Retry) {
+                Some(w) => Some(w),
+                None => return self.denied(),
+            },
+            None => {
+                let floor = inner.min_per_sec * inner.window.as_secs_f64();
+                // At least one hedge a window when `min_per_sec` is not 0
+                // (a window under a second would otherwise allow none).
+                let floor = if inner.min_per_sec > 0.0 { floor.max(1.0) } else { floor };
+                if !inner.latencies.try_hedge(now_nanos, |calls| inner.ratio * f64::from(calls) + floor) {
+                    return self.denied();
+                }
+                None
+            }
+        };
         if let Some(pacer) = &inner.pacer {
             if let Some(slot) = pacer.take_slot() {
                 if !pacer.wait(slot).is_zero() {
                     pacer.release(slot);
-                    emit::denied(&inner.name);
-                    return false;
+                    match (&inner.budget, withdrawal) {
+                        (Some(budget), Some(w)) => budget.refund(w),
+                        _ => inner.latencies.give_back_hedge(now_nanos),
+                    }
+                    return self.denied();
                 }
             }
         }
-        let granted = match &inner.budget {
-            Some(budget) => budget.try_withdraw(Verdict::Retry).is_some(),
-            None => {
-                let w = inner.latencies.window(now_nanos);
-                let allowed = inner.ratio * f64::from(w.calls) + inner.min_per_sec * inner.window.as_secs_f64();
-                f64::from(w.hedges) + 1.0 <= allowed
-            }
-        };
-        if granted {
-            inner.latencies.record_hedge(now_nanos);
-        } else {
-            emit::denied(&inner.name);
-        }
-        granted
+        true
+    }
+
+    fn denied(&self) -> bool {
+        emit::denied(&self.inner.name);
+        false
     }
 }
 

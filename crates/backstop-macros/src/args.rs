@@ -14,7 +14,7 @@ use syn::{Expr, Ident, Path, Token};
 
 /// Every argument name, in the order the error for an unknown one lists them.
 const ALLOWED: &str = "preset, policy, max_attempts, base, max, factor, jitter, deadline, max_retry_after, seed, \
-                       name, when, retry_if, breaker, budget, throttle, pacer, guards, clock, idempotent, crate";
+                       name, when, retry_if, breaker, budget, throttle, pacer, guards, clock, hedge, idempotent, crate";
 
 /// The presets `preset = ...` names, and the constants they stand for.
 pub(crate) const PRESETS: [(&str, &str); 4] =
@@ -64,6 +64,8 @@ pub(crate) struct Args {
     /// `breaker`, `budget`, `throttle`, `pacer`, `guards`, in that order, with the key.
     pub(crate) guards: Vec<(Ident, Expr)>,
     pub(crate) clock: Option<Expr>,
+    /// `hedge = expr`: each attempt of an async function is hedged.
+    pub(crate) hedge: Option<(Ident, Expr)>,
     /// `idempotent = true`: the function's requests may be sent twice (`api_retry`).
     pub(crate) idempotent: bool,
 }
@@ -81,6 +83,7 @@ impl Args {
             retry_if: None,
             guards: Vec::new(),
             clock: None,
+            hedge: None,
             idempotent: false,
         };
         let mut policy: Option<(Ident, Expr)> = None;
@@ -113,6 +116,7 @@ impl Args {
                 "retry_if" => out.retry_if = Some(value),
                 "breaker" | "budget" | "throttle" | "pacer" | "guards" => out.guards.push((key, value)),
                 "clock" => out.clock = Some(value),
+                "hedge" => out.hedge = Some((key, value)),
                 other => {
                     return Err(syn::Error::new(
                         key.span(),

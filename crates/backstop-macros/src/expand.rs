@@ -110,6 +110,12 @@ fn rewrite(attr: TokenStream, item: TokenStream, entry: &Entry) -> syn::Result<T
     if is_async {
         check_owned_not_read_beside(&args, &owned)?;
     }
+    if let (Some((key, _)), false) = (&args.hedge, is_async) {
+        return Err(syn::Error::new(
+            key.span(),
+            "`hedge` needs an async function: a hedge sends the call again while the first is still running",
+        ));
+    }
 
     let policy = policy(&args.source, &krate);
     let (guard_lets, guard_setters) = guards(&args, &krate, mut_self);
@@ -165,18 +171,36 @@ fn rewrite(attr: TokenStream, item: TokenStream, entry: &Entry) -> syn::Result<T
         let helper = quote_spanned!(ret.span()=> #krate::__private::future::<#ret, _, _>);
         let out = Ident::new("__backstop_out", Span::mixed_site());
         let block = &func.block;
-        let attempt = quote! {
-            #helper(move || {
-                #(#rebinds)*
-                async move {
-                    #[allow(unused_braces, unreachable_code, unused_variables)]
-                    let #out: #ret = #block;
-                    #[allow(unreachable_code)]
-                    return #out;
-                }
-            })
+        let body = quote! {
+            async move {
+                #[allow(unused_braces, unreachable_code, unused_variables)]
+                let #out: #ret = #block;
+                #[allow(unreachable_code)]
+                return #out;
+            }
         };
-        attempt
+        match &args.hedge {
+            // Each attempt is a hedged call: its requests are made by a
+            // closure owning its own copies, again copied for each request.
+            Some(_) => {
+                let hedge = Ident::new("__backstop_hedge", Span::mixed_site());
+                quote! {
+                    #helper(move || {
+                        #(#rebinds)*
+                        #hedge.run(move || {
+                            #(#rebinds)*
+                            #body
+                        })
+                    })
+                }
+            }
+            None => quote! {
+                #helper(move || {
+                    #(#rebinds)*
+                    #body
+                })
+            },
+        }
     } else {
         let helper = quote_spanned!(ret.span()=> #krate::__private::blocking::<#ret, _>);
         quote!(#helper(|| { #(#rebinds)* #(#stmts)* }))
@@ -431,6 +455,10 @@ fn guards(args: &Args, krate: &Path, mut_self: bool) -> (Vec<TokenStream>, Vec<T
             quote_spanned!(expr.span()=> let #var: &#krate::#ty = &(#expr);)
         });
         setters.push(quote!(.#key(#var)));
+    }
+    if let Some((_, expr)) = &args.hedge {
+        let var = Ident::new("__backstop_hedge", Span::mixed_site());
+        lets.push(quote_spanned!(expr.span()=> let #var: &#krate::hedge::Hedge = &(#expr);));
     }
     if let Some(clock) = &args.clock {
         let var = Ident::new("__backstop_clock", Span::mixed_site());

@@ -91,6 +91,7 @@ use expand::Entry;
 /// | `when` | a classifier, `Fn(&E) -> Verdict` | every error is retried |
 /// | `retry_if` | a predicate, `Fn(&E) -> bool`: true retries | |
 /// | `breaker`, `budget`, `throttle`, `pacer`, `guards` | an expression naming a shared guard: a `static`, a `LazyLock`, `self.breaker` | none |
+/// | `hedge` | an expression naming a shared `backstop::hedge::Hedge`: each attempt of an async function is hedged (the call is sent again past the hedge's delay; the first success wins) | none |
 /// | `clock` | an expression naming a clock (a `ManualClock` in tests) | the system clock, or tokio's |
 /// | `idempotent` | `true`: `api_retry` may retry a function that sends a POST or a PATCH | `false` |
 /// | `crate` | where the crate is, when it is not a dependency of the package (it comes through a crate of yours): the path of `backstop` for `retry`, of `backstop_aws` for `s3_retry`, of `backstop_http` for `api_retry` | found in `Cargo.toml`: `backstop`, or `backstop_http::backstop` / `backstop_aws::backstop` with only those, renames followed |

@@ -565,3 +565,28 @@ async fn diverging_bodies_and_pinned_receivers() {
     let mut pinned = Pinned { polls: 0 };
     assert_eq!(std::pin::Pin::new(&mut pinned).poll_twice().unwrap(), 2);
 }
+
+static HEDGE: LazyLock<backstop::hedge::Hedge> = LazyLock::new(|| {
+    use backstop::hedge::{Hedge, HedgeDelay};
+    Hedge::builder("fetch").delay(HedgeDelay::fixed(Duration::from_millis(5))).min_per_sec(100.0).build().unwrap()
+});
+
+/// Each attempt hedged: the first request stalls for a minute, the hedge
+/// (sent 5 ms in, with its own copy of `key`) answers.
+#[backstop::retry(max_attempts = 2, hedge = HEDGE)]
+async fn fetch_hedged(key: String, calls: &std::sync::atomic::AtomicU32) -> Result<String, String> {
+    let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if n == 0 {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    Ok(format!("{key} from request {n}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_attribute_hedges_each_attempt_of_an_async_function() {
+    let calls = std::sync::atomic::AtomicU32::new(0);
+    let started = tokio::time::Instant::now();
+    assert_eq!(fetch_hedged("day.parquet".to_owned(), &calls).await, Ok("day.parquet from request 1".to_owned()));
+    assert_eq!(started.elapsed(), Duration::from_millis(5));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

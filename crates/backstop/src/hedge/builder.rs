@@ -119,7 +119,8 @@ impl HedgeBuilder {
     }
 
     /// Hedges allowed each second whatever the traffic (default 1; allowed:
-    /// 0 ..= 1 000 000), so a quiet service may still hedge. Ignored with a
+    /// 0 ..= 1 000 000), so a quiet service may still hedge; when not 0, at
+    /// least one a window (a window under a second). Ignored with a
     /// [`budget`](Self::budget).
     pub fn min_per_sec(mut self, n: f64) -> Self {
         self.min_per_sec = n;

@@ -9,6 +9,8 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_s3::Client;
 use backstop::{RetryError, presets};
@@ -57,7 +59,7 @@ pub struct Download {
 }
 
 /// One attempt of a download's GET, hedged or not.
-type HedgedGet<'a> = Pin<Box<dyn Future<Output = Result<Bytes, S3Error>> + Send + 'a>>;
+type Attempt<'a, T> = Pin<Box<dyn Future<Output = Result<T, S3Error>> + Send + 'a>>;
 
 /// A download to a file; see [`download_to_file`].
 #[derive(Debug)]
@@ -83,7 +85,7 @@ impl Kind for Download {
             };
             let hedge = settings.hedge.clone();
             settings
-                .run("GetObject", target, || -> HedgedGet<'_> {
+                .run("GetObject", target, || -> Attempt<'_, Bytes> {
                     match &hedge {
                         Some(hedge) => Box::pin(hedge.run(get)),
                         None => Box::pin(get()),
@@ -107,16 +109,18 @@ impl Kind for DownloadToFile {
                 let last = S3Error::io("GetObject", target, format!("cannot write {}", path.display()), error);
                 return Err(RetryError::Rejected { name, attempts: 0, last });
             }
-            // The guard exists before the file does (see `TempFile`).
-            let temp = TempFile::beside(&path);
-            settings
-                .run("GetObject", target, || async {
+            // One GET into its own temporary file (the guard exists before
+            // the file does: see `TempFile`), renamed into place if no other
+            // request of the same attempt (a hedge) got there first.
+            let get_to_file = |claimed: Arc<AtomicBool>| {
+                let temp = TempFile::beside(&path);
+                let (client, bucket, key, path) = (&client, &bucket, &key, &path);
+                async move {
                     let io = |what: &str, e| {
                         S3Error::io("GetObject", target, format!("{what} {}", temp.path().display()), e)
                     };
-                    let request = client.get_object().bucket(&bucket).key(&key);
+                    let request = client.get_object().bucket(bucket).key(key);
                     let out = send_once!(request, "GetObject", target)?;
-                    // Every attempt starts a new temporary file.
                     let mut created = temp.create().await.map_err(|e| io("creating", e))?;
                     let mut body = out.body;
                     let mut written = 0u64;
@@ -125,8 +129,22 @@ impl Kind for DownloadToFile {
                         written += chunk.len() as u64;
                     }
                     created.file.sync_all().await.map_err(|e| io("syncing", e))?;
-                    temp.persist(created, &path).await.map_err(|e| io("renaming", e))?;
+                    if claimed.swap(true, Ordering::AcqRel) {
+                        let lost = std::io::Error::other("another request of this attempt wrote the file first");
+                        return Err(io("renaming", lost));
+                    }
+                    temp.persist(created, path).await.map_err(|e| io("renaming", e))?;
                     Ok(written)
+                }
+            };
+            let hedge = settings.hedge.clone();
+            settings
+                .run("GetObject", target, || -> Attempt<'_, u64> {
+                    let claimed = Arc::new(AtomicBool::new(false));
+                    match &hedge {
+                        Some(hedge) => Box::pin(hedge.run(move || get_to_file(Arc::clone(&claimed)))),
+                        None => Box::pin(get_to_file(claimed)),
+                    }
                 })
                 .await
         })

@@ -197,10 +197,12 @@ impl<'a, K: Kind> Transfer<'a, K> {
         self
     }
 
-    /// Hedges the `GetObject` of a [`download`](crate::download): past the
-    /// hedge's delay the GET is sent again and the first whole body wins (see
-    /// [`Hedge`]). A hedged attempt is one attempt (and one request in the
-    /// report). Downloads to a file and uploads are not hedged.
+    /// Hedges the `GetObject` of a [`download`](crate::download) or a
+    /// [`download_to_file`](crate::download_to_file): past the hedge's delay
+    /// the GET is sent again and the first whole body wins (see [`Hedge`]);
+    /// to a file, each request writes its own temporary file and the first
+    /// complete one is renamed into place. A hedged attempt is one attempt
+    /// (and one request in the report). Uploads are not hedged.
     pub fn hedge(mut self, hedge: &Hedge) -> Self {
         self.settings.hedge = Some(hedge.clone());
         self

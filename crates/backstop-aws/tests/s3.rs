@@ -420,3 +420,24 @@ async fn a_stalled_get_is_hedged_and_the_first_whole_body_wins() {
     assert_eq!(body.1.retries, 0, "the hedge answered within the attempt");
     assert_eq!(s3.requests_where(|r| r.method == "GET"), 2);
 }
+
+#[tokio::test]
+async fn a_hedged_download_to_a_file_keeps_the_first_complete_file_and_no_other() {
+    use backstop::hedge::{Hedge, HedgeDelay};
+    let s3 = S3::start().await;
+    let dir = TempDir::new();
+    backstop_aws::upload(&s3.client, BUCKET, "day.csv", vec![5u8; 4000]).await.unwrap();
+    s3.faults().fail_matching(
+        1,
+        |r| r.method == "GET" && r.path.contains("/day.csv"),
+        Reply::stall(Duration::from_secs(30)),
+    );
+    let hedge =
+        Hedge::builder("s3-get").delay(HedgeDelay::fixed(Duration::from_millis(5))).min_per_sec(100.0).build().unwrap();
+    let written =
+        backstop_aws::download_to_file(&s3.client, BUCKET, "day.csv", dir.path("day.csv")).hedge(&hedge).await.unwrap();
+    assert_eq!(written, 4000);
+    assert_eq!(bytes_of(&dir.path("day.csv")), vec![5u8; 4000]);
+    assert_eq!(dir.files(), ["day.csv"], "the stalled request's temporary file is gone with it");
+    assert_eq!(s3.requests_where(|r| r.method == "GET"), 2);
+}

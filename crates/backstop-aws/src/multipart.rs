@@ -90,23 +90,32 @@ async fn send_parts(
     // Each part's first attempt, then one more per retry (see `Settings::report`).
     s.report.requests.fetch_add(parts.len() as u32, Ordering::Relaxed);
     s.policy
-        .batch(parts, |(number, offset, size)| async move {
-            let target = upload.part(number);
-            let timer = s.attempt_timer();
-            let body = source.body("UploadPart", target, offset, size).await?;
-            let request = client
-                .upload_part()
-                .bucket(upload.bucket)
-                .key(upload.key)
-                .upload_id(upload.upload_id.unwrap_or_default())
-                .part_number(number)
-                .content_length(size as i64)
-                .body(body)
-                .customize()
-                .config_override(crate::no_sdk_retries())
-                .send();
-            let out = sent("UploadPart", target, in_flight.send_timed(request, timer).await)?;
-            Ok(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_owned)).build())
+        .batch(parts, |(number, offset, size)| -> PartAttempt<'_> {
+            // One request for the part, its body read afresh from the source.
+            let send = move || async move {
+                let target = upload.part(number);
+                let timer = s.attempt_timer();
+                let body = source.body("UploadPart", target, offset, size).await?;
+                let request = client
+                    .upload_part()
+                    .bucket(upload.bucket)
+                    .key(upload.key)
+                    .upload_id(upload.upload_id.unwrap_or_default())
+                    .part_number(number)
+                    .content_length(size as i64)
+                    .body(body)
+                    .customize()
+                    .config_override(crate::no_sdk_retries())
+                    .send();
+                let out = sent("UploadPart", target, in_flight.send_timed(request, timer).await)?;
+                Ok(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_owned)).build())
+            };
+            // A part may be sent twice: the same bytes under the same number,
+            // the last write wins, and both answers carry the same ETag.
+            match &s.hedge {
+                Some(hedge) => Box::pin(hedge.run(send)),
+                None => Box::pin(send()),
+            }
         })
         .when(verdict_of)
         .name(upload.run_name("UploadPart"))
@@ -121,6 +130,9 @@ async fn send_parts(
         .await
         .into_result()
 }
+
+/// One attempt at a part, hedged or not.
+type PartAttempt<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<CompletedPart, S3Error>> + Send + 'a>>;
 
 /// The outcome of a request sent by [`InFlight::send_timed`], as an attempt's.
 fn sent<T, E>(

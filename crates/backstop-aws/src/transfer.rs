@@ -201,8 +201,11 @@ impl<'a, K: Kind> Transfer<'a, K> {
     /// [`download_to_file`](crate::download_to_file): past the hedge's delay
     /// the GET is sent again and the first whole body wins (see [`Hedge`]);
     /// to a file, each request writes its own temporary file and the first
-    /// complete one is renamed into place. A hedged attempt is one attempt
-    /// (and one request in the report). Uploads are not hedged.
+    /// complete one is renamed into place. An upload's parts are hedged the
+    /// same way (a part may be sent twice: the same bytes under the same part
+    /// number, the last write wins); its `PutObject`, `CreateMultipartUpload`
+    /// and `CompleteMultipartUpload` are not. A hedged attempt is one attempt
+    /// (and one request in the report).
     pub fn hedge(mut self, hedge: &Hedge) -> Self {
         self.settings.hedge = Some(hedge.clone());
         self

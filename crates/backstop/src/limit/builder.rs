@@ -1,0 +1,102 @@
+//! [`ConcurrencyLimitBuilder`]: a limit's settings, checked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::queue::Queue;
+use super::{ConcurrencyLimit, Inner};
+use crate::clock::{Clock, SystemClock};
+use crate::error::ConfigError;
+
+/// Builds a [`ConcurrencyLimit`]; made by [`ConcurrencyLimit::builder`].
+#[must_use = "a builder does nothing until .build() is called"]
+pub struct ConcurrencyLimitBuilder {
+    name: Arc<str>,
+    max_concurrent: u32,
+    max_queue: u32,
+    queue_timeout: Option<Duration>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for ConcurrencyLimitBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConcurrencyLimitBuilder")
+            .field("name", &self.name)
+            .field("max_concurrent", &self.max_concurrent)
+            .field("max_queue", &self.max_queue)
+            .field("queue_timeout", &self.queue_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConcurrencyLimitBuilder {
+    pub(super) fn new(name: Arc<str>) -> Self {
+        ConcurrencyLimitBuilder {
+            name,
+            max_concurrent: 10,
+            max_queue: 100,
+            queue_timeout: Some(Duration::from_secs(30)),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Calls that may run at once (default 10; allowed: 1 ..= 1 000 000).
+    pub fn max_concurrent(mut self, n: u32) -> Self {
+        self.max_concurrent = n;
+        self
+    }
+
+    /// Calls that may wait for a place (default 100; allowed: 0 ..=
+    /// 1 000 000; 0: refuse at once when every place is taken).
+    pub fn max_queue(mut self, n: u32) -> Self {
+        self.max_queue = n;
+        self
+    }
+
+    /// The longest a call waits for a place (default 30 s; allowed: 1 ms ..=
+    /// 1 h). Without one ([`no_queue_timeout`](Self::no_queue_timeout)) a
+    /// call waits until it gets one or is dropped.
+    pub fn queue_timeout(mut self, limit: Duration) -> Self {
+        self.queue_timeout = Some(limit);
+        self
+    }
+
+    /// Waits without a time limit (a run's deadline still bounds it).
+    pub fn no_queue_timeout(mut self) -> Self {
+        self.queue_timeout = None;
+        self
+    }
+
+    /// The clock waits run on (default: [`SystemClock`]); a
+    /// [`ManualClock`](crate::ManualClock) in tests.
+    pub fn clock<C: Clock + Clone + 'static>(mut self, clock: &C) -> Self {
+        self.clock = Arc::new(clock.clone());
+        self
+    }
+
+    /// Checks every setting and returns the limit, or the first bad setting.
+    pub fn build(self) -> Result<ConcurrencyLimit, ConfigError> {
+        let err = |field, problem: String, allowed| Err(ConfigError::of("concurrency limit", field, problem, allowed));
+        if !(1..=1_000_000).contains(&self.max_concurrent) {
+            return err("max_concurrent", format!("is {}", self.max_concurrent), "1 ..= 1000000");
+        }
+        if self.max_queue > 1_000_000 {
+            return err("max_queue", format!("is {}", self.max_queue), "0 ..= 1000000");
+        }
+        if let Some(t) =
+            self.queue_timeout.filter(|t| !(Duration::from_millis(1)..=Duration::from_secs(3600)).contains(t))
+        {
+            return err("queue_timeout", format!("is {t:?}"), "1ms ..= 1h");
+        }
+        Ok(ConcurrencyLimit {
+            inner: Arc::new(Inner {
+                name: self.name,
+                max_concurrent: self.max_concurrent,
+                max_queue: self.max_queue,
+                queue_timeout: self.queue_timeout,
+                clock: self.clock,
+                queue: Queue::default(),
+            }),
+        })
+    }
+}

@@ -1,0 +1,154 @@
+//! Concurrency limits (bulkheads): [`ConcurrencyLimit`].
+//!
+//! A pipeline that starts 500 uploads at once, or a service whose downstream
+//! slows down, queues work until everything times out. A concurrency limit
+//! lets at most `max_concurrent` calls run at once; the others wait in a
+//! bounded FIFO queue (at most `max_queue` of them, each at most
+//! `queue_timeout`), and past that are refused at once with a clear error:
+//! the caller learns the downstream is saturated instead of waiting behind
+//! it. A caller that gives up while it waits (its future dropped) leaves the
+//! queue at once; a place it was just handed goes to the next in line.
+//!
+//! ```
+//! use std::time::Duration;
+//! use backstop::limit::ConcurrencyLimit;
+//!
+//! # async fn upload(_key: &str) {}
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let uploads = ConcurrencyLimit::builder("s3-uploads")
+//!     .max_concurrent(32)
+//!     .max_queue(100)
+//!     .queue_timeout(Duration::from_secs(5))
+//!     .build()?;
+//! let permit = uploads.acquire().await?;   // waits for a place, or refuses
+//! upload("day.parquet").await;
+//! drop(permit);                            // the next caller in line goes
+//! # Ok(()) }
+//! ```
+//!
+//! Waits run on the limit's [`Clock`](crate::Clock), so tests run in virtual
+//! time. (This is the fixed limit of issue 25's first step; the adaptive
+//! limit, and the limit as a guard of runs, come next.)
+
+mod builder;
+mod queue;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use builder::ConcurrencyLimitBuilder;
+pub use queue::{Acquire, LimitPermit};
+
+use crate::clock::Clock;
+use queue::Queue;
+
+/// At most `max_concurrent` calls at once; see the [module docs](self).
+/// `Clone` shares the limit.
+#[derive(Clone)]
+pub struct ConcurrencyLimit {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: Arc<str>,
+    max_concurrent: u32,
+    max_queue: u32,
+    queue_timeout: Option<Duration>,
+    clock: Arc<dyn Clock>,
+    queue: Queue,
+}
+
+impl fmt::Debug for ConcurrencyLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConcurrencyLimit")
+            .field("name", &self.inner.name)
+            .field("max_concurrent", &self.inner.max_concurrent)
+            .field("max_queue", &self.inner.max_queue)
+            .field("in_use", &self.in_use())
+            .field("waiting", &self.waiting())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a call was refused a place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimitError {
+    /// Every place was taken and the queue was full: refused at once.
+    QueueFull {
+        /// The limit's name.
+        name: Arc<str>,
+        /// Its places.
+        max_concurrent: u32,
+        /// Its queue's length.
+        max_queue: u32,
+    },
+    /// The call waited its `queue_timeout` without a place.
+    QueueTimeout {
+        /// The limit's name.
+        name: Arc<str>,
+        /// How long it waited.
+        waited: Duration,
+    },
+}
+
+impl fmt::Display for LimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LimitError::QueueFull { name, max_concurrent, max_queue } => {
+                write!(f, "concurrency limit {name} is full: {max_concurrent} calls running and {max_queue} waiting")
+            }
+            LimitError::QueueTimeout { name, waited } => write!(
+                f,
+                "concurrency limit {name}: no place after waiting {} seconds",
+                crate::duration::Seconds(*waited)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LimitError {}
+
+impl ConcurrencyLimit {
+    /// A limit named `name` (in errors, logs and metrics): by default 10
+    /// calls at once, a queue of 100, waits of at most 30 s.
+    pub fn builder(name: impl Into<Arc<str>>) -> ConcurrencyLimitBuilder {
+        ConcurrencyLimitBuilder::new(name.into())
+    }
+
+    /// The limit's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Calls running now (places taken).
+    pub fn in_use(&self) -> u32 {
+        self.inner.queue.in_use()
+    }
+
+    /// Calls waiting for a place now.
+    pub fn waiting(&self) -> u32 {
+        self.inner.queue.waiting()
+    }
+
+    /// A place now, or `None` when every place is taken (never queues).
+    pub fn try_acquire(&self) -> Option<LimitPermit> {
+        self.inner.queue.try_take(self.inner.max_concurrent).then(|| LimitPermit::new(self.clone()))
+    }
+
+    /// Waits for a place (in FIFO order, at most `queue_timeout`), or is
+    /// refused at once when the queue is full. Dropping the future leaves
+    /// the queue at once.
+    pub fn acquire(&self) -> Acquire {
+        Acquire::new(self.clone())
+    }
+
+    fn refuse_full(&self) -> LimitError {
+        LimitError::QueueFull {
+            name: Arc::clone(&self.inner.name),
+            max_concurrent: self.inner.max_concurrent,
+            max_queue: self.inner.max_queue,
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The fixed concurrency limit through the public API: places, the FIFO
+//! queue and its bound, the queue timeout on virtual time, and what a
+//! dropped waiter gives back.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use backstop::ManualClock;
+use backstop::limit::{ConcurrencyLimit, LimitError};
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+fn limit(places: u32, queue: u32) -> ConcurrencyLimit {
+    ConcurrencyLimit::builder("uploads").max_concurrent(places).max_queue(queue).no_queue_timeout().build().unwrap()
+}
+
+/// Polls once with a waker that does nothing.
+fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+    std::pin::Pin::new(f).poll(&mut Context::from_waker(Waker::noop()))
+}
+
+#[test]
+fn places_are_taken_and_given_back() {
+    let l = limit(2, 0);
+    let a = l.try_acquire().unwrap();
+    let _b = l.try_acquire().unwrap();
+    assert!(l.try_acquire().is_none());
+    assert_eq!(l.in_use(), 2);
+    drop(a);
+    assert_eq!(l.in_use(), 1);
+    assert!(l.try_acquire().is_some());
+}
+
+#[test]
+fn a_full_queue_refuses_at_once_naming_the_limit() {
+    let l = limit(1, 1);
+    let _running = l.try_acquire().unwrap();
+    let mut waiting = l.acquire();
+    assert!(poll_once(&mut waiting).is_pending());
+    assert_eq!(l.waiting(), 1);
+    let mut refused = l.acquire();
+    let Poll::Ready(Err(err)) = poll_once(&mut refused) else { panic!("not refused") };
+    assert!(matches!(err, LimitError::QueueFull { max_concurrent: 1, max_queue: 1, .. }));
+    assert_eq!(err.to_string(), "concurrency limit uploads is full: 1 calls running and 1 waiting");
+}
+
+#[test]
+fn waiters_go_in_order_and_a_newcomer_never_jumps_the_queue() {
+    let l = limit(1, 10);
+    let running = l.try_acquire().unwrap();
+    let mut first = l.acquire();
+    let mut second = l.acquire();
+    assert!(poll_once(&mut first).is_pending());
+    assert!(poll_once(&mut second).is_pending());
+    drop(running);
+    // The place went to `first`: a newcomer finds none free.
+    assert!(l.try_acquire().is_none());
+    assert!(poll_once(&mut second).is_pending());
+    let Poll::Ready(Ok(permit)) = poll_once(&mut first) else { panic!("the first waiter's place") };
+    drop(permit);
+    assert!(matches!(poll_once(&mut second), Poll::Ready(Ok(_))));
+}
+
+#[test]
+fn a_dropped_waiter_frees_its_place_in_the_queue_and_a_place_it_was_handed() {
+    let l = limit(1, 1);
+    let running = l.try_acquire().unwrap();
+    let mut gives_up = l.acquire();
+    assert!(poll_once(&mut gives_up).is_pending());
+    drop(gives_up);
+    assert_eq!(l.waiting(), 0, "its place in the queue is free at once");
+    let mut next = l.acquire();
+    assert!(poll_once(&mut next).is_pending(), "queued, not refused");
+    // Handed the place, then dropped before taking it: the place is not lost.
+    drop(running);
+    drop(next);
+    assert_eq!(l.in_use(), 0);
+    assert!(l.try_acquire().is_some());
+}
+
+#[tokio::test]
+async fn the_queue_timeout_runs_on_the_limits_clock() {
+    let clock = ManualClock::new();
+    let l =
+        ConcurrencyLimit::builder("uploads").max_concurrent(1).queue_timeout(MS(500)).clock(&clock).build().unwrap();
+    let _running = l.try_acquire().unwrap();
+    let mut waiting = pin!(l.acquire());
+    assert!(poll_once(&mut waiting).is_pending());
+    clock.advance(MS(499));
+    assert!(poll_once(&mut waiting).is_pending());
+    clock.advance(MS(1));
+    let Poll::Ready(Err(err)) = poll_once(&mut waiting) else { panic!("not timed out") };
+    assert_eq!(err, LimitError::QueueTimeout { name: "uploads".into(), waited: MS(500) });
+    assert_eq!(err.to_string(), "concurrency limit uploads: no place after waiting 0.5 seconds");
+    assert_eq!(l.waiting(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_tasks_never_run_more_than_the_limit_at_once() {
+    let l = ConcurrencyLimit::builder("uploads").max_concurrent(3).max_queue(1000).build().unwrap();
+    let (running, most) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let (l, running, most) = (l.clone(), Arc::clone(&running), Arc::clone(&most));
+        tasks.push(tokio::spawn(async move {
+            let _permit = l.acquire().await.unwrap();
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            running.fetch_sub(1, Ordering::SeqCst);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(most.load(Ordering::SeqCst), 3);
+    assert_eq!((l.in_use(), l.waiting()), (0, 0));
+}
+
+#[test]
+fn bad_settings_name_their_field() {
+    let b = || ConcurrencyLimit::builder("l");
+    for (result, field) in [
+        (b().max_concurrent(0).build(), "max_concurrent"),
+        (b().max_queue(2_000_000).build(), "max_queue"),
+        (b().queue_timeout(Duration::ZERO).build(), "queue_timeout"),
+    ] {
+        assert_eq!(result.unwrap_err().field(), field);
+    }
+}

@@ -60,6 +60,9 @@ pub enum Reply {
     Reset,
     /// Wait this long, then answer 200 (a client with a shorter timeout gives up first).
     Stall(Duration),
+    /// Wait this long, then pass the request to the backend (a slow server
+    /// that answers right).
+    Delay(Duration),
     /// Declare the whole body's length, send its first half, then drop the connection.
     HalfBody(Bytes),
     /// Pass the request to the backend (see [`FaultServer::with_backend`]).
@@ -128,6 +131,11 @@ impl Reply {
     /// Waits `d`, then answers 200.
     pub fn stall(d: Duration) -> Self {
         Self::Stall(d)
+    }
+
+    /// Waits `d`, then passes the request to the backend.
+    pub fn delay(d: Duration) -> Self {
+        Self::Delay(d)
     }
 
     /// Sends half of `body`, having declared all of it.
@@ -345,6 +353,11 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
                 resp = resp.header(k, v);
             }
             Ok(resp.body(Scripted::full(body)).expect("a valid scripted response"))
+        }
+        Reply::Delay(d) => {
+            tokio::time::sleep(d).await;
+            let (head, body) = forward(backend).await?.into_parts();
+            Ok(Response::from_parts(head, Scripted::full(body)))
         }
         Reply::Reset => Err(Injected),
         Reply::Stall(d) => {

@@ -17,7 +17,11 @@
 //! - tower-resilience-hedge 0.9, a fixed 10 ms delay.
 //!
 //! Then the overload variant: every response takes 100 ms (a server slow
-//! because it is busy), where a hedge only adds load. Measured per client:
+//! because it is busy), where a hedge only adds load. With `--s3` (build
+//! with `--features s3`) the same stalls come from backstop-testkit's
+//! in-process S3 server (s3s + s3s-fs behind the fault proxy), read with the
+//! real aws-sdk-s3 client through `backstop_aws::download`: no hedging, a
+//! fixed 10 ms delay, the adaptive one. Measured per client:
 //! p50, p95, p99 and p99.9 latency of a GET (from its start to its body),
 //! and the extra requests the server saw (over the GETs). This is a
 //! measurement, not a test: nothing is asserted.
@@ -255,6 +259,103 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
+/// Prints one table row.
+fn row(label: &str, sorted: &[Duration], extra: u64, requests: usize, failed: usize) {
+    println!(
+        "| {label} | {} | {} | {} | {} | {extra} ({:.1} %) | {failed} |",
+        ms(quantile(sorted, 0.5)),
+        ms(quantile(sorted, 0.95)),
+        ms(quantile(sorted, 0.99)),
+        ms(quantile(sorted, 0.999)),
+        extra as f64 * 100.0 / requests as f64,
+    );
+}
+
+#[cfg(feature = "s3")]
+mod s3 {
+    //! The S3 variant: GETs of one object through aws-sdk-s3.
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    use backstop::hedge::{Hedge, HedgeDelay};
+    use backstop_testkit::Reply;
+    use backstop_testkit::s3::{ACCESS_KEY, LocalS3, SECRET_KEY};
+    use tokio::sync::Semaphore;
+
+    use super::{CONCURRENCY, FAST, STALL, STALLS_PER_MILLE, mix, row};
+
+    const BUCKET: &str = "tail";
+
+    pub(super) async fn run(requests: usize) {
+        let server = LocalS3::start();
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "bench"))
+            .endpoint_url(server.endpoint())
+            .force_path_style(true)
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        let client = aws_sdk_s3::Client::from_conf(config);
+        client.create_bucket().bucket(BUCKET).send().await.expect("a bucket");
+        backstop_aws::upload(&client, BUCKET, "object", vec![7u8; 1024]).await.expect("the object");
+        // Every GET: 5 ms, or (1.5 %) 1 s, then the real answer.
+        let served = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&served);
+        server.faults.fail_matching(
+            usize::MAX,
+            move |r| r.method == http::Method::GET && mix(counter.fetch_add(1, Ordering::Relaxed)) % 1000 < STALLS_PER_MILLE,
+            Reply::delay(STALL),
+        );
+        server.faults.otherwise(Reply::delay(FAST));
+        println!("\nS3 (aws-sdk-s3, s3s in process): GETs of 1 KiB, 1.5 % stalled for 1 s; {requests} GETs, {CONCURRENCY} at a time\n");
+        println!("| client | p50 ms | p95 ms | p99 ms | p99.9 ms | extra requests | failed |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        let hedges = [
+            ("aws-sdk-s3 through backstop_aws::download, no hedging", None),
+            ("backstop, fixed 10 ms", Some(HedgeDelay::fixed(Duration::from_millis(10)))),
+            ("backstop, adaptive (p95)", Some(HedgeDelay::percentile(0.95))),
+        ];
+        for (label, delay) in hedges {
+            let hedge = delay.map(|d| Hedge::builder("s3-tail").delay(d).build().expect("a valid hedge"));
+            let before = get_count(&server);
+            let limit = Arc::new(Semaphore::new(CONCURRENCY));
+            let mut tasks = Vec::with_capacity(requests);
+            for _ in 0..requests {
+                let permit = Arc::clone(&limit).acquire_owned().await.expect("open");
+                let (client, hedge) = (client.clone(), hedge.clone());
+                tasks.push(tokio::spawn(async move {
+                    let started = Instant::now();
+                    let download = backstop_aws::download(&client, BUCKET, "object");
+                    let got = match &hedge {
+                        Some(hedge) => download.hedge(hedge).await,
+                        None => download.await,
+                    };
+                    drop(permit);
+                    (started.elapsed(), got.is_ok())
+                }));
+            }
+            let (mut latencies, mut failed) = (Vec::with_capacity(requests), 0);
+            for t in tasks {
+                let (took, ok) = t.await.expect("a GET task");
+                latencies.push(took);
+                failed += usize::from(!ok);
+            }
+            tokio::time::sleep(STALL + Duration::from_millis(100)).await;
+            latencies.sort();
+            let extra = (get_count(&server) - before).saturating_sub(requests as u64);
+            row(label, &latencies, extra, requests, failed);
+        }
+    }
+
+    fn get_count(server: &LocalS3) -> u64 {
+        server.faults.requests().iter().filter(|r| r.method == http::Method::GET).count() as u64
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -265,6 +366,13 @@ async fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(if quick { 2_000 } else { 10_000 });
+    if args.iter().any(|a| a == "--s3") {
+        #[cfg(feature = "s3")]
+        s3::run(requests).await;
+        #[cfg(not(feature = "s3"))]
+        eprintln!("--s3 needs the s3 feature: cargo run --release -p backstop-bench --features s3 --bin tail_latency -- --s3");
+        return;
+    }
     let behaviour = Arc::new(Behaviour { overloaded: AtomicBool::new(false), served: AtomicU64::new(0) });
     let server = server(Arc::clone(&behaviour));
     for (title, overloaded) in
@@ -276,18 +384,7 @@ async fn main() {
         println!("|---|---:|---:|---:|---:|---:|---:|");
         for kind in CLIENTS {
             let o = run(kind, &server, &behaviour, requests).await;
-            let l = &o.latencies;
-            println!(
-                "| {} | {} | {} | {} | {} | {} ({:.1} %) | {} |",
-                kind.label(),
-                ms(quantile(l, 0.5)),
-                ms(quantile(l, 0.95)),
-                ms(quantile(l, 0.99)),
-                ms(quantile(l, 0.999)),
-                o.extra,
-                o.extra as f64 * 100.0 / requests as f64,
-                o.failed
-            );
+            row(kind.label(), &o.latencies, o.extra, requests, o.failed);
         }
     }
 }

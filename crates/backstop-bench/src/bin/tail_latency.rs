@@ -307,11 +307,15 @@ mod s3 {
         let counter = Arc::clone(&served);
         server.faults.fail_matching(
             usize::MAX,
-            move |r| r.method == http::Method::GET && mix(counter.fetch_add(1, Ordering::Relaxed)) % 1000 < STALLS_PER_MILLE,
+            move |r| {
+                r.method == http::Method::GET && mix(counter.fetch_add(1, Ordering::Relaxed)) % 1000 < STALLS_PER_MILLE
+            },
             Reply::delay(STALL),
         );
         server.faults.otherwise(Reply::delay(FAST));
-        println!("\nS3 (aws-sdk-s3, s3s in process): GETs of 1 KiB, 1.5 % stalled for 1 s; {requests} GETs, {CONCURRENCY} at a time\n");
+        println!(
+            "\nS3 (aws-sdk-s3, s3s in process): GETs of 1 KiB, 1.5 % stalled for 1 s; {requests} GETs, {CONCURRENCY} at a time\n"
+        );
         println!("| client | p50 ms | p95 ms | p99 ms | p99.9 ms | extra requests | failed |");
         println!("|---|---:|---:|---:|---:|---:|---:|");
         let hedges = [
@@ -370,7 +374,9 @@ async fn main() {
         #[cfg(feature = "s3")]
         s3::run(requests).await;
         #[cfg(not(feature = "s3"))]
-        eprintln!("--s3 needs the s3 feature: cargo run --release -p backstop-bench --features s3 --bin tail_latency -- --s3");
+        eprintln!(
+            "--s3 needs the s3 feature: cargo run --release -p backstop-bench --features s3 --bin tail_latency -- --s3"
+        );
         return;
     }
     let behaviour = Arc::new(Behaviour { overloaded: AtomicBool::new(false), served: AtomicU64::new(0) });

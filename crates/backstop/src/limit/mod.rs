@@ -27,7 +27,9 @@
 //! ```
 //!
 //! Waits run on the limit's [`Clock`](crate::Clock), so tests run in virtual
-//! time. (This is the fixed limit of issue 25's first step; the adaptive
+//! time. A queue timeout is a timer of that clock: tokio's inside a tokio
+//! runtime; elsewhere the system clock's timer takes a thread per waiting
+//! call, so keep large queues inside tokio. (This is the fixed limit of issue 25's first step; the adaptive
 //! limit, and the limit as a guard of runs, come next.)
 
 mod builder;
@@ -97,7 +99,7 @@ impl fmt::Display for LimitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LimitError::QueueFull { name, max_concurrent, max_queue } => {
-                write!(f, "concurrency limit {name} is full: {max_concurrent} calls running and {max_queue} waiting")
+                write!(f, "concurrency limit {name} is full: {max_concurrent} running and {max_queue} waiting")
             }
             LimitError::QueueTimeout { name, waited } => write!(
                 f,
@@ -111,8 +113,8 @@ impl fmt::Display for LimitError {
 impl std::error::Error for LimitError {}
 
 impl ConcurrencyLimit {
-    /// A limit named `name` (in errors, logs and metrics): by default 10
-    /// calls at once, a queue of 100, waits of at most 30 s.
+    /// A limit named `name` (in its errors): by default 10 calls at once, a
+    /// queue of 100, waits of at most 30 s.
     pub fn builder(name: impl Into<Arc<str>>) -> ConcurrencyLimitBuilder {
         ConcurrencyLimitBuilder::new(name.into())
     }

@@ -6,7 +6,7 @@
 //! queue); a waiter that was handed a place and dropped before it took it
 //! hands it on in turn.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -26,13 +26,17 @@ pub(super) struct Queue {
 struct State {
     in_use: u32,
     next_id: u64,
-    waiters: VecDeque<Waiter>,
+    /// The waiters by id: found in one step when one polls or gives up.
+    waiters: HashMap<u64, Waiter>,
+    /// Ids of waiters not yet handed a place, in order; an id whose waiter
+    /// gave up stays until it reaches the front (skipped then), so leaving
+    /// the queue costs the same wherever one stands.
+    order: VecDeque<u64>,
     /// Waiters not yet handed a place.
     waiting: u32,
 }
 
 struct Waiter {
-    id: u64,
     waker: Option<Waker>,
     /// Handed a place it has not taken yet.
     granted: bool,
@@ -65,10 +69,16 @@ impl Queue {
     fn give_back(&self) {
         let waker = {
             let mut s = self.lock();
-            match s.waiters.iter_mut().find(|w| !w.granted) {
-                Some(w) => {
+            let mut handed = None;
+            while let Some(id) = s.order.pop_front() {
+                if let Some(w) = s.waiters.get_mut(&id) {
                     w.granted = true;
-                    let waker = w.waker.take();
+                    handed = Some(w.waker.take());
+                    break;
+                }
+            }
+            match handed {
+                Some(waker) => {
                     s.waiting -= 1;
                     waker
                 }
@@ -80,6 +90,18 @@ impl Queue {
         };
         if let Some(waker) = waker {
             waker.wake();
+        }
+    }
+
+    /// Takes waiter `id` out of the queue: whether it had been handed a place.
+    fn leave(s: &mut State, id: u64) -> bool {
+        match s.waiters.remove(&id) {
+            Some(w) if w.granted => true,
+            Some(_) => {
+                s.waiting -= 1;
+                false
+            }
+            None => false,
         }
     }
 }
@@ -132,6 +154,10 @@ impl Future for Acquire {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        if this.finished {
+            // Polled after it answered: it has nothing more to give.
+            return Poll::Pending;
+        }
         let inner = &*this.limit.inner;
         let Some(id) = this.id else {
             let mut s = inner.queue.lock();
@@ -149,7 +175,8 @@ impl Future for Acquire {
             let id = s.next_id;
             s.next_id += 1;
             s.waiting += 1;
-            s.waiters.push_back(Waiter { id, waker: Some(cx.waker().clone()), granted: false });
+            s.waiters.insert(id, Waiter { waker: Some(cx.waker().clone()), granted: false });
+            s.order.push_back(id);
             drop(s);
             this.id = Some(id);
             this.queued_at = Some(inner.clock.now());
@@ -164,14 +191,14 @@ impl Future for Acquire {
         };
         {
             let mut s = inner.queue.lock();
-            if let Some(at) = s.waiters.iter().position(|w| w.id == id) {
-                if s.waiters[at].granted {
-                    s.waiters.remove(at);
+            if let Some(w) = s.waiters.get_mut(&id) {
+                if w.granted {
+                    s.waiters.remove(&id);
                     drop(s);
                     this.finished = true;
                     return Poll::Ready(Ok(LimitPermit::new(this.limit.clone())));
                 }
-                s.waiters[at].waker = Some(cx.waker().clone());
+                w.waker = Some(cx.waker().clone());
             }
         }
         if let Some(timer) = this.timer.as_mut() {
@@ -189,18 +216,9 @@ impl Acquire {
     fn time_out(&mut self) -> Result<LimitPermit, LimitError> {
         self.finished = true;
         let inner = &*self.limit.inner;
-        let granted = {
-            let mut s = inner.queue.lock();
-            match s.waiters.iter().position(|w| Some(w.id) == self.id) {
-                Some(at) => {
-                    let waiter = s.waiters.remove(at).is_some_and(|w| w.granted);
-                    if !waiter {
-                        s.waiting -= 1;
-                    }
-                    waiter
-                }
-                None => false,
-            }
+        let granted = match self.id {
+            Some(id) => Queue::leave(&mut inner.queue.lock(), id),
+            None => false,
         };
         if granted {
             return Ok(LimitPermit::new(self.limit.clone()));
@@ -219,19 +237,7 @@ impl Drop for Acquire {
         }
         let Some(id) = self.id else { return };
         let queue = &self.limit.inner.queue;
-        let granted = {
-            let mut s = queue.lock();
-            match s.waiters.iter().position(|w| w.id == id) {
-                Some(at) => {
-                    let granted = s.waiters.remove(at).is_some_and(|w| w.granted);
-                    if !granted {
-                        s.waiting -= 1;
-                    }
-                    granted
-                }
-                None => false,
-            }
-        };
+        let granted = Queue::leave(&mut queue.lock(), id);
         if granted {
             queue.give_back();
         }

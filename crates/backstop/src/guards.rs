@@ -6,10 +6,11 @@ use std::sync::Arc;
 use crate::breaker::CircuitBreaker;
 use crate::budget::RetryBudget;
 use crate::clock::Clock;
+use crate::limit::ConcurrencyLimit;
 use crate::pacer::Pacer;
 use crate::throttle::AdaptiveThrottle;
 
-/// The breaker, budget, throttle, pacer and clock that every call
+/// The breaker, budget, throttle, pacer, concurrency limit and clock that every call
 /// to one downstream shares, as one value.
 ///
 /// Make it once per downstream, then hand it to whatever makes the calls: a
@@ -38,6 +39,7 @@ pub struct Guards {
     budget: Option<RetryBudget>,
     throttle: Option<AdaptiveThrottle>,
     pacer: Option<Pacer>,
+    limit: Option<ConcurrencyLimit>,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -67,6 +69,11 @@ impl Guards {
         self.pacer.as_ref()
     }
 
+    /// The concurrency limit every attempt takes a place from, if any.
+    pub fn limit(&self) -> Option<&ConcurrencyLimit> {
+        self.limit.as_ref()
+    }
+
     /// The clock runs sleep and time on, if not the system's.
     pub fn clock(&self) -> Option<&dyn Clock> {
         self.clock.as_deref()
@@ -92,6 +99,7 @@ impl fmt::Debug for Guards {
             .field("budget", &self.budget)
             .field("throttle", &self.throttle)
             .field("pacer", &self.pacer)
+            .field("limit", &self.limit)
             .field("clock", &self.clock.as_ref().map(|_| "custom"))
             .finish()
     }
@@ -130,6 +138,12 @@ impl GuardsBuilder {
         self
     }
 
+    /// Takes a place from `limit` before every attempt; see [`Retry::limit`](crate::Retry::limit).
+    pub fn limit(mut self, limit: &ConcurrencyLimit) -> Self {
+        self.guards.limit = Some(limit.clone());
+        self
+    }
+
     /// Sleeps and reads time on `clock` (a [`ManualClock`](crate::ManualClock)
     /// in tests; clones of one share its virtual time).
     pub fn clock<C: Clock + Clone + 'static>(mut self, clock: &C) -> Self {
@@ -146,6 +160,7 @@ impl GuardsBuilder {
         g.budget = guards.budget.clone().or(g.budget.take());
         g.throttle = guards.throttle.clone().or(g.throttle.take());
         g.pacer = guards.pacer.clone().or(g.pacer.take());
+        g.limit = guards.limit.clone().or(g.limit.take());
         g.clock = guards.clock.clone().or(g.clock.take());
         self
     }

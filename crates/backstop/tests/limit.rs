@@ -2,7 +2,7 @@
 //! queue and its bound, the queue timeout on virtual time, and what a
 //! dropped waiter gives back.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -161,4 +161,87 @@ fn a_finished_acquire_polled_again_takes_nothing() {
     let Poll::Ready(Ok(_permit)) = poll_once(&mut a) else { panic!() };
     assert!(poll_once(&mut a).is_pending());
     assert_eq!(l.in_use(), 1);
+}
+
+// ------------------------------------------------------------ the limit in runs
+
+use backstop::{Backoff, Guards, RetryError, RetryPolicy};
+
+fn policy(attempts: u32, delay: Duration) -> RetryPolicy {
+    RetryPolicy::builder().max_attempts(attempts).backoff(Backoff::constant(delay)).build().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn runs_take_a_place_per_attempt_and_never_exceed_the_limit() {
+    let l = ConcurrencyLimit::builder("uploads").max_concurrent(2).max_queue(100).build().unwrap();
+    let (running, most) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let p = policy(3, MS(10));
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (l, p, running, most) = (l.clone(), p.clone(), Arc::clone(&running), Arc::clone(&most));
+        tasks.push(tokio::spawn(async move {
+            p.retry(|| async {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(MS(50)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, String>(())
+            })
+            .limit(&l)
+            .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(most.load(Ordering::SeqCst), 2);
+    assert_eq!((l.in_use(), l.waiting()), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_gives_its_place_back_while_it_sleeps_before_a_retry() {
+    let l = ConcurrencyLimit::builder("uploads").max_concurrent(1).max_queue(0).build().unwrap();
+    let flaky = AtomicU32::new(0);
+    let slow_retry = policy(2, Duration::from_secs(1));
+    let first = slow_retry
+        .retry(|| async { if flaky.fetch_add(1, Ordering::SeqCst) == 0 { Err("503") } else { Ok("first") } })
+        .limit(&l);
+    let second = async {
+        tokio::time::sleep(MS(100)).await; // while the first sleeps towards its retry
+        policy(1, MS(1)).retry(|| async { Ok::<_, &str>("second") }).limit(&l).await
+    };
+    let (first, second) = tokio::join!(first.into_future(), second);
+    assert_eq!((first, second), (Ok("first"), Ok("second")), "the place was free during the sleep");
+}
+
+#[tokio::test]
+async fn a_full_limit_ends_the_run_naming_it_and_keeps_the_last_error() {
+    let l = limit(1, 0);
+    let _held = l.try_acquire().unwrap();
+    let err = policy(3, MS(1)).retry(|| async { Ok::<_, &str>(()) }).limit(&l).await.unwrap_err();
+    assert!(matches!(err, RetryError::Limited { attempts: 0, last: None, .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "operation stopped before its first attempt: concurrency limit uploads is full: 1 running and 0 waiting"
+    );
+    // Given through `Guards`, the same.
+    let guards = Guards::builder().limit(&l).build();
+    let err = policy(3, MS(1)).retry(|| async { Ok::<_, &str>(()) }).guards(&guards).await.unwrap_err();
+    assert!(matches!(err, RetryError::Limited { .. }));
+}
+
+#[test]
+fn a_blocking_run_waits_in_the_queue_on_its_thread() {
+    let l = ConcurrencyLimit::builder("uploads").max_concurrent(1).max_queue(10).build().unwrap();
+    let held = l.try_acquire().unwrap();
+    let waiter = {
+        let l = l.clone();
+        std::thread::spawn(move || policy(1, MS(1)).retry(|| Ok::<_, &str>("ran")).limit(&l).call())
+    };
+    while l.waiting() == 0 {
+        std::thread::yield_now();
+    }
+    drop(held);
+    assert_eq!(waiter.join().unwrap(), Ok("ran"));
+    assert_eq!((l.in_use(), l.waiting()), (0, 0));
 }

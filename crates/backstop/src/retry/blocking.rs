@@ -94,7 +94,27 @@ where
             // A zero delay retries at once: no timer, no clock.
             Step::Sleep(delay) if delay.is_zero() => {}
             Step::Sleep(delay) => state.clock.sleep(delay),
+            Step::Wait(wait) => block_on(wait),
             Step::Stop(err) => return Err(err),
         }
+    }
+}
+
+/// Runs `wait` (a wait for a concurrency limit's place) to completion on
+/// this thread, parked between its wake-ups.
+fn block_on(mut wait: crate::clock::SleepFuture) {
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    while wait.as_mut().poll(&mut cx).is_pending() {
+        std::thread::park();
     }
 }

@@ -51,6 +51,9 @@ use super::state::{RunState, Step};
 use crate::policy::RetryPolicy;
 use crate::verdict::Verdict;
 
+/// How long a driven run sleeps before it asks a full concurrency limit again.
+const LIMIT_RECHECK: Duration = Duration::from_millis(10);
+
 impl RetryPolicy {
     /// Prepares a run whose attempts the caller makes; see
     /// [`DrivenRun`]. Set its name, clock and guards, then
@@ -144,6 +147,10 @@ impl<'a, E: Display> DrivenRun<'a, E> {
     fn then(self, step: Step<E>) -> Next<'a, E> {
         match step {
             Step::Sleep(delay) => Next::Sleep(self, delay),
+            // A driven run cannot await a place in a concurrency limit's
+            // queue: it looks again after a short sleep (out of the queue's
+            // order, so a driven run may wait longer than a queued one).
+            Step::Wait(_) => Next::Sleep(self, LIMIT_RECHECK),
             Step::Stop(err) => Next::Stop(err),
         }
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::Name;
 use crate::breaker::CircuitOpen;
 use crate::duration::Seconds;
+use crate::limit::LimitError;
 
 /// The error of a retried operation that did not succeed.
 ///
@@ -131,6 +132,19 @@ pub enum RetryError<E> {
         /// The error of the last attempt that ran, if any ran.
         last: Option<E>,
     },
+    /// The run's [`ConcurrencyLimit`](crate::limit::ConcurrencyLimit) gave
+    /// no place to an attempt: its queue was full, or the attempt waited its
+    /// queue timeout. The attempt was not made.
+    Limited {
+        /// The run's name.
+        name: Name,
+        /// Attempts made (the refused one not counted).
+        attempts: u32,
+        /// Why the limit refused.
+        refused: LimitError,
+        /// The error of the last attempt that ran, if any ran.
+        last: Option<E>,
+    },
 }
 
 /// A run that ended before any attempt returned an error: its
@@ -196,7 +210,8 @@ impl<E> RetryError<E> {
             | Self::Rejected { last, .. } => Ok(last),
             Self::DeadlineExceeded { last: Some(last), .. }
             | Self::CircuitOpen { last: Some(last), .. }
-            | Self::Throttled { last: Some(last), .. } => Ok(last),
+            | Self::Throttled { last: Some(last), .. }
+            | Self::Limited { last: Some(last), .. } => Ok(last),
             Self::DeadlineExceeded { name, attempts, elapsed, deadline, last: None } => {
                 Err(RetryError::DeadlineExceeded { name, attempts, elapsed, deadline, last: None })
             }
@@ -204,6 +219,9 @@ impl<E> RetryError<E> {
                 Err(RetryError::CircuitOpen { name, attempts, open, last: None })
             }
             Self::Throttled { name, attempts, last: None } => Err(RetryError::Throttled { name, attempts, last: None }),
+            Self::Limited { name, attempts, refused, last: None } => {
+                Err(RetryError::Limited { name, attempts, refused, last: None })
+            }
         }
     }
 }
@@ -218,7 +236,8 @@ impl<E> RetryError<E> {
             | Self::RetryAfterTooLong { name, attempts, .. }
             | Self::CircuitOpen { name, attempts, .. }
             | Self::BudgetExhausted { name, attempts, .. }
-            | Self::Throttled { name, attempts, .. } => (name, *attempts),
+            | Self::Throttled { name, attempts, .. }
+            | Self::Limited { name, attempts, .. } => (name, *attempts),
         }
     }
 
@@ -239,9 +258,10 @@ impl<E> RetryError<E> {
             | Self::RetryAfterTooLong { last, .. }
             | Self::BudgetExhausted { last, .. }
             | Self::Rejected { last, .. } => Some(last),
-            Self::DeadlineExceeded { last, .. } | Self::CircuitOpen { last, .. } | Self::Throttled { last, .. } => {
-                last.as_ref()
-            }
+            Self::DeadlineExceeded { last, .. }
+            | Self::CircuitOpen { last, .. }
+            | Self::Throttled { last, .. }
+            | Self::Limited { last, .. } => last.as_ref(),
         }
     }
 
@@ -252,7 +272,10 @@ impl<E> RetryError<E> {
             | Self::RetryAfterTooLong { last, .. }
             | Self::BudgetExhausted { last, .. }
             | Self::Rejected { last, .. } => Some(last),
-            Self::DeadlineExceeded { last, .. } | Self::CircuitOpen { last, .. } | Self::Throttled { last, .. } => last,
+            Self::DeadlineExceeded { last, .. }
+            | Self::CircuitOpen { last, .. }
+            | Self::Throttled { last, .. }
+            | Self::Limited { last, .. } => last,
         }
     }
 
@@ -300,6 +323,9 @@ impl<E> RetryError<E> {
                 RetryError::BudgetExhausted { name, attempts, last: f(last) }
             }
             Self::Throttled { name, attempts, last } => RetryError::Throttled { name, attempts, last: last.map(f) },
+            Self::Limited { name, attempts, refused, last } => {
+                RetryError::Limited { name, attempts, refused, last: last.map(f) }
+            }
         }
     }
 }
@@ -353,6 +379,7 @@ impl<E: fmt::Display> fmt::Display for RetryError<E> {
             Self::CircuitOpen { open, .. } => write!(f, "{name} stopped {after}: {open}"),
             Self::BudgetExhausted { .. } => write!(f, "{name} stopped {after}: the retry budget is spent"),
             Self::Throttled { .. } => write!(f, "{name} stopped {after}: the adaptive throttle rejected it locally"),
+            Self::Limited { refused, .. } => write!(f, "{name} stopped {after}: {refused}"),
         }?;
         match self.last_error() {
             Some(last) if f.alternate() => write!(f, ": {last:#}"),

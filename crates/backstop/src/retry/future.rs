@@ -247,6 +247,10 @@ impl<E: Display> Active<'_, E> {
                 self.sleep = Some(self.state.clock.sleep_async(delay));
                 None
             }
+            Step::Wait(wait) => {
+                self.sleep = Some(wait);
+                None
+            }
             Step::Stop(err) => Some(err),
         }
     }

@@ -23,6 +23,7 @@ pub(crate) enum GiveUp {
     CircuitOpen,
     Budget,
     Throttled,
+    Limited,
 }
 
 impl GiveUp {
@@ -36,6 +37,7 @@ impl GiveUp {
             GiveUp::CircuitOpen => "circuit_open",
             GiveUp::Budget => "budget",
             GiveUp::Throttled => "throttled",
+            GiveUp::Limited => "limit",
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::breaker::CircuitBreaker;
 use crate::budget::RetryBudget;
 use crate::clock::Clock;
 use crate::guards::Guards;
+use crate::limit::ConcurrencyLimit;
 use crate::pacer::Pacer;
 use crate::policy::RetryPolicy;
 use crate::throttle::AdaptiveThrottle;
@@ -43,6 +44,7 @@ pub struct RunSettings<'a> {
     pub(crate) budget: Option<&'a RetryBudget>,
     pub(crate) throttle: Option<&'a AdaptiveThrottle>,
     pub(crate) pacer: Option<&'a Pacer>,
+    pub(crate) limit: Option<&'a ConcurrencyLimit>,
 }
 
 /// A run's settings: [`Bare`] or [`RunSettings`]. Implemented by those two
@@ -121,6 +123,7 @@ impl<'a> Settings<'a> for RunSettings<'a> {
         self.breaker.is_none()
             && self.budget.is_none()
             && self.throttle.is_none()
+            && self.limit.is_none()
             && self.policy.max_elapsed.is_none()
             && self.pacer.is_none_or(Pacer::go_if_idle)
     }
@@ -154,6 +157,7 @@ impl<'a> RunSettings<'a> {
             budget: None,
             throttle: None,
             pacer: None,
+            limit: None,
         }
     }
 
@@ -166,6 +170,7 @@ impl<'a> RunSettings<'a> {
             && self.budget.is_none()
             && self.throttle.is_none()
             && self.pacer.is_none()
+            && self.limit.is_none()
             && self.policy.max_elapsed.is_none()
     }
 
@@ -178,6 +183,7 @@ impl<'a> RunSettings<'a> {
         self.budget = guards.budget().or(self.budget);
         self.throttle = guards.throttle().or(self.throttle);
         self.pacer = guards.pacer().or(self.pacer);
+        self.limit = guards.limit().or(self.limit);
     }
 }
 
@@ -237,6 +243,17 @@ macro_rules! run_setters {
         #[inline]
         pub fn pacer(self, pacer: &'a $crate::pacer::Pacer) -> $out {
             self.with_settings(|s| s.pacer = Some(pacer))
+        }
+
+        /// Takes a place from `limit` before every attempt and gives it back
+        /// at the attempt's outcome (not held through the sleeps between
+        /// attempts): a call waits in the limit's queue, or the run ends with
+        /// [`RetryError::Limited`](crate::RetryError::Limited) when the queue
+        /// is full or the wait passes its timeout. See
+        /// [`ConcurrencyLimit`](crate::limit::ConcurrencyLimit).
+        #[inline]
+        pub fn limit(self, limit: &'a $crate::limit::ConcurrencyLimit) -> $out {
+            self.with_settings(|s| s.limit = Some(limit))
         }
     };
 }

@@ -8,6 +8,7 @@
 //! only withdrawn for a retry that will really be made.
 
 use std::fmt::Display;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::error::RetryError;
@@ -18,6 +19,7 @@ use crate::backoff::Delays;
 use crate::breaker::{CircuitBreaker, CircuitOpen, Permit};
 use crate::budget::{RetryBudget, Withdrawal};
 use crate::clock::{Clock, SleepFuture, SystemClock};
+use crate::limit::{ConcurrencyLimit, LimitError, LimitPermit};
 use crate::pacer::{Pacer, Slot};
 use crate::policy::RetryPolicy;
 use crate::throttle::AdaptiveThrottle;
@@ -30,6 +32,8 @@ const PACE_RECHECK: Duration = Duration::from_millis(100);
 pub(crate) enum Step<E> {
     /// Sleep this long, then try again.
     Sleep(Duration),
+    /// Wait for this (a place in a concurrency limit's queue), then try again.
+    Wait(SleepFuture),
     /// Give up with this error.
     Stop(RetryError<E>),
 }
@@ -42,6 +46,9 @@ pub(crate) enum Cutoff {
     /// The run's deadline.
     Deadline,
 }
+
+/// What a wait for a concurrency limit's place got, once it got it.
+type Waited = Arc<Mutex<Option<Result<LimitPermit, LimitError>>>>;
 
 /// The mutable part of one run.
 pub(crate) struct RunState<'a, E> {
@@ -57,6 +64,11 @@ pub(crate) struct RunState<'a, E> {
     budget: Option<&'a RetryBudget>,
     throttle: Option<&'a AdaptiveThrottle>,
     pacer: Option<&'a Pacer>,
+    limit: Option<&'a ConcurrencyLimit>,
+    /// The limit's place, held from before an attempt to its outcome.
+    place: Option<LimitPermit>,
+    /// Where a wait for a place leaves what it got.
+    waited: Option<Waited>,
     /// The pacer's slot for the next attempt, while waiting for it.
     slot: Option<Slot>,
     permit: Option<Permit<'a>>,
@@ -74,7 +86,7 @@ pub(crate) struct RunState<'a, E> {
 
 impl<'a, E: Display> RunState<'a, E> {
     pub(crate) fn new(settings: RunSettings<'a>) -> Self {
-        let RunSettings { policy, name, clock, breaker, budget, throttle, pacer } = settings;
+        let RunSettings { policy, name, clock, breaker, budget, throttle, pacer, limit } = settings;
         let clock: &'a dyn Clock = clock.unwrap_or(&SystemClock);
         let start = policy.max_elapsed.map(|_| clock.now());
         Self {
@@ -88,6 +100,9 @@ impl<'a, E: Display> RunState<'a, E> {
             budget,
             throttle,
             pacer,
+            limit,
+            place: None,
+            waited: None,
             slot: None,
             permit: None,
             pending: None,
@@ -101,6 +116,13 @@ impl<'a, E: Display> RunState<'a, E> {
     /// throttle. `None`: make the attempt.
     #[inline]
     pub(crate) fn before_attempt(&mut self) -> Option<Step<E>> {
+        if let Some(limit) = self.limit {
+            if self.place.is_none() {
+                if let Some(step) = self.take_place(limit) {
+                    return Some(step);
+                }
+            }
+        }
         if let Some(pacer) = self.pacer {
             // The slot is asked again after each wait: a rate change moves it.
             let (slot, wait) = pacer.turn(self.slot.take());
@@ -136,6 +158,33 @@ impl<'a, E: Display> RunState<'a, E> {
         None
     }
 
+    /// Takes a place in the limit: the one a wait got, one free now, or a
+    /// wait in its queue (`Some` step: wait, or stop refused).
+    #[cold]
+    fn take_place(&mut self, limit: &ConcurrencyLimit) -> Option<Step<E>> {
+        let waited = self.waited.take().and_then(|slot| slot.lock().unwrap_or_else(PoisonError::into_inner).take());
+        match waited.map_or_else(|| limit.try_acquire().ok_or(None), |w| w.map_err(Some)) {
+            Ok(place) => {
+                self.place = Some(place);
+                None
+            }
+            Err(Some(refused)) => {
+                self.refund_pending();
+                let (attempts, last) = (self.attempt, self.last.take());
+                Some(self.stop(GiveUp::Limited, |name| RetryError::Limited { name, attempts, refused, last }))
+            }
+            Err(None) => {
+                let slot = Arc::new(Mutex::new(None));
+                self.waited = Some(Arc::clone(&slot));
+                let acquire = limit.acquire();
+                Some(Step::Wait(Box::pin(async move {
+                    let got = acquire.await;
+                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(got);
+                })))
+            }
+        }
+    }
+
     /// Waits `wait` for the pacer's slot, unless that crosses the deadline.
     fn pace(&mut self, wait: Duration) -> Step<E> {
         let elapsed = self.elapsed();
@@ -157,6 +206,7 @@ impl<'a, E: Display> RunState<'a, E> {
     /// Records a success.
     #[inline]
     pub(crate) fn succeeded(&mut self) {
+        self.place = None;
         if let Some(pacer) = self.pacer {
             pacer.record_success();
         }
@@ -221,6 +271,7 @@ impl<'a, E: Display> RunState<'a, E> {
         H: OnRetry<E> + ?Sized,
     {
         emit::attempt_failed(&self.name);
+        self.place = None;
         let elapsed = self.elapsed();
         let attempts = self.attempt;
         if let Some(permit) = self.permit.take() {
@@ -364,6 +415,7 @@ impl<'a, E: Display> RunState<'a, E> {
     /// The deadline came while an attempt was running: the attempt is dropped.
     pub(crate) fn deadline_passed(&mut self) -> Step<E> {
         self.permit = None; // an abandoned attempt counts nothing on the breaker
+        self.place = None;
         let (elapsed, last) = (self.elapsed(), self.last.take());
         self.deadline_stop(elapsed, last)
     }
@@ -471,6 +523,7 @@ mod tests {
     fn slept<E>(step: Step<E>) -> Duration {
         match step {
             Step::Sleep(d) => d,
+            Step::Wait(_) => panic!("expected a sleep, the run waits for a place"),
             Step::Stop(_) => panic!("expected a sleep, the run stopped"),
         }
     }
@@ -478,6 +531,7 @@ mod tests {
     fn stopped<E>(step: Step<E>) -> RetryError<E> {
         match step {
             Step::Sleep(d) => panic!("expected a stop, the run sleeps {d:?}"),
+            Step::Wait(_) => panic!("expected a stop, the run waits for a place"),
             Step::Stop(e) => e,
         }
     }

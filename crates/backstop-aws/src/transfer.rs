@@ -233,6 +233,14 @@ impl<'a, K: Kind> Transfer<'a, K> {
         self
     }
 
+    /// Takes a place from `limit` before every attempt of every request of
+    /// the transfer (a multipart upload's parts included): every transfer
+    /// given the same limit shares its places.
+    pub fn limit(mut self, limit: &backstop::limit::ConcurrencyLimit) -> Self {
+        self.settings.edit_guards(|g| g.limit(limit));
+        self
+    }
+
     /// Sleeps on this clock (default: the real one); a
     /// [`ManualClock`](backstop::ManualClock) in tests.
     pub fn clock<C: Clock + Clone + 'static>(mut self, clock: &C) -> Self {

@@ -471,3 +471,17 @@ async fn a_stalled_part_is_hedged_and_the_object_is_whole() {
     assert_eq!(s3.requests_where(|r| is_part(r, 2)), 2, "part 2 sent twice, the stalled one dropped");
     assert!((1..=3).all(|n| s3.requests_where(|r| is_part(r, n)) <= 2));
 }
+
+#[tokio::test]
+async fn transfers_sharing_a_limit_share_its_places() {
+    use backstop::limit::ConcurrencyLimit;
+    let s3 = S3::start().await;
+    let limit = ConcurrencyLimit::builder("s3").max_concurrent(1).max_queue(0).build().unwrap();
+    let held = limit.try_acquire().unwrap();
+    let err = backstop_aws::upload(&s3.client, BUCKET, "k", vec![1u8; 10]).limit(&limit).await.unwrap_err();
+    assert!(matches!(err, RetryError::Limited { attempts: 0, .. }), "{err}");
+    assert_eq!(s3.requests_where(|r| is_put(r, "k")), 0);
+    drop(held);
+    backstop_aws::upload(&s3.client, BUCKET, "k", vec![1u8; 10]).limit(&limit).await.unwrap();
+    assert_eq!(limit.in_use(), 0);
+}

@@ -39,6 +39,14 @@ macro_rules! guard_setters {
             self.edit_guards(|g| g.pacer(pacer).build())
         }
 
+        /// Takes a place from `limit` before every attempt (see
+        /// [`Retry::limit`](backstop::Retry::limit)): at most its
+        /// `max_concurrent` requests of this client at once, the others
+        /// queued or refused.
+        pub fn limit(self, limit: &backstop::limit::ConcurrencyLimit) -> Self {
+            self.edit_guards(|g| g.limit(limit).build())
+        }
+
         /// Sleeps on this clock (default: the real one); a
         /// [`ManualClock`](backstop::ManualClock) in tests.
         pub fn clock<C: Clock + Clone + 'static>(self, clock: &C) -> Self {

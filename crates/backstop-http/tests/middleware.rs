@@ -354,3 +354,19 @@ async fn a_post_without_an_idempotency_key_is_never_hedged() {
     assert_eq!(sent.len(), 2);
     assert!(sent.iter().all(|r| r.header("idempotency-key") == Some("k-1")), "the hedge carries the same key");
 }
+
+#[tokio::test]
+async fn a_client_with_a_full_concurrency_limit_refuses_naming_it() {
+    use backstop::limit::ConcurrencyLimit;
+    let server = FaultServer::start();
+    let limit = ConcurrencyLimit::builder("api").max_concurrent(1).max_queue(0).build().unwrap();
+    let client = client(RetryMiddleware::new(policy(3)).limit(&limit));
+    assert_eq!(client.get(server.url("/")).send().await.unwrap().status(), 200);
+    let held = limit.try_acquire().unwrap();
+    let err = client.get(server.url("/")).send().await.unwrap_err();
+    let retry = retry_error(&err);
+    assert!(matches!(retry, RetryError::Limited { attempts: 0, .. }), "{retry}");
+    assert_eq!(server.hits(), 1, "the refused request was not sent");
+    drop(held);
+    assert_eq!(client.get(server.url("/")).send().await.unwrap().status(), 200);
+}

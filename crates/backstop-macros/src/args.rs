@@ -14,7 +14,7 @@ use syn::{Expr, Ident, Path, Token};
 
 /// Every argument name, in the order the error for an unknown one lists them.
 const ALLOWED: &str = "preset, policy, max_attempts, base, max, factor, jitter, deadline, max_retry_after, seed, \
-                       name, when, retry_if, breaker, budget, throttle, pacer, guards, clock, hedge, idempotent, crate";
+                       name, when, retry_if, breaker, budget, throttle, pacer, limit, guards, clock, hedge, idempotent, crate";
 
 /// The presets `preset = ...` names, and the constants they stand for.
 pub(crate) const PRESETS: [(&str, &str); 4] =
@@ -61,7 +61,7 @@ pub(crate) struct Args {
     pub(crate) name: Option<Expr>,
     pub(crate) when: Option<Expr>,
     pub(crate) retry_if: Option<Expr>,
-    /// `breaker`, `budget`, `throttle`, `pacer`, `guards`, in that order, with the key.
+    /// `breaker`, `budget`, `throttle`, `pacer`, `limit`, `guards`, in the order given, with the key.
     pub(crate) guards: Vec<(Ident, Expr)>,
     pub(crate) clock: Option<Expr>,
     /// `hedge = expr`: each attempt of an async function is hedged.
@@ -114,7 +114,7 @@ impl Args {
                 "name" => out.name = Some(value),
                 "when" => out.when = Some(value),
                 "retry_if" => out.retry_if = Some(value),
-                "breaker" | "budget" | "throttle" | "pacer" | "guards" => out.guards.push((key, value)),
+                "breaker" | "budget" | "throttle" | "pacer" | "limit" | "guards" => out.guards.push((key, value)),
                 "clock" => out.clock = Some(value),
                 "hedge" => out.hedge = Some((key, value)),
                 other => {

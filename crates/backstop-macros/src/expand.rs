@@ -447,6 +447,7 @@ fn guards(args: &Args, krate: &Path, mut_self: bool) -> (Vec<TokenStream>, Vec<T
             "budget" => quote!(RetryBudget),
             "throttle" => quote!(AdaptiveThrottle),
             "pacer" => quote!(Pacer),
+            "limit" => quote!(limit::ConcurrencyLimit),
             _ => quote!(Guards),
         };
         lets.push(if mut_self {

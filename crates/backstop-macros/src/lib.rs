@@ -90,7 +90,7 @@ use expand::Entry;
 /// | `name` | the run's name in logs, metrics and errors | the function's name |
 /// | `when` | a classifier, `Fn(&E) -> Verdict` | every error is retried |
 /// | `retry_if` | a predicate, `Fn(&E) -> bool`: true retries | |
-/// | `breaker`, `budget`, `throttle`, `pacer`, `guards` | an expression naming a shared guard: a `static`, a `LazyLock`, `self.breaker` | none |
+/// | `breaker`, `budget`, `throttle`, `pacer`, `limit`, `guards` | an expression naming a shared guard: a `static`, a `LazyLock`, `self.breaker` (`limit`: a `backstop::limit::ConcurrencyLimit`) | none |
 /// | `hedge` | an expression naming a shared `backstop::hedge::Hedge`: each attempt of an async function is hedged (the call is sent again past the hedge's delay; the first success wins) | none |
 /// | `clock` | an expression naming a clock (a `ManualClock` in tests) | the system clock, or tokio's |
 /// | `idempotent` | `true`: `api_retry` may retry a function that sends a POST or a PATCH | `false` |

@@ -245,3 +245,21 @@ fn a_blocking_run_waits_in_the_queue_on_its_thread() {
     assert_eq!(waiter.join().unwrap(), Ok("ran"));
     assert_eq!((l.in_use(), l.waiting()), (0, 0));
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn a_limit_loads_from_a_file_and_a_bad_one_names_its_field() {
+    let l: ConcurrencyLimit =
+        serde_json::from_str(r#"{"name": "s3", "max_concurrent": 4, "queue_timeout": "none"}"#).unwrap();
+    assert_eq!((l.name(), l.max_concurrent(), l.max_queue(), l.queue_timeout()), ("s3", 4, 100, None));
+    let l: ConcurrencyLimit = serde_json::from_str(r#"{"name": "s3", "queue_timeout": 2.5}"#).unwrap();
+    assert_eq!(l.queue_timeout(), Some(MS(2500)));
+    for (json, says) in [
+        (r#"{"name": "s3", "max_concurrent": 0}"#, "max_concurrent is 0"),
+        (r#"{"name": "s3", "queue_timeout": "0s"}"#, "queue_timeout is 0ns"),
+        (r#"{"name": "s3", "max_queues": 5}"#, "unknown field `max_queues`"),
+    ] {
+        let err = serde_json::from_str::<ConcurrencyLimit>(json).unwrap_err().to_string();
+        assert!(err.contains(says), "{json}: {err}");
+    }
+}

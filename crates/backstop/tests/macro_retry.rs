@@ -590,3 +590,24 @@ async fn the_attribute_hedges_each_attempt_of_an_async_function() {
     assert_eq!(started.elapsed(), Duration::from_millis(5));
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+static UPLOADS: LazyLock<backstop::limit::ConcurrencyLimit> = LazyLock::new(|| {
+    backstop::limit::ConcurrencyLimit::builder("uploads").max_concurrent(1).max_queue(0).build().unwrap()
+});
+
+/// At most one at a time; a refusal comes back as the function's error (its
+/// type is built from `Stopped`).
+#[backstop::retry(max_attempts = 2, limit = UPLOADS)]
+async fn upload_limited() -> Result<&'static str, std::io::Error> {
+    Ok("uploaded")
+}
+
+#[tokio::test]
+async fn the_attribute_takes_a_place_from_a_limit() {
+    assert_eq!(upload_limited().await.unwrap(), "uploaded");
+    let held = UPLOADS.try_acquire().unwrap();
+    let refused = upload_limited().await.unwrap_err();
+    assert!(refused.to_string().contains("concurrency limit uploads is full"), "{refused}");
+    drop(held);
+    assert_eq!(upload_limited().await.unwrap(), "uploaded");
+}

@@ -26,13 +26,25 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Waits run on the limit's [`Clock`](crate::Clock), so tests run in virtual
+//! A limit also loads from a configuration file (the `serde` feature):
+//! `name`, `max_concurrent`, `max_queue`, `queue_timeout` (`"5s"`, `"none"`).
+//!
+//! Waits run on the limit's [`Clock`], so tests run in virtual
 //! time. A queue timeout is a timer of that clock: tokio's inside a tokio
 //! runtime; elsewhere the system clock's timer takes a thread per waiting
-//! call, so keep large queues inside tokio. (This is the fixed limit of issue 25's first step; the adaptive
-//! limit, and the limit as a guard of runs, come next.)
+//! call, so keep large queues inside tokio.
+//!
+//! A guard like the others: give it to runs and batches
+//! ([`Retry::limit`](crate::Retry::limit)), to [`Guards`](crate::Guards),
+//! the HTTP middleware and layer, S3 transfers and the attribute; a place is
+//! taken before each attempt and given back at its outcome (not held through
+//! the sleeps between attempts), and a refusal ends the run with
+//! [`RetryError::Limited`](crate::RetryError::Limited).
 
 mod builder;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+mod config;
 mod queue;
 
 use std::fmt;
@@ -122,6 +134,21 @@ impl ConcurrencyLimit {
     /// The limit's name.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// Calls that may run at once.
+    pub fn max_concurrent(&self) -> u32 {
+        self.inner.max_concurrent
+    }
+
+    /// Calls that may wait for a place.
+    pub fn max_queue(&self) -> u32 {
+        self.inner.max_queue
+    }
+
+    /// The longest a call waits for a place, if bounded.
+    pub fn queue_timeout(&self) -> Option<Duration> {
+        self.inner.queue_timeout
     }
 
     /// Calls running now (places taken).

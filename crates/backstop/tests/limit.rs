@@ -263,3 +263,34 @@ fn a_limit_loads_from_a_file_and_a_bad_one_names_its_field() {
         assert!(err.contains(says), "{json}: {err}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_dropped_while_it_waits_or_runs_gives_its_place_back() {
+    let l = ConcurrencyLimit::builder("uploads").max_concurrent(1).max_queue(5).build().unwrap();
+    let p = policy(3, MS(10));
+    let held = l.try_acquire().unwrap();
+    // Waiting in the queue, then dropped: it leaves the queue.
+    let waiting = tokio::time::timeout(MS(50), p.retry(|| async { Ok::<_, &str>(()) }).limit(&l).into_future()).await;
+    assert!(waiting.is_err() && l.waiting() == 0);
+    drop(held);
+    // Running its attempt, then dropped: its place comes back.
+    let running = tokio::time::timeout(
+        MS(50),
+        p.retry(|| async {
+            tokio::time::sleep(MS(1000)).await;
+            Ok::<_, &str>(())
+        })
+        .limit(&l)
+        .into_future(),
+    )
+    .await;
+    assert!(running.is_err());
+    assert_eq!((l.in_use(), l.waiting()), (0, 0));
+    // Handed a place while waiting, dropped before it resumed: the place comes back.
+    let held = l.try_acquire().unwrap();
+    let mut run = Box::pin(p.retry(|| async { Ok::<_, &str>(()) }).limit(&l).into_future());
+    assert!(poll_once(&mut run).is_pending());
+    drop(held); // the place goes to the run's wait, which has not resumed yet
+    drop(run);
+    assert_eq!((l.in_use(), l.waiting()), (0, 0));
+}

@@ -294,3 +294,80 @@ async fn a_run_dropped_while_it_waits_or_runs_gives_its_place_back() {
     drop(run);
     assert_eq!((l.in_use(), l.waiting()), (0, 0));
 }
+
+// ------------------------------------------------------------ the adaptive limit
+
+use backstop::limit::Gradient;
+
+/// One round: as many calls as the limit allows, each taking `took`.
+fn round(l: &ConcurrencyLimit, clock: &ManualClock, took: Duration) {
+    let permits: Vec<_> = (0..l.current_limit()).map_while(|_| l.try_acquire()).collect();
+    clock.advance(took);
+    drop(permits);
+}
+
+#[test]
+fn the_adaptive_limit_grows_while_latency_holds_and_shrinks_when_it_rises() {
+    let clock = ManualClock::new();
+    let l = ConcurrencyLimit::builder("api")
+        .max_concurrent(64)
+        .adaptive(Gradient::default().initial(4))
+        .clock(&clock)
+        .build()
+        .unwrap();
+    assert_eq!(l.current_limit(), 4);
+    for _ in 0..40 {
+        round(&l, &clock, MS(10));
+    }
+    let grown = l.current_limit();
+    assert_eq!(grown, 64, "steady latency: up to the cap");
+    // The downstream slows to 4x: the limit comes down within a few rounds.
+    for _ in 0..3 {
+        round(&l, &clock, MS(40));
+    }
+    let shrunk = l.current_limit();
+    assert!(shrunk < grown / 2, "{shrunk}");
+    // And recovers when it is fast again.
+    for _ in 0..60 {
+        round(&l, &clock, MS(10));
+    }
+    assert!(l.current_limit() > shrunk, "{} after {shrunk}", l.current_limit());
+}
+
+#[test]
+fn a_limit_that_grows_lets_its_waiters_in() {
+    let clock = ManualClock::new();
+    let l = ConcurrencyLimit::builder("api")
+        .max_concurrent(10)
+        .max_queue(10)
+        .no_queue_timeout()
+        .adaptive(Gradient::default().initial(2).smoothing(1.0))
+        .clock(&clock)
+        .build()
+        .unwrap();
+    let (a, b) = (l.try_acquire().unwrap(), l.try_acquire().unwrap());
+    let mut waiters: Vec<_> = (0..3).map(|_| Box::pin(l.acquire())).collect();
+    for w in &mut waiters {
+        assert!(poll_once(w).is_pending());
+    }
+    clock.advance(MS(10));
+    drop(a); // a sample at full use and steady latency: the limit grows past 2
+    assert!(l.current_limit() > 2);
+    let admitted = waiters.iter_mut().map(poll_once).filter(|p| matches!(p, Poll::Ready(Ok(_)))).count();
+    assert!(admitted >= 2, "the freed place and the new ones: {admitted}");
+    drop(b);
+}
+
+#[test]
+fn bad_adaptive_settings_name_their_field() {
+    let b = || ConcurrencyLimit::builder("l").max_concurrent(10);
+    for (result, field) in [
+        (b().adaptive(Gradient::default().initial(20)).build(), "adaptive.initial"),
+        (b().adaptive(Gradient::default().initial(5).min_limit(0)).build(), "adaptive.min_limit"),
+        (b().adaptive(Gradient::default().initial(5).tolerance(0.5)).build(), "adaptive.tolerance"),
+        (b().adaptive(Gradient::default().initial(5).smoothing(0.0)).build(), "adaptive.smoothing"),
+        (b().adaptive(Gradient::default().initial(5).long_window(1)).build(), "adaptive.long_window"),
+    ] {
+        assert_eq!(result.unwrap_err().field(), field);
+    }
+}

@@ -1,8 +1,10 @@
 //! [`ConcurrencyLimitBuilder`]: a limit's settings, checked.
 
-use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::gradient::{Estimator, Gradient};
 use super::queue::Queue;
 use super::{ConcurrencyLimit, Inner};
 use crate::clock::{Clock, SystemClock};
@@ -15,6 +17,7 @@ pub struct ConcurrencyLimitBuilder {
     max_concurrent: u32,
     max_queue: u32,
     queue_timeout: Option<Duration>,
+    adaptive: Option<Gradient>,
     clock: Arc<dyn Clock>,
 }
 
@@ -36,6 +39,7 @@ impl ConcurrencyLimitBuilder {
             max_concurrent: 10,
             max_queue: 100,
             queue_timeout: Some(Duration::from_secs(30)),
+            adaptive: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -67,6 +71,14 @@ impl ConcurrencyLimitBuilder {
         self
     }
 
+    /// Learns the limit from latency (see [`Gradient`]): it starts at the
+    /// gradient's `initial` and moves between its `min_limit` and
+    /// [`max_concurrent`](Self::max_concurrent), which becomes the cap.
+    pub fn adaptive(mut self, gradient: Gradient) -> Self {
+        self.adaptive = Some(gradient);
+        self
+    }
+
     /// The clock waits run on (default: [`SystemClock`]); a
     /// [`ManualClock`](crate::ManualClock) in tests.
     pub fn clock<C: Clock + Clone + 'static>(mut self, clock: &C) -> Self {
@@ -88,10 +100,34 @@ impl ConcurrencyLimitBuilder {
         {
             return err("queue_timeout", format!("is {t:?}"), "1ms ..= 1h");
         }
+        if let Some(g) = &self.adaptive {
+            if g.min_limit == 0 || g.min_limit > self.max_concurrent {
+                return err(
+                    "adaptive.min_limit",
+                    format!("is {} with max_concurrent {}", g.min_limit, self.max_concurrent),
+                    "1 ..= max_concurrent",
+                );
+            }
+            if !(g.min_limit..=self.max_concurrent).contains(&g.initial) {
+                return err("adaptive.initial", format!("is {}", g.initial), "min_limit ..= max_concurrent");
+            }
+            if !(1.0..=10.0).contains(&g.tolerance) {
+                return err("adaptive.tolerance", format!("is {:?}", g.tolerance), "1 ..= 10");
+            }
+            if !(g.smoothing > 0.0 && g.smoothing <= 1.0) {
+                return err("adaptive.smoothing", format!("is {:?}", g.smoothing), "more than 0, at most 1");
+            }
+            if !(10..=1_000_000).contains(&g.long_window) {
+                return err("adaptive.long_window", format!("is {}", g.long_window), "10 ..= 1000000");
+            }
+        }
+        let current = self.adaptive.map_or(self.max_concurrent, |g| g.initial);
         Ok(ConcurrencyLimit {
             inner: Arc::new(Inner {
                 name: self.name,
                 max_concurrent: self.max_concurrent,
+                current: AtomicU32::new(current),
+                adaptive: self.adaptive.map(|g| Mutex::new(Estimator::new(g, self.max_concurrent))),
                 max_queue: self.max_queue,
                 queue_timeout: self.queue_timeout,
                 clock: self.clock,

@@ -26,6 +26,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! **Adaptive**: with [`ConcurrencyLimitBuilder::adaptive`] the limit learns
+//! from latency how many calls the downstream takes at once (Little's law:
+//! past its capacity, calls only queue and take longer): see [`Gradient`].
+//! `max_concurrent` is then its cap, and [`current_limit`](ConcurrencyLimit::current_limit)
+//! what it allows now.
+//!
 //! A limit also loads from a configuration file (the `serde` feature):
 //! `name`, `max_concurrent`, `max_queue`, `queue_timeout` (`"5s"`, `"none"`).
 //!
@@ -45,16 +51,20 @@ mod builder;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 mod config;
+mod gradient;
 mod queue;
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 pub use builder::ConcurrencyLimitBuilder;
+pub use gradient::Gradient;
 pub use queue::{Acquire, LimitPermit};
 
 use crate::clock::Clock;
+use gradient::Estimator;
 use queue::Queue;
 
 /// At most `max_concurrent` calls at once; see the [module docs](self).
@@ -67,6 +77,11 @@ pub struct ConcurrencyLimit {
 struct Inner {
     name: Arc<str>,
     max_concurrent: u32,
+    /// The places now: `max_concurrent` for a fixed limit; an adaptive
+    /// one's estimate.
+    current: AtomicU32,
+    /// An adaptive limit's estimator.
+    adaptive: Option<Mutex<Estimator>>,
     max_queue: u32,
     queue_timeout: Option<Duration>,
     clock: Arc<dyn Clock>,
@@ -136,9 +151,15 @@ impl ConcurrencyLimit {
         &self.inner.name
     }
 
-    /// Calls that may run at once.
+    /// Calls that may run at once at most (an adaptive limit's cap).
     pub fn max_concurrent(&self) -> u32 {
         self.inner.max_concurrent
+    }
+
+    /// Calls that may run at once now: `max_concurrent` for a fixed limit,
+    /// the current estimate for an adaptive one.
+    pub fn current_limit(&self) -> u32 {
+        self.inner.current.load(Ordering::Acquire)
     }
 
     /// Calls that may wait for a place.
@@ -163,7 +184,7 @@ impl ConcurrencyLimit {
 
     /// A place now, or `None` when every place is taken (never queues).
     pub fn try_acquire(&self) -> Option<LimitPermit> {
-        self.inner.queue.try_take(self.inner.max_concurrent).then(|| LimitPermit::new(self.clone()))
+        self.inner.queue.try_take(self.current_limit()).then(|| LimitPermit::new(self.clone()))
     }
 
     /// Waits for a place (in FIFO order, at most `queue_timeout`), or is
@@ -179,5 +200,27 @@ impl ConcurrencyLimit {
             max_concurrent: self.inner.max_concurrent,
             max_queue: self.inner.max_queue,
         }
+    }
+}
+
+impl ConcurrencyLimit {
+    /// When a place is taken: the time, for an adaptive limit's sample.
+    fn taken_at(&self) -> Option<Instant> {
+        self.inner.adaptive.as_ref().map(|_| self.inner.clock.now())
+    }
+
+    /// A place taken at `taken` is given back: an adaptive limit takes the
+    /// round trip as a sample first, and a limit that grew lets waiters in.
+    fn give_back(&self, taken: Option<Instant>) {
+        let inner = &*self.inner;
+        if let (Some(estimator), Some(taken)) = (&inner.adaptive, taken) {
+            let rtt = inner.clock.now().saturating_duration_since(taken).as_secs_f64();
+            let in_flight = inner.queue.in_use();
+            let limit = estimator.lock().unwrap_or_else(PoisonError::into_inner).sample(rtt, in_flight);
+            inner.current.store(limit, Ordering::Release);
+        }
+        let limit = self.current_limit();
+        inner.queue.give_back(limit);
+        inner.queue.fill(limit);
     }
 }

@@ -65,12 +65,14 @@ impl Queue {
         free
     }
 
-    /// Gives a place back: to the first waiter still waiting, or to the pool.
-    fn give_back(&self) {
+    /// Gives a place back: to the first waiter still waiting, or to the
+    /// pool (also when the limit, now `limit`, shrank below the places in use).
+    pub(super) fn give_back(&self, limit: u32) {
         let waker = {
             let mut s = self.lock();
             let mut handed = None;
-            while let Some(id) = s.order.pop_front() {
+            while s.in_use <= limit {
+                let Some(id) = s.order.pop_front() else { break };
                 if let Some(w) = s.waiters.get_mut(&id) {
                     w.granted = true;
                     handed = Some(w.waker.take());
@@ -93,6 +95,24 @@ impl Queue {
         }
     }
 
+    /// Lets waiters in while places are free under `limit` (it grew).
+    pub(super) fn fill(&self, limit: u32) {
+        let mut wake = Vec::new();
+        {
+            let mut s = self.lock();
+            while s.in_use < limit && s.waiting > 0 {
+                let Some(id) = s.order.pop_front() else { break };
+                if let Some(w) = s.waiters.get_mut(&id) {
+                    w.granted = true;
+                    wake.extend(w.waker.take());
+                    s.waiting -= 1;
+                    s.in_use += 1;
+                }
+            }
+        }
+        wake.into_iter().for_each(Waker::wake);
+    }
+
     /// Takes waiter `id` out of the queue: whether it had been handed a place.
     fn leave(s: &mut State, id: u64) -> bool {
         match s.waiters.remove(&id) {
@@ -112,17 +132,20 @@ impl Queue {
 #[derive(Debug)]
 pub struct LimitPermit {
     limit: ConcurrencyLimit,
+    /// When it was taken (an adaptive limit's round trip starts here).
+    taken: Option<Instant>,
 }
 
 impl LimitPermit {
     pub(super) fn new(limit: ConcurrencyLimit) -> Self {
-        LimitPermit { limit }
+        let taken = limit.taken_at();
+        LimitPermit { limit, taken }
     }
 }
 
 impl Drop for LimitPermit {
     fn drop(&mut self) {
-        self.limit.inner.queue.give_back();
+        self.limit.give_back(self.taken);
     }
 }
 
@@ -161,7 +184,7 @@ impl Future for Acquire {
         let inner = &*this.limit.inner;
         let Some(id) = this.id else {
             let mut s = inner.queue.lock();
-            if s.in_use < inner.max_concurrent && s.waiting == 0 {
+            if s.in_use < this.limit.current_limit() && s.waiting == 0 {
                 s.in_use += 1;
                 drop(s);
                 this.finished = true;
@@ -239,7 +262,7 @@ impl Drop for Acquire {
         let queue = &self.limit.inner.queue;
         let granted = Queue::leave(&mut queue.lock(), id);
         if granted {
-            queue.give_back();
+            self.limit.give_back(None);
         }
     }
 }

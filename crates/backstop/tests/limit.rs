@@ -371,3 +371,81 @@ fn bad_adaptive_settings_name_their_field() {
         assert_eq!(result.unwrap_err().field(), field);
     }
 }
+
+// ------------------------------------------------------------ found by a red-team pass
+
+#[tokio::test(start_paused = true)]
+async fn the_runs_deadline_bounds_a_wait_for_a_place_and_no_attempt_starts_after_it() {
+    let l = ConcurrencyLimit::builder("uploads").max_concurrent(1).max_queue(5).no_queue_timeout().build().unwrap();
+    let held = l.try_acquire().unwrap();
+    let p = RetryPolicy::builder().max_attempts(3).max_elapsed(Duration::from_secs(1)).build().unwrap();
+    let started = tokio::time::Instant::now();
+    let err = p.retry(|| async { Ok::<_, &str>(()) }).limit(&l).await.unwrap_err();
+    assert!(matches!(err, RetryError::DeadlineExceeded { attempts: 0, .. }), "{err}");
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    assert_eq!(l.waiting(), 0);
+    drop(held);
+}
+
+#[test]
+fn a_driven_run_is_refused_by_a_full_limit_and_times_out_in_its_queue() {
+    use backstop::retry::Next;
+    let clock = ManualClock::new();
+    let full = ConcurrencyLimit::builder("u").max_concurrent(1).max_queue(0).clock(&clock).build().unwrap();
+    let _held = full.try_acquire().unwrap();
+    let p = policy(2, MS(1));
+    assert!(matches!(p.driven().limit(&full).clock(&clock).start::<&str>(), Next::Stop(RetryError::Limited { .. })));
+    let queued = ConcurrencyLimit::builder("q").max_concurrent(1).queue_timeout(MS(50)).clock(&clock).build().unwrap();
+    let _held = queued.try_acquire().unwrap();
+    let mut next = p.driven().limit(&queued).clock(&clock).start::<&str>();
+    let mut asked = 0;
+    let err = loop {
+        next = match next {
+            Next::Sleep(run, d) => {
+                clock.advance(d);
+                asked += 1;
+                run.resume()
+            }
+            Next::Stop(err) => break err,
+            Next::Attempt(_) => panic!("no place was free"),
+        };
+    };
+    assert!(matches!(err, RetryError::Limited { refused: LimitError::QueueTimeout { .. }, .. }), "{err}");
+    assert!(asked <= 6, "asked {asked} times");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_place_is_not_held_while_the_run_waits_for_its_pacer() {
+    use backstop::Pacer;
+    let l = ConcurrencyLimit::builder("u").max_concurrent(1).max_queue(0).build().unwrap();
+    let pacer = Pacer::builder("p").initial_rate(0.5).burst(1).build().unwrap();
+    assert_eq!(pacer.reserve(), Duration::ZERO); // the slot of these 2 s is taken
+    let paced = tokio::spawn({
+        let (l, pacer) = (l.clone(), pacer.clone());
+        async move { policy(1, MS(1)).retry(|| async { Ok::<_, &str>("paced") }).limit(&l).pacer(&pacer).await }
+    });
+    tokio::time::sleep(MS(100)).await; // the paced run waits for its slot
+    assert_eq!(l.in_use(), 0, "no place held through the pacer's wait");
+    assert_eq!(paced.await.unwrap(), Ok("paced"));
+}
+
+#[test]
+fn a_small_adaptive_limit_still_shrinks_to_its_floor() {
+    let clock = ManualClock::new();
+    let l = ConcurrencyLimit::builder("api")
+        .max_concurrent(64)
+        .adaptive(Gradient::default().initial(8).min_limit(1))
+        .clock(&clock)
+        .build()
+        .unwrap();
+    for _ in 0..30 {
+        round(&l, &clock, MS(10));
+    }
+    let mut took = MS(20);
+    for _ in 0..60 {
+        round(&l, &clock, took);
+        took *= 2; // ever slower: overload that does not end
+        took = took.min(Duration::from_secs(3600));
+    }
+    assert_eq!(l.current_limit(), 1);
+}

@@ -5,7 +5,7 @@
 //! the downstream has when it is not overloaded; the latest sample for now.
 //! While now is within `tolerance` (1.5×) of the long average the limit
 //! grows by about `√limit` a step; past it, the limit shrinks by the ratio
-//! (at most halving a step); each step moves the limit only by `smoothing`
+//! (at most halving a step, down to `min_limit`); each step moves the limit only by `smoothing`
 //! (0.2) of the way. It does not grow while fewer than half its places are
 //! used (no demand, no evidence), and a long average far above the samples
 //! (after a burst of slow calls) decays, so the limit recovers.
@@ -103,7 +103,9 @@ impl Estimator {
             return self.limit(); // not used: no evidence to grow on
         }
         let gradient = (s.tolerance * long / short).clamp(0.5, 1.0);
-        let target = self.limit * gradient + self.limit.sqrt();
+        // Headroom (√limit) only while calls hold their latency: added to a
+        // shrinking limit it would keep a small one from going down at all.
+        let target = if gradient < 1.0 { self.limit * gradient } else { self.limit + self.limit.sqrt() };
         let smoothed = self.limit * (1.0 - s.smoothing) + target * s.smoothing;
         self.limit = smoothed.clamp(f64::from(s.min_limit.max(1)), self.max);
         self.limit()

@@ -194,6 +194,16 @@ impl ConcurrencyLimit {
         Acquire::new(self.clone())
     }
 
+    /// The refusal of a full queue.
+    pub(crate) fn full(&self) -> LimitError {
+        self.refuse_full()
+    }
+
+    /// The refusal of a call that waited `waited`.
+    pub(crate) fn timed_out(&self, waited: Duration) -> LimitError {
+        LimitError::QueueTimeout { name: Arc::clone(&self.inner.name), waited }
+    }
+
     fn refuse_full(&self) -> LimitError {
         LimitError::QueueFull {
             name: Arc::clone(&self.inner.name),

@@ -115,6 +115,13 @@ impl Queue {
 
     /// Takes waiter `id` out of the queue: whether it had been handed a place.
     fn leave(s: &mut State, id: u64) -> bool {
+        // Ids of waiters gone are skipped when they reach the front; when
+        // they are most of the order, sweep them (bounded by `max_queue`,
+        // not by how many came and went).
+        if s.order.len() > 2 * s.waiters.len() + 64 {
+            let State { order, waiters, .. } = &mut *s;
+            order.retain(|id| waiters.contains_key(id));
+        }
         match s.waiters.remove(&id) {
             Some(w) if w.granted => true,
             Some(_) => {

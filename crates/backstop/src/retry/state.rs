@@ -47,6 +47,19 @@ pub(crate) enum Cutoff {
     Deadline,
 }
 
+/// `a`'s output, unless `b` finishes first (`None`).
+async fn first<A: std::future::Future>(a: A, b: SleepFuture) -> Option<A::Output> {
+    let mut a = std::pin::pin!(a);
+    let mut b = b;
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(out) = a.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(out));
+        }
+        b.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
 /// What a wait for a concurrency limit's place got, once it got it.
 type Waited = Arc<Mutex<Option<Result<LimitPermit, LimitError>>>>;
 
@@ -69,6 +82,9 @@ pub(crate) struct RunState<'a, E> {
     place: Option<LimitPermit>,
     /// Where a wait for a place leaves what it got.
     waited: Option<Waited>,
+    /// When this attempt began waiting for a place: a driven run, which
+    /// asks again instead of queueing, times out on it.
+    queued_at: Option<Instant>,
     /// The pacer's slot for the next attempt, while waiting for it.
     slot: Option<Slot>,
     permit: Option<Permit<'a>>,
@@ -103,6 +119,7 @@ impl<'a, E: Display> RunState<'a, E> {
             limit,
             place: None,
             waited: None,
+            queued_at: None,
             slot: None,
             permit: None,
             pending: None,
@@ -116,13 +133,24 @@ impl<'a, E: Display> RunState<'a, E> {
     /// throttle. `None`: make the attempt.
     #[inline]
     pub(crate) fn before_attempt(&mut self) -> Option<Step<E>> {
-        if let Some(limit) = self.limit {
-            if self.place.is_none() {
-                if let Some(step) = self.take_place(limit) {
-                    return Some(step);
-                }
+        let Some(limit) = self.limit else { return self.guards_before_attempt() };
+        if self.place.is_none() {
+            if let Some(step) = self.take_place(limit) {
+                return Some(step);
             }
         }
+        let step = self.guards_before_attempt();
+        if step.is_some() {
+            // A place is for an attempt: not held through a pacer's or a
+            // probe's wait, nor by a run that stops here.
+            self.place = None;
+        }
+        step
+    }
+
+    /// The guards after the limit: the pacer, the breaker, the throttle.
+    #[inline]
+    fn guards_before_attempt(&mut self) -> Option<Step<E>> {
         if let Some(pacer) = self.pacer {
             // The slot is asked again after each wait: a rate change moves it.
             let (slot, wait) = pacer.turn(self.slot.take());
@@ -163,26 +191,61 @@ impl<'a, E: Display> RunState<'a, E> {
     #[cold]
     fn take_place(&mut self, limit: &ConcurrencyLimit) -> Option<Step<E>> {
         let waited = self.waited.take().and_then(|slot| slot.lock().unwrap_or_else(PoisonError::into_inner).take());
-        match waited.map_or_else(|| limit.try_acquire().ok_or(None), |w| w.map_err(Some)) {
+        // No attempt starts past the deadline, however long the wait was.
+        // (A run with a deadline counts time from its start; one without
+        // reads no clock here.)
+        let elapsed = self.policy.max_elapsed.map(|_| self.elapsed());
+        let deadline = self.policy.max_elapsed.unwrap_or(Duration::MAX);
+        if let Some(elapsed) = elapsed.filter(|e| *e >= deadline) {
+            drop(waited);
+            self.refund_pending();
+            let last = self.last.take();
+            return Some(self.deadline_stop(elapsed, last));
+        }
+        let got = match waited {
+            Some(got) => got.map_err(Some),
+            None => limit.try_acquire().ok_or(None),
+        };
+        match got {
             Ok(place) => {
                 self.place = Some(place);
+                self.queued_at = None;
                 None
             }
-            Err(Some(refused)) => {
-                self.refund_pending();
-                let (attempts, last) = (self.attempt, self.last.take());
-                Some(self.stop(GiveUp::Limited, |name| RetryError::Limited { name, attempts, refused, last }))
-            }
+            Err(Some(refused)) => Some(self.limited(refused)),
+            // A full queue refuses at once (a driven run never queues).
+            Err(None) if limit.waiting() >= limit.max_queue() => Some(self.limited(limit.full())),
             Err(None) => {
+                let now = self.clock.now();
+                let waited = now.saturating_duration_since(*self.queued_at.get_or_insert(now));
+                if limit.queue_timeout().is_some_and(|t| waited >= t) {
+                    return Some(self.limited(limit.timed_out(waited)));
+                }
                 let slot = Arc::new(Mutex::new(None));
                 self.waited = Some(Arc::clone(&slot));
                 let acquire = limit.acquire();
+                // The wait ends at the deadline too: the run then stops (above).
+                let deadline = self.policy.max_elapsed.zip(elapsed).map(|(d, e)| self.clock.timer(d.saturating_sub(e)));
                 Some(Step::Wait(Box::pin(async move {
-                    let got = acquire.await;
+                    let got = match deadline {
+                        Some(deadline) => match first(acquire, deadline).await {
+                            Some(got) => got,
+                            None => return, // the deadline: nothing got
+                        },
+                        None => acquire.await,
+                    };
                     *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(got);
                 })))
             }
         }
+    }
+
+    /// The limit refused: stop, giving back the tokens of a retry not made.
+    fn limited(&mut self, refused: LimitError) -> Step<E> {
+        self.refund_pending();
+        self.queued_at = None;
+        let (attempts, last) = (self.attempt, self.last.take());
+        self.stop(GiveUp::Limited, |name| RetryError::Limited { name, attempts, refused, last })
     }
 
     /// Waits `wait` for the pacer's slot, unless that crosses the deadline.

@@ -41,12 +41,16 @@ fn within<T: Send + 'static>(limit: Duration, what: &str, f: impl FnOnce() -> T 
 
 /// Sends through `threads` threads for `run`; returns how many went.
 fn hammer(p: &Pacer, threads: usize, run: Duration) -> u64 {
+    hammer_until(p, threads, Instant::now() + run)
+}
+
+/// Sends through `threads` threads until `end`; returns how many went.
+fn hammer_until(p: &Pacer, threads: usize, end: Instant) -> u64 {
     let sent = AtomicU64::new(0);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
-                let start = Instant::now();
-                while start.elapsed() < run {
+                while Instant::now() < end {
                     call(p);
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
@@ -582,9 +586,12 @@ fn two_processes_with_different_settings_for_one_name() {
         .unwrap();
     let (a2, b2) = (pa.clone(), pb.clone());
     let (na, nb) = within(Duration::from_secs(10), "mixed settings", move || {
+        // One second for every thread (a thread that starts late on a busy
+        // machine must not stretch it).
+        let end = Instant::now() + Duration::from_millis(1000);
         std::thread::scope(|s| {
-            let ha = s.spawn(|| hammer(&a2, 2, Duration::from_millis(1000)));
-            let hb = s.spawn(|| hammer(&b2, 2, Duration::from_millis(1000)));
+            let ha = s.spawn(|| hammer_until(&a2, 2, end));
+            let hb = s.spawn(|| hammer_until(&b2, 2, end));
             (ha.join().unwrap(), hb.join().unwrap())
         })
     });

@@ -57,6 +57,13 @@ pub(super) struct Schedule {
     /// The last grant's size, and whether its running low was signalled.
     last_count: u64,
     low_told: bool,
+    /// The earliest time the next grant's run may start: one slot after the
+    /// last grant's (or, on starting to follow, after the last local
+    /// slot's). A grant is clamped to this pacer's own `max_rate`, so it may
+    /// last longer than the span the fleet reserved for it; the next one
+    /// then waits for it, and the pacer never sends faster than its own
+    /// settings allow.
+    free_at: u64,
 }
 
 impl Schedule {
@@ -72,6 +79,7 @@ impl Schedule {
             granted_end: 0,
             last_count: 0,
             low_told: false,
+            free_at: 0,
         }
     }
 
@@ -126,6 +134,10 @@ impl Schedule {
     /// local times; every later one waits for a grant.
     pub(super) fn follow(&mut self, now: u64, interval: u64) {
         if !self.following {
+            if self.interval != 0 {
+                let ahead = self.next.saturating_sub(self.anchor);
+                self.free_at = self.anchor_at.saturating_add(ahead.saturating_mul(self.interval));
+            }
             self.respace(now, interval);
             self.following = true;
             self.granted_end = self.granted_end.max(self.next);
@@ -150,10 +162,13 @@ impl Schedule {
         self.interval = interval;
     }
 
-    /// Adds the fleet's grant of `count` slots, the first at `at`, the
-    /// others `interval` apart, each usable until `late` after its time: it
-    /// covers the oldest pending slots.
-    pub(super) fn grant(&mut self, at: u64, count: u64, interval: u64, late: u64) {
+    /// Adds the fleet's grant of `count` slots, the first at `at` (or, if
+    /// later, one slot after the previous grant's last, less `tolerance`:
+    /// the pacer's burst), the others `interval` apart, each usable until
+    /// `late` after its time: it covers the oldest pending slots.
+    pub(super) fn grant(&mut self, at: u64, count: u64, interval: u64, late: u64, tolerance: u64) {
+        let at = at.max(self.free_at.saturating_sub(tolerance));
+        self.free_at = at.saturating_add(count.saturating_mul(interval));
         let first = self.granted_end;
         self.granted_end += count;
         self.grants.push_back(Grant { first, count, at, interval, late });
@@ -237,7 +252,7 @@ mod tests {
         s.next = 2; // two slots went out before
         s.follow(1_000, 100);
         assert_eq!(s.due(2), PENDING);
-        s.grant(5_000, 2, 100, 0);
+        s.grant(5_000, 2, 100, 0, 0);
         assert_eq!((s.due(2), s.due(3), s.due(4)), (5_000, 5_100, PENDING));
         s.next = 5;
         assert_eq!((s.pending(), s.unused()), (1, 0));
@@ -250,11 +265,33 @@ mod tests {
     fn granted_slots_nobody_took_in_time_are_skipped() {
         let mut s = Schedule::new(0, 0);
         s.follow(0, 100);
-        s.grant(1_000, 10, 100, 0);
+        s.grant(1_000, 10, 100, 0, 0);
         s.expire(1_450, 200); // slots due before 1 250 are gone: 0, 1, 2
         assert_eq!(s.next, 3);
         s.next = 10;
         s.expire(10_000, 200);
         assert_eq!(s.grants.len(), 0);
+    }
+
+    #[test]
+    fn a_grant_waits_for_the_one_before_less_the_burst() {
+        // A grant's slots are spaced at this pacer's own (slower) rate, so
+        // the fleet's next grant may come before the last one ends.
+        let mut s = Schedule::new(0, 0);
+        s.follow(0, 100);
+        s.grant(1_000, 3, 100, 0, 0);
+        s.grant(1_150, 2, 100, 0, 0);
+        assert_eq!((s.due(2), s.due(3), s.due(4)), (1_200, 1_300, 1_400));
+        s.grant(1_000, 1, 100, 0, 100);
+        assert_eq!(s.due(5), 1_400, "a burst of two lets it come one slot early");
+    }
+
+    #[test]
+    fn the_first_grant_waits_for_the_last_local_slot() {
+        let mut s = Schedule::new(100, 0);
+        s.next = 3; // local slots at 0, 100, 200
+        s.follow(50, 100);
+        s.grant(60, 1, 100, 0, 0);
+        assert_eq!(s.due(3), 300);
     }
 }

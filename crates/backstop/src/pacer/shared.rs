@@ -153,15 +153,18 @@ impl SharedPacer {
     /// each usable until `late` after its time (a process whose callers come
     /// slower than the fleet's rate uses its run at its own pace; the fleet
     /// then sends up to `late` of its rate in a bunch, never more slots).
-    /// They go to the callers waiting longest.
+    /// They go to the callers waiting longest. A run never starts before
+    /// the previous one ends (less the pacer's burst): the pacer's own
+    /// `max_rate` spaces the slots, and it holds across runs.
     pub fn grant(&self, wait: Duration, count: u64, fleet_rate: f64, late: Duration) {
         let pacer = &self.pacer;
         let inner = &*pacer.inner;
         let interval = interval_of(fleet_rate.clamp(inner.min_rate, inner.max_rate));
         let at = pacer.now_nanos().saturating_add(nanos(wait));
+        let tolerance = interval.saturating_mul(u64::from(inner.burst - 1));
         let mut s = lock(&inner.schedule);
         if s.is_following() {
-            s.grant(at, count, interval, nanos(late));
+            s.grant(at, count, interval, nanos(late), tolerance);
         }
     }
 

@@ -5,6 +5,7 @@
 //! Counts are thread-local (a `Cell` per thread), so counting costs the
 //! measured code no atomic operation.
 
+pub mod botocore;
 pub mod nginx;
 
 use std::alloc::{GlobalAlloc, Layout, System};

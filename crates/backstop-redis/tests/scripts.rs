@@ -308,6 +308,33 @@ fn a_refusal_drops_the_fleets_rate_to_beta_of_what_the_fleet_sent_once_per_inter
     assert!(grown <= 2_000, "successes grew the rate past the stated limit: {grown}");
 }
 
+/// The fleet measures what it sends as one pacer measures its own: the
+/// sends in 250 ms slices over the last 2 s, divided by the time they cover.
+/// A steady 100 a second, read at any moment of the newest slice, reads
+/// 100 a second (dividing by the whole 2 s would read 87.5–100).
+#[test]
+fn a_fleets_steady_sends_are_read_at_their_rate_at_every_phase_of_a_slice() {
+    let redis = RedisServer::start();
+    let mut con = connect(&redis);
+    let pace = key("pace", "measure");
+    for phase_ms in [0u64, 40, 100, 170, 240] {
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut con).unwrap();
+        let now = secs * 1_000_000 + micros;
+        // Born 20 s (80 slices) and `phase` ago: slice 80 is the newest.
+        let born = now - 20_000_000 - phase_ms * 1_000;
+        let mut fields = vec![("born".to_owned(), born.to_string()), ("win".to_owned(), "80".to_owned())];
+        for i in 0..8 {
+            // Slice 80 sits at 80 % 8 = 0 and holds `phase` of 100/s.
+            let sends = if i == 0 { phase_ms / 10 } else { 25 };
+            fields.push((format!("s{i}"), sends.to_string()));
+        }
+        let _: () = redis::cmd("DEL").arg(&pace).query(&mut con).unwrap();
+        let _: () = redis::cmd("HSET").arg(&pace).arg(&fields).query(&mut con).unwrap();
+        let [_, _, _, measured] = sync(&mut con, &pace, Report::default());
+        assert!((measured - 100_000).abs() <= 1_000, "at {phase_ms} ms into a slice: {measured} milli-calls/s");
+    }
+}
+
 #[test]
 fn a_pace_hash_holding_garbage_is_repaired_not_followed() {
     let redis = RedisServer::start();
@@ -325,7 +352,9 @@ fn a_pace_hash_holding_garbage_is_repaired_not_followed() {
         ("tat", "1e18"),
         ("tat", "nan"),
         ("win", "-inf"),
-        ("cur", "nan"),
+        ("win", "1e300"),
+        ("s3", "nan"),
+        ("s0", "-7"),
         ("born", "1e300"),
         ("ceil", "nan"),
         ("hold", "inf"),

@@ -90,6 +90,15 @@ impl<const N: usize> SlidingCounts<N> {
         sums
     }
 
+    /// Nanoseconds from the start of the oldest slice within the span ending
+    /// at `now` to `now`: the time that [`totals`](Self::totals) covers
+    /// (between the span less one slice, and the span).
+    pub(crate) fn covered(&self, now: u64) -> u64 {
+        let epoch = now / self.bucket_nanos;
+        let oldest = epoch.saturating_sub(self.buckets.len() as u64 - 1);
+        now - oldest * self.bucket_nanos
+    }
+
     /// Forgets everything.
     pub(crate) fn clear(&self) {
         let _guard = lock(&self.recycle);
@@ -131,6 +140,14 @@ mod tests {
         w.add(SEC / 2, [1]);
         assert_eq!(w.totals(10 * SEC - 1), [1]);
         assert_eq!(w.totals(10 * SEC), [0]);
+    }
+
+    #[test]
+    fn the_totals_cover_the_span_less_part_of_a_slice() {
+        let w = SlidingCounts::<1>::new(10 * SEC, 10);
+        assert_eq!(w.covered(100 * SEC), 9 * SEC);
+        assert_eq!(w.covered(100 * SEC + SEC / 4), 9 * SEC + SEC / 4);
+        assert_eq!(w.covered(SEC / 2), SEC / 2, "not before time's origin");
     }
 
     #[test]

@@ -158,3 +158,124 @@ fn a_stated_limit_caps_the_rate_until_its_window_resets_then_it_grows_back() {
     }
     assert!(pacer.rate().unwrap() > 1.0, "{:?}", pacer.rate());
 }
+
+// ------------------------------------------------- the measured send rate
+
+/// Sends every `gap` on `clock` until `until` (the pacer not pacing).
+fn stream(pacer: &Pacer, clock: &ManualClock, gap: Duration, until: Duration) {
+    while clock.elapsed() < until {
+        assert!(pacer.reserve().is_zero());
+        clock.advance(gap);
+    }
+}
+
+/// A steady 100 calls a second, refused at any moment of the measuring
+/// window's 250 ms slices: the rate remembered is the rate sent (the pacer
+/// drops to β = 0.7 of it), within 2 %. (Dividing by the whole 2 s window,
+/// as the pacer once did, read 88–100 % of it.)
+#[test]
+fn a_steady_stream_is_read_at_its_true_rate_at_every_phase_of_the_window() {
+    for phase_ms in (0..250).step_by(5) {
+        let clock = ManualClock::new();
+        let pacer = Pacer::builder("steady").clock(&clock).build().unwrap();
+        stream(&pacer, &clock, Duration::from_millis(10), Duration::from_millis(3_000 + phase_ms));
+        pacer.record(Verdict::Throttled);
+        let read = pacer.rate().unwrap() / 0.7;
+        assert!((read / 100.0 - 1.0).abs() <= 0.02, "at {phase_ms} ms into a slice: read {read:.2}/s of 100/s");
+    }
+}
+
+/// The measuring rule as the docs state it, written out: the sends in the
+/// 250 ms slices (counted from the pacer's creation) of the last 2 s,
+/// divided by the time those slices cover, or the pacer's life if shorter,
+/// at least 0.1 s.
+fn measured_by_the_docs(sends: &[Duration], now: Duration) -> f64 {
+    let slice = Duration::from_millis(250).as_nanos();
+    let current = now.as_nanos() / slice;
+    let oldest_start = current.saturating_sub(7) * slice;
+    let sent = sends.iter().filter(|t| t.as_nanos() >= oldest_start).count();
+    let covered = (now.as_nanos() - oldest_start) as f64 / 1e9;
+    sent as f64 / covered.max(0.1)
+}
+
+/// CUBIC as the docs state it: what the rate should be, step by step.
+struct Cubic {
+    rate: Option<f64>,
+    max: f64,
+    k: f64,
+    decreased_at: Duration,
+}
+
+impl Cubic {
+    const MIN: f64 = 0.5;
+
+    fn refused(&mut self, now: Duration, measured: f64) {
+        let sending = self.rate.map_or(measured, |r| r.min(measured.max(Self::MIN)));
+        self.max = sending.max(Self::MIN);
+        self.k = (self.max * 0.3 / 0.4).cbrt();
+        self.decreased_at = now;
+        self.rate = Some((self.max * 0.7).max(Self::MIN));
+    }
+
+    fn succeeded(&mut self, now: Duration, measured: f64) {
+        if self.rate.is_some() {
+            let t = (now - self.decreased_at).as_secs_f64();
+            let grown = 0.4 * (t - self.k).powi(3) + self.max;
+            self.rate = Some(grown.min(2.0 * measured.max(Self::MIN)).max(Self::MIN));
+        }
+    }
+}
+
+/// Replays a client that wants 50 calls a second against a server that
+/// accepts 25 in any sliding second, for 60 s of virtual time, with every
+/// refusal decreasing (`min_decrease_interval(ZERO)`, the SDKs' rule): after
+/// each answer, the pacer's rate is what the documented rule gives, from
+/// the sends the test saw; and it settles near the server's 25/s.
+#[test]
+fn a_throttle_sequence_replayed_keeps_to_the_documented_rule() {
+    let clock = ManualClock::new();
+    let pacer = Pacer::builder("replay").min_decrease_interval(Duration::ZERO).clock(&clock).build().unwrap();
+    let mut model = Cubic { rate: None, max: 0.0, k: 0.0, decreased_at: Duration::ZERO };
+    let (mut sends, mut accepted) = (Vec::new(), std::collections::VecDeque::<Duration>::new());
+    let (mut refusals, mut remembered) = (0, Vec::new());
+    let mut wanted_at = Duration::ZERO;
+    while clock.elapsed() < Duration::from_secs(60) {
+        clock.advance(wanted_at.saturating_sub(clock.elapsed()));
+        if let Some(slot) = pacer.take_slot() {
+            loop {
+                let wait = pacer.wait(slot);
+                if wait.is_zero() {
+                    break;
+                }
+                clock.advance(wait);
+            }
+        }
+        let now = clock.elapsed();
+        sends.push(now);
+        while accepted.front().is_some_and(|t| now - *t >= Duration::from_secs(1)) {
+            accepted.pop_front();
+        }
+        let measured = measured_by_the_docs(&sends, now);
+        if accepted.len() < 25 {
+            accepted.push_back(now);
+            pacer.record_success();
+            model.succeeded(now, measured);
+        } else {
+            pacer.record(Verdict::Throttled);
+            model.refused(now, measured);
+            refusals += 1;
+            remembered.push(model.max);
+        }
+        let (got, want) = (pacer.rate(), model.rate);
+        let agree = match (got, want) {
+            (Some(g), Some(w)) => (g - w).abs() <= 1e-6 * w,
+            (g, w) => g == w,
+        };
+        assert!(agree, "at {now:?} (answer {}): the pacer's rate {got:?}, the rule's {want:?}", sends.len());
+        wanted_at += Duration::from_millis(20);
+    }
+    assert!(refusals >= 10, "{refusals} refusals");
+    let settled = &remembered[remembered.len() / 2..];
+    let mean = settled.iter().sum::<f64>() / settled.len() as f64;
+    assert!((22.0..=30.0).contains(&mean), "remembered {mean:.1}/s on average in the second half: {remembered:?}");
+}

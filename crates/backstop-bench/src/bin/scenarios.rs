@@ -32,7 +32,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backstop::breaker::BreakerConfig;
-use backstop::{CircuitBreaker, Pacer, RetryBudget, presets};
+use backstop::{CircuitBreaker, Pacer, RetryBudget, SystemClock, presets};
+use backstop_bench::botocore::AdaptiveLimiter;
 use backstop_http::RetryMiddleware;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use reqwest_retry::RetryTransientMiddleware;
@@ -48,10 +49,18 @@ enum Client {
     Backstop,
     BackstopGuards,
     BackstopPacer,
+    /// backstop's retries, paced by botocore's adaptive rule instead.
+    BotocorePacer,
 }
 
-const CLIENTS: [Client; 5] =
-    [Client::Plain, Client::ReqwestRetry, Client::Backstop, Client::BackstopGuards, Client::BackstopPacer];
+const CLIENTS: [Client; 6] = [
+    Client::Plain,
+    Client::ReqwestRetry,
+    Client::Backstop,
+    Client::BackstopGuards,
+    Client::BackstopPacer,
+    Client::BotocorePacer,
+];
 
 impl Client {
     fn label(self) -> &'static str {
@@ -61,6 +70,7 @@ impl Client {
             Client::Backstop => "backstop `api_call`",
             Client::BackstopGuards => "backstop + budget + breaker",
             Client::BackstopPacer => "backstop + pacer",
+            Client::BotocorePacer => "`api_call` + botocore's adaptive rule",
         }
     }
 
@@ -86,7 +96,41 @@ impl Client {
             Client::BackstopPacer => {
                 b.with(RetryMiddleware::new(presets::API_CALL).pacer(&Pacer::builder("api").build()?)).build()
             }
+            Client::BotocorePacer => {
+                let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs_f64();
+                b.with(RetryMiddleware::new(presets::API_CALL))
+                    .with(Botocore(AdaptiveLimiter::new(SystemClock, epoch)))
+                    .build()
+            }
         })
+    }
+}
+
+/// Every attempt through botocore's adaptive limiter (see
+/// [`backstop_bench::botocore`]): a token before it goes, its answer
+/// clocked after (a 429 is a refusal).
+struct Botocore(AdaptiveLimiter);
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for Botocore {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        ext: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        loop {
+            let wait = self.0.acquire();
+            if wait.is_zero() {
+                break;
+            }
+            // botocore waits on a condition that a rate change also wakes.
+            tokio::time::sleep(wait.min(Duration::from_millis(20))).await;
+        }
+        let answer = next.run(req, ext).await;
+        let throttled = matches!(&answer, Ok(r) if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS);
+        self.0.on_response(throttled);
+        answer
     }
 }
 

@@ -28,11 +28,15 @@
 -- Returns {the rate, calls per second as a string ('0': not pacing), µs
 -- until the first granted slot, slots granted, the fleet's measured send
 -- rate in milli-calls per second}.
-local BETA, C, WINDOW = 0.7, 0.4, 1000000
+-- The fleet's send rate is measured as one pacer measures its own: the
+-- sends in the last 2 s, kept in SLICES slices of SLICE µs from the pace's
+-- birth, divided by the time those slices cover (1.75-2 s), or the pace's
+-- life if shorter, at least 0.1 s.
+local BETA, C, SECOND, SLICE, SLICES = 0.7, 0.4, 1000000, 250000, 8
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local f = redis.call('HMGET', KEYS[1], 'rate', 'max', 'dec', 'tat', 'win', 'cur', 'prev', 'born', 'ceil', 'ceil_until',
-  'hold', 'hold_at', 'sum')
+local f = redis.call('HMGET', KEYS[1], 'rate', 'max', 'dec', 'tat', 'win', 'born', 'ceil', 'ceil_until', 'hold',
+  'hold_at', 'sum')
 -- A field is read only if it is a finite number within bounds: a hash
 -- someone wrote garbage into (nan, inf, a time in the future) is repaired,
 -- not followed.
@@ -45,17 +49,15 @@ local function field(i, lo, hi)
 end
 local FAR = 1e18
 local rate, max, dec = field(1, 1e-12, 1e9), field(2, 1e-12, 1e9), field(3, 0, now)
-local born = field(8, 0, now) or now
-local win = field(5, born, now) or now
-local cur, prev = field(6, 0, FAR) or 0, field(7, 0, FAR) or 0
-local ceil, ceil_until = field(9, 1e-12, 1e9), field(10, 0, FAR)
+local born = field(6, 0, now) or now
+local ceil, ceil_until = field(7, 1e-12, 1e9), field(8, 0, FAR)
 -- A first decrease waiting for every worker's report (the rate before, 0: none).
-local hold, hold_at = field(11, 0, 1e9), field(12, born, now)
+local hold, hold_at = field(9, 0, 1e9), field(10, born, now)
 if not hold_at then
   hold = nil
 end
 -- Every send reported since the pace began.
-local sum = (field(13, 0, FAR) or 0) + tonumber(ARGV[1])
+local sum = (field(11, 0, FAR) or 0) + tonumber(ARGV[1])
 local lag = tonumber(ARGV[14])
 local minr, maxr = tonumber(ARGV[7]), tonumber(ARGV[8])
 -- The fleet's time line: no grant starts more than three lags ahead, nor
@@ -66,16 +68,27 @@ local function clamp(r)
   return math.min(math.max(r, minr), maxr)
 end
 
--- What the fleet sends: two one-second buckets, sliding.
-local gone = now - win
-if gone < 0 or gone >= 2 * WINDOW then
-  prev, cur, win = 0, 0, now
-elseif gone >= WINDOW then
-  prev, cur, win = cur, 0, win + WINDOW
+-- What the fleet sends (see SLICE): slice `win` is the newest counted;
+-- slices gone since are emptied for reuse.
+local win = math.floor((now - born) / SLICE)
+local last = field(5, 0, win)
+local counts = redis.call('HMGET', KEYS[1], 's0', 's1', 's2', 's3', 's4', 's5', 's6', 's7')
+for i = 1, SLICES do
+  local x = tonumber(counts[i])
+  counts[i] = (last and win - last < SLICES and x and x == x and x >= 0 and x <= FAR) and x or 0
 end
-cur = cur + tonumber(ARGV[1])
-local span = math.min(1, math.max(0.1, (now - born) / WINDOW))
-local measured = (prev * (1 - (now - win) / WINDOW) + cur) / span
+if last then
+  for j = last + 1, math.min(win, last + SLICES) do
+    counts[j % SLICES + 1] = 0
+  end
+end
+counts[win % SLICES + 1] = counts[win % SLICES + 1] + tonumber(ARGV[1])
+local sent = 0
+for i = 1, SLICES do
+  sent = sent + counts[i]
+end
+local oldest = born + math.max(0, win - SLICES + 1) * SLICE
+local measured = sent / (math.max(100000, now - oldest) / SECOND)
 
 local initial = tonumber(ARGV[9])
 local seed = tonumber(ARGV[15])
@@ -99,7 +112,7 @@ if hold and now - born >= lag then
   -- Every worker has reported what it sent since the pace began: the
   -- fleet's rate until the refusal (each worker went on for about half a
   -- refresh, a quarter of the lag, before it heard of the hold).
-  decrease(hold, sum / math.max(0.1, (hold_at - born + lag / 4) / WINDOW))
+  decrease(hold, sum / math.max(0.1, (hold_at - born + lag / 4) / SECOND))
   hold, hold_at = nil, nil
 elseif ARGV[3] == '1' and not hold and not (rate and dec and now - dec < tonumber(ARGV[10]) * 1000) then
   -- Refused: the calls sent at the old rate say nothing new until
@@ -154,8 +167,11 @@ if rate and wanted > 0 and not hold then
   end
 end
 
-local fields = {'tat', string.format('%d', tat), 'win', string.format('%d', win), 'cur', cur, 'prev', prev,
-  'born', string.format('%d', born)}
+local fields = {'tat', string.format('%d', tat), 'win', string.format('%d', win), 'born', string.format('%d', born)}
+for i = 1, SLICES do
+  fields[#fields + 1] = 's' .. (i - 1)
+  fields[#fields + 1] = string.format('%d', counts[i])
+end
 if rate then
   for _, v in ipairs({'rate', string.format('%.17g', rate), 'max', string.format('%.17g', max)}) do
     fields[#fields + 1] = v

@@ -152,6 +152,7 @@ pub mod hedge;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+pub mod keyed;
 pub mod limit;
 pub mod pacer;
 pub mod policy;

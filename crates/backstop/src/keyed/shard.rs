@@ -1,0 +1,129 @@
+//! One shard of a [`Keyed`](super::Keyed): its keys' guards, and which to
+//! drop when it is full or they are idle.
+//!
+//! Each held key remembers when it was last asked for as a *stamp*: the
+//! number of sweeps its shard had made then. A key whose stamp is older than
+//! the shard's sweeps has not been asked for since the last sweep. Asking
+//! stores the stamp only when it changed, so a busy key writes its cache
+//! line once per sweep, not once per call, and reads no clock.
+//!
+//! Idle keys: when a new key comes at least `idle_after` since the shard's
+//! last idle sweep, the keys not asked for since that sweep (so for at least
+//! `idle_after`) are dropped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hashbrown::HashTable;
+
+struct Held<T> {
+    hash: u64,
+    key: Box<str>,
+    value: Arc<T>,
+    stamp: AtomicU64,
+}
+
+impl<T> Held<T> {
+    fn stamp(&self) -> u64 {
+        self.stamp.load(Ordering::Relaxed)
+    }
+}
+
+pub(super) struct Shard<T> {
+    table: HashTable<Held<T>>,
+    /// Sweeps so far: the stamp of a key asked for now.
+    sweeps: u64,
+    /// The stamp at the last idle sweep, and when it was (ns on the
+    /// `Keyed`'s clock).
+    idle_mark: u64,
+    idle_swept_at: u64,
+}
+
+impl<T> Shard<T> {
+    pub(super) fn new() -> Self {
+        Self { table: HashTable::new(), sweeps: 0, idle_mark: 0, idle_swept_at: 0 }
+    }
+
+    /// The guard held for `key`, marked as asked for.
+    #[inline]
+    pub(super) fn get(&self, hash: u64, key: &str) -> Option<Arc<T>> {
+        let held = self.table.find(hash, |h| h.hash == hash && &*h.key == key)?;
+        if held.stamp() != self.sweeps {
+            held.stamp.store(self.sweeps, Ordering::Relaxed);
+        }
+        Some(Arc::clone(&held.value))
+    }
+
+    pub(super) fn contains(&self, hash: u64, key: &str) -> bool {
+        self.table.find(hash, |h| h.hash == hash && &*h.key == key).is_some()
+    }
+
+    pub(super) fn remove(&mut self, hash: u64, key: &str) -> bool {
+        match self.table.find_entry(hash, |h| h.hash == hash && &*h.key == key) {
+            Ok(entry) => {
+                entry.remove();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Holds `value` for `key` (not held yet) at `now`, first dropping the
+    /// idle keys (once `idle_after` has passed since the last time) and
+    /// making room within `most` keys (at least 1); returns how many were
+    /// dropped.
+    pub(super) fn insert(
+        &mut self,
+        hash: u64,
+        key: &str,
+        value: Arc<T>,
+        now: u64,
+        idle_after: u64,
+        most: usize,
+    ) -> usize {
+        let before = self.table.len();
+        if now.saturating_sub(self.idle_swept_at) >= idle_after {
+            let mark = self.idle_mark;
+            self.table.retain(|h| h.stamp() >= mark);
+            self.sweeps += 1;
+            (self.idle_mark, self.idle_swept_at) = (self.sweeps, now);
+        }
+        if self.table.len() >= most {
+            self.make_room(most);
+        }
+        let held = Held { hash, key: key.into(), value, stamp: AtomicU64::new(self.sweeps) };
+        self.table.insert_unique(hash, held, |h| h.hash);
+        before + 1 - self.table.len()
+    }
+
+    /// Drops the keys not asked for since the last sweep; then, if the shard
+    /// is still full, the least recently asked-for, down to three quarters
+    /// of `most` (and below `most`).
+    fn make_room(&mut self, most: usize) {
+        let current = self.sweeps;
+        self.table.retain(|h| h.stamp() >= current);
+        if self.table.len() >= most {
+            let keep = (most - most / 4).min(most - 1);
+            let mut stamps: Vec<u64> = self.table.iter().map(Held::stamp).collect();
+            stamps.sort_unstable();
+            let cut = stamps.len() - keep;
+            // Every stamp below the newest dropped one goes, and as many at
+            // it as make up the cut.
+            let newest_dropped = stamps[cut - 1];
+            let mut at_it = cut - stamps.partition_point(|&s| s < newest_dropped);
+            self.table.retain(|h| match h.stamp().cmp(&newest_dropped) {
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Equal if at_it > 0 => {
+                    at_it -= 1;
+                    false
+                }
+                _ => true,
+            });
+        }
+        self.sweeps += 1;
+    }
+}

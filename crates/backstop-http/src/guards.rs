@@ -47,6 +47,16 @@ macro_rules! guard_setters {
             self.edit_guards(|g| g.limit(limit).build())
         }
 
+        /// Guards per origin (scheme, host and port; see
+        /// [`backstop::keyed`]): each request takes its origin's guards
+        /// from `keyed`, made on its first request, in place of this
+        /// client's guards of the same kind (those it has not are still
+        /// this client's). One dead origin then trips only its own breaker;
+        /// each origin is paced at its own rate.
+        pub fn per_origin(self, keyed: &backstop::keyed::Keyed<Guards>) -> Self {
+            self.set_per_origin(keyed.clone())
+        }
+
         /// Sleeps on this clock (default: the real one); a
         /// [`ManualClock`](backstop::ManualClock) in tests.
         pub fn clock<C: Clock + Clone + 'static>(self, clock: &C) -> Self {

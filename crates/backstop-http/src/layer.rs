@@ -12,6 +12,7 @@ use std::time::Duration;
 use backstop::guards::GuardsBuilder;
 use backstop::hedge::Hedge;
 use backstop::http::{classify_status, is_retryable_status};
+use backstop::keyed::Keyed;
 use backstop::retry::Name;
 use backstop::{CircuitBreaker, Clock, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, Verdict, presets};
 use http::{Request, Response};
@@ -23,6 +24,7 @@ use crate::attempts::Attempts;
 use crate::guards;
 use crate::layer_error::{BoxError, LayerError};
 use crate::options::{Options, fresh_key};
+use crate::origin;
 use crate::replay::Replay;
 
 /// A tower [`Layer`] that retries HTTP requests under a [`RetryPolicy`]
@@ -51,6 +53,7 @@ struct Shared {
     /// `policy` with one attempt, for requests that are sent once.
     once: RetryPolicy,
     guards: Guards,
+    per_origin: Option<Keyed<Guards>>,
     options: Options,
     hedge: Option<Hedge>,
 }
@@ -64,8 +67,14 @@ impl Default for RetryLayer {
 impl RetryLayer {
     /// Retries under `policy`.
     pub fn new(policy: RetryPolicy) -> Self {
-        let shared =
-            Shared { once: policy.once(), policy, guards: Guards::default(), options: Options::default(), hedge: None };
+        let shared = Shared {
+            once: policy.once(),
+            policy,
+            guards: Guards::default(),
+            per_origin: None,
+            options: Options::default(),
+            hedge: None,
+        };
         Self { shared: Arc::new(shared) }
     }
 
@@ -91,6 +100,10 @@ impl RetryLayer {
 
     fn edit_guards(self, edit: impl FnOnce(GuardsBuilder) -> Guards) -> Self {
         self.edit(|s| s.guards = edit(s.guards.to_builder()))
+    }
+
+    fn set_per_origin(self, keyed: Keyed<Guards>) -> Self {
+        self.edit(|s| s.per_origin = Some(keyed))
     }
 }
 
@@ -203,6 +216,7 @@ where
             let method = req.method().clone();
             let replay = shared.options.prepare(&method, req.headers_mut(), fresh_key);
             let name = run_name(&req);
+            let guards = origin::guards_for(&shared.guards, shared.per_origin.as_ref(), || origin::of_request(&req));
             // The first attempt uses the service that was polled ready; later
             // ones use clones, polled ready in their turn.
             // The ready service, then the one its clones are made from (in a
@@ -210,7 +224,7 @@ where
             // between threads, and `S` need only be `Send`).
             let template = ready.clone();
             let services = std::sync::Mutex::new((Some(ready), template));
-            let pacer = shared.guards.pacer().cloned();
+            let pacer = guards.pacer().cloned();
             // One request: a service (the ready one first, then clones) and a copy.
             let request = || {
                 let mut svc = {
@@ -242,7 +256,7 @@ where
             let policy = replay.policy(&shared.policy, &shared.once);
             let timeout = shared.options.attempt_timeout;
             let classify = classify_attempt::<R>;
-            let result = guards::run(policy, &shared.guards, name, attempt, classify, timeout, timed_out::<R>).await;
+            let result = guards::run(policy, &guards, name, attempt, classify, timeout, timed_out::<R>).await;
             let (mut resp, attempts) = result.or_else(|err: RetryError<Attempt<R>>| {
                 let (message, attempts) = (err.to_string(), err.attempts());
                 match err.into_inner() {

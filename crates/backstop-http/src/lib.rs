@@ -50,6 +50,7 @@ mod layer;
 mod layer_error;
 mod middleware;
 mod options;
+mod origin;
 mod replay;
 mod send;
 
@@ -72,10 +73,7 @@ pub(crate) fn request_name(request: &reqwest::Request) -> backstop::retry::Name 
 /// A URL for logs and errors: scheme, host, port and path, without
 /// credentials or query (which may hold secrets).
 pub(crate) fn redacted(url: &reqwest::Url) -> String {
-    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
-    if let Some(port) = url.port() {
-        shown.push_str(&format!(":{port}"));
-    }
+    let mut shown = origin::of_url(url);
     shown.push_str(url.path());
     shown
 }

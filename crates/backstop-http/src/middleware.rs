@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use backstop::guards::GuardsBuilder;
 use backstop::hedge::Hedge;
+use backstop::keyed::Keyed;
 use backstop::{CircuitBreaker, Clock, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, presets};
 use http::Extensions;
 use reqwest::{Request, Response};
@@ -14,6 +15,7 @@ use crate::attempts::Attempts;
 use crate::error::{HttpError, NotRetried, classify};
 use crate::guards;
 use crate::options::{Options, fresh_key};
+use crate::origin;
 use crate::replay::Replay;
 
 /// Retries a client's requests under a [`RetryPolicy`] (default:
@@ -48,6 +50,7 @@ pub struct RetryMiddleware {
     /// `policy` with one attempt, for requests that are sent once.
     once: RetryPolicy,
     guards: Guards,
+    per_origin: Option<Keyed<Guards>>,
     options: Options,
     hedge: Option<Hedge>,
 }
@@ -61,7 +64,14 @@ impl Default for RetryMiddleware {
 impl RetryMiddleware {
     /// Retries under `policy`.
     pub fn new(policy: RetryPolicy) -> Self {
-        Self { once: policy.once(), policy, guards: Guards::default(), options: Options::default(), hedge: None }
+        Self {
+            once: policy.once(),
+            policy,
+            guards: Guards::default(),
+            per_origin: None,
+            options: Options::default(),
+            hedge: None,
+        }
     }
 
     /// Which requests may be retried, and the per-attempt timeout.
@@ -86,6 +96,11 @@ impl RetryMiddleware {
         self.guards = edit(self.guards.to_builder());
         self
     }
+
+    fn set_per_origin(mut self, keyed: Keyed<Guards>) -> Self {
+        self.per_origin = Some(keyed);
+        self
+    }
 }
 
 #[async_trait]
@@ -107,8 +122,9 @@ impl Middleware for RetryMiddleware {
             replay = Replay::Once(NotRetried::StreamBody);
         }
         let name = crate::request_name(&req);
+        let guards = origin::guards_for(&self.guards, self.per_origin.as_ref(), || origin::of_url(req.url()));
         let first = std::sync::Mutex::new(Some(req));
-        let pacer = self.guards.pacer();
+        let pacer = guards.pacer();
         // The request to send: the caller's the first time, a copy after.
         let request = || {
             let first = first.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
@@ -141,7 +157,7 @@ impl Middleware for RetryMiddleware {
         };
         let policy = replay.policy(&self.policy, &self.once);
         let timeout = self.options.attempt_timeout;
-        let result = guards::run(policy, &self.guards, name, attempt, classify, timeout, HttpError::TimedOut).await;
+        let result = guards::run(policy, &guards, name, attempt, classify, timeout, HttpError::TimedOut).await;
         let result = match replay {
             Replay::Allowed => result,
             Replay::Once(reason) => result.map_err(|e| e.map_err(|e| e.not_retried(reason))),

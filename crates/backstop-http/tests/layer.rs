@@ -143,3 +143,32 @@ async fn the_layer_hedges_a_stalled_get_and_never_a_post() {
     let (_, body) = call(&mut svc, request(Method::POST, &server.url("/orders"))).await.unwrap();
     assert_eq!((&body[..], server.hits()), (&b"late"[..], 1), "a POST without a key is sent once");
 }
+
+/// Guards per origin through the layer: the dead origin's breaker opens, the
+/// healthy origin's requests still go.
+#[tokio::test]
+async fn the_layer_keeps_a_breaker_per_origin() {
+    use backstop::breaker::{BreakerConfig, CircuitState};
+    use backstop::keyed::Keyed;
+    use backstop::{CircuitBreaker, Guards};
+    let (down, up) = (FaultServer::start(), FaultServer::start());
+    down.otherwise(Reply::status(503));
+    let per_origin = Keyed::builder(|origin: &str| {
+        let config = BreakerConfig::builder().consecutive_failures(2).build().unwrap();
+        Guards::builder().breaker(&CircuitBreaker::new(origin.to_owned(), config)).build()
+    })
+    .build()
+    .unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut svc = RetryLayer::new(fast(2)).per_origin(&per_origin).layer(client);
+    let _ = call(&mut svc, request(Method::GET, &down.url("/"))).await;
+    let refused = call(&mut svc, request(Method::GET, &down.url("/"))).await.unwrap_err();
+    assert!(refused.to_string().contains("circuit"), "{refused}");
+    assert_eq!(down.hits(), 2);
+    for _ in 0..10 {
+        assert_eq!(call(&mut svc, request(Method::GET, &up.url("/"))).await.unwrap().0, 200);
+    }
+    let origin = down.url("");
+    assert_eq!(per_origin.get(&origin).breaker().unwrap().state(), CircuitState::Open);
+    assert_eq!(per_origin.get(&up.url("")).breaker().unwrap().state(), CircuitState::Closed);
+}

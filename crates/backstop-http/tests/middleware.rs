@@ -370,3 +370,42 @@ async fn a_client_with_a_full_concurrency_limit_refuses_naming_it() {
     drop(held);
     assert_eq!(client.get(server.url("/")).send().await.unwrap().status(), 200);
 }
+
+/// A breaker per origin: two servers behind one client, one of them down.
+/// Its breaker opens; the healthy origin's requests are never refused, and
+/// each origin's breaker carries the origin in its name.
+#[tokio::test]
+async fn one_dead_origin_trips_only_its_own_breaker() {
+    use backstop::Guards;
+    use backstop::breaker::CircuitState;
+    use backstop::keyed::Keyed;
+    let (down, up) = (FaultServer::start(), FaultServer::start());
+    down.otherwise(Reply::status(503));
+    let per_origin = Keyed::builder(|origin: &str| {
+        let config =
+            BreakerConfig::builder().consecutive_failures(2).open_for(Backoff::constant(S(60))).build().unwrap();
+        Guards::builder().breaker(&CircuitBreaker::new(format!("api {origin}"), config)).build()
+    })
+    .build()
+    .unwrap();
+    let clock = ManualClock::new();
+    let client = client(RetryMiddleware::new(policy(2)).clock(&clock).per_origin(&per_origin));
+    for _ in 0..3 {
+        let _ = client.get(down.url("/x?token=secret")).send().await;
+        assert_eq!(client.get(up.url("/y")).send().await.unwrap().status(), 200);
+    }
+    let down_origin = down.url("").trim_end_matches('/').to_owned();
+    let breaker = per_origin.get(&down_origin);
+    let breaker = breaker.breaker().unwrap();
+    assert_eq!(breaker.state(), CircuitState::Open);
+    assert_eq!(breaker.name(), format!("api {down_origin}"));
+    assert!(!breaker.name().contains("secret"));
+    let refused = client.get(down.url("/x")).send().await.unwrap_err();
+    assert!(matches!(retry_error(&refused), RetryError::CircuitOpen { .. }), "{refused}");
+    assert_eq!(down.hits(), 2, "the open breaker stopped the dead origin's requests");
+    for _ in 0..20 {
+        assert_eq!(client.get(up.url("/y")).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(up.hits(), 23);
+    assert_eq!(per_origin.len(), 2);
+}

@@ -86,7 +86,7 @@
 //! # In Redis
 //!
 //! Every read-modify-write is one Lua script ([`scripts`]); keys are
-//! `backstop:v1:{name}:kind` (a format version, a Redis Cluster hash tag)
+//! `backstop:v2:{name}:kind` (a format version, a Redis Cluster hash tag)
 //! with a time to live (24 h by default), so an abandoned fleet leaves
 //! nothing and two library versions never read each other's state.
 

@@ -155,7 +155,7 @@ fn the_fleet_shares_one_budget_and_every_token_is_accounted_for() {
     let granted = granted.load(Ordering::SeqCst);
     let held: f64 = budgets.iter().map(RetryBudget::level).sum();
     let mut con = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
-    let in_redis: f64 = redis::cmd("HGET").arg("backstop:v1:{uploads}:budget").arg("tokens").query(&mut con).unwrap();
+    let in_redis: f64 = redis::cmd("HGET").arg("backstop:v2:{uploads}:budget").arg("tokens").query(&mut con).unwrap();
     assert_eq!(
         f64::from(granted) * 5.0 + held + in_redis,
         100.0,
@@ -286,8 +286,8 @@ fn success_refills_never_give_the_fleet_more_than_one_bucket_of_tokens() {
     let before = b.stats().round_trips;
     wait_until(Duration::from_secs(5), "the earner gave its refills", || b.stats().round_trips > before);
     let mut con = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
-    let tokens: f64 = redis::cmd("HGET").arg("backstop:v1:{refills}:budget").arg("tokens").query(&mut con).unwrap();
-    let leases: Vec<String> = redis::cmd("HVALS").arg("backstop:v1:{refills}:leases").query(&mut con).unwrap();
+    let tokens: f64 = redis::cmd("HGET").arg("backstop:v2:{refills}:budget").arg("tokens").query(&mut con).unwrap();
+    let leases: Vec<String> = redis::cmd("HVALS").arg("backstop:v2:{refills}:leases").query(&mut con).unwrap();
     let out: f64 = leases.iter().filter_map(|v| v.split(':').next()?.parse::<f64>().ok()).sum();
     assert!(tokens + out <= 50.0, "bucket {tokens} + leases out {out}: more than one bucket");
     assert!(out > 0.0, "the spender's lease is counted out");

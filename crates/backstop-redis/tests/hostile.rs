@@ -22,9 +22,9 @@ fn con(redis: &RedisServer) -> redis::Connection {
 
 fn bucket(redis: &RedisServer, name: &str) -> (String, String) {
     let mut c = con(redis);
-    let key = format!("backstop:v1:{{{name}}}:budget");
+    let key = format!("backstop:v2:{{{name}}}:budget");
     let tokens: Option<String> = redis::cmd("HGET").arg(&key).arg("tokens").query(&mut c).unwrap();
-    let leases: Vec<String> = redis::cmd("HVALS").arg(format!("backstop:v1:{{{name}}}:leases")).query(&mut c).unwrap();
+    let leases: Vec<String> = redis::cmd("HVALS").arg(format!("backstop:v2:{{{name}}}:leases")).query(&mut c).unwrap();
     let out: f64 = leases.iter().filter_map(|v| v.split(':').next()?.parse::<f64>().ok()).sum();
     (tokens.unwrap_or_default(), out.to_string())
 }
@@ -197,7 +197,7 @@ fn a_regranted_probe_lease_is_extended_in_redis() {
     std::thread::sleep(Duration::from_millis(150));
     let mut c = con(&redis);
     let pttl =
-        |c: &mut redis::Connection| -> i64 { redis::cmd("PTTL").arg("backstop:v1:{regrant}:probe").query(c).unwrap() };
+        |c: &mut redis::Connection| -> i64 { redis::cmd("PTTL").arg("backstop:v2:{regrant}:probe").query(c).unwrap() };
     assert!(ba.try_acquire().is_err(), "the first call asks for the probe");
     wait_until(Duration::from_secs(2), "a wins the lease", || pttl(&mut c) > 0);
     let t0 = Instant::now();
@@ -240,7 +240,7 @@ fn a_redis_restart_keeps_open_breakers_open() {
 #[test]
 fn one_bad_key_takes_only_its_own_guard_local() {
     let redis = RedisServer::start();
-    assert_eq!(redis.command(&["SET", "backstop:v1:{poisoned}:breaker", "garbage"]), "+OK");
+    assert_eq!(redis.command(&["SET", "backstop:v2:{poisoned}:breaker", "garbage"]), "+OK");
     let f = Fleet::builder(redis.url())
         .refresh(REFRESH)
         .timeout(TIMEOUT)
@@ -267,7 +267,7 @@ fn one_bad_key_takes_only_its_own_guard_local() {
 #[test]
 fn a_non_numeric_field_takes_only_its_own_guard_local() {
     let redis = RedisServer::start();
-    assert_eq!(redis.command(&["HSET", "backstop:v1:{junk}:breaker", "state", "1", "until", "soon"]), ":2");
+    assert_eq!(redis.command(&["HSET", "backstop:v2:{junk}:breaker", "state", "1", "until", "soon"]), ":2");
     let f = fleet(&redis);
     let _junk = breaker(&f, "junk", Duration::from_secs(1));
     std::thread::sleep(Duration::from_secs(1));
@@ -427,7 +427,7 @@ fn a_write_pause_is_one_outage() {
 }
 
 fn bucket_fields(redis: &RedisServer, name: &str) -> String {
-    let key = format!("backstop:v1:{{{name}}}:budget");
+    let key = format!("backstop:v2:{{{name}}}:budget");
     let v: Vec<String> = redis::cmd("HGETALL").arg(&key).query(&mut con(redis)).unwrap();
     v.join(" ")
 }
@@ -478,10 +478,10 @@ fn short_blips_with_a_lease_partly_spent_lose_no_token() {
     // process's lease, the only lease there is, make one bucket).
     std::thread::sleep(Duration::from_secs(3));
     let mut c = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
-    let tokens: f64 = redis::cmd("HGET").arg("backstop:v1:{leak}:budget").arg("tokens").query(&mut c).unwrap();
+    let tokens: f64 = redis::cmd("HGET").arg("backstop:v2:{leak}:budget").arg("tokens").query(&mut c).unwrap();
     let _ = b.try_withdraw(Verdict::Retry); // a take: Redis refills by time
     std::thread::sleep(Duration::from_millis(100));
-    let tokens2: f64 = redis::cmd("HGET").arg("backstop:v1:{leak}:budget").arg("tokens").query(&mut c).unwrap();
+    let tokens2: f64 = redis::cmd("HGET").arg("backstop:v2:{leak}:budget").arg("tokens").query(&mut c).unwrap();
     assert!(
         tokens.max(tokens2) + b.level() >= 90.0,
         "a 100-token fleet bucket refilling 1000/s holds {tokens}/{tokens2} + lease {} after blips: {}",

@@ -569,39 +569,49 @@ fn a_short_low_limit_does_not_reserve_the_fleet_far_ahead() {
 }
 
 /// Two processes with different settings for one name: no panic, no hang,
-/// each keeps its own bounds.
+/// each keeps its own bounds — A's `max_rate` too, with a burst of 1 or of
+/// 10 (a burst is taken once, not at every grant of the fleet's slots).
 #[test]
 fn two_processes_with_different_settings_for_one_name() {
-    let redis = RedisServer::start();
-    let (fa, fb) = (fleet(&redis), fleet(&redis));
-    let pa =
-        Pacer::builder("mixed").min_rate(1.0).max_rate(10.0).initial_rate(10.0).burst(1).shared(&fa).build().unwrap();
-    let pb = Pacer::builder("mixed")
-        .min_rate(100.0)
-        .max_rate(1000.0)
-        .initial_rate(1000.0)
-        .burst(50)
-        .shared(&fb)
-        .build()
-        .unwrap();
-    let (a2, b2) = (pa.clone(), pb.clone());
-    let (na, nb) = within(Duration::from_secs(10), "mixed settings", move || {
-        // One second for every thread (a thread that starts late on a busy
-        // machine must not stretch it).
-        let end = Instant::now() + Duration::from_millis(1000);
-        std::thread::scope(|s| {
-            let ha = s.spawn(|| hammer_until(&a2, 2, end));
-            let hb = s.spawn(|| hammer_until(&b2, 2, end));
-            (ha.join().unwrap(), hb.join().unwrap())
-        })
-    });
-    let (ra, rb) = (pa.rate(), pb.rate());
-    assert!(ra.is_none_or(|r| (1.0..=10.0).contains(&r)), "A's rate {ra:?}");
-    assert!(rb.is_none_or(|r| (100.0..=1000.0).contains(&r)), "B's rate {rb:?}");
-    // A's own max rate is 10/s: it must not send faster. In 1 s that is 11
-    // slots (one at its start), and each of the 2 threads may begin one more
-    // call just before the second ends, sent at the next slot after it.
-    assert!(na <= 11 + 2, "A (max_rate 10/s) sent {na} in 1 s (B sent {nb})");
+    for burst in [1, 10] {
+        let redis = RedisServer::start();
+        let (fa, fb) = (fleet(&redis), fleet(&redis));
+        let pa = Pacer::builder("mixed")
+            .min_rate(1.0)
+            .max_rate(10.0)
+            .initial_rate(10.0)
+            .burst(burst)
+            .shared(&fa)
+            .build()
+            .unwrap();
+        let pb = Pacer::builder("mixed")
+            .min_rate(100.0)
+            .max_rate(1000.0)
+            .initial_rate(1000.0)
+            .burst(50)
+            .shared(&fb)
+            .build()
+            .unwrap();
+        let (a2, b2) = (pa.clone(), pb.clone());
+        let (na, nb) = within(Duration::from_secs(10), "mixed settings", move || {
+            // Two seconds for every thread (a thread that starts late on a
+            // busy machine must not stretch it).
+            let end = Instant::now() + Duration::from_millis(2000);
+            std::thread::scope(|s| {
+                let ha = s.spawn(|| hammer_until(&a2, 2, end));
+                let hb = s.spawn(|| hammer_until(&b2, 2, end));
+                (ha.join().unwrap(), hb.join().unwrap())
+            })
+        });
+        let (ra, rb) = (pa.rate(), pb.rate());
+        assert!(ra.is_none_or(|r| (1.0..=10.0).contains(&r)), "A's rate {ra:?}");
+        assert!(rb.is_none_or(|r| (100.0..=1000.0).contains(&r)), "B's rate {rb:?}");
+        // A's own max rate is 10/s: in 2 s that is 21 slots (one at its
+        // start), its burst less one early, and each of the 2 threads may
+        // begin one more call just before the end, sent at the next slot.
+        let most = 21 + (u64::from(burst) - 1) + 2;
+        assert!(na <= most, "A (max_rate 10/s, burst {burst}) sent {na} in 2 s, at most {most} (B sent {nb})");
+    }
 }
 
 /// The first throttle: the fleet's new rate is β × what the whole fleet was

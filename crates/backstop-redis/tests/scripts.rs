@@ -335,6 +335,46 @@ fn a_fleets_steady_sends_are_read_at_their_rate_at_every_phase_of_a_slice() {
     }
 }
 
+/// Writes a pace's measuring state: born `age_us` ago, newest slice `win`,
+/// slices `s0..s7`.
+fn measuring_state(con: &mut redis::Connection, pace: &str, age_us: u64, win: u64, slices: [u64; 8]) {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query(con).unwrap();
+    let born = secs * 1_000_000 + micros - age_us;
+    let mut fields = vec![("born".to_owned(), born.to_string()), ("win".to_owned(), win.to_string())];
+    fields.extend(slices.iter().enumerate().map(|(i, n)| (format!("s{i}"), n.to_string())));
+    let _: () = redis::cmd("DEL").arg(pace).query(con).unwrap();
+    let _: () = redis::cmd("HSET").arg(pace).arg(&fields).query(con).unwrap();
+}
+
+/// Slices gone since the last report are emptied before the new sends are
+/// counted; a Redis clock that stepped back keeps the window.
+#[test]
+fn a_fleets_slices_are_reused_as_time_moves_and_kept_when_the_clock_steps_back() {
+    let redis = RedisServer::start();
+    let mut con = connect(&redis);
+    let pace = key("pace", "slices");
+    // Now is 100 ms into slice 83; the last report was in slice 80. Slices
+    // 81..=83 (s1, s2, s3) held counts from 2 s before: they are emptied,
+    // and the 10 sends reported now go into slice 83. The window is slices
+    // 76..=83: 5 × 25 + 10 sends over 1.85 s.
+    measuring_state(&mut con, &pace, 83 * 250_000 + 100_000, 80, [25; 8]);
+    let [.., measured] = sync(&mut con, &pace, Report { sends: 10, ..Report::default() });
+    let want = 135_000.0 / 1.85;
+    assert!((measured as f64 - want).abs() <= want * 0.01, "{measured} milli-calls/s, want {want:.0}");
+    // The newest slice one ahead of now (the clock stepped back): the counts
+    // stay; the sends go into the current slice.
+    measuring_state(&mut con, &pace, 83 * 250_000 + 100_000, 84, [25; 8]);
+    let [.., measured] = sync(&mut con, &pace, Report { sends: 10, ..Report::default() });
+    let want = 210_000.0 / 1.85;
+    assert!((measured as f64 - want).abs() <= want * 0.01, "after a step back: {measured}, want {want:.0}");
+    // A garbage, fractional slice number is read as the slice it falls in.
+    measuring_state(&mut con, &pace, 83 * 250_000 + 100_000, 0, [25; 8]);
+    let _: () = redis::cmd("HSET").arg(&pace).arg("win").arg("80.5").query(&mut con).unwrap();
+    let [.., measured] = sync(&mut con, &pace, Report { sends: 10, ..Report::default() });
+    let want = 135_000.0 / 1.85;
+    assert!((measured as f64 - want).abs() <= want * 0.01, "win=80.5: {measured}, want {want:.0}");
+}
+
 #[test]
 fn a_pace_hash_holding_garbage_is_repaired_not_followed() {
     let redis = RedisServer::start();

@@ -279,3 +279,27 @@ fn a_throttle_sequence_replayed_keeps_to_the_documented_rule() {
     let mean = settled.iter().sum::<f64>() / settled.len() as f64;
     assert!((22.0..=30.0).contains(&mean), "remembered {mean:.1}/s on average in the second half: {remembered:?}");
 }
+
+/// Runs go through the pacer's idle path (sends counted without a clock
+/// read, moved into the window now and then): a steady stream of runs, at
+/// 20, 100 and 2,000 a second, refused at several moments of a slice, is
+/// read at its rate within 2 %.
+#[test]
+fn runs_counted_without_a_clock_read_are_read_at_their_rate() {
+    let policy = RetryPolicy::builder().max_attempts(1).build().unwrap();
+    for per_sec in [20u64, 100, 2_000] {
+        for phase_ms in [0u64, 60, 130, 240] {
+            let clock = ManualClock::new();
+            let pacer = Pacer::builder("idle").clock(&clock).build().unwrap();
+            let gap = Duration::from_micros(1_000_000 / per_sec);
+            while clock.elapsed() < Duration::from_millis(3_000 + phase_ms) {
+                policy.retry(|| Ok::<_, &str>(())).pacer(&pacer).clock(&clock).call().unwrap();
+                clock.advance(gap);
+            }
+            pacer.record(Verdict::Throttled);
+            let read = pacer.rate().unwrap() / 0.7;
+            let want = per_sec as f64;
+            assert!((read / want - 1.0).abs() <= 0.02, "{per_sec}/s, {phase_ms} ms into a slice: read {read:.2}/s");
+        }
+    }
+}

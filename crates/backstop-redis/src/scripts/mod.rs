@@ -3,7 +3,7 @@
 //!
 //! Every script is one atomic step on one key, so any number of workers may
 //! run them at once. Every key is [`key`]`(kind, name)`:
-//! `backstop:v1:{name}:kind`, where `v1` is the format of the value (two
+//! `backstop:v2:{name}:kind`, where `v2` is the format of the value (two
 //! library versions that disagree about it use different keys, and never
 //! read each other's state) and `{name}` is a Redis Cluster hash tag (one
 //! guard's keys live on one shard). Every script sets the key's time to
@@ -13,13 +13,14 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// The format version of every value the scripts keep.
-pub const FORMAT: &str = "v1";
+/// The format version of every value the scripts keep (v2: a pace counts
+/// the fleet's sends in eight 250 ms slices, where v1 kept two 1 s buckets).
+pub const FORMAT: &str = "v2";
 
 /// The key of guard `name`'s state of kind `kind` (`budget`, `pace`, ...).
 ///
 /// ```
-/// assert_eq!(backstop_redis::scripts::key("budget", "s3"), "backstop:v1:{s3}:budget");
+/// assert_eq!(backstop_redis::scripts::key("budget", "s3"), "backstop:v2:{s3}:budget");
 /// ```
 pub fn key(kind: &str, name: &str) -> String {
     format!("backstop:{FORMAT}:{{{name}}}:{kind}")

@@ -71,7 +71,12 @@ end
 -- What the fleet sends (see SLICE): slice `win` is the newest counted;
 -- slices gone since are emptied for reuse.
 local win = math.floor((now - born) / SLICE)
-local last = field(5, 0, win)
+-- (A newest slice ahead of now: Redis's clock stepped back; count on in
+-- the current slice rather than forget the window.)
+local last = field(5, 0, FAR)
+if last then
+  last = math.min(math.floor(last), win)
+end
 local counts = redis.call('HMGET', KEYS[1], 's0', 's1', 's2', 's3', 's4', 's5', 's6', 's7')
 for i = 1, SLICES do
   local x = tonumber(counts[i])

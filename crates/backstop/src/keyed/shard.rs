@@ -2,8 +2,11 @@
 //! drop when it is full or they are idle.
 //!
 //! Each held key remembers when it was last asked for as a *stamp*: the
-//! number of sweeps its shard had made then. A key whose stamp is older than
-//! the shard's sweeps has not been asked for since the last sweep. Asking
+//! number of sweeps its shard had made then, doubled, plus one if it was
+//! asked for again after it was made. A key whose stamp is below the
+//! shard's sweeps (doubled) has not been asked for since the last sweep;
+//! among the others, a key made and never asked for again sorts first, so a
+//! scan of a million one-off keys evicts them before a busy key. Asking
 //! stores the stamp only when it changed, so a busy key writes its cache
 //! line once per sweep, not once per call, and reads no clock.
 //!
@@ -48,8 +51,9 @@ impl<T> Shard<T> {
     #[inline]
     pub(super) fn get(&self, hash: u64, key: &str) -> Option<Arc<T>> {
         let held = self.table.find(hash, |h| h.hash == hash && &*h.key == key)?;
-        if held.stamp() != self.sweeps {
-            held.stamp.store(self.sweeps, Ordering::Relaxed);
+        let asked = self.sweeps << 1 | 1;
+        if held.stamp() != asked {
+            held.stamp.store(asked, Ordering::Relaxed);
         }
         Some(Arc::clone(&held.value))
     }
@@ -87,7 +91,7 @@ impl<T> Shard<T> {
     ) -> usize {
         let before = self.table.len();
         if now.saturating_sub(self.idle_swept_at) >= idle_after {
-            let mark = self.idle_mark;
+            let mark = self.idle_mark << 1;
             self.table.retain(|h| h.stamp() >= mark);
             self.sweeps += 1;
             (self.idle_mark, self.idle_swept_at) = (self.sweeps, now);
@@ -95,16 +99,16 @@ impl<T> Shard<T> {
         if self.table.len() >= most {
             self.make_room(most);
         }
-        let held = Held { hash, key: key.into(), value, stamp: AtomicU64::new(self.sweeps) };
+        let held = Held { hash, key: key.into(), value, stamp: AtomicU64::new(self.sweeps << 1) };
         self.table.insert_unique(hash, held, |h| h.hash);
         before + 1 - self.table.len()
     }
 
     /// Drops the keys not asked for since the last sweep; then, if the shard
-    /// is still full, the least recently asked-for, down to three quarters
-    /// of `most` (and below `most`).
+    /// is still full, the least recently asked-for (those made and not asked
+    /// for again first), down to three quarters of `most` (and below it).
     fn make_room(&mut self, most: usize) {
-        let current = self.sweeps;
+        let current = self.sweeps << 1;
         self.table.retain(|h| h.stamp() >= current);
         if self.table.len() >= most {
             let keep = (most - most / 4).min(most - 1);

@@ -14,7 +14,10 @@
 //! [`MAX_STRIDE`]) reads the clock and moves its stripe's count into the
 //! window. The stride adapts so that a busy stripe reads the clock about
 //! once a millisecond of its traffic: every send at a few hundred a second,
-//! every 64th at millions. Before the window is read, every stripe's
+//! every 64th at millions; a read that finds traffic slowed drops it back
+//! to every send. After a burst, the sends of the stride under way (up to
+//! 63) are dated to its next clock read, so a burst followed at once by a
+//! slow stream reads high until that read leaves the window. Before the window is read, every stripe's
 //! remainder is moved in ([`IdleSends::flush`]): at most `MAX_STRIDE - 1`
 //! sends a stripe are dated to the flush rather than to their own moment
 //! (of a stripe that has not read the clock for longer than the window,
@@ -29,7 +32,7 @@ pub(super) const STRIPES: usize = 8;
 pub(super) const MAX_STRIDE: u64 = 64;
 
 /// Below this many nanoseconds between a stripe's clock reads, the stride
-/// doubles; above four times it, it halves.
+/// doubles; above four times it, it drops to 1.
 const READ_EVERY: u64 = 1_000_000;
 
 /// One stripe: its owner, sends counted, sends moved into the window, and
@@ -102,7 +105,9 @@ impl IdleSends {
         let adapted = if since < READ_EVERY {
             (mask << 1 | 1).min(MAX_STRIDE - 1)
         } else if since > 4 * READ_EVERY {
-            mask >> 1
+            // Traffic slowed (after a burst, say): read every send again at
+            // once, rather than halving over the next strides' sends.
+            0
         } else {
             mask
         };

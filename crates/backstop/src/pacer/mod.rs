@@ -296,7 +296,9 @@ impl Pacer {
 
     /// Moves the idle sends not yet counted into the window, before it is read.
     fn flush_idle(&self, now: u64) {
-        let (sent, in_window) = self.inner.idle.flush(now, nanos(MEASURE_WINDOW));
+        // The share of a stripe's old remainder that falls in the time the
+        // window's slices cover (what `measured` divides by).
+        let (sent, in_window) = self.inner.idle.flush(now, self.inner.sent.covered(now));
         self.add_to_window(now, in_window);
         self.add_to_store(sent);
     }

@@ -167,8 +167,12 @@ impl Schedule {
     /// the pacer's burst), the others `interval` apart, each usable until
     /// `late` after its time: it covers the oldest pending slots.
     pub(super) fn grant(&mut self, at: u64, count: u64, interval: u64, late: u64, tolerance: u64) {
-        let at = at.max(self.free_at.saturating_sub(tolerance));
-        self.free_at = at.saturating_add(count.saturating_mul(interval));
+        // Only the start may come early, by the burst: the next run is timed
+        // from where this one would end without it, so the burst is not
+        // taken again at every grant.
+        let start = at.max(self.free_at.saturating_sub(tolerance));
+        self.free_at = at.max(self.free_at).saturating_add(count.saturating_mul(interval));
+        let at = start;
         let first = self.granted_end;
         self.granted_end += count;
         self.grants.push_back(Grant { first, count, at, interval, late });
@@ -284,6 +288,13 @@ mod tests {
         assert_eq!((s.due(2), s.due(3), s.due(4)), (1_200, 1_300, 1_400));
         s.grant(1_000, 1, 100, 0, 100);
         assert_eq!(s.due(5), 1_400, "a burst of two lets it come one slot early");
+        // ...once: the next grant is timed from where that one would end.
+        s.grant(1_000, 1, 100, 0, 100);
+        assert_eq!(s.due(6), 1_500, "the burst is not taken again");
+        for slot in 7..17 {
+            s.grant(1_000, 1, 100, 0, 100);
+            assert_eq!(s.due(slot), 1_400 + (slot - 5) * 100, "grant {slot}");
+        }
     }
 
     #[test]

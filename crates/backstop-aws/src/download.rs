@@ -94,6 +94,10 @@ impl Kind for Download {
                 .await
         })
     }
+
+    fn object(&self) -> (&str, &str) {
+        (&self.bucket, &self.key)
+    }
 }
 
 impl Kind for DownloadToFile {
@@ -148,6 +152,10 @@ impl Kind for DownloadToFile {
                 })
                 .await
         })
+    }
+
+    fn object(&self) -> (&str, &str) {
+        (&self.bucket, &self.key)
     }
 }
 

@@ -11,6 +11,7 @@ use aws_sdk_s3::Client;
 use backstop::clock::SleepFuture;
 use backstop::guards::GuardsBuilder;
 use backstop::hedge::Hedge;
+use backstop::keyed::Keyed;
 use backstop::{CircuitBreaker, Clock, Guards, Pacer, RetryBudget, RetryError, RetryEvent, RetryPolicy, SystemClock};
 
 use crate::error::{S3Error, Target, verdict_of};
@@ -211,6 +212,32 @@ impl<'a, K: Kind> Transfer<'a, K> {
         self
     }
 
+    /// Guards per bucket (see [`backstop::keyed`]): the transfer takes its
+    /// bucket's guards from `keyed` (made on the bucket's first transfer),
+    /// in place of those of the same kind set so far. One bucket's open
+    /// breaker then stops no other bucket's transfers.
+    pub fn per_bucket(self, keyed: &Keyed<Guards>) -> Self {
+        self.keyed_by(keyed, |bucket, _| bucket.to_owned())
+    }
+
+    /// Guards per prefix: the transfer takes the guards of its bucket and
+    /// the first `segments` `/`-separated segments of its key's directory
+    /// from `keyed` (key `bucket/logs/2026/` for `logs/2026/12/07.json` and
+    /// 2 segments; fewer if the key has fewer). S3's request rates are per
+    /// prefix (3,500 PUT/COPY/POST/DELETE and 5,500 GET/HEAD a second per
+    /// partitioned prefix): a pacer per prefix paces each at its own rate.
+    pub fn per_prefix(self, keyed: &Keyed<Guards>, segments: usize) -> Self {
+        self.keyed_by(keyed, |bucket, key| prefix_key(bucket, key, segments))
+    }
+
+    fn keyed_by(mut self, keyed: &Keyed<Guards>, key_of: impl FnOnce(&str, &str) -> String) -> Self {
+        if let Some((bucket, key)) = self.kind.as_ref().map(Kind::object) {
+            let guards = keyed.get(&key_of(bucket, key));
+            self.settings.edit_guards(|g| g.merge(&guards));
+        }
+        self
+    }
+
     /// Asks `breaker` before every attempt of every request of the transfer.
     pub fn breaker(mut self, breaker: &CircuitBreaker) -> Self {
         self.settings.edit_guards(|g| g.breaker(breaker));
@@ -351,6 +378,10 @@ impl<K: Kind> Kind for WithReport<K> {
             Ok((output, counts.report()))
         })
     }
+
+    fn object(&self) -> (&str, &str) {
+        self.0.object()
+    }
 }
 
 /// A boxed future of a transfer.
@@ -365,6 +396,8 @@ pub trait Kind: Sized {
     type Output: Send + 'static;
     /// Starts the transfer with its client and settings.
     fn run<'a>(self, client: Client, settings: Settings<'a>) -> TransferFuture<'a, Self::Output>;
+    /// The object it moves: `(bucket, key)`.
+    fn object(&self) -> (&str, &str);
 }
 
 impl<K: Kind + Unpin> Future for Transfer<'_, K> {
@@ -381,5 +414,30 @@ impl<K: Kind + Unpin> Future for Transfer<'_, K> {
             (None, None) => return Poll::Pending,
         };
         running.as_mut().poll(cx)
+    }
+}
+
+/// `bucket/` and the first `segments` segments of `key`'s directory, each
+/// with its `/` (the object's own name is never part of it).
+fn prefix_key(bucket: &str, key: &str, segments: usize) -> String {
+    let dir = key.rfind('/').map_or("", |end| &key[..=end]);
+    let end = match segments {
+        0 => 0,
+        n => dir.match_indices('/').nth(n - 1).map_or(dir.len(), |(i, _)| i + 1),
+    };
+    format!("{bucket}/{}", &dir[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_key;
+
+    #[test]
+    fn a_prefix_key_is_the_bucket_and_the_first_segments_of_the_directory() {
+        assert_eq!(prefix_key("logs", "app/2026/12/07.json", 2), "logs/app/2026/");
+        assert_eq!(prefix_key("logs", "app/2026/12/07.json", 9), "logs/app/2026/12/");
+        assert_eq!(prefix_key("logs", "07.json", 2), "logs/");
+        assert_eq!(prefix_key("logs", "app/07.json", 0), "logs/");
+        assert_eq!(prefix_key("logs", "a//b/c", 2), "logs/a//");
     }
 }

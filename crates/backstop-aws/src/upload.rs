@@ -136,6 +136,10 @@ impl Kind for Upload {
         let len = data.len() as u64;
         Box::pin(async move { send(&client, settings, bucket, key, Source::Memory(data), len).await })
     }
+
+    fn object(&self) -> (&str, &str) {
+        (&self.bucket, &self.key)
+    }
 }
 
 impl Kind for UploadFile {
@@ -155,6 +159,10 @@ impl Kind for UploadFile {
             };
             send(&client, settings, bucket, key, Source::File(path), len).await
         })
+    }
+
+    fn object(&self) -> (&str, &str) {
+        (&self.bucket, &self.key)
     }
 }
 

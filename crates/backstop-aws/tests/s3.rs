@@ -485,3 +485,72 @@ async fn transfers_sharing_a_limit_share_its_places() {
     backstop_aws::upload(&s3.client, BUCKET, "k", vec![1u8; 10]).limit(&limit).await.unwrap();
     assert_eq!(limit.in_use(), 0);
 }
+
+/// A pacer per prefix: `SlowDown` on one prefix paces that prefix only;
+/// uploads to another go at once.
+#[tokio::test]
+async fn a_pacer_per_prefix_paces_only_the_prefix_told_slowdown() {
+    use backstop::keyed::Keyed;
+    use backstop::{Guards, Pacer};
+    let s3 = S3::start().await;
+    s3.script([Reply::s3_error(503, "SlowDown")]);
+    let clock = ManualClock::new();
+    let pacing = clock.clone();
+    let per_prefix = Keyed::builder(move |prefix: &str| {
+        let pacer = Pacer::builder(format!("s3 {prefix}")).burst(1).min_rate(2.0).clock(&pacing).build().unwrap();
+        Guards::builder().pacer(&pacer).build()
+    })
+    .build()
+    .unwrap();
+    let upload = |key: String| {
+        backstop_aws::upload(&s3.client, BUCKET, &key, vec![1u8; 10])
+            .policy(&fast(3))
+            .per_prefix(&per_prefix, 1)
+            .clock(&clock)
+    };
+    upload("hot/0.csv".into()).await.unwrap();
+    let hot = per_prefix.get(&format!("{BUCKET}/hot/"));
+    assert!(hot.pacer().unwrap().rate().is_some(), "the prefix told SlowDown paces");
+    let before = clock.elapsed();
+    for i in 0..5 {
+        upload(format!("cold/{i}.csv")).await.unwrap();
+    }
+    assert_eq!(clock.elapsed(), before, "the other prefix's uploads did not wait");
+    assert_eq!(per_prefix.get(&format!("{BUCKET}/cold/")).pacer().unwrap().rate(), None);
+    for i in 1..6 {
+        upload(format!("hot/{i}.csv")).await.unwrap();
+    }
+    assert!(clock.elapsed() > before, "the hot prefix's uploads waited their slots");
+}
+
+/// A breaker per bucket: one bucket's outage opens its breaker; another
+/// bucket's transfers are never refused.
+#[tokio::test]
+async fn a_breaker_per_bucket_stops_only_the_failing_bucket() {
+    use backstop::Guards;
+    use backstop::breaker::{BreakerConfig, CircuitState};
+    use backstop::keyed::Keyed;
+    let s3 = S3::start().await;
+    s3.client.create_bucket().bucket("other-bucket").send().await.unwrap();
+    let per_bucket = Keyed::builder(|bucket: &str| {
+        let config = BreakerConfig::builder().consecutive_failures(2).build().unwrap();
+        Guards::builder().breaker(&CircuitBreaker::new(format!("s3 {bucket}"), config)).build()
+    })
+    .build()
+    .unwrap();
+    s3.script([Reply::s3_error(500, "InternalError"), Reply::s3_error(500, "InternalError")]);
+    let err = backstop_aws::upload(&s3.client, BUCKET, "k", vec![1u8]).policy(&fast(2)).per_bucket(&per_bucket).await;
+    assert!(err.is_err());
+    assert_eq!(per_bucket.get(BUCKET).breaker().unwrap().state(), CircuitState::Open);
+    let refused = backstop_aws::upload(&s3.client, BUCKET, "k", vec![1u8]).per_bucket(&per_bucket).await.unwrap_err();
+    assert!(matches!(refused, RetryError::CircuitOpen { .. }), "{refused}");
+    for i in 0..5 {
+        backstop_aws::upload(&s3.client, "other-bucket", &format!("k{i}"), vec![1u8])
+            .policy(&fast(2))
+            .per_bucket(&per_bucket)
+            .await
+            .unwrap();
+    }
+    assert_eq!(per_bucket.get("other-bucket").breaker().unwrap().state(), CircuitState::Closed);
+    assert_eq!(s3.requests_where(|r| is_put(r, "k")), 2, "the open bucket's third upload was not sent");
+}

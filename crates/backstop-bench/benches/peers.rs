@@ -8,7 +8,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backstop::{Backoff, CircuitBreaker, Pacer, RetryBudget, RetryPolicy, breaker::BreakerConfig, presets};
+use backstop::keyed::Keyed;
+use backstop::{Backoff, CircuitBreaker, Guards, Pacer, RetryBudget, RetryPolicy, breaker::BreakerConfig, presets};
 use backstop_bench::{Allocations, CountingAllocator, record_allocations};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -324,6 +325,36 @@ fn hedge_idle(c: &mut Criterion) {
     g.finish();
 }
 
+/// A guarded run (breaker and budget) with its guards given directly, and
+/// taken per key from a `Keyed` (the key held: a hash of a 25-byte origin, a
+/// shard read lock, a reference count; issue 25's target: within 20 ns).
+fn keyed_run(c: &mut Criterion) {
+    let policy = presets::DEFAULT;
+    let guards = Guards::builder()
+        .breaker(&CircuitBreaker::new("bench", BreakerConfig::default()))
+        .budget(&RetryBudget::default())
+        .build();
+    let keyed = Keyed::builder(|origin: &str| {
+        Guards::builder()
+            .breaker(&CircuitBreaker::new(format!("bench {origin}"), BreakerConfig::default()))
+            .budget(&RetryBudget::default())
+            .build()
+    })
+    .build()
+    .expect("valid keyed guards");
+    for i in 0..1_000 {
+        let _ = keyed.get(&format!("https://host-{i}.example"));
+    }
+    let origin = "https://api.weather.example";
+    let mut g = c.benchmark_group("keyed_run");
+    g.bench_function("backstop", |b| b.iter(|| policy.retry(op).guards(&guards).call()));
+    g.bench_function("backstop_keyed", |b| b.iter(|| policy.retry(op).guards(&keyed.get(origin)).call()));
+    g.finish();
+    let mut a = Allocations::new("keyed_run");
+    a.measure("backstop_keyed", || sink(policy.retry(op).guards(&keyed.get(origin)).call()));
+    record_allocations(a);
+}
+
 fn config() -> Criterion {
     Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2))
 }
@@ -331,6 +362,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = sync_success, async_success, async_three_failures, breaker_closed, breaker_threads, full_run, paced_run, shared_run, hedge_idle
+    targets = sync_success, async_success, async_three_failures, breaker_closed, breaker_threads, full_run, paced_run, shared_run, hedge_idle, keyed_run
 }
 criterion_main!(benches);

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-const GROUPS: [(&str, &str); 10] = [
+const GROUPS: [(&str, &str); 11] = [
     ("sync_success", "Sync retry, success on the first attempt"),
     ("async_success", "Async retry, success on the first attempt"),
     ("async_3_failures", "Async retry, success after 3 failures, zero delay"),
@@ -15,6 +15,7 @@ const GROUPS: [(&str, &str); 10] = [
     ("paced_run", "A run through a pacer, success path (idle; pacing with no wait)"),
     ("shared_run", "A full run with local guards and with guards shared through Redis, success path"),
     ("hedge_idle", "A hedged call that finishes at its first poll (an idle hedge's cost)"),
+    ("keyed_run", "A guarded run with its guards given, and taken per key from a `Keyed` of 1,000 keys"),
 ];
 
 /// The heading of BENCHMARKS.md's section of real-server scenarios, kept

@@ -9,7 +9,8 @@
 #    from its neighbours' in the workspace would hide there);
 # 1. every crate's unit, integration and doc tests (README.md included, as
 #    the doc tests of backstop-aws), default features;
-# 2. the core with all its features;
+# 2. the core with all its features, and the HTTP crate's fault injection
+#    (feature `chaos`);
 # 3. one run of each benchmark (a smoke test, not a measurement);
 # 4. the loom models of the breaker, the budget and a shared guard;
 # 5. the Python package: built with maturin into a virtualenv, its pytest suite.
@@ -36,6 +37,7 @@ cargo --version
 step "each library on its own" bash -c 'for p in backstop backstop-macros backstop-http backstop-aws backstop-redis backstop-py; do cargo check -q -p "$p" || exit 1; done'
 step "workspace tests" cargo test --workspace --no-fail-fast
 step "core, all features" cargo test -p backstop --all-features --no-fail-fast
+step "HTTP with fault injection" cargo test -p backstop-http --features chaos --test chaos
 step "benchmarks, one run each" cargo test -p backstop-bench --benches
 step "loom models" env RUSTFLAGS="--cfg backstop_loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p backstop --no-default-features --release --test loom_breaker --test loom_budget --test loom_shared

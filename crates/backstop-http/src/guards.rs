@@ -57,6 +57,18 @@ macro_rules! guard_setters {
             self.set_per_origin(keyed.clone())
         }
 
+        /// Injects faults and latency into this share of attempts (feature
+        /// `chaos`; see [`backstop::chaos`]): an attempt given a fault is
+        /// not sent, and answers as a server would (503, 429, 429 with
+        /// `Retry-After`, a timeout; a permanent fault 400 in the
+        /// middleware, an error the run does not retry in the layer); a
+        /// delay sleeps on the `Chaos`'s clock first. For tests of a
+        /// client's settings with no server that fails.
+        #[cfg(feature = "chaos")]
+        pub fn chaos(self, chaos: &backstop::chaos::Chaos) -> Self {
+            self.set_chaos(chaos.clone())
+        }
+
         /// Sleeps on this clock (default: the real one); a
         /// [`ManualClock`](backstop::ManualClock) in tests.
         pub fn clock<C: Clock + Clone + 'static>(self, clock: &C) -> Self {

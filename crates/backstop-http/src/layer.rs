@@ -56,6 +56,8 @@ struct Shared {
     per_origin: Option<Keyed<Guards>>,
     options: Options,
     hedge: Option<Hedge>,
+    #[cfg(feature = "chaos")]
+    chaos: Option<backstop::chaos::Chaos>,
 }
 
 impl Default for RetryLayer {
@@ -74,6 +76,8 @@ impl RetryLayer {
             per_origin: None,
             options: Options::default(),
             hedge: None,
+            #[cfg(feature = "chaos")]
+            chaos: None,
         };
         Self { shared: Arc::new(shared) }
     }
@@ -104,6 +108,11 @@ impl RetryLayer {
 
     fn set_per_origin(self, keyed: Keyed<Guards>) -> Self {
         self.edit(|s| s.per_origin = Some(keyed))
+    }
+
+    #[cfg(feature = "chaos")]
+    fn set_chaos(self, chaos: backstop::chaos::Chaos) -> Self {
+        self.edit(|s| s.chaos = Some(chaos))
     }
 }
 
@@ -150,6 +159,10 @@ fn classify_attempt<R>(a: &Attempt<R>) -> Verdict {
     match a {
         Attempt::Status(r) => classify_status(r.status(), r.headers()),
         Attempt::Failed(e) if e.is::<TimedOut>() => Verdict::Timeout,
+        #[cfg(feature = "chaos")]
+        Attempt::Failed(e) if e.is::<crate::chaos::Injected>() => {
+            e.downcast_ref::<crate::chaos::Injected>().map_or(Verdict::Retry, crate::chaos::Injected::verdict)
+        }
         // The inner service's errors are transport errors: worth a retry.
         Attempt::Failed(_) => Verdict::Retry,
     }
@@ -233,7 +246,19 @@ where
                 };
                 let req = copy_request(&req);
                 let pacer = pacer.clone();
+                #[cfg(feature = "chaos")]
+                let chaos = shared.chaos.clone();
                 async move {
+                    #[cfg(feature = "chaos")]
+                    if let Some(chaos) = chaos {
+                        let injection = chaos.next();
+                        if !injection.delay.is_zero() {
+                            chaos.clock().sleep_async(injection.delay).await;
+                        }
+                        if let Some(fault) = injection.fault {
+                            return Err(Attempt::Failed(Box::new(crate::chaos::Injected(fault))));
+                        }
+                    }
                     poll_fn(|cx| svc.poll_ready(cx)).await.map_err(|e| Attempt::Failed(e.into()))?;
                     let sent = svc.call(req).await;
                     if let Ok(resp) = &sent {

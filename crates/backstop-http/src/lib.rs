@@ -44,6 +44,8 @@ pub use backstop;
 pub use backstop::{CircuitBreaker, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, Verdict, presets};
 
 mod attempts;
+#[cfg(feature = "chaos")]
+mod chaos;
 mod error;
 mod guards;
 mod layer;

@@ -53,6 +53,8 @@ pub struct RetryMiddleware {
     per_origin: Option<Keyed<Guards>>,
     options: Options,
     hedge: Option<Hedge>,
+    #[cfg(feature = "chaos")]
+    chaos: Option<backstop::chaos::Chaos>,
 }
 
 impl Default for RetryMiddleware {
@@ -71,6 +73,8 @@ impl RetryMiddleware {
             per_origin: None,
             options: Options::default(),
             hedge: None,
+            #[cfg(feature = "chaos")]
+            chaos: None,
         }
     }
 
@@ -99,6 +103,12 @@ impl RetryMiddleware {
 
     fn set_per_origin(mut self, keyed: Keyed<Guards>) -> Self {
         self.per_origin = Some(keyed);
+        self
+    }
+
+    #[cfg(feature = "chaos")]
+    fn set_chaos(mut self, chaos: backstop::chaos::Chaos) -> Self {
+        self.chaos = Some(chaos);
         self
     }
 }
@@ -132,11 +142,23 @@ impl Middleware for RetryMiddleware {
         };
         let send = |req: Option<Request>| {
             let (next, mut ext) = (next.clone(), ext.clone());
+            #[cfg(feature = "chaos")]
+            let chaos = self.chaos.clone();
             async move {
                 // Only a single-attempt run can get here twice with nothing to send.
                 let Some(req) = req else {
                     return Err(HttpError::Middleware(anyhow::anyhow!("the request cannot be sent again")));
                 };
+                #[cfg(feature = "chaos")]
+                if let Some(chaos) = chaos {
+                    let injection = chaos.next();
+                    if !injection.delay.is_zero() {
+                        chaos.clock().sleep_async(injection.delay).await;
+                    }
+                    if let Some(fault) = injection.fault {
+                        return crate::chaos::response(fault);
+                    }
+                }
                 let sent = next.run(req, &mut ext).await;
                 if let Ok(resp) = &sent {
                     guards::observe(pacer, resp.headers());

@@ -31,6 +31,10 @@
 //! For calls that are slow rather than failing, a [`Hedge`](hedge::Hedge)
 //! sends the call again past a delay (the p95 of recent latencies by
 //! default) and takes the first answer, within a budget of extra requests.
+//! A [`ConcurrencyLimit`](limit::ConcurrencyLimit) caps the calls in flight
+//! (fixed, or learnt from latency); [`Keyed`](keyed::Keyed) keeps guards per
+//! origin, bucket or prefix; `chaos` (feature `chaos`) injects faults into
+//! your own tests.
 //!
 //! Time comes from a [`Clock`]: the real one by default, a [`ManualClock`] in
 //! tests, where a five-attempt schedule with a 30 s cap runs in microseconds.
@@ -140,6 +144,9 @@ pub mod backoff;
 pub mod batch;
 pub mod breaker;
 pub mod budget;
+#[cfg(feature = "chaos")]
+#[cfg_attr(docsrs, doc(cfg(feature = "chaos")))]
+pub mod chaos;
 pub mod clock;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]

@@ -57,13 +57,15 @@ macro_rules! guard_setters {
             self.set_per_origin(keyed.clone())
         }
 
-        /// Injects faults and latency into this share of attempts (feature
-        /// `chaos`; see [`backstop::chaos`]): an attempt given a fault is
-        /// not sent, and answers as a server would (503, 429, 429 with
-        /// `Retry-After`, a timeout; a permanent fault 400 in the
-        /// middleware, an error the run does not retry in the layer); a
-        /// delay sleeps on the `Chaos`'s clock first. For tests of a
-        /// client's settings with no server that fails.
+        /// Injects faults and latency into attempts (feature `chaos`; see
+        /// [`backstop::chaos`]): an attempt given a fault is not sent. In
+        /// the middleware it answers as a server would: 503, 429, 429 with
+        /// `Retry-After` (whole seconds, rounded up), 400 (returned as it
+        /// is), or a timeout; the last of them comes back as a real one
+        /// would. In the layer (which cannot make a response of the inner
+        /// service's body type) it is an error the run classifies as that
+        /// answer, and that comes back as an error when the retries run
+        /// out. A delay sleeps on the `Chaos`'s clock first.
         #[cfg(feature = "chaos")]
         pub fn chaos(self, chaos: &backstop::chaos::Chaos) -> Self {
             self.set_chaos(chaos.clone())

@@ -9,8 +9,12 @@ use std::borrow::Cow;
 use backstop::Guards;
 use backstop::keyed::Keyed;
 
-/// `scheme://host[:port]`, without a port the scheme implies.
+/// `scheme://host[:port]`, without a port the scheme implies; lowercase,
+/// and without a host's trailing dot (`HTTPS://API.Example.:443` and
+/// `https://api.example` are one origin).
 fn origin(scheme: &str, host: &str, port: Option<u16>) -> String {
+    let (scheme, host) = (scheme.to_ascii_lowercase(), host.trim_end_matches('.').to_ascii_lowercase());
+    let scheme = scheme.as_str();
     let default = match scheme {
         "http" => Some(80),
         "https" => Some(443),
@@ -73,5 +77,9 @@ mod tests {
         assert_eq!(req("http://api.example:8080/x"), "http://api.example:8080");
         let relative = http::Request::get("/x").header("host", "api.example:81").body(()).unwrap();
         assert_eq!(of_request(&relative), "http://api.example:81");
+        assert_eq!(req("HTTPS://API.Example.:443/x"), "https://api.example");
+        let shouting = http::Request::get("/x").header("host", "API.EXAMPLE").body(()).unwrap();
+        assert_eq!(of_request(&shouting), "http://api.example");
+        assert_eq!(url("https://API.example./x"), "https://api.example");
     }
 }

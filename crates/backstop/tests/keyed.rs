@@ -152,3 +152,21 @@ fn bad_settings_name_their_field() {
     let e = Keyed::builder(|_: &str| ()).idle_after(Duration::ZERO).build().unwrap_err();
     assert_eq!(e.field(), "idle_after");
 }
+
+/// Keys hash unevenly over the shards: 9,500 keys in steady use within a
+/// bound of 10,000 are all held, none made twice (a breaker per origin is
+/// never silently reset below the bound).
+#[test]
+fn keys_in_steady_use_below_the_bound_are_never_dropped() {
+    let made = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&made);
+    let keyed =
+        Keyed::builder(move |_: &str| counter.fetch_add(1, Ordering::Relaxed)).max_keys(10_000).build().unwrap();
+    for _ in 0..5 {
+        for i in 0..9_500 {
+            let _ = keyed.get(&format!("https://origin-{i}.example"));
+        }
+    }
+    assert_eq!((keyed.evicted(), keyed.len()), (0, 9_500));
+    assert_eq!(made.load(Ordering::Relaxed), 9_500);
+}

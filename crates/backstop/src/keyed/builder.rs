@@ -83,6 +83,7 @@ impl<T: Send + Sync + 'static> KeyedBuilder<T> {
                 hasher: foldhash::fast::RandomState::default(),
                 shards: (0..shards).map(|_| RwLock::new(Shard::new())).collect(),
                 max_keys: self.max_keys,
+                held: std::sync::atomic::AtomicUsize::new(0),
                 idle_after: self.idle_after,
                 clock: self.clock,
                 origin,

@@ -18,10 +18,10 @@
 //! # Bounded memory
 //!
 //! A `Keyed` holds at most [`max_keys`](KeyedBuilder::max_keys) keys
-//! (default 10,000). Keys are spread over up to 16 shards, each with its
-//! share of the bound. When a new key finds its shard full, the shard first
-//! drops the keys not asked for since its last sweep; if none was idle, the
-//! least recently asked-for, down to three quarters of its share. Keys not
+//! (default 10,000), spread over up to 16 shards (a shard may hold up to
+//! twice its share, as keys do not hash evenly). When a new key comes with
+//! the bound reached (or its shard at twice its share), its shard drops its
+//! least recently asked-for quarter. Keys not
 //! asked for in [`idle_after`](KeyedBuilder::idle_after) (default 10
 //! minutes) are dropped when a new key comes to their shard (each shard looks
 //! for them once per `idle_after`, so a key goes between one and two
@@ -63,7 +63,7 @@ mod shard;
 
 use std::fmt;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -85,6 +85,8 @@ struct Inner<T> {
     hasher: foldhash::fast::RandomState,
     shards: Box<[RwLock<Shard<T>>]>,
     max_keys: usize,
+    /// Keys held, in every shard.
+    held: AtomicUsize,
     idle_after: Duration,
     clock: Arc<dyn Clock>,
     origin: Instant,
@@ -125,13 +127,22 @@ impl<T: Send + Sync + 'static> Keyed<T> {
         // Made outside the lock: the function may be slow, or ask this
         // `Keyed` for another key.
         let made = Arc::new((inner.make)(key));
-        let per_shard = inner.max_keys / inner.shards.len();
+        // A shard may hold up to twice its share while the whole is under
+        // the bound (keys do not hash evenly); at the bound, the shard a new
+        // key falls in makes room.
+        let cap = (inner.max_keys / inner.shards.len()).saturating_mul(2).max(1);
         let mut shard = shard.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(held) = shard.get(hash, key) {
             return held; // another caller made it first
         }
+        let full = inner.held.load(Ordering::Acquire) >= inner.max_keys;
         let idle_after = u64::try_from(inner.idle_after.as_nanos()).unwrap_or(u64::MAX);
-        let evicted = shard.insert(hash, key, Arc::clone(&made), now, idle_after, per_shard);
+        let evicted = shard.insert(hash, key, Arc::clone(&made), now, idle_after, full, cap);
+        // (Two shards making keys at once may both see room for the last
+        // place: the bound is passed by at most one key a shard, until the
+        // next new key makes room.)
+        inner.held.fetch_add(1, Ordering::AcqRel);
+        inner.held.fetch_sub(evicted, Ordering::AcqRel);
         drop(shard);
         if evicted > 0 {
             inner.evicted.fetch_add(evicted as u64, Ordering::Relaxed);
@@ -155,7 +166,11 @@ impl<T: Send + Sync + 'static> Keyed<T> {
         let inner = &*self.inner;
         let hash = inner.hasher.hash_one(key);
         let shard = &inner.shards[(hash as usize) & (inner.shards.len() - 1)];
-        shard.write().unwrap_or_else(PoisonError::into_inner).remove(hash, key)
+        let removed = shard.write().unwrap_or_else(PoisonError::into_inner).remove(hash, key);
+        if removed {
+            inner.held.fetch_sub(1, Ordering::AcqRel);
+        }
+        removed
     }
 
     /// How many keys have a guard held now (at most
@@ -170,10 +185,9 @@ impl<T: Send + Sync + 'static> Keyed<T> {
     }
 
     /// The most keys held at once (the builder's
-    /// [`max_keys`](KeyedBuilder::max_keys), rounded down to a multiple of
-    /// the shards).
+    /// [`max_keys`](KeyedBuilder::max_keys)).
     pub fn max_keys(&self) -> usize {
-        self.inner.max_keys / self.inner.shards.len() * self.inner.shards.len()
+        self.inner.max_keys
     }
 
     /// How many keys have been dropped so far, idle or to make room.

@@ -3,10 +3,10 @@
 //!
 //! Each held key remembers when it was last asked for as a *stamp*: the
 //! number of sweeps its shard had made then, doubled, plus one if it was
-//! asked for again after it was made. A key whose stamp is below the
-//! shard's sweeps (doubled) has not been asked for since the last sweep;
-//! among the others, a key made and never asked for again sorts first, so a
-//! scan of a million one-off keys evicts them before a busy key. Asking
+//! asked for again after it was made. Making room drops the lowest stamps:
+//! keys not asked for since older sweeps first, and among those of one
+//! sweep, keys made and never asked for again, so a scan of a million
+//! one-off keys evicts them before a busy key. Asking
 //! stores the stamp only when it changed, so a busy key writes its cache
 //! line once per sweep, not once per call, and reads no clock.
 //!
@@ -77,9 +77,10 @@ impl<T> Shard<T> {
     }
 
     /// Holds `value` for `key` (not held yet) at `now`, first dropping the
-    /// idle keys (once `idle_after` has passed since the last time) and
-    /// making room within `most` keys (at least 1); returns how many were
-    /// dropped.
+    /// idle keys (once `idle_after` has passed since the last time) and,
+    /// when the whole `Keyed` is `full` or this shard holds `cap` keys,
+    /// making room; returns how many were dropped.
+    #[allow(clippy::too_many_arguments)] // one call site, in `Keyed::make`
     pub(super) fn insert(
         &mut self,
         hash: u64,
@@ -87,7 +88,8 @@ impl<T> Shard<T> {
         value: Arc<T>,
         now: u64,
         idle_after: u64,
-        most: usize,
+        full: bool,
+        cap: usize,
     ) -> usize {
         let before = self.table.len();
         if now.saturating_sub(self.idle_swept_at) >= idle_after {
@@ -96,20 +98,19 @@ impl<T> Shard<T> {
             self.sweeps += 1;
             (self.idle_mark, self.idle_swept_at) = (self.sweeps, now);
         }
-        if self.table.len() >= most {
-            self.make_room(most);
+        let len = self.table.len();
+        if len > 0 && ((full && len == before) || len >= cap) {
+            self.make_room(len.min(cap));
         }
         let held = Held { hash, key: key.into(), value, stamp: AtomicU64::new(self.sweeps << 1) };
         self.table.insert_unique(hash, held, |h| h.hash);
         before + 1 - self.table.len()
     }
 
-    /// Drops the keys not asked for since the last sweep; then, if the shard
-    /// is still full, the least recently asked-for (those made and not asked
-    /// for again first), down to three quarters of `most` (and below it).
+    /// Drops the least recently asked-for quarter of the shard (at least
+    /// one key, and below `most`): keys from older sweeps first, then those
+    /// made and not asked for again since the last one.
     fn make_room(&mut self, most: usize) {
-        let current = self.sweeps << 1;
-        self.table.retain(|h| h.stamp() >= current);
         if self.table.len() >= most {
             let keep = (most - most / 4).min(most - 1);
             let mut stamps: Vec<u64> = self.table.iter().map(Held::stamp).collect();

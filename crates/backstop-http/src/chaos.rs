@@ -11,11 +11,21 @@ use backstop::chaos::Fault;
 
 use crate::error::HttpError;
 
+/// An injected timeout, with a per-attempt timeout set: the attempt hangs,
+/// as on a server that does not answer, until that timeout cuts it (the
+/// client's own setting is what is tested). Without one it fails at once.
+pub(crate) async fn hang_if_timeout(fault: Fault, attempt_timeout: Option<Duration>) {
+    if fault == Fault::Timeout && attempt_timeout.is_some() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// The middleware's answer to an injected fault: the response a server
 /// would give (503; 429; 429 with `Retry-After`; 400, returned as it is),
-/// or a timeout.
+/// or a timeout (see [`hang_if_timeout`]).
 #[allow(clippy::result_large_err)] // the type a real attempt returns
-pub(crate) fn response(fault: Fault) -> Result<reqwest::Response, HttpError> {
+pub(crate) async fn response(fault: Fault, attempt_timeout: Option<Duration>) -> Result<reqwest::Response, HttpError> {
+    hang_if_timeout(fault, attempt_timeout).await;
     let status = |code: u16, retry_after: Option<Duration>| {
         let mut b = http::Response::builder().status(code);
         if let Some(d) = retry_after {

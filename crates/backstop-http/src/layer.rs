@@ -247,7 +247,7 @@ where
                 let req = copy_request(&req);
                 let pacer = pacer.clone();
                 #[cfg(feature = "chaos")]
-                let chaos = shared.chaos.clone();
+                let (chaos, timeout) = (shared.chaos.clone(), shared.options.attempt_timeout);
                 async move {
                     #[cfg(feature = "chaos")]
                     if let Some(chaos) = chaos {
@@ -256,6 +256,7 @@ where
                             chaos.clock().sleep_async(injection.delay).await;
                         }
                         if let Some(fault) = injection.fault {
+                            crate::chaos::hang_if_timeout(fault, timeout).await;
                             return Err(Attempt::Failed(Box::new(crate::chaos::Injected(fault))));
                         }
                     }

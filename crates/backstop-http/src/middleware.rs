@@ -144,6 +144,8 @@ impl Middleware for RetryMiddleware {
             let (next, mut ext) = (next.clone(), ext.clone());
             #[cfg(feature = "chaos")]
             let chaos = self.chaos.clone();
+            #[cfg(feature = "chaos")]
+            let timeout = self.options.attempt_timeout;
             async move {
                 // Only a single-attempt run can get here twice with nothing to send.
                 let Some(req) = req else {
@@ -156,7 +158,7 @@ impl Middleware for RetryMiddleware {
                         chaos.clock().sleep_async(injection.delay).await;
                     }
                     if let Some(fault) = injection.fault {
-                        return crate::chaos::response(fault);
+                        return crate::chaos::response(fault, timeout).await;
                     }
                 }
                 let sent = next.run(req, &mut ext).await;

@@ -91,3 +91,22 @@ async fn the_layer_injects_faults_and_the_same_seed_gives_the_same_outcome() {
     assert_eq!(hits, 10, "the server saw one request per call: every fault was injected before it");
     assert_eq!(run(9).await.1, injected, "the same seed, the same faults");
 }
+
+/// An injected timeout hangs the attempt until the client's own per-attempt
+/// timeout cuts it, as a server that does not answer would (real time, 2 ×
+/// 20 ms: a timeout needs it): the run reports that timeout.
+#[tokio::test]
+async fn an_injected_timeout_is_cut_by_the_clients_attempt_timeout() {
+    let server = FaultServer::start();
+    let chaos = Chaos::builder("api").fault(1.0, Fault::Timeout).build().unwrap();
+    let options = backstop_http::Options::new().attempt_timeout(Duration::from_millis(20));
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(RetryMiddleware::new(policy(2)).options(options).chaos(&chaos))
+        .build();
+    let err = client.get(server.url("/")).send().await.unwrap_err();
+    let retry = backstop_http::retry_error(&err).expect("the run's error");
+    assert_eq!(retry.attempts(), 2);
+    let last = retry.last_error();
+    assert!(matches!(last, Some(backstop_http::HttpError::TimedOut(d)) if *d == Duration::from_millis(20)), "{last:?}");
+    assert_eq!(server.hits(), 0);
+}

@@ -33,7 +33,10 @@ impl Chaos {
 
     /// The async form of [`wrap`](Self::wrap): the delay is an async sleep
     /// on the `Chaos`'s clock, and a faulted attempt's future is never
-    /// made. `policy.retry(chaos.wrap_async(|| fetch(&url), inject)).await`.
+    /// made. An attempt that is not faulted calls `op` when it starts and
+    /// awaits its future after the delay (futures do their work when
+    /// awaited; a closure that works before returning its future does it
+    /// first). `policy.retry(chaos.wrap_async(|| fetch(&url), inject)).await`.
     pub fn wrap_async<T, E, Fut>(
         &self,
         mut op: impl FnMut() -> Fut,

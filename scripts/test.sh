@@ -16,10 +16,10 @@
 # 5. the Python package: built with maturin into a virtualenv, its pytest suite.
 #
 # Prints how long each step took, and the total. A run from a fresh clone
-# (nothing built, the crates already downloaded) took 11 min 33 s on 2
-# cores: each library 88 s, workspace tests 400 s, all features 42 s,
-# benchmarks 35 s, loom 59 s, Python 69 s (with the fleet's Redis client
-# built into the extension).
+# (nothing built, the crates already downloaded) took 16 min 6 s on 2
+# cores: each library 94 s, workspace tests 550 s, all features 45 s,
+# benchmarks 40 s, loom 94 s, Python 92 s (before the HTTP fault-injection
+# step was added, about 40 s more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

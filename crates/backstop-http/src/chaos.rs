@@ -7,25 +7,33 @@ use std::fmt;
 use std::time::Duration;
 
 use backstop::Verdict;
-use backstop::chaos::Fault;
+use backstop::chaos::{Chaos, Fault};
 
 use crate::error::HttpError;
 
-/// An injected timeout, with a per-attempt timeout set: the attempt hangs,
-/// as on a server that does not answer, until that timeout cuts it (the
-/// client's own setting is what is tested). Without one it fails at once.
-pub(crate) async fn hang_if_timeout(fault: Fault, attempt_timeout: Option<Duration>) {
+/// What `chaos` injects into one attempt: sleeps its delay, and returns
+/// its fault, if any. An injected timeout with a per-attempt timeout set
+/// hangs, as a server that does not answer, until that timeout cuts the
+/// attempt (the client's own setting is what is tested); without one it
+/// is returned at once.
+pub(crate) async fn inject(chaos: Option<Chaos>, attempt_timeout: Option<Duration>) -> Option<Fault> {
+    let chaos = chaos?;
+    let injection = chaos.next();
+    if !injection.delay.is_zero() {
+        chaos.clock().sleep_async(injection.delay).await;
+    }
+    let fault = injection.fault?;
     if fault == Fault::Timeout && attempt_timeout.is_some() {
         std::future::pending::<()>().await;
     }
+    Some(fault)
 }
 
 /// The middleware's answer to an injected fault: the response a server
 /// would give (503; 429; 429 with `Retry-After`; 400, returned as it is),
-/// or a timeout (see [`hang_if_timeout`]).
+/// or a timeout.
 #[allow(clippy::result_large_err)] // the type a real attempt returns
-pub(crate) async fn response(fault: Fault, attempt_timeout: Option<Duration>) -> Result<reqwest::Response, HttpError> {
-    hang_if_timeout(fault, attempt_timeout).await;
+pub(crate) fn response(fault: Fault) -> Result<reqwest::Response, HttpError> {
     let status = |code: u16, retry_after: Option<Duration>| {
         let mut b = http::Response::builder().status(code);
         if let Some(d) = retry_after {

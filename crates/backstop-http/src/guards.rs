@@ -10,33 +10,49 @@ use backstop::retry::Name;
 use backstop::{Guards, Pacer, RetryError, RetryPolicy, Verdict};
 use http::HeaderMap;
 
-/// The guard setters of [`RetryMiddleware`](crate::RetryMiddleware) and
+/// The setters of [`RetryMiddleware`](crate::RetryMiddleware) and
 /// [`RetryLayer`](crate::RetryLayer), the same on both; each type has an
-/// `edit_guards` that applies a change to its [`Guards`].
+/// `edit_setup` that applies a change to its [`Setup`](crate::setup::Setup).
 macro_rules! guard_setters {
     () => {
+        /// Which requests may be retried (and with which `Idempotency-Key`),
+        /// and the per-attempt timeout.
+        pub fn options(self, options: Options) -> Self {
+            self.edit_setup(|s| s.options = options)
+        }
+
+        /// Hedges every attempt of the requests that may be sent twice (the
+        /// same rule as retries: idempotent methods, or an `Idempotency-Key`;
+        /// never a POST without one, nor a streamed body): past the hedge's
+        /// delay the request is sent again, and the first good answer wins
+        /// (see [`Hedge`](backstop::hedge::Hedge)). A hedged attempt is one
+        /// attempt of the run.
+        pub fn hedge(self, hedge: &backstop::hedge::Hedge) -> Self {
+            self.edit_setup(|s| s.hedge = Some(hedge.clone()))
+        }
+
         /// Takes every guard `guards` holds, and its clock if it has one (a
         /// guard set already and not in `guards` is kept): one value for
         /// every client of a downstream (see [`Guards`]).
         pub fn guards(self, guards: &Guards) -> Self {
-            self.edit_guards(|g| g.merge(guards).build())
+            self.edit_guards(|g| g.merge(guards))
         }
 
         /// Asks `breaker` before every attempt (see [`Retry::breaker`](backstop::Retry::breaker)).
         pub fn breaker(self, breaker: &CircuitBreaker) -> Self {
-            self.edit_guards(|g| g.breaker(breaker).build())
+            self.edit_guards(|g| g.breaker(breaker))
         }
 
         /// Draws every retry from `budget` (see [`Retry::budget`](backstop::Retry::budget)).
         pub fn budget(self, budget: &RetryBudget) -> Self {
-            self.edit_guards(|g| g.budget(budget).build())
+            self.edit_guards(|g| g.budget(budget))
         }
 
         /// Waits for a slot from `pacer` before every attempt (see
         /// [`Retry::pacer`](backstop::Retry::pacer)), and tells it the rate
         /// limits responses state (`RateLimit`, `X-RateLimit-*` headers).
         pub fn pacer(self, pacer: &Pacer) -> Self {
-            self.edit_guards(|g| g.pacer(pacer).build())
+            self.edit_guards(|g| g.pacer(pacer))
         }
 
         /// Takes a place from `limit` before every attempt (see
@@ -44,7 +60,7 @@ macro_rules! guard_setters {
         /// `max_concurrent` requests of this client at once, the others
         /// queued or refused.
         pub fn limit(self, limit: &backstop::limit::ConcurrencyLimit) -> Self {
-            self.edit_guards(|g| g.limit(limit).build())
+            self.edit_guards(|g| g.limit(limit))
         }
 
         /// Guards per origin (scheme, host and port; see
@@ -54,7 +70,7 @@ macro_rules! guard_setters {
         /// this client's). One dead origin then trips only its own breaker;
         /// each origin is paced at its own rate.
         pub fn per_origin(self, keyed: &backstop::keyed::Keyed<Guards>) -> Self {
-            self.set_per_origin(keyed.clone())
+            self.edit_setup(|s| s.per_origin = Some(keyed.clone()))
         }
 
         /// Injects faults and latency into attempts (feature `chaos`; see
@@ -68,13 +84,20 @@ macro_rules! guard_setters {
         /// out. A delay sleeps on the `Chaos`'s clock first.
         #[cfg(feature = "chaos")]
         pub fn chaos(self, chaos: &backstop::chaos::Chaos) -> Self {
-            self.set_chaos(chaos.clone())
+            self.edit_setup(|s| s.chaos = Some(chaos.clone()))
+        }
+
+        fn edit_guards(
+            self,
+            edit: impl FnOnce(backstop::guards::GuardsBuilder) -> backstop::guards::GuardsBuilder,
+        ) -> Self {
+            self.edit_setup(|s| s.guards = edit(s.guards.to_builder()).build())
         }
 
         /// Sleeps on this clock (default: the real one); a
         /// [`ManualClock`](backstop::ManualClock) in tests.
         pub fn clock<C: Clock + Clone + 'static>(self, clock: &C) -> Self {
-            self.edit_guards(|g| g.clock(clock).build())
+            self.edit_guards(|g| g.clock(clock))
         }
     };
 }

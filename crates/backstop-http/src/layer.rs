@@ -9,10 +9,7 @@ use std::task::{Context, Poll};
 
 use std::time::Duration;
 
-use backstop::guards::GuardsBuilder;
-use backstop::hedge::Hedge;
 use backstop::http::{classify_status, is_retryable_status};
-use backstop::keyed::Keyed;
 use backstop::retry::Name;
 use backstop::{CircuitBreaker, Clock, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, Verdict, presets};
 use http::{Request, Response};
@@ -26,6 +23,7 @@ use crate::layer_error::{BoxError, LayerError};
 use crate::options::{Options, fresh_key};
 use crate::origin;
 use crate::replay::Replay;
+use crate::setup::Setup;
 
 /// A tower [`Layer`] that retries HTTP requests under a [`RetryPolicy`]
 /// (default: [`presets::API_CALL`]), with the same rules as
@@ -44,20 +42,7 @@ use crate::replay::Replay;
 /// attempt sends the same request.
 #[derive(Debug, Clone)]
 pub struct RetryLayer {
-    shared: Arc<Shared>,
-}
-
-#[derive(Debug, Clone)]
-struct Shared {
-    policy: RetryPolicy,
-    /// `policy` with one attempt, for requests that are sent once.
-    once: RetryPolicy,
-    guards: Guards,
-    per_origin: Option<Keyed<Guards>>,
-    options: Options,
-    hedge: Option<Hedge>,
-    #[cfg(feature = "chaos")]
-    chaos: Option<backstop::chaos::Chaos>,
+    shared: Arc<Setup>,
 }
 
 impl Default for RetryLayer {
@@ -69,50 +54,15 @@ impl Default for RetryLayer {
 impl RetryLayer {
     /// Retries under `policy`.
     pub fn new(policy: RetryPolicy) -> Self {
-        let shared = Shared {
-            once: policy.once(),
-            policy,
-            guards: Guards::default(),
-            per_origin: None,
-            options: Options::default(),
-            hedge: None,
-            #[cfg(feature = "chaos")]
-            chaos: None,
-        };
-        Self { shared: Arc::new(shared) }
-    }
-
-    fn edit(self, f: impl FnOnce(&mut Shared)) -> Self {
-        let mut shared = Arc::unwrap_or_clone(self.shared);
-        f(&mut shared);
-        Self { shared: Arc::new(shared) }
-    }
-
-    /// Which requests may be retried (and with which `Idempotency-Key`), and
-    /// the per-attempt timeout.
-    pub fn options(self, options: Options) -> Self {
-        self.edit(|s| s.options = options)
+        Self { shared: Arc::new(Setup::new(policy)) }
     }
 
     guards::guard_setters!();
 
-    /// Hedges every attempt of the requests that may be sent twice, as
-    /// [`RetryMiddleware::hedge`](crate::RetryMiddleware::hedge) does.
-    pub fn hedge(self, hedge: &Hedge) -> Self {
-        self.edit(|s| s.hedge = Some(hedge.clone()))
-    }
-
-    fn edit_guards(self, edit: impl FnOnce(GuardsBuilder) -> Guards) -> Self {
-        self.edit(|s| s.guards = edit(s.guards.to_builder()))
-    }
-
-    fn set_per_origin(self, keyed: Keyed<Guards>) -> Self {
-        self.edit(|s| s.per_origin = Some(keyed))
-    }
-
-    #[cfg(feature = "chaos")]
-    fn set_chaos(self, chaos: backstop::chaos::Chaos) -> Self {
-        self.edit(|s| s.chaos = Some(chaos))
+    fn edit_setup(self, edit: impl FnOnce(&mut Setup)) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.shared);
+        edit(&mut shared);
+        Self { shared: Arc::new(shared) }
     }
 }
 
@@ -128,7 +78,7 @@ impl<S> Layer<S> for RetryLayer {
 #[derive(Clone)]
 pub struct RetryService<S> {
     inner: S,
-    shared: Arc<Shared>,
+    shared: Arc<Setup>,
 }
 
 impl<S> fmt::Debug for RetryService<S> {
@@ -250,15 +200,8 @@ where
                 let (chaos, timeout) = (shared.chaos.clone(), shared.options.attempt_timeout);
                 async move {
                     #[cfg(feature = "chaos")]
-                    if let Some(chaos) = chaos {
-                        let injection = chaos.next();
-                        if !injection.delay.is_zero() {
-                            chaos.clock().sleep_async(injection.delay).await;
-                        }
-                        if let Some(fault) = injection.fault {
-                            crate::chaos::hang_if_timeout(fault, timeout).await;
-                            return Err(Attempt::Failed(Box::new(crate::chaos::Injected(fault))));
-                        }
+                    if let Some(fault) = crate::chaos::inject(chaos, timeout).await {
+                        return Err(Attempt::Failed(Box::new(crate::chaos::Injected(fault))));
                     }
                     poll_fn(|cx| svc.poll_ready(cx)).await.map_err(|e| Attempt::Failed(e.into()))?;
                     let sent = svc.call(req).await;

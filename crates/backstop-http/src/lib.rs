@@ -55,6 +55,7 @@ mod options;
 mod origin;
 mod replay;
 mod send;
+mod setup;
 
 pub use attempts::Attempts;
 #[cfg(feature = "macros")]

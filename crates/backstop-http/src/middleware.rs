@@ -2,9 +2,6 @@
 //! `reqwest-middleware`.
 
 use async_trait::async_trait;
-use backstop::guards::GuardsBuilder;
-use backstop::hedge::Hedge;
-use backstop::keyed::Keyed;
 use backstop::{CircuitBreaker, Clock, Guards, Pacer, RetryBudget, RetryError, RetryPolicy, presets};
 use http::Extensions;
 use reqwest::{Request, Response};
@@ -17,6 +14,7 @@ use crate::guards;
 use crate::options::{Options, fresh_key};
 use crate::origin;
 use crate::replay::Replay;
+use crate::setup::Setup;
 
 /// Retries a client's requests under a [`RetryPolicy`] (default:
 /// [`presets::API_CALL`]), optionally through a [`CircuitBreaker`] and a
@@ -46,15 +44,7 @@ use crate::replay::Replay;
 /// ```
 #[derive(Debug, Clone)]
 pub struct RetryMiddleware {
-    policy: RetryPolicy,
-    /// `policy` with one attempt, for requests that are sent once.
-    once: RetryPolicy,
-    guards: Guards,
-    per_origin: Option<Keyed<Guards>>,
-    options: Options,
-    hedge: Option<Hedge>,
-    #[cfg(feature = "chaos")]
-    chaos: Option<backstop::chaos::Chaos>,
+    setup: Setup,
 }
 
 impl Default for RetryMiddleware {
@@ -66,49 +56,13 @@ impl Default for RetryMiddleware {
 impl RetryMiddleware {
     /// Retries under `policy`.
     pub fn new(policy: RetryPolicy) -> Self {
-        Self {
-            once: policy.once(),
-            policy,
-            guards: Guards::default(),
-            per_origin: None,
-            options: Options::default(),
-            hedge: None,
-            #[cfg(feature = "chaos")]
-            chaos: None,
-        }
-    }
-
-    /// Which requests may be retried, and the per-attempt timeout.
-    pub fn options(mut self, options: Options) -> Self {
-        self.options = options;
-        self
+        Self { setup: Setup::new(policy) }
     }
 
     guards::guard_setters!();
 
-    /// Hedges every attempt of the requests that may be sent twice (the
-    /// same rule as retries: idempotent methods, or an `Idempotency-Key`;
-    /// never a POST without one, nor a streamed body): past the hedge's
-    /// delay the request is sent again, and the first good answer wins (see
-    /// [`Hedge`]). A hedged attempt is one attempt of the run.
-    pub fn hedge(mut self, hedge: &Hedge) -> Self {
-        self.hedge = Some(hedge.clone());
-        self
-    }
-
-    fn edit_guards(mut self, edit: impl FnOnce(GuardsBuilder) -> Guards) -> Self {
-        self.guards = edit(self.guards.to_builder());
-        self
-    }
-
-    fn set_per_origin(mut self, keyed: Keyed<Guards>) -> Self {
-        self.per_origin = Some(keyed);
-        self
-    }
-
-    #[cfg(feature = "chaos")]
-    fn set_chaos(mut self, chaos: backstop::chaos::Chaos) -> Self {
-        self.chaos = Some(chaos);
+    fn edit_setup(mut self, edit: impl FnOnce(&mut Setup)) -> Self {
+        edit(&mut self.setup);
         self
     }
 }
@@ -121,8 +75,9 @@ impl Middleware for RetryMiddleware {
         ext: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
+        let setup = &self.setup;
         let method = req.method().clone();
-        let mut replay = self.options.prepare(&method, req.headers_mut(), fresh_key);
+        let mut replay = setup.options.prepare(&method, req.headers_mut(), fresh_key);
         // A copy to send again, when it may be sent again and can be.
         let template = match replay {
             Replay::Allowed => req.try_clone(),
@@ -132,7 +87,7 @@ impl Middleware for RetryMiddleware {
             replay = Replay::Once(NotRetried::StreamBody);
         }
         let name = crate::request_name(&req);
-        let guards = origin::guards_for(&self.guards, self.per_origin.as_ref(), || origin::of_url(req.url()));
+        let guards = origin::guards_for(&setup.guards, setup.per_origin.as_ref(), || origin::of_url(req.url()));
         let first = std::sync::Mutex::new(Some(req));
         let pacer = guards.pacer();
         // The request to send: the caller's the first time, a copy after.
@@ -143,23 +98,17 @@ impl Middleware for RetryMiddleware {
         let send = |req: Option<Request>| {
             let (next, mut ext) = (next.clone(), ext.clone());
             #[cfg(feature = "chaos")]
-            let chaos = self.chaos.clone();
+            let chaos = setup.chaos.clone();
             #[cfg(feature = "chaos")]
-            let timeout = self.options.attempt_timeout;
+            let timeout = setup.options.attempt_timeout;
             async move {
                 // Only a single-attempt run can get here twice with nothing to send.
                 let Some(req) = req else {
                     return Err(HttpError::Middleware(anyhow::anyhow!("the request cannot be sent again")));
                 };
                 #[cfg(feature = "chaos")]
-                if let Some(chaos) = chaos {
-                    let injection = chaos.next();
-                    if !injection.delay.is_zero() {
-                        chaos.clock().sleep_async(injection.delay).await;
-                    }
-                    if let Some(fault) = injection.fault {
-                        return crate::chaos::response(fault, timeout).await;
-                    }
+                if let Some(fault) = crate::chaos::inject(chaos, timeout).await {
+                    return crate::chaos::response(fault);
                 }
                 let sent = next.run(req, &mut ext).await;
                 if let Ok(resp) = &sent {
@@ -172,15 +121,15 @@ impl Middleware for RetryMiddleware {
                 }
             }
         };
-        let hedge = self.hedge.as_ref().filter(|_| replay == Replay::Allowed);
+        let hedge = setup.hedge.as_ref().filter(|_| replay == Replay::Allowed);
         let attempt = || -> BoxFuture<'_, Result<Response, HttpError>> {
             match hedge {
                 Some(hedge) => Box::pin(hedge.run(|| send(request()))),
                 None => Box::pin(send(request())),
             }
         };
-        let policy = replay.policy(&self.policy, &self.once);
-        let timeout = self.options.attempt_timeout;
+        let policy = replay.policy(&setup.policy, &setup.once);
+        let timeout = setup.options.attempt_timeout;
         let result = guards::run(policy, &guards, name, attempt, classify, timeout, HttpError::TimedOut).await;
         let result = match replay {
             Replay::Allowed => result,

@@ -16,10 +16,9 @@
 # 5. the Python package: built with maturin into a virtualenv, its pytest suite.
 #
 # Prints how long each step took, and the total. A run from a fresh clone
-# (nothing built, the crates already downloaded) took 16 min 6 s on 2
-# cores: each library 94 s, workspace tests 550 s, all features 45 s,
-# benchmarks 40 s, loom 94 s, Python 92 s (before the HTTP fault-injection
-# step was added, about 40 s more).
+# (nothing built, the crates already downloaded) took 18 min 28 s on 2
+# cores: each library 103 s, workspace tests 630 s, all features 82 s,
+# HTTP fault injection 32 s, benchmarks 56 s, loom 98 s, Python 107 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

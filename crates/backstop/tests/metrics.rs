@@ -106,3 +106,20 @@ fn a_budget_reports_its_level_and_denials() {
         .map(|(.., v)| v);
     assert_eq!(level, Some(&DebugValue::Gauge(0.0.into())));
 }
+
+#[test]
+fn keyed_guards_count_the_keys_they_drop_by_name() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let keyed = backstop::keyed::Keyed::builder(|key: &str| key.len()).name("origins").max_keys(10).build().unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        for i in 0..100 {
+            let _ = keyed.get(&format!("https://host-{i}.example"));
+        }
+    });
+    let snapshot = snapshotter.snapshot().into_vec();
+    let dropped = counter(&snapshot, "backstop_keyed_evictions_total", &[("name", "origins")]);
+    assert_eq!(dropped, keyed.evicted());
+    assert!(dropped >= 90, "{dropped}");
+    assert_eq!(keyed.name(), "origins");
+}

@@ -19,6 +19,7 @@ const SHARDS: usize = 16;
 /// Builds a [`Keyed`]; see [`Keyed::builder`].
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct KeyedBuilder<T> {
+    name: Arc<str>,
     make: Box<Make<T>>,
     max_keys: usize,
     idle_after: Duration,
@@ -28,6 +29,7 @@ pub struct KeyedBuilder<T> {
 impl<T> std::fmt::Debug for KeyedBuilder<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyedBuilder")
+            .field("name", &self.name)
             .field("max_keys", &self.max_keys)
             .field("idle_after", &self.idle_after)
             .finish_non_exhaustive()
@@ -36,7 +38,22 @@ impl<T> std::fmt::Debug for KeyedBuilder<T> {
 
 impl<T: Send + Sync + 'static> KeyedBuilder<T> {
     pub(super) fn new(make: Box<Make<T>>) -> Self {
-        Self { make, max_keys: 10_000, idle_after: Duration::from_secs(600), clock: Arc::new(SystemClock) }
+        Self {
+            name: Arc::from("keyed"),
+            make,
+            max_keys: 10_000,
+            idle_after: Duration::from_secs(600),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Its name (default `keyed`): the `name` label of its metric,
+    /// `backstop_keyed_evictions_total` (keys dropped, idle or to make
+    /// room). Each key's guards carry their own names (see the module
+    /// docs), so their logs and metrics say which key.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = name.into();
+        self
     }
 
     /// The most keys held at once (default 10,000; allowed: 1 ..=
@@ -79,6 +96,7 @@ impl<T: Send + Sync + 'static> KeyedBuilder<T> {
         let origin = self.clock.now();
         Ok(Keyed {
             inner: Arc::new(Inner {
+                name: self.name,
                 make: self.make,
                 hasher: foldhash::fast::RandomState::default(),
                 shards: (0..shards).map(|_| RwLock::new(Shard::new())).collect(),

@@ -30,6 +30,10 @@
 //! evicted breaker starts closed). A million distinct keys through a
 //! `Keyed` of 10,000 hold 10,000 at most.
 //!
+//! Keys dropped are counted in [`evicted`](Keyed::evicted) and, with the
+//! `metrics` feature, in `backstop_keyed_evictions_total` labelled with the
+//! `Keyed`'s [`name`](KeyedBuilder::name); nothing is logged per key.
+//!
 //! # Cost
 //!
 //! Asking for a key that is held: one hash of the key, a read lock on its
@@ -81,6 +85,7 @@ pub struct Keyed<T> {
 type Make<T> = dyn Fn(&str) -> T + Send + Sync;
 
 struct Inner<T> {
+    name: Arc<str>,
     make: Box<Make<T>>,
     hasher: foldhash::fast::RandomState,
     shards: Box<[RwLock<Shard<T>>]>,
@@ -147,7 +152,8 @@ impl<T: Send + Sync + 'static> Keyed<T> {
         if evicted > 0 {
             inner.evicted.fetch_add(evicted as u64, Ordering::Relaxed);
             #[cfg(feature = "metrics")]
-            metrics::counter!("backstop_keyed_evictions_total").increment(evicted as u64);
+            metrics::counter!("backstop_keyed_evictions_total", "name" => inner.name.to_string())
+                .increment(evicted as u64);
         }
         made
     }
@@ -190,6 +196,11 @@ impl<T: Send + Sync + 'static> Keyed<T> {
         self.inner.max_keys
     }
 
+    /// Its name (see [`KeyedBuilder::name`]).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
     /// How many keys have been dropped so far, idle or to make room.
     pub fn evicted(&self) -> u64 {
         self.inner.evicted.load(Ordering::Relaxed)
@@ -199,6 +210,7 @@ impl<T: Send + Sync + 'static> Keyed<T> {
 impl<T> fmt::Debug for Keyed<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Keyed")
+            .field("name", &self.inner.name)
             .field("max_keys", &self.inner.max_keys)
             .field("idle_after", &self.inner.idle_after)
             .field("evicted", &self.inner.evicted.load(Ordering::Relaxed))

@@ -21,6 +21,8 @@
 # HTTP fault injection 32 s, benchmarks 56 s, loom 98 s, Python 107 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One build, never edited and rebuilt: incremental caches would only take disk.
+export CARGO_INCREMENTAL=0
 
 started=$SECONDS
 step() {

@@ -34,6 +34,7 @@ use redis::RedisError;
 
 use crate::hub::{Hub, Io, Member};
 use crate::scripts::{self, BUDGET_PUT, BUDGET_TAKE};
+use crate::settings::nanos;
 
 /// The shortest time between two batches of refills.
 const GIVE_EVERY: Duration = Duration::from_secs(1);
@@ -255,10 +256,6 @@ impl Member for BudgetShare {
     fn detach(&self) {
         self.budget.lock().unwrap_or_else(PoisonError::into_inner).take();
     }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl BudgetLink for BudgetShare {

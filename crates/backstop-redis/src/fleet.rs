@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use backstop::breaker::{BreakerLink, BreakerStore, SharedBreaker};
-use backstop::budget::{BudgetLink, BudgetStore, SharedBudget};
+use backstop::budget::{BudgetLink, BudgetStore, SharedBudget, SharedRatio};
 use backstop::pacer::{PacerLink, PacerStore, SharedPacer};
 use redis::{Client, ConnectionAddr};
 
@@ -16,6 +16,7 @@ use crate::budget::BudgetShare;
 use crate::error::FleetError;
 use crate::hub::{self, Hub};
 use crate::pace::PaceShare;
+use crate::ratio::RatioShare;
 use crate::settings::Settings;
 
 /// A connection to the Redis that a fleet of workers shares guard state
@@ -103,6 +104,12 @@ impl BreakerStore for Fleet {
 impl BudgetStore for Fleet {
     fn share_budget(&self, budget: SharedBudget) -> Arc<dyn BudgetLink> {
         let share = Arc::new(BudgetShare::new(budget, &self.owner.hub));
+        self.owner.hub.join(Arc::clone(&share) as Arc<dyn hub::Member>);
+        share
+    }
+
+    fn share_ratio(&self, budget: SharedRatio) -> Arc<dyn BudgetLink> {
+        let share = Arc::new(RatioShare::new(budget, &self.owner.hub));
         self.owner.hub.join(Arc::clone(&share) as Arc<dyn hub::Member>);
         share
     }

@@ -45,6 +45,12 @@
 //!   fleet, refilled at `refill_per_sec`. Each process spends a small lease
 //!   of it (two retries' worth by default) and tops it up when it runs low,
 //!   so total retries across the fleet stay within one bucket.
+//!   Or a **ratio budget**: retries in the whole fleet may add at most
+//!   `ratio` of the fleet's requests in the window, plus one floor for the
+//!   fleet (where each local budget has its own). Each process reports its
+//!   counts at least once a second and is granted a part of the room left,
+//!   at most its part of the fleet's requests; grants not yet spent are
+//!   counted out of the others', so the fleet never exceeds its room.
 //! - **The pace.** One rate for the fleet, learned as one pacer learns it
 //!   (CUBIC) from every process's refusals, stated limits and successes;
 //!   its slots are handed out by GCRA (the generic cell rate algorithm, as
@@ -59,7 +65,8 @@
 //! local lease. All Redis traffic is on the fleet's own thread (one per
 //! [`Fleet`]), so sync callers and async tasks alike never wait on Redis.
 //! That traffic grows with processes and with failures, not with calls:
-//! one read per breaker per refresh, a lease per two retries, a verdict per
+//! one read per breaker per refresh, a lease per two retries, one sync per
+//! ratio budget a second (more while it retries), a verdict per
 //! probe, one sync per pacer per refresh (and, while pacing, one more per
 //! run of slots a busy process takes) (measured in BENCHMARKS.md).
 //!
@@ -100,6 +107,7 @@ mod error;
 mod fleet;
 mod hub;
 mod pace;
+mod ratio;
 pub mod scripts;
 mod settings;
 

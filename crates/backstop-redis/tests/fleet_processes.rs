@@ -7,6 +7,11 @@
 //! - retries during the outage within the fleet's one budget (not 8 × it);
 //! - every worker open within the bound after the first trip;
 //! - every worker closed after the recovery.
+//!
+//! Then six workers share one ratio budget through the same Redis, calling
+//! a server that fails every call: their retries together stay within the
+//! fleet's room (one floor, and the ratio of all their requests), where six
+//! local budgets would each have a floor.
 
 mod support;
 
@@ -32,14 +37,99 @@ const RETRIES_IN_BUDGET: u64 = 20;
 const OUTAGE: Duration = Duration::from_millis(1800);
 const RUN: Duration = Duration::from_millis(3600);
 
+/// The ratio phase: workers, how long they run, and the budget's settings
+/// (a floor of 2 a second over 10 s: 20 retries for the fleet).
+const RATIO_WORKERS: usize = 6;
+const RATIO_RUN: Duration = Duration::from_millis(1500);
+const RATIO: f64 = 0.02;
+const RATIO_FLOOR: f64 = 20.0;
+
 fn main() {
     match std::env::var("BACKSTOP_FLEET_WORKER") {
-        Ok(id) => worker(id.parse().expect("a worker number")),
+        Ok(id) => match id.strip_prefix("ratio:") {
+            Some(id) => ratio_worker(id.parse().expect("a worker number")),
+            None => worker(id.parse().expect("a worker number")),
+        },
         Err(_) => {
-            parent();
+            let redis = RedisServer::start();
+            parent(&redis);
+            ratio_parent(&redis);
             println!("fleet_processes: ok");
         }
     }
+}
+
+/// Calls the failing server for `RATIO_RUN` with a shared ratio budget;
+/// prints its requests and retries.
+fn ratio_worker(id: u64) {
+    let redis = std::env::var("REDIS_URL").unwrap();
+    let addr: SocketAddr = std::env::var("TARGET").unwrap().parse().unwrap();
+    let fleet = Fleet::builder(redis).refresh(REFRESH).timeout(TIMEOUT).build().unwrap();
+    let budget = RetryBudget::ratio("fleet-ratio")
+        .ratio(RATIO)
+        .min_per_sec(RATIO_FLOOR / 10.0)
+        .window(Duration::from_secs(10))
+        .shared(&fleet)
+        .build()
+        .unwrap();
+    let policy = RetryPolicy::builder()
+        .max_attempts(4)
+        .backoff(Backoff::constant(Duration::from_millis(1)))
+        .seed(id)
+        .build()
+        .unwrap();
+    let (mut requests, mut retries) = (0u64, 0u64);
+    let start = Instant::now();
+    while start.elapsed() < RATIO_RUN {
+        let mut attempts = 0u64;
+        let _ = policy
+            .retry(|| {
+                attempts += 1;
+                get(addr)
+            })
+            .budget(&budget)
+            .call();
+        requests += 1;
+        retries += attempts - 1;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    println!("Q {requests} {retries} {}", budget.denied());
+}
+
+fn ratio_parent(redis: &RedisServer) {
+    let server = FaultServer::start();
+    server.otherwise(Reply::status(503));
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..RATIO_WORKERS)
+        .map(|id| {
+            Command::new(&exe)
+                .env("BACKSTOP_FLEET_WORKER", format!("ratio:{id}"))
+                .env("REDIS_URL", redis.url())
+                .env("TARGET", server.addr().to_string())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("a worker process")
+        })
+        .collect();
+    let (mut requests, mut retries, mut denied) = (0u64, 0u64, 0u64);
+    for mut child in children {
+        let out = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
+        assert!(child.wait().unwrap().success(), "a worker failed");
+        let line = out.lines().find(|l| l.starts_with("Q ")).expect("a worker's counts");
+        let n: Vec<u64> = line.split(' ').skip(1).map(|x| x.parse().unwrap()).collect();
+        requests += n[0];
+        retries += n[1];
+        denied += n[2];
+    }
+    // The whole run is within one window: the fleet's room is one floor and
+    // the ratio of every request.
+    let room = RATIO_FLOOR + RATIO * requests as f64;
+    assert!(retries as f64 <= room, "{retries} retries for {requests} requests: the fleet's room is {room}");
+    assert!(denied > 0, "the fleet's room ran out and retries were refused");
+    let local = RATIO_WORKERS as f64 * RATIO_FLOOR + RATIO * requests as f64;
+    println!(
+        "fleet_processes: {RATIO_WORKERS} workers on one ratio budget: {retries} retries for {requests} requests (the fleet's room {room:.0}; six local budgets would allow {local:.0}; {denied} refused)"
+    );
 }
 
 fn unix_ms() -> u64 {
@@ -104,8 +194,7 @@ struct Seen {
     last_state: String,
 }
 
-fn parent() {
-    let redis = RedisServer::start();
+fn parent(redis: &RedisServer) {
     let server = FaultServer::start();
     server.otherwise(Reply::status(503));
     let exe = std::env::current_exe().unwrap();

@@ -8,7 +8,7 @@ use std::sync::{Arc as StdArc, Mutex as StdMutex};
 use std::time::Duration;
 
 use backstop::breaker::{BreakerConfig, BreakerEvent, BreakerLink, BreakerStore, CircuitState, SharedBreaker};
-use backstop::budget::{BudgetLink, BudgetStore, SharedBudget};
+use backstop::budget::{BudgetLink, BudgetStore, SharedBudget, SharedRatio};
 use backstop::{CircuitBreaker, ManualClock, RetryBudget, Verdict};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
@@ -18,6 +18,7 @@ use loom::thread;
 #[derive(Clone, Default)]
 struct Keeper {
     budget: StdArc<StdMutex<Option<SharedBudget>>>,
+    ratio: StdArc<StdMutex<Option<SharedRatio>>>,
     breaker: StdArc<StdMutex<Option<SharedBreaker>>>,
 }
 
@@ -42,6 +43,11 @@ impl BreakerLink for Link {
 impl BudgetStore for Keeper {
     fn share_budget(&self, budget: SharedBudget) -> StdArc<dyn BudgetLink> {
         *self.budget.lock().unwrap() = Some(budget);
+        StdArc::new(Link { changes: AtomicUsize::new(0) })
+    }
+
+    fn share_ratio(&self, budget: SharedRatio) -> StdArc<dyn BudgetLink> {
+        *self.ratio.lock().unwrap() = Some(budget);
         StdArc::new(Link { changes: AtomicUsize::new(0) })
     }
 }
@@ -74,6 +80,33 @@ fn a_lease_topped_up_and_drained_while_a_retry_spends_it_loses_no_token() {
         assert_eq!(overflow, 0);
         let spent = if granted { 5.0 } else { 0.0 };
         assert_eq!(spent + f64::from(given_back) + budget.level(), 10.0);
+    });
+}
+
+#[test]
+fn a_ratio_grant_replaced_while_a_retry_spends_it_never_lets_more_through_than_granted() {
+    loom::model(|| {
+        let keeper = Keeper::default();
+        let budget = RetryBudget::ratio("loom").ratio(0.0).min_per_sec(0.0).shared(&keeper).build().unwrap();
+        let handle = keeper.ratio.lock().unwrap().clone().unwrap();
+        handle.grant(1.0, handle.counts());
+        let store = thread::spawn(move || {
+            let at = handle.counts();
+            handle.grant(1.0, at);
+            at
+        });
+        let worker = {
+            let b = budget.clone();
+            thread::spawn(move || (0..2).filter_map(|_| b.try_withdraw(Verdict::Retry)).count() as u64)
+        };
+        let at = store.join().unwrap();
+        let granted = worker.join().unwrap();
+        let keeper_view = keeper.ratio.lock().unwrap().clone().unwrap();
+        // The first grant's one retry, and one more only if the store read it
+        // before granting anew; after the new grant, at most its one.
+        assert!(granted <= 2);
+        assert_eq!(keeper_view.counts().retries, granted);
+        assert!(keeper_view.counts().retries - at.retries <= 1);
     });
 }
 

@@ -49,6 +49,22 @@ pub static BUDGET_TAKE: LazyLock<Script> =
 pub static BUDGET_PUT: LazyLock<Script> =
     LazyLock::new(|| Script::new(concat!(include_str!("leases.lua"), include_str!("budget_put.lua"))));
 
+/// One worker's sync with a fleet's ratio retry budget: adds what it
+/// counted since its last sync to the fleet's window (ten slices of a tenth
+/// of the window, on Redis's clock) and grants it a part of the room the
+/// rule leaves (floor + ratio × the fleet's requests − its retries − what
+/// the other workers were granted): at most `(its requests + 1) /
+/// (the fleet's requests + workers)` of the room. `KEYS`: the window, the
+/// grants out (worker token → retries granted and when it was last heard
+/// from). `ARGV`: requests since the last sync, retries since (less
+/// refunds; may be negative), ratio, floor (retries per window), window in
+/// ms, the worker's requests in its own window, ttl in ms, after how many ms
+/// unheard a grant is forgotten, the worker's token, 1 if it is leaving.
+/// Returns `[retries granted (a string), the fleet's requests in the
+/// window, its retries in the window, workers heard from]`.
+pub static RATIO_SYNC: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("leases.lua"), include_str!("ratio_sync.lua"))));
+
 /// One worker's sync with a fleet's shared pace (`KEYS[1]`, a hash): adds
 /// its reports to the fleet's rate, learned by CUBIC (RFC 8312) on the
 /// Redis server's clock, and reserves the slots it wants by GCRA (the
@@ -99,10 +115,11 @@ pub static BREAKER_SET: LazyLock<Script> = LazyLock::new(|| Script::new(include_
 
 /// Every script, to load on each new connection (so each call is one
 /// `EVALSHA`).
-pub(crate) fn all() -> [&'static Script; 8] {
+pub(crate) fn all() -> [&'static Script; 9] {
     [
         &BUDGET_TAKE,
         &BUDGET_PUT,
+        &RATIO_SYNC,
         &PACE_SYNC,
         &BREAKER_READ,
         &BREAKER_TRIP,

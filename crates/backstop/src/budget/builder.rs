@@ -5,9 +5,10 @@ use std::fmt;
 use std::sync::Arc as StdArc;
 use std::time::Duration;
 
-use super::ratio::Ratio;
+use super::ratio::{FleetCounts, Grant, Ratio};
 use super::retry_budget::{Inner, Kind, RetryBudget};
 use super::shared::{BudgetStore, SharedBudget};
+use super::shared_ratio::SharedRatio;
 use super::token_bucket::{MILLI, TokenBucket};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
@@ -44,6 +45,7 @@ impl RetryBudget {
             ratio: 0.2,
             window: Duration::from_secs(10),
             min_per_sec: 10.0,
+            store: None,
         }
     }
 }
@@ -210,6 +212,7 @@ pub struct RatioBuilder {
     ratio: f64,
     window: Duration,
     min_per_sec: f64,
+    store: Option<Store>,
 }
 
 impl RatioBuilder {
@@ -238,7 +241,21 @@ impl RatioBuilder {
         self
     }
 
-    /// Checks the settings and makes the budget.
+    /// Shares the budget with every process whose ratio budget of the same
+    /// name uses the same store (such as `backstop_redis::Fleet`): retries
+    /// in the whole fleet may add at most `ratio` of the fleet's requests in
+    /// the window, plus one floor of `min_per_sec` for the fleet (eight
+    /// local budgets would allow eight floors). Each process spends its
+    /// part of that room locally, with no round trip per retry; see
+    /// [`SharedRatio`]. Every process should give the same settings.
+    pub fn shared<S: BudgetStore + Clone + 'static>(mut self, store: &S) -> Self {
+        self.store = Some(Store(StdArc::new(store.clone())));
+        self
+    }
+
+    /// Checks the settings and makes the budget (when
+    /// [`shared`](Self::shared), with the part of the fleet's room its store
+    /// grants).
     pub fn build(self) -> Result<RetryBudget, ConfigError> {
         if !(self.ratio.is_finite() && (0.0..=1000.0).contains(&self.ratio)) {
             return Err(invalid("ratio", format!("is {}", self.ratio), "0 ..= 1000 (0.2: retries add at most 20 %)"));
@@ -250,11 +267,23 @@ impl RatioBuilder {
             return Err(invalid("min_per_sec", format!("is {}", self.min_per_sec), "a finite number ≥ 0"));
         }
         let nanos = u64::try_from(self.window.as_nanos()).unwrap_or(u64::MAX);
-        Ok(self.common.build(Kind::Ratio(Ratio {
+        let fleet = self.store.as_ref().map(|_| FleetCounts {
+            shared: AtomicBool::new(true),
+            requests: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+        });
+        let budget = self.common.build(Kind::Ratio(Ratio {
             counts: SlidingCounts::new(nanos, 10),
             ratio: self.ratio,
             floor: self.min_per_sec * self.window.as_secs_f64(),
-            withdraw: Mutex::new(()),
-        })))
+            window: self.window,
+            withdraw: Mutex::new(Grant::default()),
+            fleet,
+        }));
+        if let Some(Store(store)) = self.store {
+            let link = store.share_ratio(SharedRatio::new(Arc::clone(&budget.inner)));
+            let _ = budget.inner.link.set(link);
+        }
+        Ok(budget)
     }
 }

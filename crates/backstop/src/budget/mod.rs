@@ -14,6 +14,11 @@
 //!   (20 %) of the requests of the last `window` (10 s), plus a floor of
 //!   `min_per_sec` (10) retries a second so a quiet client can still retry.
 //!
+//! Either kind can be shared by a fleet of processes through a
+//! [`BudgetStore`] (such as `backstop_redis::Fleet`): one bucket, or one
+//! window of the fleet's requests and retries with one floor, spent
+//! locally with no round trip per retry.
+//!
 //! ```
 //! use backstop::{presets, ManualClock, RetryBudget, RetryError};
 //!
@@ -34,9 +39,11 @@ mod link;
 mod ratio;
 mod retry_budget;
 mod shared;
+mod shared_ratio;
 mod token_bucket;
 
 pub use builder::{RatioBuilder, TokenBucketBuilder};
 pub use link::BudgetLink;
 pub use retry_budget::{RetryBudget, Withdrawal};
 pub use shared::{BudgetStore, SharedBudget};
+pub use shared_ratio::{RatioCounts, SharedRatio};

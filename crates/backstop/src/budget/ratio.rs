@@ -1,9 +1,14 @@
 //! The ratio algorithm (Finagle's and tower's retry budget): retries may add
 //! at most a fixed share of the requests seen in a sliding window, plus a
-//! floor of retries a second.
+//! floor of retries a second. Shared by a fleet, the same rule holds over
+//! the fleet's requests and retries: the store grants this process an
+//! allowance (its part of the fleet's room), and the process may make that
+//! many retries, plus `ratio` of the requests it counts after the grant.
+
+use std::time::Duration;
 
 use crate::sliding::SlidingCounts;
-use crate::sync::Mutex;
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 
 pub(super) struct Ratio {
     /// Counters: requests (first attempts), retries. A refund takes its
@@ -13,7 +18,32 @@ pub(super) struct Ratio {
     pub(super) ratio: f64,
     /// The floor over the whole window: `min_per_sec · window`.
     pub(super) floor: f64,
-    pub(super) withdraw: Mutex<()>,
+    pub(super) window: Duration,
+    /// Held while a retry is decided (one at a time), with the fleet's last
+    /// grant (unused by a local budget).
+    pub(super) withdraw: Mutex<Grant>,
+    /// What a shared budget counts for its store; `None` when local.
+    pub(super) fleet: Option<FleetCounts>,
+}
+
+/// A shared ratio budget's counts since it was built, read by its store.
+pub(super) struct FleetCounts {
+    /// Whether the budget follows the fleet's grants now (false while its
+    /// store has no connection: then the local rule decides).
+    pub(super) shared: AtomicBool,
+    /// Every request counted.
+    pub(super) requests: AtomicU64,
+    /// Every retry granted, less the refunded ones.
+    pub(super) retries: AtomicU64,
+}
+
+/// The fleet's last grant: `allowance` retries, counted from the counts
+/// the store read before asking for it.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Grant {
+    pub(super) allowance: f64,
+    pub(super) requests_at: u64,
+    pub(super) retries_at: u64,
 }
 
 impl Ratio {
@@ -22,12 +52,30 @@ impl Ratio {
         let [requests, retries] = self.counts.totals(now);
         (requests, retries)
     }
+
+    /// The fleet's counts, when the budget is shared and follows the fleet now.
+    pub(super) fn following(&self) -> Option<&FleetCounts> {
+        self.fleet.as_ref().filter(|f| f.shared.load(Ordering::Acquire))
+    }
+
+    /// Retries a shared budget may still make under `grant`: the allowance,
+    /// plus `ratio` of the requests since, less the retries since.
+    pub(super) fn left_of(&self, grant: &Grant, fleet: &FleetCounts) -> f64 {
+        let requests = fleet.requests.load(Ordering::Acquire).saturating_sub(grant.requests_at);
+        let retries = fleet.retries.load(Ordering::Acquire) as f64 - grant.retries_at as f64;
+        grant.allowance + self.ratio * requests as f64 - retries
+    }
+
+    /// Retries the local rule allows now: the floor, plus `ratio` of the
+    /// window's requests, less its retries.
+    pub(super) fn local_left(&self, now: u64) -> f64 {
+        let (requests, retries) = self.totals(now);
+        self.floor + self.ratio * f64::from(requests) - f64::from(retries)
+    }
 }
 
 #[cfg(all(test, not(backstop_loom)))]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::budget::RetryBudget;
     use crate::clock::ManualClock;
@@ -46,7 +94,14 @@ mod tests {
 
     #[test]
     fn totals_are_the_requests_and_retries_of_the_window() {
-        let r = Ratio { counts: SlidingCounts::new(10 * SEC, 10), ratio: 0.2, floor: 0.0, withdraw: Mutex::new(()) };
+        let r = Ratio {
+            counts: SlidingCounts::new(10 * SEC, 10),
+            ratio: 0.2,
+            floor: 0.0,
+            window: Duration::from_secs(10),
+            withdraw: Mutex::new(Grant::default()),
+            fleet: None,
+        };
         r.counts.add(0, [3, 0]);
         r.counts.add(4 * SEC, [2, 1]);
         r.counts.add(9 * SEC, [0, 1]);

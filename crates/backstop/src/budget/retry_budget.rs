@@ -71,6 +71,9 @@ impl RetryBudget {
     pub fn record_request(&self) {
         if let Kind::Ratio(r) = &self.inner.kind {
             r.counts.add(self.now_nanos(), [1, 0]);
+            if let Some(fleet) = &r.fleet {
+                fleet.requests.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -95,14 +98,24 @@ impl RetryBudget {
                 granted.then_some(Withdrawal { cost, at_nanos: 0 })
             }
             Kind::Ratio(r) => {
-                let _one_at_a_time = lock(&r.withdraw);
+                let grant = lock(&r.withdraw);
                 let now = self.now_nanos();
-                let (requests, retries) = r.totals(now);
-                let allowed = r.floor + r.ratio * f64::from(requests);
-                (f64::from(retries) + 1.0 <= allowed).then(|| {
+                let left = match r.following() {
+                    Some(fleet) => r.left_of(&grant, fleet),
+                    None => r.local_left(now),
+                };
+                let granted = (left >= 1.0).then(|| {
                     r.counts.add(now, [0, 1]);
+                    if let Some(fleet) = &r.fleet {
+                        fleet.retries.fetch_add(1, Ordering::AcqRel);
+                    }
                     Withdrawal { cost: 1, at_nanos: now }
-                })
+                });
+                drop(grant);
+                if let Some(link) = self.inner.link.get() {
+                    link.withdrew(self.level());
+                }
+                granted
             }
         };
         match granted {
@@ -136,7 +149,16 @@ impl RetryBudget {
                 }
                 b.put(milli)
             }
-            Kind::Ratio(r) => r.counts.sub(withdrawal.at_nanos, [0, 1]),
+            Kind::Ratio(r) => {
+                r.counts.sub(withdrawal.at_nanos, [0, 1]);
+                if let Some(fleet) = &r.fleet {
+                    // The fleet hears of it with the next counts its store reads.
+                    let _ = fleet.retries.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+                    if let Some(link) = self.inner.link.get() {
+                        link.refunded();
+                    }
+                }
+            }
         }
     }
 
@@ -152,14 +174,15 @@ impl RetryBudget {
     }
 
     /// What is left: tokens for a token bucket, retries available now for a
-    /// ratio budget.
+    /// ratio budget (for a shared one, of this process's part of the fleet's
+    /// room).
     pub fn level(&self) -> f64 {
         match &self.inner.kind {
             Kind::Bucket(b) => b.milli.load(Ordering::Acquire) as f64 / MILLI as f64,
-            Kind::Ratio(r) => {
-                let (requests, retries) = r.totals(self.now_nanos());
-                (r.floor + r.ratio * f64::from(requests) - f64::from(retries)).max(0.0)
-            }
+            Kind::Ratio(r) => match r.following() {
+                Some(fleet) => r.left_of(&lock(&r.withdraw), fleet).max(0.0),
+                None => r.local_left(self.now_nanos()).max(0.0),
+            },
         }
     }
 

@@ -19,21 +19,31 @@ use std::sync::Arc as StdArc;
 
 use super::link::BudgetLink;
 use super::retry_budget::{Inner, Kind};
+use super::shared_ratio::SharedRatio;
 use super::token_bucket::{MILLI, TokenBucket};
 use crate::sync::{Arc, AtomicU64, Ordering};
 
 /// A store of retry budgets shared by many processes (such as
 /// `backstop_redis::Fleet`); given to
-/// [`TokenBucketBuilder::shared`](super::TokenBucketBuilder::shared).
+/// [`TokenBucketBuilder::shared`](super::TokenBucketBuilder::shared) and
+/// [`RatioBuilder::shared`](super::RatioBuilder::shared).
 ///
 /// `Send + Sync`: a builder holding a store may build on another thread
 /// (backstop's Python package builds without holding the GIL).
 pub trait BudgetStore: Send + Sync {
-    /// Takes a new budget into the store: the store keeps `budget` to keep
-    /// its lease, and returns the link the budget reports to. Called once,
-    /// by `build()`, with the local bucket empty; it may wait a short,
+    /// Takes a new token bucket into the store: the store keeps `budget` to
+    /// keep its lease, and returns the link the budget reports to. Called
+    /// once, by `build()`, with the local bucket empty; it may wait a short,
     /// bounded time (to take the first lease before the first retry).
     fn share_budget(&self, budget: SharedBudget) -> StdArc<dyn BudgetLink>;
+
+    /// Takes a new ratio budget into the store: the store keeps `budget`,
+    /// reports its [`counts`](SharedRatio::counts) to the fleet and
+    /// [`grant`](SharedRatio::grant)s it its part of the fleet's room, and
+    /// returns the link the budget reports to. Called once, by `build()`,
+    /// with nothing granted; it may wait a short, bounded time (to grant
+    /// before the first retry).
+    fn share_ratio(&self, budget: SharedRatio) -> StdArc<dyn BudgetLink>;
 }
 
 /// A store's handle on a shared token bucket: the local lease. Holding it

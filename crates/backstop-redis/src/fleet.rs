@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use backstop::breaker::{BreakerLink, BreakerStore, SharedBreaker};
 use backstop::budget::{BudgetLink, BudgetStore, SharedBudget, SharedRatio};
+use backstop::limit::{LimitLink, LimitStore, SharedLimit};
 use backstop::pacer::{PacerLink, PacerStore, SharedPacer};
 use redis::{Client, ConnectionAddr};
 
@@ -15,6 +16,7 @@ use crate::breaker::BreakerShare;
 use crate::budget::BudgetShare;
 use crate::error::FleetError;
 use crate::hub::{self, Hub};
+use crate::limit::LimitShare;
 use crate::pace::PaceShare;
 use crate::ratio::RatioShare;
 use crate::settings::Settings;
@@ -110,6 +112,14 @@ impl BudgetStore for Fleet {
 
     fn share_ratio(&self, budget: SharedRatio) -> Arc<dyn BudgetLink> {
         let share = Arc::new(RatioShare::new(budget, &self.owner.hub));
+        self.owner.hub.join(Arc::clone(&share) as Arc<dyn hub::Member>);
+        share
+    }
+}
+
+impl LimitStore for Fleet {
+    fn share_limit(&self, limit: SharedLimit) -> Arc<dyn LimitLink> {
+        let share = Arc::new(LimitShare::new(limit, &self.owner.hub));
         self.owner.hub.join(Arc::clone(&share) as Arc<dyn hub::Member>);
         share
     }

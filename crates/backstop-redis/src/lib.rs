@@ -51,6 +51,13 @@
 //!   counts at least once a second and is granted a part of the room left,
 //!   at most its part of the fleet's requests; grants not yet spent are
 //!   counted out of the others', so the fleet never exceeds its room.
+//! - **The concurrency limit** (a fixed one). At most `max_concurrent`
+//!   calls at once in the whole fleet: each process holds some of the
+//!   places (its limit's places now), which its calls take and give back
+//!   locally; a call that finds none queues while the fleet's thread asks
+//!   for more. While a process waits for places, each holder is cut to a
+//!   fair share (the places over the processes that want some) and gives
+//!   the rest back as its calls end; an idle process gives its places back.
 //! - **The pace.** One rate for the fleet, learned as one pacer learns it
 //!   (CUBIC) from every process's refusals, stated limits and successes;
 //!   its slots are handed out by GCRA (the generic cell rate algorithm, as
@@ -106,6 +113,7 @@ mod conn;
 mod error;
 mod fleet;
 mod hub;
+mod limit;
 mod pace;
 mod ratio;
 pub mod scripts;

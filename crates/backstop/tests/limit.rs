@@ -1,6 +1,6 @@
 //! The fixed concurrency limit through the public API: places, the FIFO
-//! queue and its bound, the queue timeout on virtual time, and what a
-//! dropped waiter gives back.
+//! queue and its bound, the queue timeout on virtual time, what a dropped
+//! waiter gives back, and a shared limit's places set by its store.
 
 use std::future::{Future, IntoFuture};
 use std::pin::pin;
@@ -121,6 +121,70 @@ async fn many_tasks_never_run_more_than_the_limit_at_once() {
     assert_eq!((l.in_use(), l.waiting()), (0, 0));
 }
 
+/// A store that keeps the handle, for the test to set places as a store
+/// would, and counts the calls that found no place.
+#[derive(Clone, Default)]
+struct Keeper {
+    limit: Arc<std::sync::Mutex<Option<backstop::limit::SharedLimit>>>,
+    wants: Arc<AtomicU32>,
+}
+
+struct Wants(Arc<AtomicU32>);
+
+impl backstop::limit::LimitLink for Wants {
+    fn wants(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl backstop::limit::LimitStore for Keeper {
+    fn share_limit(&self, limit: backstop::limit::SharedLimit) -> Arc<dyn backstop::limit::LimitLink> {
+        *self.limit.lock().unwrap() = Some(limit);
+        Arc::new(Wants(Arc::clone(&self.wants)))
+    }
+}
+
+#[test]
+fn a_shared_limit_runs_on_the_places_its_store_sets_and_says_when_a_call_finds_none() {
+    let keeper = Keeper::default();
+    let l = ConcurrencyLimit::builder("fleet")
+        .max_concurrent(4)
+        .max_queue(10)
+        .no_queue_timeout()
+        .shared(&keeper)
+        .build()
+        .unwrap();
+    let handle = keeper.limit.lock().unwrap().clone().unwrap();
+    assert_eq!((l.current_limit(), handle.places()), (0, 0), "no places before the store leases some");
+    assert!(l.try_acquire().is_none());
+    assert_eq!(keeper.wants.load(Ordering::SeqCst), 1);
+    let mut first = l.acquire();
+    let mut second = l.acquire();
+    assert!(poll_once(&mut first).is_pending());
+    assert!(poll_once(&mut second).is_pending());
+    assert_eq!(keeper.wants.load(Ordering::SeqCst), 3, "each call that queues says so");
+    assert_eq!((handle.in_use(), handle.waiting()), (0, 2));
+    // The store leases two places: both waiters go in, in order.
+    handle.set_places(2);
+    let (a, b) = (poll_once(&mut first), poll_once(&mut second));
+    assert!(matches!((&a, &b), (Poll::Ready(Ok(_)), Poll::Ready(Ok(_)))));
+    assert_eq!(handle.in_use(), 2);
+    // Fewer places than calls running: none is stopped, and the places they
+    // give back are not handed on until the calls fit.
+    handle.set_places(1);
+    let mut third = l.acquire();
+    assert!(poll_once(&mut third).is_pending());
+    drop(a);
+    assert!(poll_once(&mut third).is_pending(), "two ran on one place: the first back is not handed on");
+    drop(b);
+    assert!(matches!(poll_once(&mut third), Poll::Ready(Ok(_))));
+    handle.set_places(100);
+    assert_eq!(handle.places(), 4, "never more than the fleet's places");
+    keeper.limit.lock().unwrap().take();
+    drop((l, first, second, third));
+    assert!(handle.is_orphaned());
+}
+
 #[test]
 fn bad_settings_name_their_field() {
     let b = || ConcurrencyLimit::builder("l");
@@ -128,6 +192,7 @@ fn bad_settings_name_their_field() {
         (b().max_concurrent(0).build(), "max_concurrent"),
         (b().max_queue(2_000_000).build(), "max_queue"),
         (b().queue_timeout(Duration::ZERO).build(), "queue_timeout"),
+        (b().adaptive(backstop::limit::Gradient::default()).shared(&Keeper::default()).build(), "shared"),
     ] {
         assert_eq!(result.unwrap_err().field(), field);
     }

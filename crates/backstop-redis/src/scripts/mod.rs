@@ -65,6 +65,20 @@ pub static BUDGET_PUT: LazyLock<Script> =
 pub static RATIO_SYNC: LazyLock<Script> =
     LazyLock::new(|| Script::new(concat!(include_str!("leases.lua"), include_str!("ratio_sync.lua"))));
 
+/// One worker's sync with a fleet's shared concurrency limit: grants it the
+/// places it asks for, as far as places are free; while another worker
+/// wants more than it holds, at most a fair share (the places over the
+/// workers that want some) or the free places the others do not need to
+/// reach theirs, if more. Its calls running hold their places
+/// until they end, granted or not. `KEYS`: the places held (worker token →
+/// places, demand, when last heard from). `ARGV`: places wanted, demand
+/// (running and waiting), places in use, the fleet's places, 1 to keep one
+/// place while idle (only while half the places stay free), ttl in ms,
+/// after how many ms unheard a lease is forgotten, the worker's token, 1 if
+/// it is leaving. Returns `[places granted, places free after, workers
+/// heard from, 1 if another worker wants more than it holds]`.
+pub static LIMIT_SYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("limit_sync.lua")));
+
 /// One worker's sync with a fleet's shared pace (`KEYS[1]`, a hash): adds
 /// its reports to the fleet's rate, learned by CUBIC (RFC 8312) on the
 /// Redis server's clock, and reserves the slots it wants by GCRA (the
@@ -115,11 +129,12 @@ pub static BREAKER_SET: LazyLock<Script> = LazyLock::new(|| Script::new(include_
 
 /// Every script, to load on each new connection (so each call is one
 /// `EVALSHA`).
-pub(crate) fn all() -> [&'static Script; 9] {
+pub(crate) fn all() -> [&'static Script; 10] {
     [
         &BUDGET_TAKE,
         &BUDGET_PUT,
         &RATIO_SYNC,
+        &LIMIT_SYNC,
         &PACE_SYNC,
         &BREAKER_READ,
         &BREAKER_TRIP,

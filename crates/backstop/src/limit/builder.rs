@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::gradient::{Estimator, Gradient};
 use super::queue::Queue;
+use super::shared::{LimitStore, SharedLimit};
 use super::{ConcurrencyLimit, Inner};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
@@ -19,6 +20,7 @@ pub struct ConcurrencyLimitBuilder {
     queue_timeout: Option<Duration>,
     adaptive: Option<Gradient>,
     clock: Arc<dyn Clock>,
+    store: Option<Arc<dyn LimitStore>>,
 }
 
 impl std::fmt::Debug for ConcurrencyLimitBuilder {
@@ -41,6 +43,7 @@ impl ConcurrencyLimitBuilder {
             queue_timeout: Some(Duration::from_secs(30)),
             adaptive: None,
             clock: Arc::new(SystemClock),
+            store: None,
         }
     }
 
@@ -86,6 +89,19 @@ impl ConcurrencyLimitBuilder {
         self
     }
 
+    /// Shares the limit with every process whose limit of the same name uses
+    /// the same store (such as `backstop_redis::Fleet`): at most
+    /// `max_concurrent` calls at once in the whole fleet. Each process holds
+    /// a lease of the fleet's places, taken and given back locally; a call
+    /// that finds none queues (as always) while the store leases more. Every
+    /// process should give the same `max_concurrent`. A fixed limit only:
+    /// an adaptive limit is learned by each process from its own latency.
+    /// See [`SharedLimit`].
+    pub fn shared<S: LimitStore + Clone + 'static>(mut self, store: &S) -> Self {
+        self.store = Some(Arc::new(store.clone()));
+        self
+    }
+
     /// Checks every setting and returns the limit, or the first bad setting.
     pub fn build(self) -> Result<ConcurrencyLimit, ConfigError> {
         let err = |field, problem: String, allowed| Err(ConfigError::of("concurrency limit", field, problem, allowed));
@@ -99,6 +115,13 @@ impl ConcurrencyLimitBuilder {
             self.queue_timeout.filter(|t| !(Duration::from_millis(1)..=Duration::from_secs(3600)).contains(t))
         {
             return err("queue_timeout", format!("is {t:?}"), "1ms ..= 1h");
+        }
+        if self.store.is_some() && self.adaptive.is_some() {
+            return err(
+                "shared",
+                "is set with adaptive".into(),
+                "a fixed limit (each process learns an adaptive limit from its own latency)",
+            );
         }
         if let Some(g) = &self.adaptive {
             if g.min_limit == 0 || g.min_limit > self.max_concurrent {
@@ -121,8 +144,9 @@ impl ConcurrencyLimitBuilder {
                 return err("adaptive.long_window", format!("is {}", g.long_window), "10 ..= 1000000");
             }
         }
-        let current = self.adaptive.map_or(self.max_concurrent, |g| g.initial);
-        Ok(ConcurrencyLimit {
+        // A shared limit starts with no places: its store leases them.
+        let current = if self.store.is_some() { 0 } else { self.adaptive.map_or(self.max_concurrent, |g| g.initial) };
+        let limit = ConcurrencyLimit {
             inner: Arc::new(Inner {
                 name: self.name,
                 max_concurrent: self.max_concurrent,
@@ -132,7 +156,13 @@ impl ConcurrencyLimitBuilder {
                 queue_timeout: self.queue_timeout,
                 clock: self.clock,
                 queue: Queue::default(),
+                link: std::sync::OnceLock::new(),
             }),
-        })
+        };
+        if let Some(store) = self.store {
+            let link = store.share_limit(SharedLimit::new(Arc::clone(&limit.inner)));
+            let _ = limit.inner.link.set(link);
+        }
+        Ok(limit)
     }
 }

@@ -32,6 +32,12 @@
 //! `max_concurrent` is then its cap, and [`current_limit`](ConcurrencyLimit::current_limit)
 //! what it allows now.
 //!
+//! **Shared**: with [`ConcurrencyLimitBuilder::shared`] a fixed limit is the
+//! fleet's (through a [`LimitStore`] such as `backstop_redis::Fleet`): at
+//! most `max_concurrent` calls at once across every process; each process
+//! holds a lease of the places, which its calls take locally (see
+//! [`SharedLimit`]).
+//!
 //! A limit also loads from a configuration file (the `serde` feature):
 //! `name`, `max_concurrent`, `max_queue`, `queue_timeout` (`"5s"`, `"none"`).
 //!
@@ -53,6 +59,7 @@ mod builder;
 mod config;
 mod gradient;
 mod queue;
+mod shared;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -62,6 +69,7 @@ use std::time::{Duration, Instant};
 pub use builder::ConcurrencyLimitBuilder;
 pub use gradient::Gradient;
 pub use queue::{Acquire, LimitPermit};
+pub use shared::{LimitLink, LimitStore, SharedLimit};
 
 use crate::clock::Clock;
 use gradient::Estimator;
@@ -86,6 +94,8 @@ struct Inner {
     queue_timeout: Option<Duration>,
     clock: Arc<dyn Clock>,
     queue: Queue,
+    /// The store of a shared limit, set once by `build()`.
+    link: std::sync::OnceLock<Arc<dyn LimitLink>>,
 }
 
 impl fmt::Debug for ConcurrencyLimit {
@@ -157,7 +167,8 @@ impl ConcurrencyLimit {
     }
 
     /// Calls that may run at once now: `max_concurrent` for a fixed limit,
-    /// the current estimate for an adaptive one.
+    /// the current estimate for an adaptive one, the places this process
+    /// holds of its fleet's for a [shared](ConcurrencyLimitBuilder::shared) one.
     pub fn current_limit(&self) -> u32 {
         self.inner.current.load(Ordering::Acquire)
     }
@@ -184,7 +195,18 @@ impl ConcurrencyLimit {
 
     /// A place now, or `None` when every place is taken (never queues).
     pub fn try_acquire(&self) -> Option<LimitPermit> {
-        self.inner.queue.try_take(self.current_limit()).then(|| LimitPermit::new(self.clone()))
+        let taken = self.inner.queue.try_take(self.current_limit());
+        if !taken {
+            self.wants();
+        }
+        taken.then(|| LimitPermit::new(self.clone()))
+    }
+
+    /// A call found no free place: a shared limit's store hears of it.
+    fn wants(&self) {
+        if let Some(link) = self.inner.link.get() {
+            link.wants();
+        }
     }
 
     /// Waits for a place (in FIFO order, at most `queue_timeout`), or is
@@ -196,6 +218,7 @@ impl ConcurrencyLimit {
 
     /// The refusal of a full queue.
     pub(crate) fn full(&self) -> LimitError {
+        self.wants();
         self.refuse_full()
     }
 

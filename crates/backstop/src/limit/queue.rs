@@ -200,7 +200,7 @@ impl Future for Acquire {
             if s.waiting >= inner.max_queue {
                 drop(s);
                 this.finished = true;
-                return Poll::Ready(Err(this.limit.refuse_full()));
+                return Poll::Ready(Err(this.limit.full()));
             }
             let id = s.next_id;
             s.next_id += 1;
@@ -208,6 +208,7 @@ impl Future for Acquire {
             s.waiters.insert(id, Waiter { waker: Some(cx.waker().clone()), granted: false });
             s.order.push_back(id);
             drop(s);
+            this.limit.wants();
             this.id = Some(id);
             this.queued_at = Some(inner.clock.now());
             if let Some(limit) = inner.queue_timeout {

@@ -92,7 +92,7 @@ impl Breaker {
             })?;
         let mut builder = CircuitBreaker::builder(name).config(config).on_state_change(|event| {
             let message = event.to_string();
-            Python::attach(|py| crate::run::log(py, "warning", message));
+            Python::attach(|py| crate::log::log(py, "warning", message));
         });
         if let Some(clock) = &clock {
             builder = builder.clock(&clock.get().clock);

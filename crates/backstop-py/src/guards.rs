@@ -89,15 +89,19 @@ impl Budget {
 
     /// Finagle's and gRPC's budget: retries may be `ratio` of the requests
     /// of the last `window` seconds (default 0.2 of 10 s), plus
-    /// `min_per_sec` retries each second whatever the traffic.
+    /// `min_per_sec` retries each second whatever the traffic. With
+    /// `fleet`, the rule holds over every process's requests and retries
+    /// (one floor for the fleet).
     #[staticmethod]
-    #[pyo3(signature = (name, ratio = None, window = None, min_per_sec = None, clock = None))]
+    #[pyo3(signature = (name, ratio = None, window = None, min_per_sec = None, clock = None, fleet = None))]
     fn ratio(
+        py: Python<'_>,
         name: String,
         ratio: Option<f64>,
         window: Option<f64>,
         min_per_sec: Option<f64>,
         clock: Option<Py<VirtualClock>>,
+        fleet: Option<Py<Fleet>>,
     ) -> PyResult<Self> {
         let mut b = RetryBudget::ratio(name);
         if let Some(r) = ratio {
@@ -112,7 +116,11 @@ impl Budget {
         if let Some(clock) = &clock {
             b = b.clock(&clock.get().clock);
         }
-        Ok(Self { budget: b.build().map_err(|e| invalid(&e))? })
+        if let Some(fleet) = &fleet {
+            b = b.shared(&fleet.get().fleet);
+        }
+        // Joining a fleet may wait a short, bounded time for Redis.
+        Ok(Self { budget: py.detach(|| b.build()).map_err(|e| invalid(&e))? })
     }
 
     /// The budget's name.

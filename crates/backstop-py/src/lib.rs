@@ -15,6 +15,7 @@ mod clock;
 mod driven;
 mod fleet;
 mod guards;
+mod log;
 mod run;
 mod schedule;
 

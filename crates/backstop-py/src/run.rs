@@ -10,19 +10,8 @@ use pyo3::types::{PyDict, PyTuple};
 
 use crate::clock::{Interruptible, VirtualClock};
 use crate::guards::RunGuards;
+use crate::log::log;
 use crate::schedule::Schedule;
-
-/// The logger every line goes to: `logging.getLogger("backstop")`, looked
-/// up at each line (levels set at run time take effect at once).
-pub(crate) fn log(py: Python<'_>, level: &str, message: String) {
-    let logged = py
-        .import("logging")
-        .and_then(|logging| logging.call_method1("getLogger", ("backstop",)))
-        .and_then(|logger| logger.call_method1(level, (message,)));
-    if let Err(e) = logged {
-        e.write_unraisable(py, None);
-    }
-}
 
 /// Whether `error` is worth a retry: an `Exception` (never `KeyboardInterrupt`
 /// or `SystemExit`), judged by the Python classifier `retryable`. It answers

@@ -125,6 +125,28 @@ def test_the_retries_of_two_processes_come_out_of_one_budget(redis_url):
     assert there + here <= 4, (there, here)
 
 
+def test_the_retries_of_two_processes_share_one_ratio_budgets_floor(redis_url):
+    # No share of requests (ratio 0): the floor alone, 0.5 a second over 10 s,
+    # is 5 retries for the whole fleet.
+    ratio = RETRYING.replace(
+        'RetryBudget.token_bucket("fleet-retries", capacity=20, fleet=fleet)',
+        'RetryBudget.ratio("fleet-ratio", ratio=0.0, min_per_sec=0.5, fleet=fleet)',
+    )
+    child = worker(redis_url, ratio + "\nprint(retries_for(0.3), flush=True)\n")
+    there = int(child.said[0])
+    try:
+        fleet = Fleet(redis_url, refresh=REFRESH)
+        assert until(lambda: fleet.is_connected)
+        scope = {"fleet": fleet, **{n: globals()[n] for n in ("RetryBudget", "RetryExhaustedError", "with_retry")}}
+        exec(ratio, scope)
+        here = scope["retries_for"](0.3)
+    finally:
+        finish(child)
+    assert there >= 3, f"the worker got {there} retries"
+    # Alone, each process would have had 5 (10 in all).
+    assert there + here <= 5, (there, here)
+
+
 def test_a_larger_lease_serves_a_burst_of_retries(redis_url):
     """A shared budget spends the tokens it leased from the fleet; past
     them it denies until the fleet's thread leases more (a call never waits

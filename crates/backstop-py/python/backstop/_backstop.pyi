@@ -87,6 +87,7 @@ class Budget:
         window: Optional[float] = ...,
         min_per_sec: Optional[float] = ...,
         clock: Optional[VirtualClock] = ...,
+        fleet: Optional[Fleet] = ...,
     ) -> "Budget": ...
     @property
     def name(self) -> str: ...

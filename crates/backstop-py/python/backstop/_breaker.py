@@ -13,9 +13,9 @@ from types import TracebackType
 from typing import Any, Callable, Optional, Tuple, Type, TypeVar
 
 from . import _backstop
+from ._callables import is_async
 from ._checks import count, seconds
 from ._fleet import Fleet, fleet_handle
-from ._run import is_async
 from .testing import current_clock
 
 __all__ = ["CircuitBreaker", "CircuitBreakerConfiguration", "CircuitOpenException", "CircuitState"]

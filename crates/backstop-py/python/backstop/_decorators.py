@@ -23,10 +23,11 @@ import time
 from typing import Any, Callable, Mapping, Optional, Tuple, TypeVar, overload
 
 from ._breaker import CircuitBreaker
+from ._callables import is_async
 from ._config import DEFAULT_RETRY_CONFIG, RetryConfig
 from ._guards import Pacer, RetryBudget, clock_rule, run_guards
 from ._policy import RetryPolicy
-from ._run import is_async, retrying, run
+from ._run import retrying, run
 
 __all__ = ["create_retry_decorator", "retry_call", "with_retry"]
 

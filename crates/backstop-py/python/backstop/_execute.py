@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Callable, Iterable, List, Optional, TypeVar
 
-from ._run import is_async
+from ._callables import is_async
 
 __all__ = ["execute"]
 

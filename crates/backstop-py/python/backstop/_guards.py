@@ -80,9 +80,13 @@ class RetryBudget:
         ratio: Optional[float] = None,
         window: Optional[float] = None,
         min_per_sec: Optional[float] = None,
+        fleet: Optional[Fleet] = None,
     ) -> "RetryBudget":
         """Retries at most ``ratio`` (default 0.2) of the requests of the
-        last ``window`` seconds (10), plus ``min_per_sec`` each second."""
+        last ``window`` seconds (10), plus ``min_per_sec`` each second. With
+        ``fleet``, the rule holds over the requests and retries of every
+        process's budget of this name, with one ``min_per_sec`` for them
+        all."""
         budget = cls.__new__(cls)
         budget._clock = current_clock()
         budget._budget = _backstop.Budget.ratio(
@@ -91,6 +95,7 @@ class RetryBudget:
             optional_number("window", window),
             optional_number("min_per_sec", min_per_sec),
             budget._clock,
+            fleet_handle(fleet),
         )
         return budget
 

@@ -14,8 +14,9 @@ import random
 from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Type, Union
 
 from . import _backstop
+from ._callables import is_async
 from ._checks import U32_MAX, count, number, seconds
-from ._run import RetryExhaustedError, exception_types, is_async, run
+from ._run import RetryExhaustedError, exception_types, run
 
 __all__ = ["RetryExhaustedError", "RetryPolicy", "create_batch_retry_wrapper"]
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 from typing import Any, Awaitable, Callable, Mapping, Optional, Tuple, Type, TypeVar
 
 from . import _backstop, testing
+from ._callables import is_async
 from ._guards import ANY_CLOCK, clock_mismatch
 
-__all__ = ["RetryExhaustedError", "exception_types", "is_async", "retrying", "run", "run_async"]
+__all__ = ["RetryExhaustedError", "exception_types", "retrying", "run", "run_async"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,19 +47,6 @@ def exception_types(parameter: str, value: Any) -> Tuple[Type[BaseException], ..
         if not (isinstance(t, type) and issubclass(t, BaseException)):
             raise TypeError(f"{parameter} must hold exception classes; {t!r} is not one")
     return types
-
-
-def is_async(func: Callable[..., Any]) -> bool:
-    """Whether calling ``func`` makes a coroutine: an ``async def``
-    function, a bound method or ``functools.partial`` of one, or an object
-    whose ``__call__`` is one."""
-    iscoroutinefunction = inspect.iscoroutinefunction
-    if iscoroutinefunction(func):
-        return True
-    inner = getattr(func, "func", func)  # a functools.partial's function
-    return iscoroutinefunction(inner) or (
-        not inspect.isroutine(inner) and iscoroutinefunction(getattr(inner, "__call__", None))
-    )
 
 
 def _judge(retry_on: Tuple[Type[BaseException], ...], judge: Optional[Judge]) -> Judge:

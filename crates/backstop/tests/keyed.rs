@@ -110,6 +110,37 @@ fn keys_idle_for_the_idle_time_are_dropped_when_new_keys_come() {
 }
 
 #[test]
+fn a_key_one_thread_asks_for_again_and_again_stays_fresh_and_is_never_dropped_as_idle() {
+    let clock = ManualClock::new();
+    let keyed = Keyed::builder(|key: &str| key.to_owned())
+        .max_keys(100)
+        .idle_after(Duration::from_secs(60))
+        .clock(&clock)
+        .build()
+        .unwrap();
+    let busy = keyed.get("busy");
+    let _ = keyed.get("idle");
+    for round in 0..6 {
+        clock.advance(Duration::from_secs(40));
+        // New keys come from another thread: this thread's last key stays
+        // "busy", asked for without its shard while nothing is swept.
+        std::thread::scope(|s| {
+            s.spawn(|| keyed.get(&format!("new-{round}")));
+        });
+        for _ in 0..3 {
+            assert!(Arc::ptr_eq(&keyed.get("busy"), &busy), "round {round}");
+        }
+    }
+    assert!(keyed.contains("busy"), "asked for every 40 s, through the thread's last key");
+    assert!(!keyed.contains("idle"));
+    // Forgotten on another thread: this thread's next call makes a new guard.
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(keyed.forget("busy")));
+    });
+    assert!(!Arc::ptr_eq(&keyed.get("busy"), &busy));
+}
+
+#[test]
 fn concurrent_first_calls_of_a_key_share_one_guard() {
     let keyed = Keyed::builder(|key: &str| key.to_owned()).build().unwrap();
     for round in 0..50 {

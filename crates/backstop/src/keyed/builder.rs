@@ -1,6 +1,6 @@
 //! [`KeyedBuilder`]: the bound on keys, the idle time, the clock.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -106,6 +106,8 @@ impl<T: Send + Sync + 'static> KeyedBuilder<T> {
                 clock: self.clock,
                 origin,
                 evicted: AtomicU64::new(0),
+                id: super::NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                epoch: AtomicU64::new(0),
             }),
         })
     }

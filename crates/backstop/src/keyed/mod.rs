@@ -63,6 +63,7 @@
 //! ```
 
 mod builder;
+mod last;
 mod shard;
 
 use std::fmt;
@@ -96,7 +97,15 @@ struct Inner<T> {
     clock: Arc<dyn Clock>,
     origin: Instant,
     evicted: AtomicU64,
+    /// This `Keyed`'s id, unique in the process (see `last`).
+    id: u64,
+    /// Moves on at every sweep, eviction and `forget`: a thread's last key
+    /// is good only while it is unchanged.
+    epoch: AtomicU64,
 }
+
+/// The id of the next `Keyed` built.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 impl<T> Clone for Keyed<T> {
     fn clone(&self) -> Self {
@@ -115,12 +124,16 @@ impl<T: Send + Sync + 'static> Keyed<T> {
     #[inline]
     pub fn get(&self, key: &str) -> Arc<T> {
         let inner = &*self.inner;
-        let hash = inner.hasher.hash_one(key);
-        let shard = &inner.shards[(hash as usize) & (inner.shards.len() - 1)];
-        if let Some(held) = shard.read().unwrap_or_else(PoisonError::into_inner).get(hash, key) {
+        let epoch = inner.epoch.load(Ordering::Acquire);
+        if let Some(held) = last::get(inner.id, epoch, key) {
             return held;
         }
-        self.make(shard, hash, key)
+        let hash = inner.hasher.hash_one(key);
+        let shard = &inner.shards[(hash as usize) & (inner.shards.len() - 1)];
+        let held = shard.read().unwrap_or_else(PoisonError::into_inner).get(hash, key);
+        let held = held.unwrap_or_else(|| self.make(shard, hash, key));
+        last::set(inner.id, epoch, key, &held);
+        held
     }
 
     #[cold]
@@ -142,7 +155,11 @@ impl<T: Send + Sync + 'static> Keyed<T> {
         }
         let full = inner.held.load(Ordering::Acquire) >= inner.max_keys;
         let idle_after = u64::try_from(inner.idle_after.as_nanos()).unwrap_or(u64::MAX);
+        let sweeps = shard.sweeps();
         let evicted = shard.insert(hash, key, Arc::clone(&made), now, idle_after, full, cap);
+        if evicted > 0 || shard.sweeps() != sweeps {
+            inner.epoch.fetch_add(1, Ordering::AcqRel);
+        }
         // (Two shards making keys at once may both see room for the last
         // place: the bound is passed by at most one key a shard, until the
         // next new key makes room.)
@@ -175,6 +192,7 @@ impl<T: Send + Sync + 'static> Keyed<T> {
         let removed = shard.write().unwrap_or_else(PoisonError::into_inner).remove(hash, key);
         if removed {
             inner.held.fetch_sub(1, Ordering::AcqRel);
+            inner.epoch.fetch_add(1, Ordering::AcqRel);
         }
         removed
     }

@@ -76,6 +76,11 @@ impl<T> Shard<T> {
         self.table.len()
     }
 
+    /// How many sweeps the shard has made (idle sweeps and making room).
+    pub(super) fn sweeps(&self) -> u64 {
+        self.sweeps
+    }
+
     /// Holds `value` for `key` (not held yet) at `now`, first dropping the
     /// idle keys (once `idle_after` has passed since the last time) and,
     /// when the whole `Keyed` is `full` or this shard holds `cap` keys,

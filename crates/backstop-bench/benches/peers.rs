@@ -349,6 +349,17 @@ fn keyed_run(c: &mut Criterion) {
     let mut g = c.benchmark_group("keyed_run");
     g.bench_function("backstop", |b| b.iter(|| policy.retry(op).guards(&guards).call()));
     g.bench_function("backstop_keyed", |b| b.iter(|| policy.retry(op).guards(&keyed.get(origin)).call()));
+    // `Keyed::get` alone (the thread's last key; its reference count taken and dropped).
+    g.bench_function("get_alone", |b| b.iter(|| std::hint::black_box(keyed.get(std::hint::black_box(origin)))));
+    // Two origins in turn: every call misses the thread's last key.
+    let origins = ["https://api.weather.example", "https://host-7.example"];
+    let mut turn = 0;
+    g.bench_function("backstop_keyed_alternating", |b| {
+        b.iter(|| {
+            turn ^= 1;
+            policy.retry(op).guards(&keyed.get(origins[turn])).call()
+        })
+    });
     g.finish();
     let mut a = Allocations::new("keyed_run");
     a.measure("backstop_keyed", || sink(policy.retry(op).guards(&keyed.get(origin)).call()));

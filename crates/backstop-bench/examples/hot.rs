@@ -1,9 +1,11 @@
-//! A hot loop for instruction counts under callgrind:
+//! A hot loop for instruction counts under callgrind (cases: none, retry,
+//! async, full, guards, keyed, keyed-get, breaker, ...):
 //! `valgrind --tool=callgrind target/release/examples/hot <case>`.
 
 use std::hint::black_box;
 
-use backstop::{CircuitBreaker, breaker::BreakerConfig, presets};
+use backstop::keyed::Keyed;
+use backstop::{CircuitBreaker, Guards, breaker::BreakerConfig, presets};
 
 #[inline(never)]
 fn op() -> Result<u64, &'static str> {
@@ -15,6 +17,16 @@ fn main() {
     let policy = presets::DEFAULT;
     let breaker = CircuitBreaker::new("hot", BreakerConfig::default());
     let budget = backstop::RetryBudget::default();
+    let guards = Guards::builder().breaker(&breaker).budget(&budget).build();
+    let keyed = Keyed::builder(|origin: &str| {
+        Guards::builder()
+            .breaker(&CircuitBreaker::new(format!("hot {origin}"), BreakerConfig::default()))
+            .budget(&backstop::RetryBudget::default())
+            .build()
+    })
+    .build()
+    .expect("valid keyed guards");
+    let origin = "https://api.weather.example";
     let n: u64 = std::env::var("HOT_N").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     for _ in 0..n {
         match case.as_str() {
@@ -52,6 +64,15 @@ fn main() {
             }
             "full" => {
                 black_box(policy.retry(op).breaker(&breaker).budget(&budget).call().ok());
+            }
+            "guards" => {
+                black_box(policy.retry(op).guards(&guards).call().ok());
+            }
+            "keyed" => {
+                black_box(policy.retry(op).guards(&keyed.get(black_box(origin))).call().ok());
+            }
+            "keyed-get" => {
+                black_box(keyed.get(black_box(origin)));
             }
             "breaker" => {
                 black_box(breaker.call(op).ok());

@@ -125,9 +125,17 @@ impl<T: Send + Sync + 'static> Keyed<T> {
     pub fn get(&self, key: &str) -> Arc<T> {
         let inner = &*self.inner;
         let epoch = inner.epoch.load(Ordering::Acquire);
-        if let Some(held) = last::get(inner.id, epoch, key) {
-            return held;
+        match last::get(inner.id, epoch, key) {
+            Some(held) => held,
+            None => self.get_from_shard(epoch, key),
         }
+    }
+
+    /// The key's guard from its shard (made if it is not held), made this
+    /// thread's last key.
+    #[inline(never)]
+    fn get_from_shard(&self, epoch: u64, key: &str) -> Arc<T> {
+        let inner = &*self.inner;
         let hash = inner.hasher.hash_one(key);
         let shard = &inner.shards[(hash as usize) & (inner.shards.len() - 1)];
         let held = shard.read().unwrap_or_else(PoisonError::into_inner).get(hash, key);

@@ -108,18 +108,25 @@ def retries_for(seconds):
 """
 
 
-def test_the_retries_of_two_processes_come_out_of_one_budget(redis_url):
-    # The fleet's bucket holds 20 tokens: 4 retries at 5 each, for everyone.
-    child = worker(redis_url, RETRYING + "\nprint(retries_for(0.3), flush=True)\n")
+def retries_in_two_processes(redis_url, code):
+    """Runs ``code`` (which defines ``retries_for``) in a worker process, then
+    here: the retries each was allowed in 0.3 s of failing runs."""
+    child = worker(redis_url, code + "\nprint(retries_for(0.3), flush=True)\n")
     there = int(child.said[0])
     try:
         fleet = Fleet(redis_url, refresh=REFRESH)
         assert until(lambda: fleet.is_connected)
         scope = {"fleet": fleet, **{n: globals()[n] for n in ("RetryBudget", "RetryExhaustedError", "with_retry")}}
-        exec(RETRYING, scope)
+        exec(code, scope)
         here = scope["retries_for"](0.3)
     finally:
         finish(child)
+    return there, here
+
+
+def test_the_retries_of_two_processes_come_out_of_one_budget(redis_url):
+    # The fleet's bucket holds 20 tokens: 4 retries at 5 each, for everyone.
+    there, here = retries_in_two_processes(redis_url, RETRYING)
     assert there >= 2, f"the worker got {there} retries"
     # Alone, each process would have had 4 (8 in all).
     assert there + here <= 4, (there, here)
@@ -132,16 +139,7 @@ def test_the_retries_of_two_processes_share_one_ratio_budgets_floor(redis_url):
         'RetryBudget.token_bucket("fleet-retries", capacity=20, fleet=fleet)',
         'RetryBudget.ratio("fleet-ratio", ratio=0.0, min_per_sec=0.5, fleet=fleet)',
     )
-    child = worker(redis_url, ratio + "\nprint(retries_for(0.3), flush=True)\n")
-    there = int(child.said[0])
-    try:
-        fleet = Fleet(redis_url, refresh=REFRESH)
-        assert until(lambda: fleet.is_connected)
-        scope = {"fleet": fleet, **{n: globals()[n] for n in ("RetryBudget", "RetryExhaustedError", "with_retry")}}
-        exec(ratio, scope)
-        here = scope["retries_for"](0.3)
-    finally:
-        finish(child)
+    there, here = retries_in_two_processes(redis_url, ratio)
     assert there >= 3, f"the worker got {there} retries"
     # Alone, each process would have had 5 (10 in all).
     assert there + here <= 5, (there, here)

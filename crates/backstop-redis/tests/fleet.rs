@@ -14,7 +14,7 @@ use backstop::breaker::CircuitState;
 use backstop::{Backoff, CircuitBreaker, RetryBudget, Verdict};
 use backstop_redis::Fleet;
 use backstop_testkit::redis::RedisServer;
-use support::{REFRESH, TIMEOUT, breaker, fleet, trip, wait_until, wait_until_permit};
+use support::{REFRESH, TIMEOUT, breaker, fleet, retries_granted, trip, wait_until, wait_until_permit};
 
 /// The bound the fleet promises for following a trip elsewhere: one
 /// refresh and one round trip, plus room for a loaded 2-core machine.
@@ -137,22 +137,7 @@ fn the_fleet_shares_one_budget_and_every_token_is_accounted_for() {
         .iter()
         .map(|f| RetryBudget::token_bucket("uploads").capacity(100).success_refund(0).shared(f).build().unwrap())
         .collect();
-    let granted = AtomicU32::new(0);
-    std::thread::scope(|s| {
-        for b in &budgets {
-            let granted = &granted;
-            s.spawn(move || {
-                let start = Instant::now();
-                while start.elapsed() < Duration::from_millis(400) {
-                    if b.try_withdraw(Verdict::Retry).is_some() {
-                        granted.fetch_add(1, Ordering::SeqCst);
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            });
-        }
-    });
-    let granted = granted.load(Ordering::SeqCst);
+    let granted = retries_granted(&budgets, Duration::from_millis(400));
     let held: f64 = budgets.iter().map(RetryBudget::level).sum();
     let mut con = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
     let in_redis: f64 = redis::cmd("HGET").arg("backstop:v2:{uploads}:budget").arg("tokens").query(&mut con).unwrap();

@@ -96,21 +96,27 @@ fn ratio_worker(id: u64) {
     println!("Q {requests} {retries} {}", budget.denied());
 }
 
-fn ratio_parent(redis: &RedisServer) {
-    let server = FaultServer::start();
-    server.otherwise(Reply::status(503));
+/// Runs this binary again as `n` worker processes named `{mode}{id}`, on
+/// `redis` and calling `server`, their output piped.
+fn spawn_workers(n: usize, mode: &str, redis: &RedisServer, server: &FaultServer) -> Vec<std::process::Child> {
     let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..RATIO_WORKERS)
+    (0..n)
         .map(|id| {
             Command::new(&exe)
-                .env("BACKSTOP_FLEET_WORKER", format!("ratio:{id}"))
+                .env("BACKSTOP_FLEET_WORKER", format!("{mode}{id}"))
                 .env("REDIS_URL", redis.url())
                 .env("TARGET", server.addr().to_string())
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("a worker process")
         })
-        .collect();
+        .collect()
+}
+
+fn ratio_parent(redis: &RedisServer) {
+    let server = FaultServer::start();
+    server.otherwise(Reply::status(503));
+    let children = spawn_workers(RATIO_WORKERS, "ratio:", redis, &server);
     let (mut requests, mut retries, mut denied) = (0u64, 0u64, 0u64);
     for mut child in children {
         let out = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
@@ -197,18 +203,7 @@ struct Seen {
 fn parent(redis: &RedisServer) {
     let server = FaultServer::start();
     server.otherwise(Reply::status(503));
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..WORKERS)
-        .map(|id| {
-            Command::new(&exe)
-                .env("BACKSTOP_FLEET_WORKER", id.to_string())
-                .env("REDIS_URL", redis.url())
-                .env("TARGET", server.addr().to_string())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("a worker process")
-        })
-        .collect();
+    let children = spawn_workers(WORKERS, "", redis, &server);
     std::thread::sleep(OUTAGE);
     server.otherwise(Reply::ok("fine"));
     let recovered_at = unix_ms();

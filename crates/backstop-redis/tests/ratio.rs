@@ -14,7 +14,7 @@ use backstop::{RetryBudget, Verdict};
 use backstop_redis::scripts::{RATIO_SYNC, key};
 use backstop_testkit::redis::RedisServer;
 use proptest::prelude::*;
-use support::fleet;
+use support::{fleet, retries_granted};
 
 const TTL_MS: u64 = 60_000;
 const FLOOR: f64 = 20.0;
@@ -174,22 +174,7 @@ fn fleets_share_one_floor_where_local_budgets_would_each_have_one() {
         .iter()
         .map(|f| RetryBudget::ratio("quiet").ratio(0.1).min_per_sec(2.0).shared(f).build().unwrap())
         .collect();
-    let granted = AtomicU32::new(0);
-    std::thread::scope(|s| {
-        for b in &budgets {
-            let granted = &granted;
-            s.spawn(move || {
-                let start = Instant::now();
-                while start.elapsed() < Duration::from_millis(600) {
-                    if b.try_withdraw(Verdict::Retry).is_some() {
-                        granted.fetch_add(1, Ordering::SeqCst);
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            });
-        }
-    });
-    let granted = granted.load(Ordering::SeqCst);
+    let granted = retries_granted(&budgets, Duration::from_millis(600));
     assert!(granted <= 20, "one floor for the fleet (four local budgets: 80): {granted}");
     assert!(granted >= 15, "the floor is spent, not hoarded: {granted}");
 }

@@ -77,3 +77,24 @@ pub fn get(addr: SocketAddr) -> Result<(), String> {
         None => Err("no reply".into()),
     }
 }
+
+/// Each budget on its own thread asks for a retry every millisecond for
+/// `run`; returns how many were granted in all.
+pub fn retries_granted(budgets: &[backstop::RetryBudget], run: Duration) -> u32 {
+    let granted = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|s| {
+        for b in budgets {
+            let granted = &granted;
+            s.spawn(move || {
+                let start = Instant::now();
+                while start.elapsed() < run {
+                    if b.try_withdraw(backstop::Verdict::Retry).is_some() {
+                        granted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+        }
+    });
+    granted.into_inner()
+}

@@ -1,16 +1,15 @@
 //! Downloads: [`download`] (into memory) and [`download_to_file`] (a path).
 //!
 //! The body is read inside the attempt, so a connection dropped mid-body is
-//! retried rather than returned as a short read. A file download writes a
+//! retried rather than returned as a short read. An object larger than the
+//! transfer's part size comes in ranged parts (see `ranged`). A file download writes a
 //! temporary file beside the target and renames it only once complete: a
 //! failed or cancelled download never leaves a partial file at the path, nor
 //! its temporary file beside it, whenever it is dropped.
 
-use std::future::Future;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use aws_sdk_s3::Client;
 use backstop::{RetryError, presets};
@@ -18,12 +17,20 @@ use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{S3Error, Target};
+use crate::ranged::{self, Piece};
 use crate::temp_file::TempFile;
-use crate::transfer::{Kind, Settings, Transfer, TransferFuture};
+use crate::transfer::{Kind, Settings, Transfer, TransferFuture, hedged};
+
+/// The largest object S3 stores (5 TiB): a larger size in an answer is not
+/// believed.
+const LARGEST_OBJECT: u64 = 5 << 40;
 
 /// Downloads `bucket/key` into memory, retrying under the
 /// [`S3_DOWNLOAD`](presets::S3_DOWNLOAD) preset unless
-/// [`policy`](Transfer::policy) says otherwise.
+/// [`policy`](Transfer::policy) says otherwise. An object larger than
+/// [`part_size`](Transfer::part_size) comes in ranged parts,
+/// [`concurrency`](Transfer::concurrency) at a time, each retried (and
+/// [hedged](Transfer::hedge)) on its own.
 ///
 /// ```no_run
 /// # async fn demo(client: aws_sdk_s3::Client) -> Result<(), Box<dyn std::error::Error>> {
@@ -35,7 +42,8 @@ pub fn download(client: &Client, bucket: &str, key: &str) -> Transfer<'static, D
 }
 
 /// Downloads `bucket/key` to the file at `path`, replacing it only when the
-/// download is complete. Gives back the number of bytes written.
+/// download is complete. Gives back the number of bytes written. A large
+/// object comes in ranged parts, as with [`download`].
 ///
 /// The bytes go to a temporary file beside `path`
 /// (`.<name>.backstop-<random>.part`), renamed into place at the end. A
@@ -58,15 +66,24 @@ pub struct Download {
     key: String,
 }
 
-/// One attempt of a download's GET, hedged or not.
-type Attempt<'a, T> = Pin<Box<dyn Future<Output = Result<T, S3Error>> + Send + 'a>>;
-
 /// A download to a file; see [`download_to_file`].
 #[derive(Debug)]
 pub struct DownloadToFile {
     bucket: String,
     key: String,
     path: PathBuf,
+}
+
+/// The first part of the object (all of it, if it is small), retried and
+/// hedged; its size checked against S3's largest.
+async fn first_part(client: &Client, s: &Settings<'_>, target: Target<'_>) -> Result<Piece, RetryError<S3Error>> {
+    let first = s.run("GetObject", target, || hedged(s, || ranged::first(client, target, s.part_size))).await?;
+    if first.total > LARGEST_OBJECT || (first.body.len() as u64) > first.total {
+        let what = format!("an answer of {} bytes of an object of {}", first.body.len(), first.total);
+        let last = S3Error::unusable("GetObject", target, &what);
+        return Err(RetryError::Rejected { name: target.run_name("GetObject"), attempts: 1, last });
+    }
+    Ok(first)
 }
 
 impl Kind for Download {
@@ -76,22 +93,30 @@ impl Kind for Download {
         let Download { bucket, key } = self;
         Box::pin(async move {
             let target = Target::object(&bucket, &key);
-            // One GET, its whole body read: a hedge's requests are these too.
-            let get = || async {
-                let request = client.get_object().bucket(&bucket).key(&key);
-                let out = send_once!(request, "GetObject", target)?;
-                let body = out.body.collect().await.map_err(|e| S3Error::body("GetObject", target, e))?;
-                Ok(body.into_bytes())
-            };
-            let hedge = settings.hedge.clone();
-            settings
-                .run("GetObject", target, || -> Attempt<'_, Bytes> {
-                    match &hedge {
-                        Some(hedge) => Box::pin(hedge.run(get)),
-                        None => Box::pin(get()),
-                    }
-                })
-                .await
+            let first = first_part(&client, &settings, target).await?;
+            if first.body.len() as u64 == first.total {
+                return Ok(first.body);
+            }
+            // The other parts, each kept where it goes, joined at the end.
+            let parts = first.total.div_ceil(settings.part_size) as usize;
+            let slots: Mutex<Vec<Bytes>> = Mutex::new(vec![Bytes::new(); parts]);
+            let part_size = settings.part_size;
+            ranged::rest(&client, &settings, target, &first, |offset, bytes| {
+                slots.lock().unwrap_or_else(PoisonError::into_inner)[(offset / part_size) as usize] = bytes;
+                async { Ok(()) }
+            })
+            .await?;
+            let mut whole = Vec::new();
+            if whole.try_reserve_exact(first.total as usize).is_err() {
+                let what = format!("an object of {} bytes does not fit in memory", first.total);
+                let last = S3Error::unusable("GetObject", target, &what);
+                return Err(RetryError::Rejected { name: target.run_name("GetObject"), attempts: 1, last });
+            }
+            whole.extend_from_slice(&first.body);
+            for part in slots.into_inner().unwrap_or_else(PoisonError::into_inner).iter().skip(1) {
+                whole.extend_from_slice(part);
+            }
+            Ok(Bytes::from(whole))
         })
     }
 
@@ -107,50 +132,45 @@ impl Kind for DownloadToFile {
         let DownloadToFile { bucket, key, path } = self;
         Box::pin(async move {
             let target = Target::object(&bucket, &key);
-            // Nothing is sent for a file that could not be written.
-            if let Err(error) = check_directory(&path).await {
-                let name = target.run_name("GetObject");
-                let last = S3Error::io("GetObject", target, format!("cannot write {}", path.display()), error);
-                return Err(RetryError::Rejected { name, attempts: 0, last });
-            }
-            // One GET into its own temporary file (the guard exists before
-            // the file does: see `TempFile`), renamed into place if no other
-            // request of the same attempt (a hedge) got there first.
-            let get_to_file = |claimed: Arc<AtomicBool>| {
-                let temp = TempFile::beside(&path);
-                let (client, bucket, key, path) = (&client, &bucket, &key, &path);
-                async move {
-                    let io = |what: &str, e| {
-                        S3Error::io("GetObject", target, format!("{what} {}", temp.path().display()), e)
-                    };
-                    let request = client.get_object().bucket(bucket).key(key);
-                    let out = send_once!(request, "GetObject", target)?;
-                    let mut created = temp.create().await.map_err(|e| io("creating", e))?;
-                    let mut body = out.body;
-                    let mut written = 0u64;
-                    while let Some(chunk) = body.try_next().await.map_err(|e| S3Error::body("GetObject", target, e))? {
-                        created.file.write_all(&chunk).await.map_err(|e| io("writing", e))?;
-                        written += chunk.len() as u64;
-                    }
-                    created.file.sync_all().await.map_err(|e| io("syncing", e))?;
-                    if claimed.swap(true, Ordering::AcqRel) {
-                        let lost = std::io::Error::other("another request of this attempt wrote the file first");
-                        return Err(io("renaming", lost));
-                    }
-                    temp.persist(created, path).await.map_err(|e| io("renaming", e))?;
-                    Ok(written)
-                }
+            let rejected = |what: &str, error| RetryError::Rejected {
+                name: target.run_name("GetObject"),
+                attempts: 0,
+                last: S3Error::io("GetObject", target, format!("{what} {}", path.display()), error),
             };
-            let hedge = settings.hedge.clone();
-            settings
-                .run("GetObject", target, || -> Attempt<'_, u64> {
-                    let claimed = Arc::new(AtomicBool::new(false));
-                    match &hedge {
-                        Some(hedge) => Box::pin(hedge.run(move || get_to_file(Arc::clone(&claimed)))),
-                        None => Box::pin(get_to_file(claimed)),
+            // Nothing is sent for a file that could not be written.
+            check_directory(&path).await.map_err(|e| rejected("cannot write", e))?;
+            let first = first_part(&client, &settings, target).await?;
+            // The guard exists before the file does (see `TempFile`).
+            let temp = TempFile::beside(&path);
+            let io = |what: &str, e| RetryError::Rejected {
+                name: target.run_name("GetObject"),
+                attempts: 0,
+                last: S3Error::io("GetObject", target, format!("{what} {}", temp.path().display()), e),
+            };
+            let mut created = temp.create().await.map_err(|e| io("creating", e))?;
+            created.file.write_all(&first.body).await.map_err(|e| io("writing", e))?;
+            if (first.body.len() as u64) < first.total {
+                // The other parts, each written at its place as it comes.
+                let file = created.file.try_clone().await.map_err(|e| io("opening", e))?.into_std().await;
+                let file = Arc::new(Mutex::new(file));
+                ranged::rest(&client, &settings, target, &first, |offset, bytes| {
+                    let file = Arc::clone(&file);
+                    async move {
+                        let written = tokio::task::spawn_blocking(move || {
+                            let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+                            file.seek(SeekFrom::Start(offset))?;
+                            file.write_all(&bytes)
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                        written.map_err(|e| S3Error::io("GetObject", target, "writing a part".into(), e))
                     }
                 })
-                .await
+                .await?;
+            }
+            created.file.sync_all().await.map_err(|e| io("syncing", e))?;
+            temp.persist(created, &path).await.map_err(|e| io("renaming", e))?;
+            Ok(first.total)
         })
     }
 

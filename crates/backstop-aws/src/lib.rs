@@ -138,6 +138,7 @@ mod error;
 mod in_flight;
 mod multipart;
 mod pending_aborts;
+mod ranged;
 mod source;
 mod temp_file;
 mod transfer;

@@ -19,7 +19,7 @@ use crate::abort_guard::AbortGuard;
 use crate::error::{S3Error, Target, verdict_of};
 use crate::in_flight::{InFlight, Sent};
 use crate::source::{Source, Uploaded};
-use crate::transfer::Settings;
+use crate::transfer::{Attempt, Settings, hedged};
 
 /// Uploads `len` bytes of `source` to `bucket/key` in parts of `s.part_size`.
 pub(crate) async fn multipart(
@@ -90,7 +90,7 @@ async fn send_parts(
     // Each part's first attempt, then one more per retry (see `Settings::report`).
     s.report.requests.fetch_add(parts.len() as u32, Ordering::Relaxed);
     s.policy
-        .batch(parts, |(number, offset, size)| -> PartAttempt<'_> {
+        .batch(parts, |(number, offset, size)| -> Attempt<'_, CompletedPart> {
             // One request for the part, its body read afresh from the source.
             let send = move || async move {
                 let target = upload.part(number);
@@ -112,10 +112,7 @@ async fn send_parts(
             };
             // A part may be sent twice: the same bytes under the same number,
             // the last write wins, and both answers carry the same ETag.
-            match &s.hedge {
-                Some(hedge) => Box::pin(hedge.run(send)),
-                None => Box::pin(send()),
-            }
+            hedged(s, send)
         })
         .when(verdict_of)
         .name(upload.run_name("UploadPart"))
@@ -130,9 +127,6 @@ async fn send_parts(
         .await
         .into_result()
 }
-
-/// One attempt at a part, hedged or not.
-type PartAttempt<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<CompletedPart, S3Error>> + Send + 'a>>;
 
 /// The outcome of a request sent by [`InFlight::send_timed`], as an attempt's.
 fn sent<T, E>(

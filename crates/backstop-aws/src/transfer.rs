@@ -198,15 +198,16 @@ impl<'a, K: Kind> Transfer<'a, K> {
         self
     }
 
-    /// Hedges the `GetObject` of a [`download`](crate::download) or a
-    /// [`download_to_file`](crate::download_to_file): past the hedge's delay
-    /// the GET is sent again and the first whole body wins (see [`Hedge`]);
-    /// to a file, each request writes its own temporary file and the first
-    /// complete one is renamed into place. An upload's parts are hedged the
-    /// same way (a part may be sent twice: the same bytes under the same part
-    /// number, the last write wins); its `PutObject`, `CreateMultipartUpload`
-    /// and `CompleteMultipartUpload` are not. A hedged attempt is one attempt
-    /// (and one request in the report).
+    /// Hedges the `GetObject`s of a [`download`](crate::download) or a
+    /// [`download_to_file`](crate::download_to_file), each ranged part of a
+    /// large object on its own: past the hedge's delay the GET is sent again
+    /// and the first whole body wins (see [`Hedge`]); a body is written to
+    /// the file only once its request has won. An upload's parts are hedged
+    /// the same way (a part may be sent twice: the same bytes under the same
+    /// part number, the last write wins); its `PutObject`,
+    /// `CreateMultipartUpload` and `CompleteMultipartUpload` are not. A
+    /// hedged attempt is one attempt; the report counts each hedge sent as a
+    /// request and a hedge ([`TransferReport::hedges`]).
     pub fn hedge(mut self, hedge: &Hedge) -> Self {
         self.settings.hedge = Some(hedge.clone());
         self
@@ -306,15 +307,18 @@ impl<'a, K: Kind> Transfer<'a, K> {
         self
     }
 
-    /// The part size of multipart uploads (default 8 MiB). S3 rejects parts
-    /// under 5 MiB (but the last) only when the upload completes, after every
-    /// part was sent, so smaller sizes are raised to 5 MiB here.
+    /// The part size of multipart uploads and of ranged downloads (default
+    /// 8 MiB): a download asks for this many bytes first, and an object
+    /// larger than that comes in ranged GETs of this size. S3 rejects upload
+    /// parts under 5 MiB (but the last) only when the upload completes, after
+    /// every part was sent, so smaller sizes are raised to 5 MiB here.
     pub fn part_size(mut self, bytes: u64) -> Self {
         self.settings.part_size = bytes.max(MIN_PART_SIZE);
         self
     }
 
-    /// How many parts of a multipart upload are sent at once (default 4).
+    /// How many parts of a multipart upload are sent, or of a ranged
+    /// download asked for, at once (default 4).
     pub fn concurrency(mut self, parts: usize) -> Self {
         self.settings.concurrency = parts.max(1);
         self
@@ -334,17 +338,22 @@ impl<'a, K: Kind> Transfer<'a, K> {
 ///
 /// | transfer | `requests` with no retries |
 /// |---|---|
-/// | a `PutObject` or a `GetObject` | 1 |
+/// | a `PutObject`, or a download of an object of at most `part_size` bytes | 1 |
 /// | a multipart upload of `n` parts | `n + 2` (the create, each part, the complete) |
+/// | a download of `n` parts of `part_size` bytes | `n` |
 ///
-/// Each retry adds one to both counts.
+/// Each retry adds one to `requests` and `retries`; each hedge one to
+/// `requests` and `hedges`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct TransferReport {
-    /// Requests sent, retries included.
+    /// Requests sent, retries and hedges included.
     pub requests: u32,
     /// Of those, how many were retries of a failed attempt.
     pub retries: u32,
+    /// Of those, how many were hedges: a second request of an attempt that
+    /// was slow (see [`Transfer::hedge`]).
+    pub hedges: u32,
 }
 
 /// The counts behind a [`TransferReport`], shared by a transfer's requests.
@@ -352,6 +361,7 @@ pub struct TransferReport {
 pub(crate) struct Counts {
     pub(crate) requests: AtomicU32,
     pub(crate) retries: AtomicU32,
+    pub(crate) hedges: AtomicU32,
 }
 
 impl Counts {
@@ -359,6 +369,35 @@ impl Counts {
         TransferReport {
             requests: self.requests.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            hedges: self.hedges.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One attempt of one of a transfer's requests, hedged or not.
+pub(crate) type Attempt<'a, T> = Pin<Box<dyn Future<Output = Result<T, S3Error>> + Send + 'a>>;
+
+/// One attempt of a request made by `op`: hedged when the transfer has a
+/// hedge, each request the hedge sends beyond the first counted in the
+/// report as a request and a hedge.
+pub(crate) fn hedged<'a, T, F, Fut>(s: &'a Settings<'_>, mut op: F) -> Attempt<'a, T>
+where
+    T: Send + 'a,
+    F: FnMut() -> Fut + Send + 'a,
+    Fut: Future<Output = Result<T, S3Error>> + Send + 'a,
+{
+    match &s.hedge {
+        None => Box::pin(op()),
+        Some(hedge) => {
+            let (report, mut sent) = (&*s.report, 0u32);
+            Box::pin(hedge.run(move || {
+                sent += 1;
+                if sent > 1 {
+                    report.requests.fetch_add(1, Ordering::Relaxed);
+                    report.hedges.fetch_add(1, Ordering::Relaxed);
+                }
+                op()
+            }))
         }
     }
 }

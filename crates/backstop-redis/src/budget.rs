@@ -49,8 +49,8 @@ const IDLE: Duration = Duration::from_secs(2);
 const FORGET_LEASES_AFTER: Duration = Duration::from_secs(60);
 const HEARTBEAT: Duration = Duration::from_secs(20);
 
-fn forget_ms() -> u64 {
-    u64::try_from(FORGET_LEASES_AFTER.as_millis()).unwrap_or(u64::MAX)
+fn forget_ms(hub: &Hub) -> u64 {
+    crate::settings::millis(hub.settings.forget_after(FORGET_LEASES_AFTER, HEARTBEAT))
 }
 
 pub(crate) struct BudgetShare {
@@ -133,7 +133,7 @@ impl BudgetShare {
         let spent = budget.take_spent();
         let [granted, left]: [u32; 2] = io.conn.run(&BUDGET_TAKE, &hub.round_trips, |s| {
             s.key(&self.keys[0]).key(&self.keys[1]).arg(want).arg(capacity).arg(ttl).arg(1);
-            s.arg(budget.refill_per_sec()).arg(spent).arg(floor).arg(forget_ms()).arg(&hub.token);
+            s.arg(budget.refill_per_sec()).arg(spent).arg(floor).arg(forget_ms(hub)).arg(&hub.token);
         })?;
         self.said_at.store(hub.now(), Ordering::Relaxed);
         self.fleet_left.store(left, Ordering::Relaxed);
@@ -155,7 +155,7 @@ impl BudgetShare {
         let spent = budget.take_spent();
         let [held, left]: [u32; 2] = io.conn.run(&BUDGET_PUT, &hub.round_trips, |s| {
             s.key(&self.keys[0]).key(&self.keys[1]).arg(back).arg(capacity).arg(hub.settings.ttl_ms());
-            s.arg(refills).arg(spent).arg(forget_ms()).arg(&hub.token);
+            s.arg(refills).arg(spent).arg(forget_ms(hub)).arg(&hub.token);
         })?;
         self.said_at.store(hub.now(), Ordering::Relaxed);
         self.fleet_left.store(left, Ordering::Relaxed);

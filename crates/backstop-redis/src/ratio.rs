@@ -9,14 +9,17 @@
 //!
 //! - A process syncs at least once a second (on a full pass), so its grant
 //!   follows the fleet's traffic and Redis hears it is alive; a process
-//!   unheard of for 10 s is forgotten, and the room its grant held frees.
+//!   unheard of for 10 s (or four refreshes, if longer) is forgotten, and
+//!   the room its grant held frees.
 //! - A retry that finds less than one retry left nudges the fleet's thread,
 //!   which syncs at once, unless the last grant was nothing (the fleet's
 //!   room is spent): then it asks again on the next full pass, not at every
 //!   refused retry.
-//! - Counting late is always safe: requests not yet reported only delay the
-//!   room they add; retries not yet reported were made out of a grant the
-//!   others' grants are counted without.
+//! - Counting late is safe for retries: those not yet reported were made out
+//!   of a grant the others' grants are counted without. Requests count from
+//!   when they are reported (up to a sync late), so the room they add may
+//!   outlast them in the window by that much, and a grant made of it may be
+//!   spent up to a sync after they left it.
 //! - A process that drops the budget (or whose fleet stops) reports its last
 //!   counts and gives its grant back.
 
@@ -87,7 +90,8 @@ impl RatioShare {
         let (granted, ..): (String, u64, u64, u64) = io.conn.run(&RATIO_SYNC, &hub.round_trips, |s| {
             s.key(&self.keys[0]).key(&self.keys[1]).arg(requests).arg(retries);
             s.arg(budget.ratio()).arg(budget.floor()).arg(window).arg(budget.requests_in_window());
-            s.arg(hub.settings.ttl_ms()).arg(millis(FORGET_AFTER)).arg(&hub.token).arg(u8::from(leaving));
+            let forget = hub.settings.forget_after(FORGET_AFTER, SYNC_EVERY);
+            s.arg(hub.settings.ttl_ms()).arg(millis(forget)).arg(&hub.token).arg(u8::from(leaving));
         })?;
         *reported = now;
         self.synced_at.store(hub.now(), Ordering::Relaxed);

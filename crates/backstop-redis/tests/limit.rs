@@ -3,8 +3,10 @@
 //! running included, whatever order the workers sync in; a worker holding
 //! more than its share is cut to it while another waits;
 //! `Fleet`s in one process (standing for processes) never run more calls at
-//! once than the fleet's places, each gets places, and without Redis each
-//! carries on with its share.
+//! once than the fleet's places, each gets places (one that only tries and
+//! never queues too, and one waiting for an idle process's place), and
+//! without Redis each carries on with its share; garbage in the hash is
+//! repaired, not followed.
 
 mod support;
 
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use backstop::limit::ConcurrencyLimit;
 use backstop::{Backoff, RetryPolicy};
+use backstop_redis::Fleet;
 use backstop_redis::scripts::{LIMIT_SYNC, key};
 use backstop_testkit::redis::RedisServer;
 use proptest::prelude::*;
@@ -171,4 +174,102 @@ fn without_redis_each_process_carries_on_with_its_share() {
     drop(_wanting);
     let held: Vec<_> = (0..3).filter_map(|_| la.try_acquire()).collect();
     assert_eq!(held.len(), 3, "a runs its share of the places without Redis");
+}
+
+/// Waits for a place on a tokio runtime of its own (the queue timeout runs
+/// on tokio's timer there).
+fn acquire(limit: &ConcurrencyLimit) -> Result<backstop::limit::LimitPermit, backstop::limit::LimitError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    rt.block_on(limit.acquire())
+}
+
+#[test]
+fn a_limit_that_only_tries_and_never_queues_still_gets_the_fleets_free_places() {
+    let redis = RedisServer::start();
+    let (a, b) = (fleet(&redis), fleet(&redis));
+    let shared = |f| ConcurrencyLimit::builder("tries").max_concurrent(4).max_queue(0).shared(f).build().unwrap();
+    let (la, lb) = (shared(&a), shared(&b));
+    // a takes three places, trying only; b, started late, tries for the last.
+    let mut held_a = Vec::new();
+    wait_until(Duration::from_secs(5), "a gets three places by trying", || {
+        held_a.extend(la.try_acquire());
+        held_a.len() == 3
+    });
+    let mut held_b = None;
+    wait_until(Duration::from_secs(5), "b gets the free place by trying", || {
+        held_b = held_b.take().or_else(|| lb.try_acquire());
+        held_b.is_some()
+    });
+    assert!(la.try_acquire().is_none() && lb.try_acquire().is_none(), "four places, four held");
+}
+
+#[test]
+fn an_idle_process_gives_its_one_place_to_a_process_waiting_for_it() {
+    let redis = RedisServer::start();
+    let (a, b) = (fleet(&redis), fleet(&redis));
+    let la = ConcurrencyLimit::builder("idle").max_concurrent(4).shared(&a).build().unwrap();
+    wait_until(Duration::from_secs(2), "a keeps one place while idle", || la.current_limit() == 1);
+    let lb = ConcurrencyLimit::builder("idle")
+        .max_concurrent(4)
+        .queue_timeout(Duration::from_secs(4))
+        .shared(&b)
+        .build()
+        .unwrap();
+    let held: Vec<_> = (0..4).map(|i| acquire(&lb).unwrap_or_else(|e| panic!("b's call {i}: {e}"))).collect();
+    assert_eq!((held.len(), la.current_limit()), (4, 0), "a gave its idle place back");
+}
+
+#[test]
+fn a_refusal_with_no_waiter_never_mutes_the_next_calls_nudge() {
+    let redis = RedisServer::start();
+    // Full passes 5 s apart: only a nudge can serve the queued call in time.
+    let f = Fleet::builder(redis.url()).refresh(Duration::from_secs(5)).build().unwrap();
+    let l = ConcurrencyLimit::builder("nudge")
+        .max_concurrent(4)
+        .queue_timeout(Duration::from_secs(1))
+        .shared(&f)
+        .build()
+        .unwrap();
+    wait_until(Duration::from_secs(2), "one place while idle", || l.current_limit() == 1);
+    let first = l.try_acquire().unwrap();
+    assert!(l.try_acquire().is_none(), "refused, with no waiter");
+    std::thread::sleep(Duration::from_millis(50));
+    let second = acquire(&l);
+    assert!(second.is_ok(), "three places free in the fleet: {second:?}");
+    drop(first);
+}
+
+#[test]
+fn garbage_in_the_leases_is_repaired_not_followed() {
+    let redis = RedisServer::start();
+    let mut con = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let limit = key("limit", "junk");
+    // Unreadable entries, and a ghost heard of far in the future (which
+    // would never be forgotten and would hold every place).
+    for (worker, value) in [("a", "x:y:z"), ("b", "1.5:2:3"), ("ghost", "8:0:99999999999999")] {
+        redis.command(&["HSET", &limit, worker, value]);
+    }
+    let base = Step { worker: 0, running: 0, waiting: 2, want: 2, standing: false, leaves: false };
+    assert_eq!(sync(&mut con, &limit, "w", base)[0], 2, "every place is free");
+    assert_eq!(redis.command(&["HLEN", &limit]), ":1", "only w's lease is left");
+    // The same for a ratio budget's grants.
+    let grants = key("grants", "junk");
+    redis.command(&["HSET", &grants, "bad", "1.2.3:99"]);
+    redis.command(&["HSET", &grants, "ghost", "99999999:99999999999999"]);
+    let (grant, ..): (String, u64, u64, u64) = backstop_redis::scripts::RATIO_SYNC
+        .key(key("ratio", "junk"))
+        .key(&grants)
+        .arg(0)
+        .arg(0)
+        .arg(0.1)
+        .arg(20)
+        .arg(10_000)
+        .arg(0)
+        .arg(60_000)
+        .arg(10_000)
+        .arg("w")
+        .arg(0)
+        .invoke(&mut con)
+        .unwrap();
+    assert_eq!(grant, "20.000", "the ghost's grant holds no room");
 }

@@ -125,7 +125,7 @@ fn a_budget_is_never_negative_and_the_bucket_and_its_leases_never_hold_more_than
 }
 
 #[test]
-fn a_lease_unheard_of_for_the_forget_time_is_forgotten_and_its_room_refills() {
+fn a_lease_unheard_of_for_longer_than_its_worker_said_is_forgotten_and_its_room_refills() {
     let redis = RedisServer::start();
     let mut con = connect(&redis);
     let bucket = key("budget", "forget");
@@ -139,15 +139,18 @@ fn a_lease_unheard_of_for_the_forget_time_is_forgotten_and_its_room_refills() {
         put.key(&bucket).key(leases(&bucket)).arg(0).arg(100).arg(TTL_MS).arg(tokens);
         put.arg(0).arg(60_000).arg(worker).invoke::<[u64; 2]>(con).unwrap()[0]
     };
-    assert_eq!(lease(&mut con, "dies", 40, 60_000), [40, 60]);
+    // Each worker says how long it may go unheard of: "dies" 10 ms.
+    assert_eq!(lease(&mut con, "dies", 40, 10), [40, 60]);
     assert_eq!(lease(&mut con, "lives", 40, 60_000), [40, 20]);
     // Refills fill no room: the two leases are counted out.
     assert_eq!(refill(&mut con, "lives", 100), 100);
     assert_eq!(redis.command(&["HGET", &bucket, "tokens"]), "$2");
     std::thread::sleep(Duration::from_millis(20));
-    // "lives" says it is alive (a take of 0) with a forget time of 10 ms:
-    // "dies", unheard of for 20 ms, is forgotten; its own lease is not.
-    assert_eq!(lease(&mut con, "lives", 0, 10), [0, 20]);
+    // "lives" says it is alive (a take of 0): "dies", unheard of for 20 ms,
+    // longer than it said, is forgotten; "lives" is not, whatever a caller
+    // with a shorter time of its own says.
+    assert_eq!(lease(&mut con, "lives", 0, 60_000), [0, 20]);
+    assert_eq!(lease(&mut con, "hasty", 0, 1), [0, 20]);
     assert_eq!(redis.command(&["HEXISTS", &leases(&bucket), "dies"]), ":0");
     assert_eq!(redis.command(&["HEXISTS", &leases(&bucket), "lives"]), ":1");
     // The room the dead lease held refills; the living one still counts.

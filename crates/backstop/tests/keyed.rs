@@ -141,6 +141,35 @@ fn a_key_one_thread_asks_for_again_and_again_stays_fresh_and_is_never_dropped_as
 }
 
 #[test]
+fn a_new_key_asked_for_again_on_its_thread_is_never_evicted_as_a_one_off() {
+    for round in 0..50 {
+        let keyed = Keyed::builder(|k: &str| k.to_owned()).max_keys(8).build().unwrap();
+        let busy = keyed.get("busy");
+        for _ in 0..3 {
+            assert!(Arc::ptr_eq(&keyed.get("busy"), &busy));
+        }
+        // One-off keys from another thread fill the bound; "busy" is asked
+        // for between each.
+        for i in 0..8 {
+            std::thread::scope(|s| {
+                s.spawn(|| keyed.get(&format!("one-off-{i}")));
+            });
+            let _ = keyed.get("busy");
+        }
+        assert!(Arc::ptr_eq(&keyed.get("busy"), &busy), "round {round}: the busy key lost its guard");
+    }
+}
+
+#[test]
+fn a_threads_last_key_keeps_no_guard_alive() {
+    let keyed = Keyed::builder(|k: &str| k.to_owned()).build().unwrap();
+    let _ = keyed.get("gone");
+    let weak = Arc::downgrade(&keyed.get("gone")); // remembered now
+    assert!(keyed.forget("gone"));
+    assert!(weak.upgrade().is_none(), "forgotten and unused: freed, though this thread asked for it last");
+}
+
+#[test]
 fn concurrent_first_calls_of_a_key_share_one_guard() {
     let keyed = Keyed::builder(|key: &str| key.to_owned()).build().unwrap();
     for round in 0..50 {

@@ -25,7 +25,7 @@ held = math.min(capacity, held + back)
 local room = math.max(0, capacity - held - mine - others)
 held = held + math.min(room, tonumber(ARGV[4]))
 redis.call('HSET', KEYS[1], 'tokens', tostring(held))
-lease_set(ARGV[7], mine, now)
+lease_set(ARGV[7], mine, now, tonumber(ARGV[6]))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return {math.floor(math.min(capacity, held + mine + others)), math.floor(held)}

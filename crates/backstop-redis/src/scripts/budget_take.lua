@@ -34,7 +34,7 @@ if grant < tonumber(ARGV[4]) then
 end
 mine = mine + grant
 redis.call('HSET', KEYS[1], 'tokens', tostring(held - grant), 'at', now)
-lease_set(ARGV[9], mine, now)
+lease_set(ARGV[9], mine, now, tonumber(ARGV[8]))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return {grant, math.floor(held - grant)}

@@ -10,15 +10,17 @@
 -- its grant and its places in use, and it lets no new call in while its
 -- calls running are more than its grant, so a busy worker cut to its share
 -- gives places back as its calls end.
--- KEYS[1]  the places held (a hash: worker token -> "places:demand:last heard ms")
+-- KEYS[1]  the places held (a hash: worker token -> "places:demand:last
+--          heard ms:how long it may go unheard, ms")
 -- ARGV[1]  places wanted
 -- ARGV[2]  the worker's demand (calls running and waiting)
 -- ARGV[3]  places it has in use
 -- ARGV[4]  the fleet's places
 -- ARGV[5]  1: it wants one place kept while idle (granted only while half
---          the places stay free)
+--          the places stay free and no other worker wants more than it holds)
 -- ARGV[6]  the key's time to live, ms
--- ARGV[7]  after how many ms unheard a worker's lease is forgotten (it died)
+-- ARGV[7]  after how many ms unheard this worker's lease is to be forgotten
+--          (it died); each worker says its own
 -- ARGV[8]  the worker's token
 -- ARGV[9]  1: the worker is leaving (its lease goes back)
 -- Returns {places granted (the worker's limit now), places free after,
@@ -43,9 +45,12 @@ local others = {}
 local leases = redis.call('HGETALL', KEYS[1])
 for i = 1, #leases, 2 do
   if leases[i] ~= me then
-    local p, d, seen = string.match(leases[i + 1], '^(%d+):(%d+):(%d+)$')
+    local p, d, seen, own = string.match(leases[i + 1], '^(%d+):(%d+):(%d+):?(%d*)$')
     p, d, seen = tonumber(p), tonumber(d), tonumber(seen)
-    if not p or p > capacity or now - seen > forget then
+    -- Unreadable, unheard of for longer than the worker said it may be (it
+    -- died), or heard of further ahead than that (garbage: it would never
+    -- be forgotten).
+    if not (p and d and seen) or math.abs(now - seen) > (tonumber(own) or forget) then
       redis.call('HDEL', KEYS[1], leases[i])
     else
       held, workers = held + p, workers + 1
@@ -77,14 +82,14 @@ local want = num(ARGV[1], 0, 1e9, 0)
 if starving == 1 then
   want = math.min(want, math.max(share, free - needed))
 end
-if ARGV[5] == '1' and want < 1 and free - 1 >= capacity / 2 then
+if ARGV[5] == '1' and want < 1 and starving == 0 and free - 1 >= capacity / 2 then
   want = 1
 end
 local grant = math.min(want, free)
 -- Calls running hold their places until they end, granted or not.
 local held_here = math.max(grant, math.min(in_use, free))
 if held_here > 0 or demand > 0 then
-  redis.call('HSET', KEYS[1], me, held_here .. ':' .. demand .. ':' .. now)
+  redis.call('HSET', KEYS[1], me, held_here .. ':' .. demand .. ':' .. now .. ':' .. forget)
 else
   redis.call('HDEL', KEYS[1], me)
 end

@@ -2,7 +2,9 @@
 //! they keep it under.
 //!
 //! Every script is one atomic step on one key, so any number of workers may
-//! run them at once. Every key is [`key`]`(kind, name)`:
+//! run them at once. A worker's entry in a hash of leases or grants says how
+//! long the worker may go unheard of before it is taken for dead (each
+//! worker its own: their refreshes may differ). Every key is [`key`]`(kind, name)`:
 //! `backstop:v2:{name}:kind`, where `v2` is the format of the value (two
 //! library versions that disagree about it use different keys, and never
 //! read each other's state) and `{name}` is a Redis Cluster hash tag (one
@@ -33,7 +35,7 @@ pub fn key(kind: &str, name: &str) -> String {
 /// grant worth having, tokens refilled per second (on Redis's clock), tokens
 /// the worker spent from its lease since it last said so less those
 /// refunded (may be negative), tokens the bucket keeps whatever is asked (a
-/// floor), after how many ms unheard a worker's lease is forgotten (it
+/// floor), after how many ms unheard this worker's lease is forgotten (it
 /// died), the worker's token. Returns `[granted, tokens left]`. A new or
 /// expired bucket starts full.
 pub static BUDGET_TAKE: LazyLock<Script> =
@@ -43,7 +45,8 @@ pub static BUDGET_TAKE: LazyLock<Script> =
 /// and success refills (which fill only the room neither the bucket nor the
 /// leases out hold). `KEYS`: the bucket, the leases out. `ARGV`: returned,
 /// capacity, ttl in ms, refills, tokens spent from the lease since last said
-/// (less those refunded), after how many ms unheard a lease is forgotten,
+/// (less those refunded), after how many ms unheard this worker's lease is
+/// forgotten,
 /// the worker's token. Returns `[tokens the bucket and the leases out hold
 /// together (never above the capacity), tokens in the bucket]`.
 pub static BUDGET_PUT: LazyLock<Script> =
@@ -59,7 +62,8 @@ pub static BUDGET_PUT: LazyLock<Script> =
 /// from). `ARGV`: requests since the last sync, retries since (less
 /// refunds; may be negative), ratio, floor (retries per window), window in
 /// ms, the worker's requests in its own window, ttl in ms, after how many ms
-/// unheard a grant is forgotten, the worker's token, 1 if it is leaving.
+/// unheard this worker's grant is forgotten, the worker's token, 1 if it is
+/// leaving.
 /// Returns `[retries granted (a string), the fleet's requests in the
 /// window, its retries in the window, workers heard from]`.
 pub static RATIO_SYNC: LazyLock<Script> =
@@ -74,7 +78,7 @@ pub static RATIO_SYNC: LazyLock<Script> =
 /// places, demand, when last heard from). `ARGV`: places wanted, demand
 /// (running and waiting), places in use, the fleet's places, 1 to keep one
 /// place while idle (only while half the places stay free), ttl in ms,
-/// after how many ms unheard a lease is forgotten, the worker's token, 1 if
+/// after how many ms unheard this worker's lease is forgotten, the worker's token, 1 if
 /// it is leaving. Returns `[places granted, places free after, workers
 /// heard from, 1 if another worker wants more than it holds]`.
 pub static LIMIT_SYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("limit_sync.lua")));

@@ -17,7 +17,8 @@
 -- ARGV[5]  the window, ms
 -- ARGV[6]  the worker's requests in its own window (its weight)
 -- ARGV[7]  the keys' time to live, ms
--- ARGV[8]  after how many ms unheard a worker's grant is forgotten (it died)
+-- ARGV[8]  after how many ms unheard this worker's grant is to be forgotten
+--          (it died); each worker says its own
 -- ARGV[9]  the worker's token
 -- ARGV[10] 1: the worker is leaving (it reports, is granted nothing and
 --          its grant is forgotten)
@@ -94,7 +95,8 @@ else
   local mine = num(ARGV[6], 0, 1e15, 0)
   local share = math.min(1, (mine + 1) / (requests + workers + 1))
   grant = math.floor(math.max(0, math.min(room - others, room * share)) * 1000) / 1000
-  redis.call('HSET', KEYS[2], ARGV[9], string.format('%.3f', grant) .. ':' .. now)
+  local forget = math.floor(num(ARGV[8], 0, 1e15, 60000))
+  redis.call('HSET', KEYS[2], ARGV[9], string.format('%.3f', grant) .. ':' .. now .. ':' .. forget)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 redis.call('PEXPIRE', KEYS[2], ARGV[7])

@@ -10,7 +10,9 @@
 //! a retry is allowed while the retries since the grant stay within the
 //! allowance plus `ratio` of the requests since. Allowances not yet spent
 //! are counted out of the room the others are granted, so the fleet's
-//! retries never exceed its room, whatever the timing.
+//! retries never exceed its room, in whatever order the processes sync.
+//! (Requests count from when they are reported, a sync late at most, so
+//! room may outlast the requests it came from by that much.)
 //!
 //! Without a connection the store turns the budget
 //! [`local`](SharedRatio::go_local): the local rule on this process's own

@@ -8,20 +8,23 @@
 //! using a guard its `Keyed` dropped, and a key its thread asks for only
 //! through this entry still has its stamp renewed (its shard's stamps only
 //! go stale at a sweep, which moves the epoch, which sends the next call
-//! through its shard). One entry a thread, for every `Keyed`: a thread that
-//! alternates between keys or between `Keyed`s just goes through the
-//! shards, and holds at most one dropped guard alive until its next call.
+//! through its shard). A key is remembered only when its shard held it
+//! (a key just made is not: its stamp says "made, never asked again" until
+//! it is asked again through the shard). The entry holds its guard weakly:
+//! it keeps nothing alive. One entry a thread, for every `Keyed`: a thread
+//! that alternates between keys or between `Keyed`s just goes through the
+//! shards.
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 struct Last {
     /// The `Keyed`'s id (unique in the process, never reused).
     keyed: u64,
     epoch: u64,
     key: String,
-    guard: Arc<dyn Any + Send + Sync>,
+    guard: Weak<dyn Any + Send + Sync>,
 }
 
 thread_local! {
@@ -35,7 +38,7 @@ pub(super) fn get<T: Send + Sync + 'static>(keyed: u64, epoch: u64, key: &str) -
     LAST.try_with(|last| {
         let last = last.try_borrow().ok()?;
         let last = last.as_ref().filter(|l| l.keyed == keyed && l.epoch == epoch && l.key == key)?;
-        Arc::clone(&last.guard).downcast::<T>().ok()
+        last.guard.upgrade()?.downcast::<T>().ok()
     })
     .ok()
     .flatten()
@@ -45,7 +48,8 @@ pub(super) fn get<T: Send + Sync + 'static>(keyed: u64, epoch: u64, key: &str) -
 pub(super) fn set<T: Send + Sync + 'static>(keyed: u64, epoch: u64, key: &str, guard: &Arc<T>) {
     let _ = LAST.try_with(|last| {
         let Ok(mut last) = last.try_borrow_mut() else { return };
-        let guard = Arc::clone(guard) as Arc<dyn Any + Send + Sync>;
+        let guard: Weak<T> = Arc::downgrade(guard);
+        let guard: Weak<dyn Any + Send + Sync> = guard;
         match &mut *last {
             Some(l) => {
                 (l.keyed, l.epoch, l.guard) = (keyed, epoch, guard);

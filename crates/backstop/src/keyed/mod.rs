@@ -132,16 +132,21 @@ impl<T: Send + Sync + 'static> Keyed<T> {
     }
 
     /// The key's guard from its shard (made if it is not held), made this
-    /// thread's last key.
+    /// thread's last key if the shard held it.
     #[inline(never)]
     fn get_from_shard(&self, epoch: u64, key: &str) -> Arc<T> {
         let inner = &*self.inner;
         let hash = inner.hasher.hash_one(key);
         let shard = &inner.shards[(hash as usize) & (inner.shards.len() - 1)];
         let held = shard.read().unwrap_or_else(PoisonError::into_inner).get(hash, key);
-        let held = held.unwrap_or_else(|| self.make(shard, hash, key));
-        last::set(inner.id, epoch, key, &held);
-        held
+        match held {
+            Some(held) => {
+                last::set(inner.id, epoch, key, &held);
+                held
+            }
+            // Not remembered yet: its next call renews its stamp in the shard.
+            None => self.make(shard, hash, key),
+        }
     }
 
     #[cold]

@@ -29,13 +29,14 @@ pub(crate) async fn inject(chaos: Option<Chaos>, attempt_timeout: Option<Duratio
     Some(fault)
 }
 
-/// The middleware's answer to an injected fault: the response a server
-/// would give (503; 429; 429 with `Retry-After`; 400, returned as it is),
-/// or a timeout.
+/// The middleware's answer to an injected fault for a request to `url`:
+/// the response a server would give (503; 429; 429 with `Retry-After`; 400,
+/// returned as it is), from `url`, or a timeout.
 #[allow(clippy::result_large_err)] // the type a real attempt returns
-pub(crate) fn response(fault: Fault) -> Result<reqwest::Response, HttpError> {
+pub(crate) fn response(fault: Fault, url: &reqwest::Url) -> Result<reqwest::Response, HttpError> {
+    use reqwest::ResponseBuilderExt;
     let status = |code: u16, retry_after: Option<Duration>| {
-        let mut b = http::Response::builder().status(code);
+        let mut b = http::Response::builder().status(code).url(url.clone());
         if let Some(d) = retry_after {
             b = b.header(http::header::RETRY_AFTER, d.as_secs_f64().ceil().to_string());
         }

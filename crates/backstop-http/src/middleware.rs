@@ -108,7 +108,7 @@ impl Middleware for RetryMiddleware {
                 };
                 #[cfg(feature = "chaos")]
                 if let Some(fault) = crate::chaos::inject(chaos, timeout).await {
-                    return crate::chaos::response(fault);
+                    return crate::chaos::response(fault, req.url());
                 }
                 let sent = next.run(req, &mut ext).await;
                 if let Ok(resp) = &sent {

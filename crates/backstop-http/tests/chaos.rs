@@ -54,8 +54,9 @@ async fn a_permanent_fault_comes_back_as_a_400_and_switched_off_nothing_is_injec
     let server = FaultServer::start();
     let chaos = Chaos::builder("api").fault(1.0, Fault::Permanent).build().unwrap();
     let client = ClientBuilder::new(reqwest::Client::new()).with(RetryMiddleware::new(policy(3)).chaos(&chaos)).build();
-    let resp = client.get(server.url("/")).send().await.unwrap();
+    let resp = client.get(server.url("/reports?day=7")).send().await.unwrap();
     assert_eq!(resp.status(), 400);
+    assert_eq!(resp.url().as_str(), server.url("/reports?day=7"), "the injected answer is the request's URL's");
     assert_eq!(server.hits(), 0);
     chaos.set_enabled(false);
     assert_eq!(client.get(server.url("/")).send().await.unwrap().status(), 200);

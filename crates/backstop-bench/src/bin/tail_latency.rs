@@ -12,7 +12,8 @@
 //! through reqwest, for each client:
 //!
 //! - no hedging;
-//! - backstop, a fixed 10 ms delay; backstop, the adaptive delay (p95);
+//! - backstop, a fixed 10 ms delay; backstop, the adaptive delay (p95, the
+//!   default, and p98);
 //! - tower 0.5's `hedge` (p95 over a rotating 1 s histogram, 20 samples);
 //! - tower-resilience-hedge 0.9, a fixed 10 ms delay.
 //!
@@ -87,12 +88,19 @@ enum Client {
     Plain,
     BackstopFixed,
     BackstopAdaptive,
+    BackstopAdaptiveP98,
     Tower,
     TowerResilience,
 }
 
-const CLIENTS: [Client; 5] =
-    [Client::Plain, Client::BackstopFixed, Client::BackstopAdaptive, Client::Tower, Client::TowerResilience];
+const CLIENTS: [Client; 6] = [
+    Client::Plain,
+    Client::BackstopFixed,
+    Client::BackstopAdaptive,
+    Client::BackstopAdaptiveP98,
+    Client::Tower,
+    Client::TowerResilience,
+];
 
 impl Client {
     fn label(self) -> &'static str {
@@ -100,6 +108,7 @@ impl Client {
             Client::Plain => "no hedging",
             Client::BackstopFixed => "backstop, fixed 10 ms",
             Client::BackstopAdaptive => "backstop, adaptive (p95)",
+            Client::BackstopAdaptiveP98 => "backstop, adaptive (p98)",
             Client::Tower => "tower 0.5 hedge (p95)",
             Client::TowerResilience => "tower-resilience 0.9, fixed 10 ms",
         }
@@ -182,11 +191,11 @@ fn getter(kind: Client) -> Getter {
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("a reqwest client");
     match kind {
         Client::Plain => Arc::new(move |url| get(&http, &url)),
-        Client::BackstopFixed | Client::BackstopAdaptive => {
-            let delay = if kind == Client::BackstopFixed {
-                HedgeDelay::fixed(Duration::from_millis(10))
-            } else {
-                HedgeDelay::percentile(0.95)
+        Client::BackstopFixed | Client::BackstopAdaptive | Client::BackstopAdaptiveP98 => {
+            let delay = match kind {
+                Client::BackstopFixed => HedgeDelay::fixed(Duration::from_millis(10)),
+                Client::BackstopAdaptive => HedgeDelay::percentile(0.95),
+                _ => HedgeDelay::percentile(0.98),
             };
             let hedge = Hedge::builder("tail").delay(delay).build().expect("a valid hedge");
             Arc::new(move |url: String| {

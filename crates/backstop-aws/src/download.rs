@@ -28,9 +28,11 @@ const LARGEST_OBJECT: u64 = 5 << 40;
 /// Downloads `bucket/key` into memory, retrying under the
 /// [`S3_DOWNLOAD`](presets::S3_DOWNLOAD) preset unless
 /// [`policy`](Transfer::policy) says otherwise. An object larger than
-/// [`part_size`](Transfer::part_size) comes in ranged parts,
-/// [`concurrency`](Transfer::concurrency) at a time, each retried (and
-/// [hedged](Transfer::hedge)) on its own.
+/// [`multipart_threshold`](Transfer::multipart_threshold) (16 MiB) comes in
+/// ranged parts of [`part_size`](Transfer::part_size) (8 MiB),
+/// [`concurrency`](Transfer::concurrency) (4) at a time, each retried (and
+/// [hedged](Transfer::hedge)) on its own; a smaller one in one GET, whose
+/// checksum the SDK checks (S3 sends none with a ranged answer).
 ///
 /// ```no_run
 /// # async fn demo(client: aws_sdk_s3::Client) -> Result<(), Box<dyn std::error::Error>> {
@@ -43,7 +45,8 @@ pub fn download(client: &Client, bucket: &str, key: &str) -> Transfer<'static, D
 
 /// Downloads `bucket/key` to the file at `path`, replacing it only when the
 /// download is complete. Gives back the number of bytes written. A large
-/// object comes in ranged parts, as with [`download`].
+/// object comes in ranged parts, as with [`download`], each held in memory
+/// until written (at most `part_size × concurrency` bytes, and a hedge's).
 ///
 /// The bytes go to a temporary file beside `path`
 /// (`.<name>.backstop-<random>.part`), renamed into place at the end. A
@@ -77,7 +80,9 @@ pub struct DownloadToFile {
 /// The first part of the object (all of it, if it is small), retried and
 /// hedged; its size checked against S3's largest.
 async fn first_part(client: &Client, s: &Settings<'_>, target: Target<'_>) -> Result<Piece, RetryError<S3Error>> {
-    let first = s.run("GetObject", target, || hedged(s, || ranged::first(client, target, s.part_size))).await?;
+    let (part_size, threshold) = (s.part_size, s.multipart_threshold);
+    let first =
+        s.run("GetObject", target, || hedged(s, || ranged::first(client, target, part_size, threshold))).await?;
     if first.total > LARGEST_OBJECT || (first.body.len() as u64) > first.total {
         let what = format!("an answer of {} bytes of an object of {}", first.body.len(), first.total);
         let last = S3Error::unusable("GetObject", target, &what);
@@ -97,26 +102,25 @@ impl Kind for Download {
             if first.body.len() as u64 == first.total {
                 return Ok(first.body);
             }
-            // The other parts, each kept where it goes, joined at the end.
-            let parts = first.total.div_ceil(settings.part_size) as usize;
-            let slots: Mutex<Vec<Bytes>> = Mutex::new(vec![Bytes::new(); parts]);
-            let part_size = settings.part_size;
-            ranged::rest(&client, &settings, target, &first, |offset, bytes| {
-                slots.lock().unwrap_or_else(PoisonError::into_inner)[(offset / part_size) as usize] = bytes;
-                async { Ok(()) }
-            })
-            .await?;
+            // Room for the whole object before asking for the rest; each
+            // part is copied to its place as it comes.
             let mut whole = Vec::new();
-            if whole.try_reserve_exact(first.total as usize).is_err() {
+            let total = usize::try_from(first.total).ok().filter(|&n| whole.try_reserve_exact(n).is_ok());
+            let Some(total) = total else {
                 let what = format!("an object of {} bytes does not fit in memory", first.total);
                 let last = S3Error::unusable("GetObject", target, &what);
                 return Err(RetryError::Rejected { name: target.run_name("GetObject"), attempts: 1, last });
-            }
+            };
             whole.extend_from_slice(&first.body);
-            for part in slots.into_inner().unwrap_or_else(PoisonError::into_inner).iter().skip(1) {
-                whole.extend_from_slice(part);
-            }
-            Ok(Bytes::from(whole))
+            whole.resize(total, 0);
+            let whole = Mutex::new(whole);
+            ranged::rest(&client, &settings, target, &first, |offset, bytes| {
+                let at = offset as usize; // within `total`, a usize
+                whole.lock().unwrap_or_else(PoisonError::into_inner)[at..at + bytes.len()].copy_from_slice(&bytes);
+                async { Ok(()) }
+            })
+            .await?;
+            Ok(Bytes::from(whole.into_inner().unwrap_or_else(PoisonError::into_inner)))
         })
     }
 
@@ -149,6 +153,9 @@ impl Kind for DownloadToFile {
             };
             let mut created = temp.create().await.map_err(|e| io("creating", e))?;
             created.file.write_all(&first.body).await.map_err(|e| io("writing", e))?;
+            // tokio's file finishes its last write in the background: its
+            // error comes from `flush`, not from `sync_all`.
+            created.file.flush().await.map_err(|e| io("writing", e))?;
             if (first.body.len() as u64) < first.total {
                 // The other parts, each written at its place as it comes.
                 let file = created.file.try_clone().await.map_err(|e| io("opening", e))?.into_std().await;

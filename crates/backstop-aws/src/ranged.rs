@@ -1,11 +1,16 @@
-//! Downloads in ranged parts: the first `GetObject` asks for the first
-//! `part_size` bytes, and its answer (`Content-Range`) tells the object's
-//! size and its ETag. An object no larger than that is done; a larger one's
-//! other parts come in ranged GETs of `part_size` bytes, `concurrency` at a
-//! time, each its own request with its own retries and hedge, and each
-//! asking for the version the first part came from (`If-Match` its ETag: an
-//! object replaced meanwhile fails the download with `PreconditionFailed`
-//! rather than mixing two versions).
+//! Large downloads in ranged parts. The first `GetObject` asks for the
+//! whole object: one no larger than the transfer's `multipart_threshold`
+//! (or without an ETag) is read whole from it, and the SDK checks its
+//! checksum. A larger one gives its first `part_size` bytes from that answer
+//! (the rest of its body is dropped), and its other parts come in ranged
+//! GETs of `part_size` bytes, `concurrency` at a time, each its own request
+//! with its own retries and hedge, and each asking for the version the
+//! first answer came from (`If-Match` its ETag: an object replaced meanwhile
+//! fails the download with `PreconditionFailed` rather than mixing two
+//! versions). Every answer is checked against what was asked (its range,
+//! the object's size, its length). S3 sends no checksum with a ranged
+//! answer, so a ranged download's bytes are checked only by TLS and TCP
+//! (as with boto3's and the AWS CLI's ranged downloads).
 
 use std::future::{Future, poll_fn};
 use std::pin::pin;
@@ -14,12 +19,12 @@ use std::task::Poll;
 
 use aws_sdk_s3::Client;
 use backstop::RetryError;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::error::{S3Error, Target, verdict_of};
 use crate::transfer::{Attempt, Settings, hedged};
 
-/// One ranged GET's answer, its body read.
+/// An answer's bytes, with the object's size and ETag.
 pub(crate) struct Piece {
     pub(crate) body: Bytes,
     /// The object's size, in bytes.
@@ -27,48 +32,81 @@ pub(crate) struct Piece {
     pub(crate) etag: Option<String>,
 }
 
-/// One GET of `[start, end)` of the object (the whole object when `range`
-/// is `None`), asking for version `etag` when given; the body read in the
-/// attempt, so a connection dropped mid-body is retried.
-pub(crate) async fn get(
+/// An answer that is not what was asked for.
+fn unexpected(target: Target<'_>, what: String) -> S3Error {
+    S3Error::unusable("GetObject", target, &what)
+}
+
+/// The first GET of the object: all of it when it is no larger than
+/// `threshold` (or `part_size`) bytes or has no ETag, else its first
+/// `part_size` bytes.
+pub(crate) async fn first(
     client: &Client,
     target: Target<'_>,
-    range: Option<(u64, u64)>,
-    etag: Option<&str>,
+    part_size: u64,
+    threshold: u64,
 ) -> Result<Piece, S3Error> {
-    let mut request = client.get_object().bucket(target.bucket).key(target.key);
-    if let Some((start, end)) = range {
-        request = request.range(format!("bytes={start}-{}", end - 1));
-    }
-    if let Some(etag) = etag {
-        request = request.if_match(etag);
-    }
+    let request = client.get_object().bucket(target.bucket).key(target.key);
     let out = send_once!(request, "GetObject", target)?;
     let etag = out.e_tag().map(str::to_owned);
-    let total = out.content_range().and_then(total_of);
-    let body = out.body.collect().await.map_err(|e| S3Error::body("GetObject", target, e))?.into_bytes();
-    // No `Content-Range`: the answer is the whole object.
-    let total = total.unwrap_or(body.len() as u64);
-    Ok(Piece { body, total, etag })
-}
-
-/// The first part: the first `part_size` bytes, or the whole object when it
-/// is empty (a range of an empty object is not satisfiable).
-pub(crate) async fn first(client: &Client, target: Target<'_>, part_size: u64) -> Result<Piece, S3Error> {
-    match get(client, target, Some((0, part_size)), None).await {
-        Err(e) if e.code() == Some("InvalidRange") => get(client, target, None, None).await,
-        answer => answer,
+    let length = out.content_length().and_then(|n| u64::try_from(n).ok());
+    let Some(total) = length.filter(|&total| total > threshold.max(part_size) && etag.is_some()) else {
+        let body = out.body.collect().await.map_err(|e| S3Error::body("GetObject", target, e))?.into_bytes();
+        if let Some(length) = length.filter(|&n| n != body.len() as u64) {
+            return Err(unexpected(target, format!("{} bytes in an answer of {length}", body.len())));
+        }
+        return Ok(Piece { total: body.len() as u64, body, etag });
+    };
+    // Only the first part is read; dropping the body ends the answer.
+    let mut body = out.body;
+    let mut read = BytesMut::new();
+    while (read.len() as u64) < part_size {
+        match body.try_next().await.map_err(|e| S3Error::body("GetObject", target, e))? {
+            Some(chunk) => read.extend_from_slice(&chunk),
+            None => return Err(unexpected(target, format!("{} bytes in an answer of {total}", read.len()))),
+        }
     }
+    read.truncate(usize::try_from(part_size).unwrap_or(usize::MAX));
+    Ok(Piece { body: read.freeze(), total, etag })
 }
 
-/// The size in a `Content-Range` (`bytes 0-99/1234`), if it is given.
-fn total_of(content_range: &str) -> Option<u64> {
-    content_range.rsplit_once('/')?.1.trim().parse().ok()
+/// One ranged GET of `[start, end)` of an object of `total` bytes, version
+/// `etag`, its body read in the attempt (a connection dropped mid-body is
+/// retried) and checked against what was asked.
+async fn part(
+    client: &Client,
+    target: Target<'_>,
+    (start, end): (u64, u64),
+    total: u64,
+    etag: &str,
+) -> Result<Bytes, S3Error> {
+    let request = client.get_object().bucket(target.bucket).key(target.key);
+    let request = request.range(format!("bytes={start}-{}", end - 1)).if_match(etag);
+    let out = send_once!(request, "GetObject", target)?;
+    let range = out.content_range().map(str::to_owned);
+    let body = out.body.collect().await.map_err(|e| S3Error::body("GetObject", target, e))?.into_bytes();
+    let asked = format!("bytes {start}-{}/{total}", end - 1);
+    if range.as_deref().and_then(content_range) != Some((start, end - 1, total)) {
+        let got = range.unwrap_or_else(|| "no Content-Range".to_owned());
+        return Err(unexpected(target, format!("an answer with {got} where {asked} was asked for")));
+    }
+    if body.len() as u64 != end - start {
+        return Err(unexpected(target, format!("{} bytes where {asked} was asked for", body.len())));
+    }
+    Ok(body)
+}
+
+/// The first byte, last byte and size in a `Content-Range`
+/// (`bytes 0-99/1234`), if it gives all three.
+fn content_range(value: &str) -> Option<(u64, u64, u64)> {
+    let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    Some((first.trim().parse().ok()?, last.trim().parse().ok()?, total.trim().parse().ok()?))
 }
 
 /// The parts after `first`, `[part_size, total)` in ranges of `part_size`,
 /// each handed to `put(offset, bytes)` as it arrives (in any order), in the
-/// attempt that fetched it.
+/// attempt that fetched it. `first` has an ETag (see [`first`]).
 pub(crate) async fn rest<P, Fut>(
     client: &Client,
     s: &Settings<'_>,
@@ -81,7 +119,7 @@ where
     Fut: Future<Output = Result<(), S3Error>> + Send,
 {
     let (total, size) = (first.total, s.part_size);
-    let etag = first.etag.as_deref();
+    let etag = first.etag.as_deref().unwrap_or_default();
     // Part n (from 2) covers [offset, end).
     let parts: Vec<(i32, u64, u64)> = (1..total.div_ceil(size))
         .map(|i| (i32::try_from(i + 1).unwrap_or(i32::MAX), i * size, total.min((i + 1) * size)))
@@ -93,13 +131,9 @@ where
         .batch(parts, |(number, offset, end)| -> Attempt<'_, ()> {
             let target = target.part(number);
             Box::pin(async move {
-                let request = hedged(s, move || get(client, target, Some((offset, end)), etag));
-                let piece = within_attempt_timeout(s, target, request).await?;
-                if piece.body.len() as u64 != end - offset {
-                    let what = format!("{} bytes where {} were asked for", piece.body.len(), end - offset);
-                    return Err(S3Error::unusable("GetObject", target, &what));
-                }
-                put(offset, piece.body).await
+                let request = hedged(s, move || part(client, target, (offset, end), total, etag));
+                let bytes = within_attempt_timeout(s, target, request).await?;
+                put(offset, bytes).await
             })
         })
         .when(verdict_of)
@@ -135,13 +169,14 @@ async fn within_attempt_timeout<T>(
 
 #[cfg(test)]
 mod tests {
-    use super::total_of;
+    use super::content_range;
 
     #[test]
-    fn the_size_is_read_from_a_content_range() {
-        assert_eq!(total_of("bytes 0-5242879/11534336"), Some(11_534_336));
-        assert_eq!(total_of("bytes */42"), Some(42));
-        assert_eq!(total_of("bytes 0-9/*"), None);
-        assert_eq!(total_of("garbage"), None);
+    fn a_content_range_gives_its_range_and_size_or_nothing() {
+        assert_eq!(content_range("bytes 0-5242879/11534336"), Some((0, 5_242_879, 11_534_336)));
+        assert_eq!(content_range("bytes */42"), None);
+        assert_eq!(content_range("bytes 0-9/*"), None);
+        assert_eq!(content_range("bytes 0-9/99999999999999999999999"), None);
+        assert_eq!(content_range("garbage"), None);
     }
 }

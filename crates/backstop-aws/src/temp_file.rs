@@ -12,12 +12,13 @@
 //!
 //! - `Drop` takes the lock, marks the file dropped and removes it; a create or
 //!   rename that runs afterwards sees the mark and does nothing;
-//! - each attempt's create gets a new generation: a create or rename of an
-//!   attempt that was cut short (by the per-attempt timeout) and runs late
-//!   sees a newer generation and does nothing, so it cannot replace the file
-//!   of the attempt under way, nor rename it half-written into place;
-//! - a create removes the previous attempt's file first and makes a new one,
-//!   so a late write of the old attempt lands in the old, unlinked file;
+//! - each create gets a new generation: a create or rename made for an
+//!   earlier create that runs late sees a newer generation and does nothing,
+//!   so it cannot replace the file in use, nor rename it half-written into
+//!   place (a download creates its file once, after its first answer; the
+//!   generations keep this safe for any caller that creates again);
+//! - a create removes the previous file first and makes a new one, so a late
+//!   write to the old one lands in an unlinked file;
 //! - a rename that succeeded disarms the guard.
 
 use std::io;

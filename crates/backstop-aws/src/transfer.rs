@@ -82,7 +82,7 @@ pub struct Settings<'a> {
     pub(crate) multipart_threshold: u64,
     pub(crate) part_size: u64,
     pub(crate) concurrency: usize,
-    /// Hedges the GETs of an in-memory download.
+    /// Hedges the GETs of downloads and the parts of uploads.
     pub(crate) hedge: Option<Hedge>,
 }
 
@@ -151,7 +151,8 @@ impl<'a> Settings<'a> {
     }
 
     /// The timer of one attempt's timeout, for attempts that are not run by
-    /// [`run`](Self::run) (the parts of a multipart upload, sent by a batch):
+    /// [`run`](Self::run) (the parts of a multipart upload or of a ranged
+    /// download, sent by a batch):
     /// the settings' clock's, `None` without a per-attempt timeout.
     pub(crate) fn attempt_timer(&self) -> Option<(Duration, SleepFuture)> {
         let limit = self.attempt_timeout.filter(|limit| !limit.is_zero())?;
@@ -301,15 +302,15 @@ impl<'a, K: Kind> Transfer<'a, K> {
         self
     }
 
-    /// Uploads larger than this many bytes are multipart (default 16 MiB).
+    /// Uploads larger than this many bytes are multipart, and downloads
+    /// larger than this come in ranged parts (default 16 MiB).
     pub fn multipart_threshold(mut self, bytes: u64) -> Self {
         self.settings.multipart_threshold = bytes;
         self
     }
 
     /// The part size of multipart uploads and of ranged downloads (default
-    /// 8 MiB): a download asks for this many bytes first, and an object
-    /// larger than that comes in ranged GETs of this size. S3 rejects upload
+    /// 8 MiB). S3 rejects upload
     /// parts under 5 MiB (but the last) only when the upload completes, after
     /// every part was sent, so smaller sizes are raised to 5 MiB here.
     pub fn part_size(mut self, bytes: u64) -> Self {

@@ -11,12 +11,11 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use std::sync::atomic::Ordering;
 
 use backstop::RetryError;
 
 use crate::abort_guard::AbortGuard;
-use crate::error::{S3Error, Target, verdict_of};
+use crate::error::{S3Error, Target};
 use crate::in_flight::{InFlight, Sent};
 use crate::source::{Source, Uploaded};
 use crate::transfer::{Attempt, Settings, hedged};
@@ -87,45 +86,31 @@ async fn send_parts(
     let parts: Vec<(i32, u64, u64)> = (0..len.div_ceil(s.part_size))
         .map(|i| (i as i32 + 1, i * s.part_size, s.part_size.min(len - i * s.part_size)))
         .collect();
-    // Each part's first attempt, then one more per retry (see `Settings::report`).
-    s.report.requests.fetch_add(parts.len() as u32, Ordering::Relaxed);
-    s.policy
-        .batch(parts, |(number, offset, size)| -> Attempt<'_, CompletedPart> {
-            // One request for the part, its body read afresh from the source.
-            let send = move || async move {
-                let target = upload.part(number);
-                let timer = s.attempt_timer();
-                let body = source.body("UploadPart", target, offset, size).await?;
-                let request = client
-                    .upload_part()
-                    .bucket(upload.bucket)
-                    .key(upload.key)
-                    .upload_id(upload.upload_id.unwrap_or_default())
-                    .part_number(number)
-                    .content_length(size as i64)
-                    .body(body)
-                    .customize()
-                    .config_override(crate::no_sdk_retries())
-                    .send();
-                let out = sent("UploadPart", target, in_flight.send_timed(request, timer).await)?;
-                Ok(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_owned)).build())
-            };
-            // A part may be sent twice: the same bytes under the same number,
-            // the last write wins, and both answers carry the same ETag.
-            hedged(s, send)
-        })
-        .when(verdict_of)
-        .name(upload.run_name("UploadPart"))
-        .guards(&s.guards)
-        .on_retry(|_, event| {
-            s.report.requests.fetch_add(1, Ordering::Relaxed);
-            s.report.retries.fetch_add(1, Ordering::Relaxed);
-            s.retrying(event);
-        })
-        .concurrency(s.concurrency)
-        .fail_fast()
-        .await
-        .into_result()
+    s.run_parts(upload.run_name("UploadPart"), parts, |(number, offset, size)| -> Attempt<'_, CompletedPart> {
+        // One request for the part, its body read afresh from the source.
+        let send = move || async move {
+            let target = upload.part(number);
+            let timer = s.attempt_timer();
+            let body = source.body("UploadPart", target, offset, size).await?;
+            let request = client
+                .upload_part()
+                .bucket(upload.bucket)
+                .key(upload.key)
+                .upload_id(upload.upload_id.unwrap_or_default())
+                .part_number(number)
+                .content_length(size as i64)
+                .body(body)
+                .customize()
+                .config_override(crate::no_sdk_retries())
+                .send();
+            let out = sent("UploadPart", target, in_flight.send_timed(request, timer).await)?;
+            Ok(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_owned)).build())
+        };
+        // A part may be sent twice: the same bytes under the same number,
+        // the last write wins, and both answers carry the same ETag.
+        hedged(s, send)
+    })
+    .await
 }
 
 /// The outcome of a request sent by [`InFlight::send_timed`], as an attempt's.

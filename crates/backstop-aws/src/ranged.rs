@@ -14,14 +14,13 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::pin;
-use std::sync::atomic::Ordering;
 use std::task::Poll;
 
 use aws_sdk_s3::Client;
 use backstop::RetryError;
 use bytes::{Bytes, BytesMut};
 
-use crate::error::{S3Error, Target, verdict_of};
+use crate::error::{S3Error, Target};
 use crate::transfer::{Attempt, Settings, hedged};
 
 /// An answer's bytes, with the object's size and ETag.
@@ -124,31 +123,16 @@ where
     let parts: Vec<(i32, u64, u64)> = (1..total.div_ceil(size))
         .map(|i| (i32::try_from(i + 1).unwrap_or(i32::MAX), i * size, total.min((i + 1) * size)))
         .collect();
-    // Each part's first attempt, then one more per retry (see `Settings::report`).
-    s.report.requests.fetch_add(u32::try_from(parts.len()).unwrap_or(u32::MAX), Ordering::Relaxed);
     let put = &put;
-    s.policy
-        .batch(parts, |(number, offset, end)| -> Attempt<'_, ()> {
-            let target = target.part(number);
-            Box::pin(async move {
-                let request = hedged(s, move || part(client, target, (offset, end), total, etag));
-                let bytes = within_attempt_timeout(s, target, request).await?;
-                put(offset, bytes).await
-            })
+    let parts = s.run_parts(target.run_name("GetObject"), parts, |(number, offset, end)| -> Attempt<'_, ()> {
+        let target = target.part(number);
+        Box::pin(async move {
+            let request = hedged(s, move || part(client, target, (offset, end), total, etag));
+            let bytes = within_attempt_timeout(s, target, request).await?;
+            put(offset, bytes).await
         })
-        .when(verdict_of)
-        .name(target.run_name("GetObject"))
-        .guards(&s.guards)
-        .on_retry(|_, event| {
-            s.report.requests.fetch_add(1, Ordering::Relaxed);
-            s.report.retries.fetch_add(1, Ordering::Relaxed);
-            s.retrying(event);
-        })
-        .concurrency(s.concurrency)
-        .fail_fast()
-        .await
-        .into_result()
-        .map(|_| ())
+    });
+    parts.await.map(|_| ())
 }
 
 /// `attempt`, cut at the transfer's attempt timeout, if it has one (the

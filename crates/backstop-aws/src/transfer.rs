@@ -143,6 +143,40 @@ impl<'a> Settings<'a> {
         Ok(value)
     }
 
+    /// Sends one request per part, `concurrency` at a time, each retried on
+    /// its own under the settings (their guards; each attempt counted in the
+    /// report, each retry told to `on_retry`), stopping at the first part
+    /// that fails for good: the parts of a multipart upload and of a ranged
+    /// download. Gives back the parts' outputs in their order.
+    pub(crate) async fn run_parts<'s, P, T, F>(
+        &'s self,
+        name: backstop::retry::Name,
+        parts: Vec<P>,
+        op: F,
+    ) -> Result<Vec<T>, RetryError<S3Error>>
+    where
+        P: Clone + Send + 's,
+        T: Send + 's,
+        F: FnMut(P) -> Attempt<'s, T> + Send + 's,
+    {
+        // Each part's first attempt, then one more per retry.
+        self.report.requests.fetch_add(u32::try_from(parts.len()).unwrap_or(u32::MAX), Ordering::Relaxed);
+        self.policy
+            .batch(parts, op)
+            .when(verdict_of)
+            .name(name)
+            .guards(&self.guards)
+            .on_retry(|_, event| {
+                self.report.requests.fetch_add(1, Ordering::Relaxed);
+                self.report.retries.fetch_add(1, Ordering::Relaxed);
+                self.retrying(event);
+            })
+            .concurrency(self.concurrency)
+            .fail_fast()
+            .await
+            .into_result()
+    }
+
     /// Tells the transfer's callback, if any, of a retry.
     pub(crate) fn retrying(&self, event: &RetryEvent<'_, S3Error>) {
         if let Some(hook) = &self.on_retry {

@@ -24,6 +24,9 @@ const MAX_EXP: u32 = 36;
 /// Buckets in a half.
 pub(crate) const BUCKETS: usize = LINEAR as usize + ((MAX_EXP - 3) * SUB) as usize;
 
+/// A half's period while one caller clears it for a new one.
+const CLEARING: u64 = u64::MAX - 1;
+
 /// One period's samples.
 struct Half {
     /// The period these counts belong to (`u64::MAX`: none yet).
@@ -44,22 +47,37 @@ impl Half {
     }
 
     /// This half, made to hold `period`: cleared if it held an older one.
+    /// The one caller that moves it marks it [`CLEARING`] first, clears it,
+    /// then sets the period; a caller that finds it clearing waits the few
+    /// hundred nanoseconds that takes (so no count made for the new period is
+    /// wiped: the hedges' share is exact under concurrent calls).
     fn at(&self, period: u64) -> &Self {
-        let held = self.period.load(Ordering::Acquire);
-        if held != period
-            && held.wrapping_add(1) <= period.wrapping_add(1) // older (u64::MAX: never used)
-            && self.period.compare_exchange(held, period, Ordering::AcqRel, Ordering::Acquire).is_ok()
-        {
-            // The one caller that moved it clears it. A sample recorded in
-            // between by a caller that already saw the new period may be
-            // lost: a count or two, once a period.
-            self.calls.store(0, Ordering::Relaxed);
-            self.hedges.store(0, Ordering::Relaxed);
-            for b in &self.buckets {
-                b.store(0, Ordering::Relaxed);
+        let mut spins = 0u32;
+        loop {
+            let held = self.period.load(Ordering::Acquire);
+            if held == CLEARING {
+                spins += 1;
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now(); // the clearing thread was preempted
+                }
+                continue;
+            }
+            let older = held != period && held.wrapping_add(1) <= period.wrapping_add(1); // u64::MAX: never used
+            if !older {
+                return self;
+            }
+            if self.period.compare_exchange(held, CLEARING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                self.calls.store(0, Ordering::Relaxed);
+                self.hedges.store(0, Ordering::Relaxed);
+                for b in &self.buckets {
+                    b.store(0, Ordering::Relaxed);
+                }
+                self.period.store(period, Ordering::Release);
+                return self;
             }
         }
-        self
     }
 
     fn holds(&self, period: u64) -> bool {

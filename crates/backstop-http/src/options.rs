@@ -2,12 +2,9 @@
 
 use std::time::Duration;
 
-use backstop::http::is_idempotent;
+pub use backstop::http::IDEMPOTENCY_KEY;
+use backstop::http::may_send_twice;
 use http::{HeaderMap, Method};
-
-/// The header that makes a non-idempotent request safe to retry, when the
-/// server honours it.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// How the HTTP helpers and middleware treat requests that are not safe to
 /// send twice, and how long one attempt may take.
@@ -52,8 +49,7 @@ impl Options {
     /// Whether a request with this method and these headers may be retried.
     pub fn may_retry(&self, method: &Method, headers: &HeaderMap) -> bool {
         self.retry_non_idempotent
-            || is_idempotent(method)
-            || headers.contains_key(IDEMPOTENCY_KEY)
+            || may_send_twice(method, headers)
             || (self.idempotency_key && (*method == Method::POST || *method == Method::PATCH))
     }
 }

@@ -1,6 +1,7 @@
 //! The core's classifiers, for facts the Python layer reads off an
 //! exception: an AWS error code and status ([`aws_verdict`]), an HTTP status
-//! and its `Retry-After` ([`http_verdict`]), a method ([`is_idempotent`]).
+//! and its `Retry-After` ([`http_verdict`]), a request's method and whether
+//! it carries an `Idempotency-Key` ([`may_send_twice`]).
 //!
 //! A verdict goes to Python as the run takes it back (see
 //! [`crate::run`]): `"retry"`, `"timeout"`, `"throttled"`, `"fail"`, or a
@@ -63,9 +64,15 @@ pub(crate) fn http_verdict(
     to_python(py, backstop::http::classify_status(status, &headers))
 }
 
-/// Whether a request with this method may be sent twice with the effect of
-/// once (GET, HEAD, OPTIONS, TRACE, PUT, DELETE).
+/// Whether a request with this method, carrying an `Idempotency-Key` or
+/// not, may be sent again once it may have reached the server (the core's
+/// rule: an idempotent method, or the key).
 #[pyfunction]
-pub(crate) fn is_idempotent(method: &str) -> bool {
-    Method::from_bytes(method.to_ascii_uppercase().as_bytes()).is_ok_and(|m| backstop::http::is_idempotent(&m))
+pub(crate) fn may_send_twice(method: &str, has_idempotency_key: bool) -> bool {
+    let mut headers = HeaderMap::new();
+    if has_idempotency_key {
+        headers.insert(backstop::http::IDEMPOTENCY_KEY, HeaderValue::from_static("present"));
+    }
+    Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .is_ok_and(|m| backstop::http::may_send_twice(&m, &headers))
 }

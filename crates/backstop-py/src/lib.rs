@@ -35,6 +35,6 @@ fn _backstop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run::run, m)?)?;
     m.add_function(wrap_pyfunction!(classify::aws_verdict, m)?)?;
     m.add_function(wrap_pyfunction!(classify::http_verdict, m)?)?;
-    m.add_function(wrap_pyfunction!(classify::is_idempotent, m)?)?;
+    m.add_function(wrap_pyfunction!(classify::may_send_twice, m)?)?;
     Ok(())
 }

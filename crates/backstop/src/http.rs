@@ -179,6 +179,30 @@ pub fn is_idempotent(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
 }
 
+/// The header that makes a request that is not idempotent safe to send
+/// again, when the server honours it (the IETF draft
+/// `draft-ietf-httpapi-idempotency-key-header`; Stripe's, PayPal's).
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Whether a request may be sent again once it may have reached the server:
+/// its method is idempotent ([`is_idempotent`]), or it carries an
+/// [`IDEMPOTENCY_KEY`]. The rule every retry and hedge of an HTTP request
+/// follows in backstop (the middleware, the layer, the Python package).
+///
+/// ```
+/// use backstop::http::{may_send_twice, IDEMPOTENCY_KEY};
+/// use http::{HeaderMap, Method};
+///
+/// let mut headers = HeaderMap::new();
+/// assert!(!may_send_twice(&Method::POST, &headers));
+/// headers.insert(IDEMPOTENCY_KEY, "order-42".parse().unwrap());
+/// assert!(may_send_twice(&Method::POST, &headers));
+/// assert!(may_send_twice(&Method::GET, &HeaderMap::new()));
+/// ```
+pub fn may_send_twice(method: &Method, headers: &HeaderMap) -> bool {
+    is_idempotent(method) || headers.contains_key(IDEMPOTENCY_KEY)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

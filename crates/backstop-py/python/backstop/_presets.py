@@ -6,7 +6,7 @@ The presets' numbers are the core's presets; the verdict for an exception is
 the core's rule, asked with the facts read off it: a botocore ``ClientError``'s
 error code, status and hint headers (``backstop._backstop.aws_verdict``), a
 requests or httpx error's status, ``Retry-After`` and request method
-(``http_verdict``, ``is_idempotent``). The classes are matched by name, so
+(``http_verdict``, ``may_send_twice``). The classes are matched by name, so
 neither botocore nor requests nor httpx is imported here.
 """
 
@@ -173,7 +173,7 @@ def api_verdict(
         request = getattr(exc, "request", None) or getattr(response, "request", None)
         method = getattr(request, "method", None)
         headers = getattr(request, "headers", None) or {}
-        if method and not _backstop.is_idempotent(str(method)) and "Idempotency-Key" not in headers:
+        if method and not _backstop.may_send_twice(str(method), "Idempotency-Key" in headers):
             return "fail"
     return verdict
 

@@ -146,3 +146,29 @@ def test_each_state_change_is_one_warning(caplog):
 def test_bad_configuration_names_the_parameter(params, error, text):
     with pytest.raises(error, match=text):
         CircuitBreaker("x", CircuitBreakerConfiguration(**params))
+
+
+def test_half_open_probes_one_at_a_time_across_16_threads_until_success_threshold():
+    with virtual_time() as clock:
+        config = CircuitBreakerConfiguration(failure_threshold=1, recovery_timeout_seconds=5, success_threshold=3)
+        breaker = CircuitBreaker("db", config)
+        assert breaker.allow_request()
+        breaker.record_failure()
+        clock.advance(5.1)
+        for round in range(3):
+            assert breaker.state == CircuitState.HALF_OPEN, round
+            barrier = threading.Barrier(16)
+            allowed = []
+
+            def ask():
+                barrier.wait()
+                allowed.append(breaker.allow_request())
+
+            threads = [threading.Thread(target=ask) for _ in range(16)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert allowed.count(True) == 1, (round, allowed)
+            breaker.record_success()
+        assert breaker.state == CircuitState.CLOSED

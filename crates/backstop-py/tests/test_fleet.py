@@ -228,6 +228,38 @@ def test_without_redis_the_guards_work_alone():
     assert breaker.state == CircuitState.OPEN and pacer.rate is None
 
 
+def test_a_stalled_redis_never_holds_up_a_decorated_call():
+    # A "Redis" that accepts connections and never answers.
+    import socket as sockets
+    import time
+
+    stalled = sockets.socket()
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(16)
+    try:
+        fleet = Fleet(f"redis://127.0.0.1:{stalled.getsockname()[1]}/", timeout=0.05, refresh=REFRESH)
+        breaker = CircuitBreaker("stalled", fleet=fleet)
+        budget = RetryBudget.token_bucket("stalled", fleet=fleet)
+        calls = []
+
+        @with_retry(max_retries=2, initial_delay=0.0, breaker=breaker, budget=budget)
+        def flaky():
+            calls.append(1)
+            if len(calls) < 3:
+                raise ConnectionError("reset")
+            return "ok"
+
+        started = time.monotonic()
+        for _ in range(20):
+            calls.clear()
+            assert flaky() == "ok"
+        # Generous: a call that waited on Redis would wait its 50 ms step
+        # limit each time, a second in all.
+        assert time.monotonic() - started < 0.5, "calls waited on the stalled Redis"
+    finally:
+        stalled.close()
+
+
 def test_bad_fleet_settings_name_the_setting_and_never_print_the_url():
     with pytest.raises(ValueError, match="refresh") as bad:
         Fleet("redis://:secret@127.0.0.1:6379/", refresh=0.001)

@@ -327,3 +327,54 @@ def test_execute_keeps_order_raises_the_first_failure_and_checks_its_workers():
         execute(fails_on_three, range(6))
     with pytest.raises(ValueError, match="max_workers is 0"):
         execute(str, [1], max_workers=0)
+
+
+def test_a_decorated_method_is_retried_with_its_instance():
+    class Uploader:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        @with_retry(max_retries=3, initial_delay=0.5)
+        def upload(self, key: str) -> str:
+            self.calls += 1
+            if self.calls < 3:
+                raise ConnectionError("reset")
+            return key
+
+    uploader = Uploader()
+    with virtual_time() as clock:
+        assert uploader.upload("day.csv") == "day.csv"
+    assert uploader.calls == 3 and len(clock.sleeps) == 2
+    assert Uploader.upload.__name__ == "upload"
+
+
+def test_other_threads_run_python_while_a_run_sleeps():
+    # The sleep between attempts releases the GIL: a thread counting in
+    # Python gets on with it during a real 50 ms backoff.
+    import threading
+
+    counted, stop = [0], threading.Event()
+
+    def count():
+        while not stop.is_set():
+            counted[0] += 1
+
+    calls = []
+
+    @with_retry(max_retries=1, initial_delay=0.05, jitter=False)
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            before.append(counted[0])
+            raise ConnectionError("reset")
+        return counted[0]
+
+    before: list = []
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        after = flaky()
+    finally:
+        stop.set()
+        counter.join()
+    assert after - before[0] > 1000, (before, after)

@@ -280,3 +280,54 @@ def test_the_logging_block_of_document_002(s3, caplog):
     assert lines[1].startswith(f"Retrying upload_to_s3 in {clock.sleeps[1]:.1f} seconds (attempt 2/5): ClientError:")
     assert lines[2] == "upload_to_s3 succeeded on attempt 3"
     assert [r.levelname for r in caplog.records if r.name == "backstop"] == ["INFO"] * 3
+
+
+def test_408_and_client_timeouts_are_retried_and_a_date_retry_after_is_read_against_date(fault_server):
+    import email.utils
+    import time
+
+    fault_server.fail(1, (408, {}, b"too slow"))
+    with virtual_time() as clock:
+        with_api_retry()(lambda: requests.get(fault_server.url + "/a").raise_for_status())()
+    assert fault_server.hits() == 2 and len(clock.sleeps) == 1
+    # A read timeout on the client's side is a timeout: retried.
+    calls = []
+
+    def timing_out():
+        calls.append(1)
+        if len(calls) == 1:
+            raise requests.ReadTimeout("read timed out")
+        return "ok"
+
+    with virtual_time() as clock:
+        assert with_api_retry()(timing_out)() == "ok"
+    assert len(calls) == 2
+    # Retry-After as an HTTP date, 5 s after the server's own Date header.
+    later = email.utils.formatdate(time.time() + 5, usegmt=True)
+    fault_server.fail(1, (429, {"Retry-After": later}, b"slow down"))
+    with virtual_time() as clock:
+        with_api_retry()(lambda: requests.get(fault_server.url + "/b").raise_for_status())()
+    assert 3.0 <= clock.sleeps[0] <= 12.0, clock.sleeps
+
+
+def test_a_hostile_retry_after_ends_the_run_instead_of_sleeping_a_day(fault_server):
+    fault_server.fail(1, (429, {"Retry-After": "86400"}, b"come back tomorrow"))
+    with virtual_time() as clock, pytest.raises(Exception):
+        with_api_retry()(lambda: requests.get(fault_server.url + "/c").raise_for_status())()
+    assert clock.sleeps == [] and fault_server.hits() == 1
+
+
+def test_aws_throttling_timeouts_and_other_4xx_are_classified_by_the_core():
+    from botocore.exceptions import ReadTimeoutError
+
+    from backstop._presets import s3_verdict
+
+    def client_error(code: str, status: int) -> ClientError:
+        return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+
+    assert s3_verdict(client_error("ThrottlingException", 400)) == "throttled"
+    assert s3_verdict(client_error("SlowDown", 503)) == "throttled"
+    assert s3_verdict(client_error("RequestTimeout", 400)) == "timeout"
+    assert s3_verdict(client_error("InternalError", 500)) == "retry"
+    assert s3_verdict(client_error("InvalidArgument", 400)) == "fail"
+    assert s3_verdict(ReadTimeoutError(endpoint_url="http://s3.local")) == "timeout"

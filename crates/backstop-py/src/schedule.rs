@@ -85,8 +85,7 @@ impl Schedule {
                 u32::MAX
             ))
         })?;
-        let jitter: Jitter =
-            jitter.parse().map_err(|e| PyValueError::new_err(format!("invalid retry policy: jitter: {e}")))?;
+        let jitter: Jitter = jitter.parse().map_err(|e: backstop::ConfigError| PyValueError::new_err(e.to_string()))?;
         let backoff = Backoff::exponential(seconds(&named("backoff.base"), base)?)
             .factor(factor)
             .max_delay(seconds(&named("backoff.max_delay"), max)?);

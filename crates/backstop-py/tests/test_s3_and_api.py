@@ -331,3 +331,12 @@ def test_aws_throttling_timeouts_and_other_4xx_are_classified_by_the_core():
     assert s3_verdict(client_error("InternalError", 500)) == "retry"
     assert s3_verdict(client_error("InvalidArgument", 400)) == "fail"
     assert s3_verdict(ReadTimeoutError(endpoint_url="http://s3.local")) == "timeout"
+
+
+def test_a_bare_retry_configuration_has_the_documents_defaults():
+    config = RetryConfiguration()
+    assert (config.max_attempts, config.base_delay, config.max_delay) == (5, 1.0, 30.0)
+    assert (config.exponential_base, config.jitter) == (2.0, 1.0)
+    assert config.retry_on_exceptions == () and config.ignore_on_exceptions == ()
+    with pytest.raises(ValueError, match="jitter"):
+        RetryConfiguration(jitter=-1.0)

@@ -156,9 +156,10 @@ def api_verdict(
     reached_server = True
     if isinstance(status, int):
         headers = getattr(response, "headers", None) or {}
-        verdict: Verdict = _backstop.http_verdict(status, headers.get("Retry-After"), headers.get("Date"))
-        if not respect_retry_after and isinstance(verdict, float):
-            verdict = "throttled" if status == 429 else "retry"
+        # Not respecting the hint: the core judges the status as if the
+        # server had given none.
+        retry_after = headers.get("Retry-After") if respect_retry_after else None
+        verdict: Verdict = _backstop.http_verdict(status, retry_after, headers.get("Date"))
     elif names & _HTTP_CONNECT:
         verdict, reached_server = "retry", False
     elif names & _HTTP_TIMEOUTS or isinstance(exc, TimeoutError):

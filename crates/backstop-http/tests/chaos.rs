@@ -111,3 +111,34 @@ async fn an_injected_timeout_is_cut_by_the_clients_attempt_timeout() {
     assert!(matches!(last, Some(backstop_http::HttpError::TimedOut(d)) if *d == Duration::from_millis(20)), "{last:?}");
     assert_eq!(server.hits(), 0);
 }
+
+#[tokio::test]
+async fn an_injected_faults_error_never_prints_the_urls_query() {
+    let server = FaultServer::start();
+    let mut errors = 0;
+    for fault in [Fault::Unavailable, Fault::Timeout, Fault::Throttled] {
+        let chaos = Chaos::builder("api").fault(1.0, fault).build().unwrap();
+        let client =
+            ClientBuilder::new(reqwest::Client::new()).with(RetryMiddleware::new(policy(2)).chaos(&chaos)).build();
+        // A response given back is reqwest's own (its Debug shows its URL, as
+        // a real server's does); an error is ours.
+        let shown = match client.get(server.url("/reports?token=hunter2")).send().await {
+            Ok(resp) => {
+                assert!(resp.status().is_server_error() || resp.status() == 429, "{fault:?}");
+                continue;
+            }
+            Err(e) => {
+                errors += 1;
+                let mut shown = format!("{e} | {e:#} | {e:?}");
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    shown.push_str(&format!(" | {s} | {s:?}"));
+                    source = s.source();
+                }
+                shown
+            }
+        };
+        assert!(!shown.contains("hunter2"), "{fault:?}: {shown}");
+    }
+    assert!(errors >= 1, "an injected timeout ends in an error");
+}

@@ -83,18 +83,7 @@ def test_half_open_lets_exactly_one_probe_through_across_16_threads():
         assert breaker.allow_request()
         breaker.record_failure()
         clock.advance(5.1)
-        barrier = threading.Barrier(16)
-        allowed = []
-
-        def ask():
-            barrier.wait()
-            allowed.append(breaker.allow_request())
-
-        threads = [threading.Thread(target=ask) for _ in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        allowed = ask_from_16_threads(breaker)
     assert allowed.count(True) == 1, allowed
 
 
@@ -157,18 +146,24 @@ def test_half_open_probes_one_at_a_time_across_16_threads_until_success_threshol
         clock.advance(5.1)
         for round in range(3):
             assert breaker.state == CircuitState.HALF_OPEN, round
-            barrier = threading.Barrier(16)
-            allowed = []
-
-            def ask():
-                barrier.wait()
-                allowed.append(breaker.allow_request())
-
-            threads = [threading.Thread(target=ask) for _ in range(16)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            allowed = ask_from_16_threads(breaker)
             assert allowed.count(True) == 1, (round, allowed)
             breaker.record_success()
         assert breaker.state == CircuitState.CLOSED
+
+
+def ask_from_16_threads(breaker: CircuitBreaker) -> list:
+    """16 threads ask `breaker` for a request at once; their answers."""
+    barrier = threading.Barrier(16)
+    allowed: list = []
+
+    def ask():
+        barrier.wait()
+        allowed.append(breaker.allow_request())
+
+    threads = [threading.Thread(target=ask) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return allowed
